@@ -1,0 +1,104 @@
+"""Window plumbing shared by conv and pooling: dtype policy, padding, sliding windows, col2im.
+
+Nothing here is a formula of MATH.md by itself; it is the indexing that lets the
+formulas run as whole-array operations instead of per-pixel loops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..errors import ShapeError
+
+
+def as_float(a: np.ndarray) -> np.ndarray:
+    """Return ``a`` as float32 or float64: those two stay, float16 becomes float32,
+    integers and bools become float64 (exact for every uint8 image)."""
+    a = np.asarray(a)
+    if a.dtype == np.float32 or a.dtype == np.float64:
+        return a
+    if a.dtype == np.float16:
+        return a.astype(np.float32)
+    return a.astype(np.float64)
+
+
+def check_nchw(x: np.ndarray, op: str) -> None:
+    """Raise a ShapeError naming the shape unless ``x`` is 4-D (N, C, H, W)."""
+    if x.ndim != 4:
+        raise ShapeError(
+            f"{op} expects input of shape (N, C, H, W) (4 dimensions), got shape "
+            f"{tuple(x.shape)} ({x.ndim} dimensions); add a batch axis with x[None] "
+            f"or a channel axis with x[:, None]"
+        )
+
+
+def pad_nchw(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]],
+             value: float = 0.0) -> np.ndarray:
+    """Pad the H and W axes of ``x`` (N, C, H, W) by ``((top, bottom), (left, right))``.
+
+    Returns ``x`` itself when there is nothing to pad (no copy).
+    """
+    (pt, pb), (pl, pr) = pads
+    if pt == pb == pl == pr == 0:
+        return x
+    n, c, h, w = x.shape
+    out = np.empty((n, c, h + pt + pb, w + pl + pr), dtype=x.dtype)
+    if value == 0.0:
+        # zero only the borders; the interior is overwritten just below
+        out[:, :, :pt] = 0
+        out[:, :, pt + h:] = 0
+        out[:, :, pt:pt + h, :pl] = 0
+        out[:, :, pt:pt + h, pl + w:] = 0
+    else:
+        out.fill(value)
+    out[:, :, pt:pt + h, pl:pl + w] = x
+    return out
+
+
+def sliding_windows(xp: np.ndarray, kernel: tuple[int, int], out_hw: tuple[int, int],
+                    stride: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> np.ndarray:
+    """A read-only view of shape (N, C, H_out, W_out, kh, kw) on padded input ``xp``.
+
+    ``view[n, c, m, k, i, j] = xp[n, c, m*s_h + i*d_h, k*s_w + j*d_w]``: the window
+    (MATH.md §3's slice) that output position (m, k) multiplies with the kernel.
+    No data is copied.
+    """
+    sn, sc, sh, sw = xp.strides
+    n, c = xp.shape[:2]
+    return as_strided(
+        xp,
+        shape=(n, c, out_hw[0], out_hw[1], kernel[0], kernel[1]),
+        strides=(sn, sc, sh * stride[0], sw * stride[1], sh * dilation[0], sw * dilation[1]),
+        writeable=False,
+    )
+
+
+def col2im_add(dxp: np.ndarray, dcols: np.ndarray, stride: tuple[int, int],
+               dilation: tuple[int, int] = (1, 1)) -> np.ndarray:
+    """Scatter-add window gradients back onto the padded input, in place.
+
+    ``dcols`` has shape (N, C, kh, kw, H_out, W_out) (any strides): ``dcols[:, :, i, j]``
+    is the gradient reaching input pixel ``(m*s_h + i*d_h, k*s_w + j*d_w)`` from output
+    position (m, k). One strided slice-add per kernel offset (kh*kw of them), so
+    overlapping windows accumulate (MATH.md §9, §11) without ``np.add.at``.
+    """
+    kh, kw, ho, wo = dcols.shape[2:]
+    sh, sw = stride
+    dh, dw = dilation
+    for i in range(kh):
+        r0 = i * dh
+        rows = slice(r0, r0 + sh * (ho - 1) + 1, sh)
+        for j in range(kw):
+            c0 = j * dw
+            dxp[:, :, rows, c0:c0 + sw * (wo - 1) + 1:sw] += dcols[:, :, i, j]
+    return dxp
+
+
+def crop_nchw(xp: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
+    """Undo :func:`pad_nchw`: drop the padded border of ``xp``."""
+    (pt, pb), (pl, pr) = pads
+    if pt == pb == pl == pr == 0:
+        return xp
+    h, w = xp.shape[2] - pt - pb, xp.shape[3] - pl - pr
+    return xp[:, :, pt:pt + h, pl:pl + w]

@@ -1,0 +1,63 @@
+"""Dense (fully connected) layer: ``y = x W^T + b`` with PyTorch's weight layout."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..errors import ShapeError
+from ._windows import as_float
+
+
+class LinearCache(NamedTuple):
+    x: np.ndarray
+    weight: np.ndarray
+    has_bias: bool
+
+
+def linear_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, LinearCache]:
+    """Forward of a dense layer, ``y[n, o] = sum_i x[n, i] W[o, i] + b[o]``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, in_features)
+    weight : ndarray of shape (out_features, in_features)
+    bias : ndarray of shape (out_features,) or None
+
+    Returns
+    -------
+    y : ndarray of shape (N, out_features)
+    cache : LinearCache
+    """
+    x = np.asarray(x)
+    weight = np.asarray(weight)
+    if x.ndim != 2 or weight.ndim != 2:
+        raise ShapeError(f"linear expects x (N, in) and weight (out, in), got x {x.shape} "
+                         f"and weight {weight.shape}")
+    if x.shape[1] != weight.shape[1]:
+        raise ShapeError(f"linear: input has {x.shape[1]} features but the weight expects "
+                         f"{weight.shape[1]} (x {x.shape}, weight {weight.shape})")
+    dtype = np.result_type(as_float(x[:0]).dtype, as_float(weight[:0]).dtype)
+    x = x.astype(dtype, copy=False)
+    weight = weight.astype(dtype, copy=False)
+    y = x @ weight.T
+    if bias is not None:
+        bias = np.asarray(bias, dtype=dtype)
+        if bias.shape != (weight.shape[0],):
+            raise ShapeError(f"linear bias must have shape ({weight.shape[0]},), "
+                             f"got {bias.shape}")
+        y += bias
+    return y, LinearCache(x, weight, bias is not None)
+
+
+def linear_backward(dy: np.ndarray, cache: LinearCache
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Backward of :func:`linear_forward`.
+
+    ``dx = dy W`` (N, in), ``dW = dy^T x`` (out, in), ``db = sum_n dy`` (out,) or None.
+    """
+    x, weight, has_bias = cache
+    dy = np.asarray(dy, dtype=weight.dtype)
+    return dy @ weight, dy.T @ x, (dy.sum(axis=0) if has_bias else None)
