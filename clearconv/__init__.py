@@ -1,0 +1,39 @@
+"""clearconv: a NumPy-only convolutional neural network library, built from the math up.
+
+Exact (every fast op has a loop-by-loop reference twin and a gradient check), fast
+(sliding windows and matrix products), explained (MATH.md notation throughout).
+
+>>> import clearconv as cc
+>>> from clearconv.layers import Conv2D, ReLU, MaxPool2D, Flatten, Dense
+>>> model = cc.Sequential(Conv2D(1, 8, 3, padding="same"), ReLU(), MaxPool2D(2),
+...                       Flatten(), Dense(8 * 4 * 4, 10), input_shape=(1, 8, 8))
+"""
+
+from . import functional, layers, optim, shapes
+from .callbacks import Callback, EarlyStopping, ModelCheckpoint, TerminateOnNaN
+from .errors import ClearConvError, ModelFileError, NumericalError, ShapeError
+from .gradcheck import gradcheck
+from .layers import manual_seed
+from .model import History, Sequential, load
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Callback",
+    "ClearConvError",
+    "EarlyStopping",
+    "History",
+    "ModelCheckpoint",
+    "ModelFileError",
+    "NumericalError",
+    "Sequential",
+    "ShapeError",
+    "TerminateOnNaN",
+    "functional",
+    "gradcheck",
+    "layers",
+    "load",
+    "manual_seed",
+    "optim",
+    "shapes",
+]

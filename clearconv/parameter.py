@@ -20,7 +20,7 @@ class Parameter:
         Whether weight decay applies (True for weights, False for biases).
     """
 
-    __slots__ = ("value", "grad", "name", "decay")
+    __slots__ = ("decay", "grad", "name", "value")
 
     def __init__(self, value: np.ndarray, name: str = "", decay: bool = True) -> None:
         self.value = value

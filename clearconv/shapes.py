@@ -7,14 +7,12 @@ with a message that names the offending numbers.
 
 from __future__ import annotations
 
-from typing import Union
-
 from .errors import ClearConvError, ShapeError
 
-IntPair = Union[int, tuple[int, int]]
+IntPair = int | tuple[int, int]
 #: padding as accepted by conv2d: int, (ph, pw), ((top, bottom), (left, right)),
 #: 'valid' or 'same'.
-PaddingArg = Union[int, str, tuple[int, int], tuple[tuple[int, int], tuple[int, int]]]
+PaddingArg = int | str | tuple[int, int] | tuple[tuple[int, int], tuple[int, int]]
 #: padding resolved to ((top, bottom), (left, right)).
 Padding2D = tuple[tuple[int, int], tuple[int, int]]
 
@@ -48,6 +46,12 @@ def pair(value: IntPair, name: str, minimum: int = 1) -> tuple[int, int]:
     return out
 
 
+def _positive(**values: int) -> None:
+    for name, v in values.items():
+        if isinstance(v, bool) or not hasattr(v, "__index__") or v < 1:
+            raise ClearConvError(f"{name} must be an int >= 1, got {v!r}")
+
+
 def conv_output_size(n: int, f: int, s: int = 1, p_before: int = 0, p_after: int | None = None,
                      d: int = 1) -> int:
     """Output length along one axis of a convolution (MATH.md §5).
@@ -60,8 +64,11 @@ def conv_output_size(n: int, f: int, s: int = 1, p_before: int = 0, p_after: int
     >>> conv_output_size(7, 3, s=2, p_before=1)
     4
     """
+    _positive(kernel_size=f, stride=s, dilation=d)
     if p_after is None:
         p_after = p_before
+    if p_before < 0 or p_after < 0:
+        raise ClearConvError(f"padding must be >= 0, got {p_before}, {p_after}")
     span = d * (f - 1) + 1
     padded = n + p_before + p_after
     if span > padded:
@@ -88,6 +95,7 @@ def same_padding(n: int, f: int, s: int = 1, d: int = 1) -> tuple[int, int]:
     >>> same_padding(7, 3, s=2)  # TensorFlow rule: output ceil(7/2) = 4
     (1, 1)
     """
+    _positive(kernel_size=f, stride=s, dilation=d)
     out = -(-n // s)
     total = max((out - 1) * s + d * (f - 1) + 1 - n, 0)
     before = total // 2
@@ -173,6 +181,7 @@ def pool_output_size(n: int, k: int, s: int, p: int = 0, ceil_mode: bool = False
     >>> pool_output_size(5, 2, 2, ceil_mode=True)
     3
     """
+    _positive(kernel_size=k, stride=s)
     if p < 0:
         raise ClearConvError(f"pooling padding must be >= 0, got {p}")
     if 2 * p > k:
@@ -208,6 +217,13 @@ def ceil_div(a: int, b: int) -> int:
 
 
 __all__ = [
-    "pair", "conv_output_size", "same_padding", "resolve_padding", "conv2d_output_shape",
-    "pool_output_size", "conv2d_params", "dense_params", "ceil_div",
+    "ceil_div",
+    "conv2d_output_shape",
+    "conv2d_params",
+    "conv_output_size",
+    "dense_params",
+    "pair",
+    "pool_output_size",
+    "resolve_padding",
+    "same_padding",
 ]

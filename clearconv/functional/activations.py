@@ -19,7 +19,7 @@ def relu_forward(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def relu_backward(da: np.ndarray, cache: np.ndarray) -> np.ndarray:
     """``dz = da`` where ``z > 0``, else 0 (g'(0) taken as 0, as PyTorch)."""
-    return np.where(cache > 0, da, 0).astype(cache.dtype, copy=False)
+    return np.multiply(da, cache > 0, dtype=cache.dtype)
 
 
 def leaky_relu_forward(z: np.ndarray, negative_slope: float = 0.01

@@ -2,9 +2,11 @@
 
 Forward (§7): ``Z[n, o, m, k] = sum_{c,i,j} W[o, c, i, j] * A_pad[n, c, m*s_h + i*d_h, k*s_w + j*d_w] + b[o]``
 
-computed as one matrix product per image: the windows of ``A_pad`` are copied once into
-columns (``im2col``, shape (C_in*kh*kw, H_out*W_out)) and multiplied by the weight
-reshaped to (C_out, C_in*kh*kw).
+computed as one matrix product: the windows of ``A_pad`` are copied once into columns
+(``im2col``, shape (N*H_out*W_out, kh*kw*C_in), channels innermost) and multiplied by
+the weight reshaped to (kh*kw*C_in, C_out). The result is returned as an NCHW view of
+NHWC memory (PyTorch's ``channels_last`` format): shapes and values are NCHW, and the
+next conv reads its channels contiguously without a transpose copy.
 
 Backward (§9):
 
@@ -12,8 +14,9 @@ Backward (§9):
 - ``dW[o, c, i, j] = sum_{n,m,k} dZ[n, o, m, k] * A_pad[n, c, m*s_h + i*d_h, k*s_w + j*d_w]``
   (a product of dZ with the same columns)
 - ``dA_pad = sum_{m,k} W * dZ[m, k]`` placed on each window: the "full" convolution of dZ
-  (scattered with s-1 gaps) with the kernel rotated 180°; computed as ``W^T dZ`` per
-  image followed by col2im, which adds the kh*kw kernel offsets with strided slices.
+  (scattered with s-1 gaps) with the kernel rotated 180°; computed as ``dZ W`` (one
+  matrix product) followed by col2im, which adds the kh*kw kernel offsets with strided
+  slices.
   The padding is then cropped off.
 
 ``reference.conv2d_backward`` writes the same backward literally as the full
@@ -25,10 +28,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from ..errors import ShapeError
 from ..shapes import IntPair, Padding2D, PaddingArg, conv_output_size, pair, resolve_padding
-from ._windows import as_float, check_nchw, col2im_add, crop_nchw, pad_nchw, sliding_windows
+from ._windows import as_float, check_nchw
 
 
 class ConvGeometry(NamedTuple):
@@ -45,7 +49,8 @@ class ConvGeometry(NamedTuple):
 class Conv2dCache(NamedTuple):
     """What :func:`conv2d_backward` needs from the forward pass."""
 
-    cols: np.ndarray        # (N, C_in*kh*kw, H_out*W_out): the im2col of the padded input
+    cols: np.ndarray        # im2col of the padded input: (N*H_out*W_out, kh*kw*C_in), or
+                            # its transpose (kh*kw*C_in, N*H_out*W_out) when C_in < 4
     weight: np.ndarray      # (C_out, C_in, kh, kw)
     has_bias: bool
     geometry: ConvGeometry
@@ -126,24 +131,74 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
     n, c, _, _ = geo.in_shape
     _, _, ho, wo = geo.out_shape
     kh, kw = geo.kernel
-    xp = pad_nchw(x, geo.padding)
-    win = sliding_windows(xp, geo.kernel, (ho, wo), geo.stride, geo.dilation)
-    # im2col: (N, C, Ho, Wo, kh, kw) -> (N, C, kh, kw, Ho, Wo) -> (N, C*kh*kw, Ho*Wo)
-    cols = np.ascontiguousarray(win.transpose(0, 1, 4, 5, 2, 3)).reshape(n, c * kh * kw, ho * wo)
-    y = np.matmul(weight.reshape(c_out, c * kh * kw), cols)
+    # im2col in channels-last order: cols[(n, m, k), (i, j, c)] = A_pad[n, c, m*s+i*d, k*s+j*d]
+    xph = _padded_nhwc(x, geo.padding)
+    cols = _im2col_nhwc(xph, geo)
+    w2 = weight.transpose(0, 2, 3, 1).reshape(c_out, kh * kw * c)   # (C_out, kh*kw*C_in)
+    y = (cols.T if c < _FEW_CHANNELS else cols) @ w2.T               # (N*Ho*Wo, C_out)
     if bias is not None:
-        y += bias[:, None]
-    return y.reshape(n, c_out, ho, wo), Conv2dCache(cols, weight, bias is not None, geo)
+        y += bias
+    # an NCHW view of NHWC memory (channels_last): no copy
+    y = y.reshape(n, ho, wo, c_out).transpose(0, 3, 1, 2)
+    return y, Conv2dCache(cols, weight, bias is not None, geo)
 
 
-def conv2d_backward(dy: np.ndarray, cache: Conv2dCache
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def _padded_nhwc(x: np.ndarray, pads: Padding2D) -> np.ndarray:
+    """x (N, C, H, W) as a C-contiguous (N, H_pad, W_pad, C) array with zero borders."""
+    (pt, pb), (pl, pr) = pads
+    n, c, h, w = x.shape
+    xh = x.transpose(0, 2, 3, 1)
+    if pt == pb == pl == pr == 0:
+        return np.ascontiguousarray(xh)
+    out = np.zeros((n, h + pt + pb, w + pl + pr, c), x.dtype)
+    out[:, pt:pt + h, pl:pl + w] = xh
+    return out
+
+
+#: below this many input channels, im2col is stored transposed: (kh*kw*C, N*Ho*Wo)
+_FEW_CHANNELS = 4
+
+
+def _im2col_nhwc(xph: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+    """Copy the windows of padded NHWC input into im2col columns.
+
+    Returns (N*H_out*W_out, kh*kw*C) with channels innermost, or for fewer than
+    ``_FEW_CHANNELS`` channels its transpose (kh*kw*C, N*H_out*W_out), which copies one
+    kernel offset at a time along long contiguous rows instead of C values at a time.
+    """
+    n, c = xph.shape[0], xph.shape[3]
+    _, _, ho, wo = geo.out_shape
+    kh, kw = geo.kernel
+    if c < _FEW_CHANNELS:
+        cols_t = np.empty((kh, kw, c, n, ho, wo), xph.dtype)
+        xpc = xph.transpose(3, 0, 1, 2)
+        for i in range(kh):
+            for j in range(kw):
+                cols_t[i, j] = _offset(xpc, i, j, geo)
+        return cols_t.reshape(kh * kw * c, n * ho * wo)
+    sn, sh, sw, sc = xph.strides
+    win = as_strided(xph, shape=(n, ho, wo, kh, kw, c),
+                     strides=(sn, sh * geo.stride[0], sw * geo.stride[1],
+                              sh * geo.dilation[0], sw * geo.dilation[1], sc), writeable=False)
+    return np.ascontiguousarray(win).reshape(n * ho * wo, kh * kw * c)
+
+
+def _offset(a: np.ndarray, i: int, j: int, geo: ConvGeometry) -> np.ndarray:
+    """The view of ``a``'s last two axes that kernel offset (i, j) touches."""
+    ho, wo = geo.out_shape[2:]
+    (sh, sw), (dh, dw) = geo.stride, geo.dilation
+    return a[..., i * dh:i * dh + sh * (ho - 1) + 1:sh, j * dw:j * dw + sw * (wo - 1) + 1:sw]
+
+
+def conv2d_backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool = True
+                    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Backward pass of :func:`conv2d_forward` (MATH.md §9).
 
     Parameters
     ----------
     dy : ndarray of shape (N, C_out, H_out, W_out), dL/dZ
     cache : from :func:`conv2d_forward`
+    input_grad : compute dx (False skips it, e.g. for a network's first layer: dx is None)
 
     Returns
     -------
@@ -161,14 +216,33 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache
     c_out = weight.shape[0]
     kh, kw = geo.kernel
     ho, wo = geo.out_shape[2:]
-    dy3 = dy.reshape(n, c_out, ho * wo)
-    dbias = dy3.sum(axis=(0, 2)) if has_bias else None
-    w2 = weight.reshape(c_out, c * kh * kw)
-    # dW = sum_n dZ_n @ cols_n^T
-    dweight = np.matmul(dy3, cols.transpose(0, 2, 1)).sum(axis=0).reshape(weight.shape)
-    # dcols = W^T dZ, then col2im (the full convolution with the rotated kernel)
-    dcols = np.matmul(w2.T, dy3).reshape(n, c, kh, kw, ho, wo)
+    # dZ as rows (n, m, k) x columns C_out: free when dy is channels-last, else one copy
+    dyr = dy.transpose(0, 2, 3, 1).reshape(n * ho * wo, c_out)
+    dbias = dy.sum(axis=(0, 2, 3)) if has_bias else None
+    # dW = dZ^T cols, reordered from (C_out, kh, kw, C_in) to (C_out, C_in, kh, kw)
+    transposed = c < _FEW_CHANNELS
+    dw2 = (cols @ dyr).T if transposed else dyr.T @ cols
+    dweight = np.ascontiguousarray(dw2.reshape(c_out, kh, kw, c).transpose(0, 3, 1, 2))
+    if not input_grad:
+        return None, dweight, dbias
+    # dcols = dZ W, then col2im: the full convolution of dZ with the rotated kernel
     (pt, pb), (pl, pr) = geo.padding
-    dxp = np.zeros((n, c, h + pt + pb, w + pl + pr), dtype=weight.dtype)
-    col2im_add(dxp, dcols, geo.stride, geo.dilation)
-    return crop_nchw(dxp, geo.padding), dweight, dbias
+    hp, wp = h + pt + pb, w + pl + pr
+    if transposed:   # dcols[i, j] as (N, C, Ho, Wo); dx in NCHW memory
+        w2 = weight.transpose(0, 2, 3, 1).reshape(c_out, kh * kw * c)
+        dcols = (w2.T @ dyr.T).reshape(kh, kw, c, n, ho, wo).transpose(0, 1, 3, 2, 4, 5)
+        dxp = np.zeros((n, c, hp, wp), dtype=weight.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                _offset(dxp, i, j, geo)[...] += dcols[i, j]
+    else:            # one product per kernel offset: dcols[i, j] = dZ W[:, :, i, j], (N, Ho, Wo, C)
+        w_off = weight.transpose(2, 3, 0, 1).reshape(kh * kw, c_out, c)
+        dcols = np.matmul(dyr, w_off).reshape(kh, kw, n, ho, wo, c)
+        dxph = np.zeros((n, hp, wp, c), dtype=weight.dtype)
+        xpc = dxph.transpose(0, 3, 1, 2)   # the same memory seen as NCHW
+        for i in range(kh):
+            for j in range(kw):
+                # added in NHWC index order so rows of W_out*C values stay contiguous
+                _offset(xpc, i, j, geo).transpose(0, 2, 3, 1)[...] += dcols[i, j]
+        dxp = xpc
+    return dxp[:, :, pt:pt + h, pl:pl + w], dweight, dbias

@@ -52,12 +52,14 @@ def linear_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
     return y, LinearCache(x, weight, bias is not None)
 
 
-def linear_backward(dy: np.ndarray, cache: LinearCache
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def linear_backward(dy: np.ndarray, cache: LinearCache, input_grad: bool = True
+                    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Backward of :func:`linear_forward`.
 
     ``dx = dy W`` (N, in), ``dW = dy^T x`` (out, in), ``db = sum_n dy`` (out,) or None.
+    With ``input_grad=False`` dx is not computed (None).
     """
     x, weight, has_bias = cache
     dy = np.asarray(dy, dtype=weight.dtype)
-    return dy @ weight, dy.T @ x, (dy.sum(axis=0) if has_bias else None)
+    dx = dy @ weight if input_grad else None
+    return dx, dy.T @ x, (dy.sum(axis=0) if has_bias else None)

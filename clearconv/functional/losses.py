@@ -48,7 +48,8 @@ def softmax_cross_entropy_forward(logits: np.ndarray, labels: np.ndarray
     if n and (labels.min() < 0 or labels.max() >= k):
         bad = labels[(labels < 0) | (labels >= k)]
         raise ShapeError(f"labels must be in [0, {k}) for {k} classes, got {bad[:5].tolist()}")
-    shifted = z - z.max(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore"):  # inf - inf: a NaN loss, which callers check
+        shifted = z - z.max(axis=1, keepdims=True)
     lse = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     log_probs = shifted - lse
     rows = np.arange(n)

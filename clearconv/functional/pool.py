@@ -1,10 +1,10 @@
 """Max and average pooling, forward and backward: MATH.md §10-11, PyTorch semantics.
 
-Max pooling copies each window once into a contiguous (..., kh*kw) layout and takes
-``argmax`` over the last axis: ties go to the first maximum in row-major window order,
-as PyTorch does. The argmax indices are the mask of MATH.md §11; backward routes each
-gradient to its window's argmax and adds the kh*kw kernel offsets back onto the input
-with strided slices, so overlapping windows (stride < kernel) accumulate.
+Both work on the kh*kw strided views of the input, one per kernel offset (no window
+copies). Max pooling keeps a running maximum and the offset where it was first reached:
+ties go to the first maximum in row-major window order, as PyTorch does. Those argmax
+offsets are the mask of MATH.md §11; backward writes each gradient to its window's
+argmax through the same views, adding where windows overlap (stride < kernel).
 
 Average pooling divides each window sum by the window size (``count_include_pad=True``:
 padding zeros count, PyTorch's default), and its backward spreads ``dZ / f^2`` over the
@@ -19,7 +19,15 @@ import numpy as np
 
 from ..errors import ClearConvError, ShapeError
 from ..shapes import IntPair, pair, pool_output_size
-from ._windows import as_float, check_nchw, col2im_add, crop_nchw, pad_nchw, sliding_windows
+from ._windows import (
+    as_float,
+    check_nchw,
+    crop_nchw,
+    is_channels_last,
+    offset_view,
+    pad_like,
+    zeros_like_layout,
+)
 
 
 class PoolGeometry(NamedTuple):
@@ -70,18 +78,13 @@ def pool2d_geometry(x_shape: tuple[int, ...], kernel_size: IntPair, stride: IntP
     return PoolGeometry((n, c, h, w), (n, c, ho, wo), k, s, pads)
 
 
-def _windows(x: np.ndarray, geo: PoolGeometry, fill: float) -> np.ndarray:
-    xp = pad_nchw(x, geo.padding, fill)
-    return sliding_windows(xp, geo.kernel, geo.out_shape[2:], geo.stride)
+def _offsets(geo: PoolGeometry) -> list[tuple[int, int]]:
+    """Kernel offsets (i, j) in row-major window order."""
+    return [(i, j) for i in range(geo.kernel[0]) for j in range(geo.kernel[1])]
 
 
-def _route_back(dwin: np.ndarray, geo: PoolGeometry, dtype: np.dtype) -> np.ndarray:
-    """Add window gradients ``dwin`` (N, C, H_out, W_out, kh, kw) onto the input."""
-    n, c, h, w = geo.in_shape
-    (pt, pb), (pl, pr) = geo.padding
-    dxp = np.zeros((n, c, h + pt + pb, w + pl + pr), dtype=dtype)
-    col2im_add(dxp, dwin.transpose(0, 1, 4, 5, 2, 3), geo.stride)
-    return crop_nchw(dxp, geo.padding)
+def _overlapping(geo: PoolGeometry) -> bool:
+    return geo.stride[0] < geo.kernel[0] or geo.stride[1] < geo.kernel[1]
 
 
 def max_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None = None,
@@ -101,15 +104,27 @@ def max_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | No
     -------
     y : ndarray of shape (N, C, H_out, W_out), ``H_out = floor((H + 2p - k)/s) + 1``
     cache : MaxPool2dCache holding the argmax mask (MATH.md §11)
+
+    The maximum runs over the kh*kw strided views of the input, one per kernel offset,
+    keeping a running maximum and the offset where it was first reached (a strict
+    ``>`` keeps the earlier offset on ties: the first maximum in row-major order).
     """
     x = as_float(x)
     check_nchw(x, "max_pool2d")
     geo = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode, "max_pool2d")
-    n, c, ho, wo = geo.out_shape
-    kh, kw = geo.kernel
-    flat = _windows(x, geo, -np.inf).reshape(n, c, ho, wo, kh * kw)  # one copy
-    idx = flat.argmax(axis=-1)
-    y = np.take_along_axis(flat, idx[..., None], axis=-1)[..., 0]
+    out_hw = geo.out_shape[2:]
+    xp = pad_like(x, geo.padding, -np.inf)
+    offsets = _offsets(geo)
+    y = offset_view(xp, 0, 0, out_hw, geo.stride).copy(order="K")
+    idx_dtype = np.uint8 if len(offsets) < 256 else np.int32
+    idx = np.zeros(y.shape, idx_dtype)
+    better = np.empty(y.shape, bool)
+    for t, (i, j) in enumerate(offsets[1:], start=1):
+        v = offset_view(xp, i, j, out_hw, geo.stride)
+        np.greater(v, y, out=better)
+        # idx < t everywhere so far, so max(idx, t*better) sets idx = t exactly where better
+        np.maximum(idx, np.multiply(better, t, dtype=idx_dtype), out=idx)
+        np.maximum(y, v, out=y)
     return y, MaxPool2dCache(idx, x.dtype, geo)
 
 
@@ -132,11 +147,20 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
             f"max_pool2d_backward: dy has shape {dy.shape}, the forward output was "
             f"{geo.out_shape}"
         )
-    n, c, ho, wo = geo.out_shape
-    kh, kw = geo.kernel
-    dwin = np.zeros((n, c, ho, wo, kh * kw), dtype=dtype)
-    np.put_along_axis(dwin, idx[..., None], dy[..., None], axis=-1)
-    return _route_back(dwin.reshape(n, c, ho, wo, kh, kw), geo, dtype)
+    n, c, h, w = geo.in_shape
+    (pt, pb), (pl, pr) = geo.padding
+    dxp = zeros_like_layout((n, c, h + pt + pb, w + pl + pr), dtype, is_channels_last(dy))
+    out_hw = geo.out_shape[2:]
+    overlapping = _overlapping(geo)
+    hit = np.empty(idx.shape, bool)
+    for t, (i, j) in enumerate(_offsets(geo)):
+        np.equal(idx, t, out=hit)
+        view = offset_view(dxp, i, j, out_hw, geo.stride)
+        if overlapping:
+            view += dy * hit
+        else:  # the views are disjoint: write, no accumulation needed
+            np.multiply(dy, hit, out=view)
+    return crop_nchw(dxp, geo.padding)
 
 
 def _avg_divisor(geo: PoolGeometry, count_include_pad: bool) -> np.ndarray:
@@ -172,7 +196,11 @@ def avg_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | No
     check_nchw(x, "avg_pool2d")
     geo = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode, "avg_pool2d")
     divisor = _avg_divisor(geo, count_include_pad).astype(x.dtype)
-    y = _windows(x, geo, 0.0).sum(axis=(-2, -1))
+    xp = pad_like(x, geo.padding, 0.0)
+    out_hw = geo.out_shape[2:]
+    y = offset_view(xp, 0, 0, out_hw, geo.stride).copy(order="K")
+    for i, j in _offsets(geo)[1:]:
+        y += offset_view(xp, i, j, out_hw, geo.stride)
     y /= divisor
     return y, AvgPool2dCache(divisor, x.dtype, geo)
 
@@ -190,5 +218,9 @@ def avg_pool2d_backward(dy: np.ndarray, cache: AvgPool2dCache) -> np.ndarray:
             f"{geo.out_shape}"
         )
     share = dy / divisor
-    dwin = np.broadcast_to(share[..., None, None], share.shape + geo.kernel)
-    return _route_back(dwin, geo, dtype)
+    n, c, h, w = geo.in_shape
+    (pt, pb), (pl, pr) = geo.padding
+    dxp = zeros_like_layout((n, c, h + pt + pb, w + pl + pr), dtype, is_channels_last(dy))
+    for i, j in _offsets(geo):
+        offset_view(dxp, i, j, geo.out_shape[2:], geo.stride)[...] += share
+    return crop_nchw(dxp, geo.padding)

@@ -1,0 +1,238 @@
+"""Model files: one ``.npz`` archive of arrays plus a JSON config. No pickle.
+
+Layout of a file written by :func:`save_arrays`:
+
+* ``__config__``: uint8 array of shape ``(n_bytes,)``, the UTF-8 JSON of the config
+  with the format tag ``{"format": "clearconv-model", "version": 1}`` merged in;
+* one ``.npy`` member per array, under its key.
+
+Writes are atomic (a temporary file in the same directory, flushed, fsynced, then
+``os.replace``d over the target), so a crash or an error leaves the old file intact.
+Reads use ``allow_pickle=False`` and turn every kind of damage into a
+:class:`~clearconv.errors.ModelFileError` that names the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import stat
+import struct
+import tempfile
+import zipfile
+import zlib
+from typing import Any, Union
+
+import numpy as np
+
+from .errors import ClearConvError, ModelFileError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+FORMAT_NAME = "clearconv-model"
+FORMAT_VERSION = 1
+CONFIG_KEY = "__config__"
+_TAG_KEYS = ("format", "version")
+#: what np.load and the zip/npy readers raise on a damaged, foreign or unsafe file:
+#: not a zip, or a pickle (ValueError: "allow_pickle=False"); a bad or truncated zip
+#: (BadZipFile, EOFError, zlib.error, OSError; RuntimeError for an "encrypted" flag);
+#: a bad .npy header (ValueError, SyntaxError, struct.error, KeyError, TypeError);
+#: an absurd shape (MemoryError, OverflowError).
+_READ_ERRORS = (
+    ValueError, OSError, EOFError, KeyError, IndexError, TypeError, SyntaxError,
+    MemoryError, OverflowError, NotImplementedError, RuntimeError,
+    zipfile.BadZipFile, zlib.error, struct.error,
+)
+
+
+def _check_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Return ``arrays`` as ndarrays, refusing bad keys and object dtypes."""
+    checked: dict[str, np.ndarray] = {}
+    for key, value in arrays.items():
+        if not isinstance(key, str) or not key:
+            raise ClearConvError(f"array keys must be non-empty strings, got {key!r}")
+        if key == CONFIG_KEY:
+            raise ClearConvError(f"the array key {CONFIG_KEY!r} is reserved for the config")
+        array = np.asarray(value)
+        if array.dtype.hasobject:
+            raise ClearConvError(
+                f"array {key!r} has dtype {array.dtype}, which holds Python objects; "
+                "only numeric arrays can be saved (no pickle)"
+            )
+        checked[key] = array
+    return checked
+
+
+def _encode_config(config: dict[str, Any]) -> np.ndarray:
+    """The config with the format tag merged in, as a uint8 array of UTF-8 JSON bytes."""
+    if not isinstance(config, dict):
+        raise ClearConvError(f"config must be a dict, got {type(config).__name__}")
+    tag = {"format": FORMAT_NAME, "version": FORMAT_VERSION}
+    for key in _TAG_KEYS:
+        if key in config and config[key] != tag[key]:
+            raise ClearConvError(
+                f"config key {key!r} is reserved for the file format tag, got {config[key]!r}"
+            )
+    try:
+        text = json.dumps({**config, **tag}, allow_nan=False, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise ClearConvError(f"config must be JSON serialisable: {exc}") from exc
+    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+
+
+def _new_file_mode(path: str) -> int:
+    """Permission bits for the written file: the old file's, else 0o666 less the umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def save_arrays(path: PathLike, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """Write ``config`` and ``arrays`` to one ``.npz`` file at ``path``, atomically.
+
+    Args:
+        path: the file to write, used exactly as given (no ``.npz`` is appended).
+        config: a JSON-serialisable dict (layer list, hyper-parameters, ...). The keys
+            ``"format"`` and ``"version"`` are reserved for the format tag.
+        arrays: name -> ndarray of any shape and numeric dtype; dtypes and values are
+            stored exactly. Object arrays are refused.
+
+    Raises:
+        ClearConvError: a bad config, key or dtype (nothing is written).
+        OSError: the file could not be written; an existing file at ``path`` is then
+            unchanged and no temporary file is left behind.
+    """
+    path = os.fspath(path)
+    members = _check_arrays(arrays)
+    members[CONFIG_KEY] = _encode_config(config)
+    directory = os.path.dirname(os.path.abspath(path))
+    mode = _new_file_mode(path)
+    tmp_name: str | None = None
+    try:
+        with tempfile.NamedTemporaryFile(
+            mode="wb", delete=False, dir=directory,
+            prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+        ) as tmp:
+            tmp_name = tmp.name
+            np.savez(tmp, **members)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.chmod(tmp_name, mode)
+        os.replace(tmp_name, path)
+    except BaseException:
+        if tmp_name is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make the rename durable where the platform allows it (POSIX); skip elsewhere."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _decode_config(path: str, raw: np.ndarray) -> dict[str, Any]:
+    """Parse and check the ``__config__`` member; return the config without the tag."""
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ModelFileError(
+            f"{path}: {CONFIG_KEY} must be a 1-D uint8 array, "
+            f"got dtype {raw.dtype} and shape {raw.shape}"
+        )
+    try:
+        config = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: {CONFIG_KEY} is not valid UTF-8 JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{path}: {CONFIG_KEY} must hold a JSON object")
+    if config.get("format") != FORMAT_NAME:
+        raise ModelFileError(
+            f"{path}: not a clearconv model file "
+            f"(format tag {config.get('format')!r}, expected {FORMAT_NAME!r})"
+        )
+    version = config.get("version")
+    if version != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: unsupported clearconv model file version {version!r} "
+            f"(this clearconv reads version {FORMAT_VERSION})"
+        )
+    for key in _TAG_KEYS:
+        del config[key]
+    return config
+
+
+def _read_members(path: str, f: Any) -> dict[str, np.ndarray]:
+    """Every member of the npz open as ``f``, as ndarrays; ModelFileError on any damage."""
+    try:
+        loaded = np.load(f, allow_pickle=False)
+    except _READ_ERRORS as exc:
+        raise ModelFileError(f"{path}: not a readable .npz archive ({_describe(exc)})") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ModelFileError(
+            f"{path}: a bare .npy array, not a clearconv model file (.npz archive)"
+        )
+    members: dict[str, np.ndarray] = {}
+    with loaded:
+        for name in loaded.files:
+            try:
+                value = loaded[name]
+            except _READ_ERRORS as exc:
+                raise ModelFileError(
+                    f"{path}: member {name!r} cannot be read ({_describe(exc)})"
+                ) from None
+            if not isinstance(value, np.ndarray):
+                raise ModelFileError(f"{path}: member {name!r} is not a .npy array")
+            if value.dtype.hasobject:
+                raise ModelFileError(f"{path}: member {name!r} holds Python objects")
+            members[name] = value
+    return members
+
+
+def _describe(exc: BaseException) -> str:
+    """A one-line description of a low-level error, for a ModelFileError message."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def load_arrays(path: PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read a file written by :func:`save_arrays`. Never unpickles anything.
+
+    Args:
+        path: the model file.
+
+    Returns:
+        config: the dict given to :func:`save_arrays` (format tag removed).
+        arrays: name -> ndarray, with the saved dtypes, shapes and values.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ModelFileError: the file is not a zip, is truncated or corrupt, lacks
+            ``__config__``, holds invalid JSON, a foreign format tag or version,
+            pickled or object data; the message names ``path`` and the defect.
+    """
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            members = _read_members(path, f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"model file not found: {path}") from None
+    if CONFIG_KEY not in members:
+        raise ModelFileError(
+            f"{path}: no {CONFIG_KEY} entry; not a clearconv model file "
+            f"(members: {sorted(members)})"
+        )
+    config = _decode_config(path, members.pop(CONFIG_KEY))
+    return config, members

@@ -1,0 +1,115 @@
+"""The Layer protocol and the helpers parametric layers share (initialisation, seeds)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import ClearConvError
+from ..parameter import Parameter
+
+_default_rng = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the generator that layers use when built without ``rng``, like ``torch.manual_seed``."""
+    global _default_rng
+    _default_rng = np.random.default_rng(seed)
+
+
+def as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+    """A Generator from a seed, a Generator, or None (the module default, see manual_seed)."""
+    if rng is None:
+        return _default_rng
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+def init_weight(shape: tuple[int, ...], fan_in: int, fan_out: int, init: str,
+                rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
+    """Draw initial weights.
+
+    ``'he'`` (Kaiming normal, for ReLU nets): ``N(0, 2/fan_in)``.
+    ``'glorot'`` (Xavier uniform): ``U(-a, a)``, ``a = sqrt(6/(fan_in + fan_out))``.
+    ``'torch'`` (PyTorch's default for Conv2d/Linear): ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
+    """
+    if init == "he":
+        w = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
+    elif init == "glorot":
+        a = np.sqrt(6.0 / (fan_in + fan_out))
+        w = rng.uniform(-a, a, shape)
+    elif init == "torch":
+        a = 1.0 / np.sqrt(fan_in)
+        w = rng.uniform(-a, a, shape)
+    else:
+        raise ClearConvError(f"unknown init {init!r}: use 'he', 'glorot' or 'torch'")
+    return w.astype(dtype)
+
+
+class Layer:
+    """Base class of every layer.
+
+    A layer maps a batch ``x`` to ``y = forward(x, training)``, remembers what its
+    backward needs, and ``backward(dy)`` returns ``dx`` while ADDING the parameter
+    gradients into each ``Parameter.grad`` (zero them with ``optimizer.zero_grad()``).
+    ``output_shape`` works on per-sample shapes (no batch axis).
+    """
+
+    #: True for layers whose backward takes ``input_grad=False`` to skip computing dx
+    #: (the model uses it for its first layer during training)
+    skips_input_grad: ClassVar[bool] = False
+    #: registry of layer classes by name, for loading saved models
+    registry: ClassVar[dict[str, type[Layer]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        Layer.registry[cls.__name__] = cls
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        return self.forward(x, training)
+
+    def parameters(self) -> list[Parameter]:
+        """The trainable parameters, in a fixed order (empty for parameter-free layers)."""
+        return []
+
+    def named_parameters(self) -> list[tuple[str, Parameter]]:
+        """``[(local_name, Parameter), ...]``, e.g. ``[('weight', ...), ('bias', ...)]``."""
+        return []
+
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Per-sample output shape for a per-sample input shape; raises on a mismatch."""
+        return tuple(in_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        """JSON-able constructor arguments (what ``from_config`` needs)."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        return cls(**config)
+
+    def astype(self, dtype: np.dtype | type) -> Layer:
+        """Convert the parameters to ``dtype`` in place (e.g. float64 for gradient checks)."""
+        for p in self.parameters():
+            p.value = p.value.astype(dtype)
+            p.grad = np.zeros_like(p.value)
+        return self
+
+    def _need_cache(self, cache: Any) -> Any:
+        if cache is None:
+            raise ClearConvError(
+                f"{type(self).__name__}.backward called before forward(training=True)"
+            )
+        return cache
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"

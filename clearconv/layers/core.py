@@ -1,0 +1,128 @@
+"""Dense, Flatten and Dropout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import ClearConvError, ShapeError
+from ..functional import dropout_backward, dropout_forward, linear_backward, linear_forward
+from ..parameter import Parameter
+from ..shapes import dense_params, pair
+from .base import Layer, as_rng, init_weight
+
+
+class Dense(Layer):
+    """Fully connected layer, as PyTorch's ``nn.Linear``: ``y = x W^T + b``.
+
+    Input (N, in_features) -> output (N, out_features); weight (out_features, in_features).
+
+    >>> Dense(4, 2, rng=0).forward(np.ones((3, 4), np.float32)).shape
+    (3, 2)
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 init: str = "he", rng: np.random.Generator | int | None = None,
+                 dtype: np.dtype | type | str = np.float32) -> None:
+        self.in_features = pair(in_features, "in_features")[0]
+        self.out_features = pair(out_features, "out_features")[0]
+        self.init = init
+        dtype = np.dtype(dtype)
+        self.weight = Parameter(init_weight((self.out_features, self.in_features),
+                                            self.in_features, self.out_features, init,
+                                            as_rng(rng), dtype), "weight")
+        self.bias = Parameter(np.zeros(self.out_features, dtype), "bias", decay=False) \
+            if bias else None
+        self._cache: Any = None
+
+    skips_input_grad = True
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        y, cache = linear_forward(x, self.weight.value,
+                                  None if self.bias is None else self.bias.value)
+        self._cache = cache if training else None
+        return y
+
+    def backward(self, dy: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        dx, dw, db = linear_backward(dy, self._need_cache(self._cache), input_grad)
+        self.weight.grad += dw
+        if self.bias is not None:
+            self.bias.grad += db
+        self._cache = None
+        return dx
+
+    def parameters(self) -> list[Parameter]:
+        return [self.weight] if self.bias is None else [self.weight, self.bias]
+
+    def named_parameters(self) -> list[tuple[str, Parameter]]:
+        return [(p.name, p) for p in self.parameters()]
+
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if tuple(in_shape) != (self.in_features,):
+            raise ShapeError(
+                f"Dense({self.in_features}, {self.out_features}) expects {self.in_features} "
+                f"input features, but receives shape {tuple(in_shape)}"
+                + (" (add a Flatten layer before it)" if len(in_shape) > 1 else ""))
+        return (self.out_features,)
+
+    def n_params(self) -> int:
+        return dense_params(self.in_features, self.out_features, self.bias is not None)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "bias": self.bias is not None, "init": self.init}
+
+
+class Flatten(Layer):
+    """(N, C, H, W) -> (N, C*H*W), row-major (as PyTorch's ``nn.Flatten``)."""
+
+    def __init__(self) -> None:
+        self._shape: tuple[int, ...] | None = None
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim < 2:
+            raise ShapeError(f"Flatten expects a batch (N, ...), got shape {x.shape}")
+        self._shape = x.shape if training else None
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        shape = self._need_cache(self._shape)
+        self._shape = None
+        return dy.reshape(shape)
+
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (int(np.prod(in_shape)),)
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each value with probability ``p`` and scale the
+    rest by ``1/(1-p)``; at inference, the identity."""
+
+    def __init__(self, p: float = 0.5, rng: np.random.Generator | int | None = None) -> None:
+        if not 0.0 <= p < 1.0:
+            raise ClearConvError(f"Dropout p must be in [0, 1), got {p}")
+        self.p = float(p)
+        self.rng = as_rng(rng) if rng is not None else None
+        self._mask: Any = None
+        self._active = False
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        self._active = training
+        if not training or self.p == 0.0:
+            self._mask = None
+            return np.asarray(x)
+        y, self._mask = dropout_forward(x, self.p, self.rng or as_rng(None))
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        if not self._active:
+            raise ClearConvError("Dropout.backward called before forward(training=True)")
+        return dropout_backward(dy, self._mask)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"p": self.p}
+
+
+__all__ = ["Dense", "Dropout", "Flatten"]

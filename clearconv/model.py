@@ -1,0 +1,471 @@
+"""Sequential: a stack of layers with forward, backward, summary, fit / evaluate / predict.
+
+PyTorch-style underneath (``parameters()``, ``zero_grad``/``step`` on an optimizer,
+``train_step``) and Keras-style on top (``fit`` returning a :class:`History`,
+``evaluate``, ``predict``, callbacks). The training loss is always softmax
+cross-entropy on the model's raw outputs (logits) and integer labels.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import io
+from .callbacks import Callback, TerminateOnNaN
+from .errors import ClearConvError, ModelFileError, NumericalError, ShapeError
+from .functional import (
+    softmax_cross_entropy_backward,
+    softmax_cross_entropy_forward,
+    softmax_forward,
+)
+from .layers import Layer
+from .parameter import Parameter
+from .runtime import tune_allocator
+
+@dataclass
+class History:
+    """What :meth:`Sequential.fit` returns: per-epoch metrics.
+
+    ``history`` maps ``'loss'``, ``'accuracy'`` (and ``'val_loss'``, ``'val_accuracy'``
+    with validation data, ``'seconds'``) to lists with one value per epoch.
+    """
+
+    history: dict[str, list[float]] = field(default_factory=dict)
+    epochs: int = 0
+
+    def append(self, logs: dict[str, float]) -> None:
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(float(v))
+        self.epochs += 1
+
+
+class Sequential:
+    """A model that applies its layers in order.
+
+    Parameters
+    ----------
+    *layers : Layer
+        e.g. ``Conv2D(1, 16, 3, padding='same'), ReLU(), MaxPool2D(2), Flatten(), Dense(...)``.
+    input_shape : (C, H, W), optional
+        Per-sample input shape. When given, every layer's shape is checked now (a channel
+        mismatch is reported before any data flows) and ``summary()`` needs no argument.
+        ``fit`` records it from the data otherwise.
+
+    >>> from clearconv.layers import Conv2D, ReLU, MaxPool2D, Flatten, Dense
+    >>> model = Sequential(Conv2D(1, 4, 3, padding="same", rng=0), ReLU(), MaxPool2D(2),
+    ...                    Flatten(), Dense(4 * 4 * 4, 10, rng=0), input_shape=(1, 8, 8))
+    >>> model.predict(np.zeros((5, 1, 8, 8), np.float32)).shape
+    (5, 10)
+    """
+
+    def __init__(self, *layers: Layer, input_shape: Sequence[int] | None = None) -> None:
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise ClearConvError(f"layer {i} is not a clearconv Layer: {layer!r}")
+        self.layers: list[Layer] = list(layers)
+        self.input_shape: tuple[int, ...] | None = None
+        self.stop_training = False
+        self.classes: list[str] | None = None
+        self._last_pred = np.empty(0, np.int64)
+        self._name_parameters()
+        if input_shape is not None:
+            self.build(input_shape)
+
+    # ---------------------------------------------------------------- structure
+    def _name_parameters(self) -> None:
+        for i, layer in enumerate(self.layers):
+            for local, p in layer.named_parameters():
+                p.name = f"{i}.{local}"
+
+    def build(self, input_shape: Sequence[int]) -> list[tuple[int, ...]]:
+        """Record the per-sample input shape and check every layer against it.
+
+        Returns the per-sample output shape of each layer; raises ShapeError naming the
+        layer whose input does not fit.
+        """
+        shape = tuple(int(s) for s in input_shape)
+        shapes = []
+        for i, layer in enumerate(self.layers):
+            try:
+                shape = tuple(layer.output_shape(shape))
+            except ClearConvError as e:
+                raise ShapeError(f"layer {i} ({type(layer).__name__}): {e}") from None
+            shapes.append(shape)
+        self.input_shape = tuple(int(s) for s in input_shape)
+        return shapes
+
+    def parameters(self) -> list[Parameter]:
+        """All trainable parameters, layer by layer (names like ``'0.weight'``)."""
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.zero_grad()
+
+    @property
+    def dtype(self) -> np.dtype:
+        params = self.parameters()
+        return params[0].value.dtype if params else np.dtype(np.float32)
+
+    def astype(self, dtype: np.dtype | type | str) -> Sequential:
+        """Convert every parameter to ``dtype`` in place (float32 or float64); returns self."""
+        for layer in self.layers:
+            layer.astype(np.dtype(dtype))
+        return self
+
+    def summary(self, input_shape: Sequence[int] | None = None, print_fn: Any = print) -> str:
+        """Print (and return) each layer's output shape and parameter count, and the total.
+
+        ``input_shape`` is per sample, (C, H, W); defaults to the recorded one.
+        """
+        shape = input_shape if input_shape is not None else self.input_shape
+        if shape is None:
+            raise ClearConvError("summary needs the input shape: pass input_shape=(C, H, W) "
+                                 "or build the model with input_shape")
+        shapes = self.build(shape) if input_shape is None else self._shapes(shape)
+        rows = [("Layer (type)", "Output shape", "Param #")]
+        total = 0
+        for i, (layer, out) in enumerate(zip(self.layers, shapes)):
+            n = sum(p.value.size for p in layer.parameters())
+            total += n
+            rows.append((f"{i}: {type(layer).__name__}", str(("N",) + out).replace("'", ""),
+                         f"{n:,}"))
+        widths = [max(len(r[c]) for r in rows) for c in range(3)]
+        line = "-" * (sum(widths) + 6)
+        out_lines = [f"Input: (N, {', '.join(map(str, shape))})", line]
+        for j, r in enumerate(rows):
+            out_lines.append(f"{r[0]:<{widths[0]}}   {r[1]:<{widths[1]}}   {r[2]:>{widths[2]}}")
+            if j == 0:
+                out_lines.append(line)
+        out_lines += [line, f"Total params: {total:,}"]
+        text = "\n".join(out_lines)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def _shapes(self, shape: Sequence[int]) -> list[tuple[int, ...]]:
+        saved = self.input_shape
+        try:
+            return self.build(shape)
+        finally:
+            self.input_shape = saved
+
+    # ---------------------------------------------------------------- math
+    def _as_input(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        if self.input_shape is not None and x.shape[1:] != self.input_shape:
+            raise ShapeError(f"model expects input of shape (N, {', '.join(map(str, self.input_shape))})"
+                             f", got {x.shape}")
+        return x
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Apply every layer: (N, *input_shape) -> (N, K) outputs (logits)."""
+        x = self._as_input(x)
+        for layer in self.layers:
+            x = layer.forward(x, training)
+        return x
+
+    __call__ = forward
+
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """Back-propagate dL/d(output) through every layer (after ``forward(training=True)``),
+        adding into each parameter's ``grad``; returns dL/d(input) (e.g. for saliency maps).
+
+        ``input_grad=False`` lets the first layer skip dL/d(input) when it can (returns
+        None then): training needs only the parameter gradients.
+        """
+        for layer in reversed(self.layers[1:]):
+            dout = layer.backward(dout)
+        first = self.layers[0]
+        if not input_grad and first.skips_input_grad:
+            return first.backward(dout, input_grad=False)  # type: ignore[call-arg]
+        return first.backward(dout)
+
+    def loss(self, x: np.ndarray, y: np.ndarray) -> float:
+        """Mean softmax cross-entropy of ``forward(x)`` (inference mode) against labels y."""
+        return softmax_cross_entropy_forward(self.forward(x), y)[0]
+
+    def loss_and_backward(self, x: np.ndarray, y: np.ndarray, training: bool = False) -> float:
+        """Forward, loss, and backward into every ``.grad``; returns the loss.
+
+        With ``training=False`` (for gradient checks) the pass is deterministic: dropout
+        is the identity, every other layer keeps its cache as in training.
+        """
+        x = self._as_input(x)
+        for layer in self.layers:
+            x = layer.forward(x, True) if training else _forward_keep_cache(layer, x)
+        loss, cache = softmax_cross_entropy_forward(x, y)
+        self.backward(softmax_cross_entropy_backward(1.0, cache))
+        return loss
+
+    def train_step(self, x: np.ndarray, y: np.ndarray, optimizer: Any) -> float:
+        """One mini-batch of gradient descent: forward, loss, backward, optimizer update.
+
+        Returns the batch loss. Raises :class:`~clearconv.errors.NumericalError` (and
+        applies no update) when the loss or a gradient is NaN/Inf.
+        """
+        tune_allocator()
+        optimizer.zero_grad()
+        logits = self.forward(x, training=True)
+        loss, cache = softmax_cross_entropy_forward(logits, y)
+        if not np.isfinite(loss):
+            raise NumericalError(f"the loss is {loss} (forward pass produced non-finite "
+                                 f"values); no update was applied")
+        self.backward(softmax_cross_entropy_backward(1.0, cache), input_grad=False)
+        for p in self.parameters():
+            if not np.isfinite(p.grad).all():
+                raise NumericalError(f"the gradient of parameter {p.name} "
+                                     f"({type(self.layers[int(p.name.split('.')[0])]).__name__}) "
+                                     f"has NaN/Inf; no update was applied")
+        optimizer.step()
+        self._last_pred = logits.argmax(axis=1)
+        return loss
+
+    # ---------------------------------------------------------------- Keras-style API
+    def fit(self, x: np.ndarray, y: np.ndarray, epochs: int = 1, batch_size: int = 32,
+            optimizer: Any = None, validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+            shuffle: bool = True, callbacks: Iterable[Callback] = (), verbose: int = 1,
+            seed: int | None = None, initial_epoch: int = 0) -> History:
+        """Train with mini-batch gradient descent.
+
+        Parameters
+        ----------
+        x : ndarray (N, C, H, W) (or (N, features) for dense-only models), already scaled
+        y : integer labels (N,)
+        epochs, batch_size : int
+        optimizer : a :mod:`clearconv.optim` optimizer; default Adam(lr=1e-3)
+        validation_data : (x_val, y_val), evaluated after every epoch
+        shuffle : draw each epoch's batches as a permutation (without replacement)
+        callbacks : EarlyStopping, ModelCheckpoint, TerminateOnNaN, or your own
+        verbose : 0 silent, 1 a progress bar per epoch with loss and samples/s, 2 a line per epoch
+        seed : seeds the shuffling (and dropout layers without their own rng)
+
+        Returns
+        -------
+        History with per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ``seconds``.
+        """
+        from .optim import Adam
+
+        x = np.asarray(x)
+        y = np.asarray(y)
+        if len(x) != len(y):
+            raise ShapeError(f"x has {len(x)} samples but y has {len(y)} labels")
+        if len(x) == 0:
+            raise ShapeError("fit needs at least one sample, got 0")
+        if int(epochs) < 1 or int(batch_size) < 1:
+            raise ClearConvError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+        if self.input_shape is None:
+            self.build(x.shape[1:])
+        self._as_input(x[:1])
+        optimizer = optimizer if optimizer is not None else Adam(self.parameters(), lr=1e-3)
+        rng = np.random.default_rng(seed)
+        for layer in self.layers:
+            if getattr(layer, "rng", "absent") is None:
+                layer.rng = np.random.default_rng(rng.integers(2**63))  # type: ignore[attr-defined]
+        callbacks = list(callbacks)
+        for cb in callbacks:
+            cb.set_model(self)
+            cb.on_train_begin()
+        nan_stop = next((cb for cb in callbacks if isinstance(cb, TerminateOnNaN)), None)
+        history = History()
+        self.stop_training = False
+        n = len(x)
+        steps = -(-n // batch_size)
+        for epoch in range(initial_epoch, initial_epoch + int(epochs)):
+            t0 = time.perf_counter()
+            order = rng.permutation(n) if shuffle else np.arange(n)
+            bar = _progress(steps, epoch, initial_epoch + int(epochs), verbose)
+            total_loss, total_correct, seen = 0.0, 0, 0
+            for step in range(steps):
+                idx = order[step * batch_size:(step + 1) * batch_size]
+                xb, yb = x[idx], y[idx]
+                try:
+                    loss = self.train_step(xb, yb, optimizer)
+                except NumericalError as e:
+                    if bar is not None:
+                        bar.close()
+                    if nan_stop is not None:
+                        nan_stop.terminated_at = (epoch, step)
+                        self.stop_training = True
+                        break
+                    raise NumericalError(f"epoch {epoch + 1}, step {step + 1}/{steps}: {e}. "
+                                         f"Try a lower learning rate.") from None
+                total_loss += loss * len(idx)
+                total_correct += int((self._last_pred == yb).sum())
+                seen += len(idx)
+                if bar is not None:
+                    el = time.perf_counter() - t0
+                    bar.set_postfix_str(f"loss={total_loss / seen:.4f} "
+                                        f"acc={total_correct / seen:.4f} {seen / el:,.0f} samples/s",
+                                        refresh=False)
+                    bar.update(1)
+                for cb in callbacks:
+                    cb.on_batch_end(step, {"loss": loss})
+            if self.stop_training and seen == 0:
+                break
+            logs = {"loss": total_loss / max(seen, 1), "accuracy": total_correct / max(seen, 1)}
+            if validation_data is not None:
+                val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
+                logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
+            logs["seconds"] = time.perf_counter() - t0
+            if bar is not None:
+                bar.set_postfix_str(" ".join(f"{k}={v:.4f}" for k, v in logs.items()
+                                             if k != "seconds"), refresh=True)
+                bar.close()
+            elif verbose == 2:
+                print(f"epoch {epoch + 1}/{initial_epoch + int(epochs)} "
+                      + " ".join(f"{k}={v:.4f}" for k, v in logs.items()), flush=True)
+            history.append(logs)
+            for cb in callbacks:
+                cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        for cb in callbacks:
+            cb.on_train_end()
+        return history
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Raw model outputs (logits) for x, computed in batches: (N, K)."""
+        x = np.asarray(x)
+        if len(x) == 0:
+            raise ShapeError("predict needs at least one sample, got 0")
+        outs = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        return np.concatenate(outs)
+
+    def predict_proba(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class probabilities softmax(logits), (N, K)."""
+        return softmax_forward(self.predict(x, batch_size), axis=1)[0]
+
+    def predict_classes(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """The most probable class of each sample, (N,)."""
+        return self.predict(x, batch_size).argmax(axis=1)
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> dict[str, float]:
+        """Mean loss and accuracy over (x, y), in batches: ``{'loss': ..., 'accuracy': ...}``."""
+        x = np.asarray(x)
+        y = np.asarray(y)
+        if len(x) != len(y) or len(x) == 0:
+            raise ShapeError(f"evaluate needs matching non-empty x and y, got {len(x)} samples "
+                             f"and {len(y)} labels")
+        total_loss, correct = 0.0, 0
+        for i in range(0, len(x), batch_size):
+            logits = self.forward(x[i:i + batch_size])
+            loss, _ = softmax_cross_entropy_forward(logits, y[i:i + batch_size])
+            total_loss += loss * len(logits)
+            correct += int((logits.argmax(axis=1) == y[i:i + batch_size]).sum())
+        return {"loss": total_loss / len(x), "accuracy": correct / len(x)}
+
+    # ---------------------------------------------------------------- state and files
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """``{'0.weight': array, '0.bias': array, ...}`` (the live arrays; copy to keep)."""
+        return {p.name: p.value for p in self.parameters()}
+
+    def load_state_dict(self, state: dict[str, np.ndarray], strict: bool = True) -> None:
+        """Copy arrays into the parameters (in place).
+
+        ``strict``: every key must match a parameter and vice versa. Shapes must match
+        always; the errors name the keys and shapes.
+        """
+        params = {p.name: p for p in self.parameters()}
+        missing = sorted(set(params) - set(state))
+        unexpected = sorted(set(state) - set(params))
+        if strict and (missing or unexpected):
+            raise ClearConvError(f"state_dict does not match the model: missing keys {missing}, "
+                                 f"unexpected keys {unexpected}")
+        for name, value in state.items():
+            if name not in params:
+                continue
+            p = params[name]
+            value = np.asarray(value)
+            if value.shape != p.value.shape:
+                raise ShapeError(f"state_dict[{name!r}] has shape {value.shape}, the model's "
+                                 f"parameter has {p.value.shape}")
+            p.value[...] = value
+
+    def get_config(self) -> dict[str, Any]:
+        """The architecture as JSON-able data."""
+        return {"class": "Sequential",
+                "layers": [{"type": type(layer).__name__, "config": layer.get_config()}
+                           for layer in self.layers],
+                "input_shape": list(self.input_shape) if self.input_shape else None,
+                "dtype": str(self.dtype),
+                "classes": self.classes}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Sequential:
+        """Rebuild a model (fresh weights) from :meth:`get_config` output."""
+        try:
+            if config.get("class") != "Sequential":
+                raise ClearConvError(f"not a Sequential config: class {config.get('class')!r}")
+            layers = []
+            for spec in config["layers"]:
+                kind = spec["type"]
+                if kind not in Layer.registry:
+                    raise ClearConvError(f"unknown layer type {kind!r}")
+                layers.append(Layer.registry[kind].from_config(spec["config"]))
+            model = cls(*layers)
+            model.astype(config.get("dtype", "float32"))
+            if config.get("input_shape"):
+                model.build(config["input_shape"])
+            model.classes = config.get("classes")
+            return model
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            raise ModelFileError(f"invalid model architecture: {e}") from None
+
+    def save(self, path: str) -> None:
+        """Save architecture (JSON) and weights (arrays) to one ``.npz`` file, atomically.
+
+        No pickle is involved: :func:`clearconv.load` reads it with ``allow_pickle=False``.
+        """
+        io.save_arrays(path, {"model": self.get_config()},
+                       {k: np.ascontiguousarray(v) for k, v in self.state_dict().items()})
+
+    def __repr__(self) -> str:
+        inner = ",\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential(\n{inner}\n)"
+
+
+def _forward_keep_cache(layer: Layer, x: np.ndarray) -> np.ndarray:
+    """Forward in inference mode but keep the cache for backward (for gradient checks:
+    dropout stays off, every other layer caches as in training)."""
+    from .layers import Dropout
+
+    if isinstance(layer, Dropout):
+        layer._active, layer._mask = True, None
+        return x
+    return layer.forward(x, training=True)
+
+
+def load(path: str) -> Sequential:
+    """Load a model saved with :meth:`Sequential.save`.
+
+    Raises ModelFileError for a corrupt, truncated, foreign or unsafe file (never unpickles).
+    """
+    config, arrays = io.load_arrays(path)
+    if not isinstance(config.get("model"), dict):
+        raise ModelFileError(f"{path}: a clearconv array file, but it holds no model "
+                             f"architecture")
+    model = Sequential.from_config(config["model"])
+    try:
+        model.load_state_dict(arrays, strict=True)
+    except ClearConvError as e:
+        raise ModelFileError(f"{path}: weights do not match the architecture: {e}") from None
+    return model
+
+
+def _progress(steps: int, epoch: int, epochs: int, verbose: int) -> Any:
+    if verbose != 1:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=steps, desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=True,
+                dynamic_ncols=True)

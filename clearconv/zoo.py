@@ -1,0 +1,65 @@
+"""Ready-made architectures: the default digits CNN, the MNIST CNN and LeNet-5.
+
+Each function returns a fresh :class:`~clearconv.Sequential` with its input shape set,
+so ``model.summary()`` works at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from .model import Sequential
+
+
+def digits_cnn(rng: np.random.Generator | int | None = None, dtype: str = "float32") -> Sequential:
+    """The default CNN for the embedded 8x8 digits (1x8x8 -> 10 classes).
+
+    conv 1->16 3x3 same, ReLU, max pool 2 -> conv 16->32 3x3 same, ReLU, max pool 2 ->
+    flatten 128 -> dense 64, ReLU -> dense 10.
+    """
+    g = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+    return Sequential(
+        Conv2D(1, 16, 3, padding="same", rng=g, dtype=dtype), ReLU(), MaxPool2D(2),
+        Conv2D(16, 32, 3, padding="same", rng=g, dtype=dtype), ReLU(), MaxPool2D(2),
+        Flatten(), Dense(32 * 2 * 2, 64, rng=g, dtype=dtype), ReLU(),
+        Dense(64, 10, rng=g, dtype=dtype),
+        input_shape=(1, 8, 8),
+    )
+
+
+def mnist_cnn(rng: np.random.Generator | int | None = None, dtype: str = "float32",
+              in_channels: int = 1, size: int = 28, num_classes: int = 10) -> Sequential:
+    """The MNIST CNN of the speed benchmark (1x28x28 -> 10).
+
+    conv 1->32 3x3 same, ReLU, max pool 2; conv 32->64 3x3 same, ReLU, max pool 2;
+    dense 3136->128, ReLU; dense 128->10.
+    """
+    g = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+    flat = 64 * (size // 4) * (size // 4)
+    return Sequential(
+        Conv2D(in_channels, 32, 3, padding="same", rng=g, dtype=dtype), ReLU(), MaxPool2D(2),
+        Conv2D(32, 64, 3, padding="same", rng=g, dtype=dtype), ReLU(), MaxPool2D(2),
+        Flatten(), Dense(flat, 128, rng=g, dtype=dtype), ReLU(),
+        Dense(128, num_classes, rng=g, dtype=dtype),
+        input_shape=(in_channels, size, size),
+    )
+
+
+def lenet5(rng: np.random.Generator | int | None = None, dtype: str = "float32") -> Sequential:
+    """LeNet-5 on 1x28x28 (padded by 2 to 32x32 in the first conv), ReLU and max pooling.
+
+    conv 6@5x5 pad 2, pool 2, conv 16@5x5, pool 2, dense 400->120->84->10.
+    """
+    g = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+    return Sequential(
+        Conv2D(1, 6, 5, padding=2, rng=g, dtype=dtype), ReLU(), MaxPool2D(2),
+        Conv2D(6, 16, 5, rng=g, dtype=dtype), ReLU(), MaxPool2D(2),
+        Flatten(), Dense(16 * 5 * 5, 120, rng=g, dtype=dtype), ReLU(),
+        Dense(120, 84, rng=g, dtype=dtype), ReLU(),
+        Dense(84, 10, rng=g, dtype=dtype),
+        input_shape=(1, 28, 28),
+    )
+
+
+ARCHITECTURES = {"digits-cnn": digits_cnn, "mnist-cnn": mnist_cnn, "lenet5": lenet5}
