@@ -27,6 +27,7 @@ from .layers import Layer
 from .parameter import Parameter
 from .runtime import tune_allocator
 
+
 @dataclass
 class History:
     """What :meth:`Sequential.fit` returns: per-epoch metrics.

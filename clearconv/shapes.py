@@ -46,6 +46,13 @@ def pair(value: IntPair, name: str, minimum: int = 1) -> tuple[int, int]:
     return out
 
 
+def _index(v: object) -> int:
+    """``int(v)`` for an integer (not a bool, not a float); TypeError otherwise."""
+    if isinstance(v, bool) or not hasattr(v, "__index__"):
+        raise TypeError(f"{v!r} is not an int")
+    return int(v)  # type: ignore[call-overload]
+
+
 def _positive(**values: int) -> None:
     for name, v in values.items():
         if isinstance(v, bool) or not hasattr(v, "__index__") or v < 1:
@@ -147,7 +154,7 @@ def resolve_padding(padding: PaddingArg, kernel: tuple[int, int], stride: tuple[
             raise ClearConvError(f"padding must be >= 0, got {padding!r}")
         return (ph, ph), (pw, pw)
     try:
-        (t, b), (left, r) = ((int(u), int(v)) for u, v in items)
+        (t, b), (left, r) = ((_index(u), _index(v)) for u, v in items)
     except (TypeError, ValueError):
         raise ClearConvError(
             f"padding must be ((top, bottom), (left, right)) of ints, got {padding!r}"
@@ -188,26 +195,28 @@ def pool_output_size(n: int, k: int, s: int, p: int = 0, ceil_mode: bool = False
         raise ClearConvError(
             f"pooling padding {p} must be at most half the window size {k}"
         )
-    if k > n + 2 * p:
+    num = n + 2 * p - k
+    out = (num + (s - 1 if ceil_mode else 0)) // s + 1   # floor division, also for num < 0
+    if ceil_mode and (out - 1) * s >= n + p:
+        out -= 1
+    if out < 1:
         raise ShapeError(
             f"pooling window {k} is larger than the padded input {n + 2 * p} "
             f"(input {n} + padding 2*{p})"
         )
-    num = n + 2 * p - k
-    out = (-(-num // s) if ceil_mode else num // s) + 1
-    if ceil_mode and (out - 1) * s >= n + p:
-        out -= 1
     return out
 
 
 def conv2d_params(in_channels: int, out_channels: int, kernel: IntPair, bias: bool = True) -> int:
     """Parameter count of a conv layer: ``C_out * C_in * f_h * f_w (+ C_out)`` (MATH.md §8)."""
     kh, kw = pair(kernel, "kernel_size")
+    _positive(in_channels=in_channels, out_channels=out_channels)
     return out_channels * in_channels * kh * kw + (out_channels if bias else 0)
 
 
 def dense_params(in_features: int, out_features: int, bias: bool = True) -> int:
     """Parameter count of a dense layer: ``in * out (+ out)`` (MATH.md §1)."""
+    _positive(in_features=in_features, out_features=out_features)
     return in_features * out_features + (out_features if bias else 0)
 
 

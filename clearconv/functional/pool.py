@@ -125,7 +125,34 @@ def max_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | No
         # idx < t everywhere so far, so max(idx, t*better) sets idx = t exactly where better
         np.maximum(idx, np.multiply(better, t, dtype=idx_dtype), out=idx)
         np.maximum(y, v, out=y)
+    if not np.isfinite(np.add.reduce(y, axis=None)):   # NaN or -inf somewhere: rare
+        y, idx = _max_pool_nonfinite(x, geo, idx.dtype)
     return y, MaxPool2dCache(idx, x.dtype, geo)
+
+
+def _max_pool_nonfinite(x: np.ndarray, geo: PoolGeometry, idx_dtype: np.dtype
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """Max pooling with PyTorch's rule for NaN and -inf, used when the fast path saw them.
+
+    Only real (unpadded) cells compete; a window starts at its first real cell with
+    value -inf, and a cell wins when it is greater or NaN (so NaN propagates, and its
+    gradient goes to the last NaN of the window, as torch routes it).
+    """
+    out_hw = geo.out_shape[2:]
+    xp = pad_like(x, geo.padding, -np.inf)
+    real = pad_like(np.ones(x.shape, bool), geo.padding, 0.0)
+    offsets = _offsets(geo)
+    idx = np.zeros(geo.out_shape, idx_dtype)
+    for t in reversed(range(len(offsets))):   # the first real cell of each window
+        i, j = offsets[t]
+        idx[offset_view(real, i, j, out_hw, geo.stride)] = t
+    y = np.full(geo.out_shape, -np.inf, x.dtype)
+    for t, (i, j) in enumerate(offsets):
+        v = offset_view(xp, i, j, out_hw, geo.stride)
+        better = offset_view(real, i, j, out_hw, geo.stride) & ((v > y) | np.isnan(v))
+        y[better] = v[better]
+        idx[better] = t
+    return y, idx
 
 
 def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
