@@ -129,4 +129,11 @@ class TerminateOnNaN(Callback):
     """
 
     def __init__(self) -> None:
+        #: (epoch, step), both from 0, of the failing step; None while training is fine
         self.terminated_at: tuple[int, int] | None = None
+        #: what went wrong, naming the layer, epoch and step
+        self.message: str | None = None
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self.terminated_at = None
+        self.message = None

@@ -35,10 +35,26 @@ def _write_json_atomic(path: str, data: dict[str, Any]) -> None:
         raise
 
 
+_RUN_FILE = "run.json"
+#: train options a resumed run takes from the interrupted one
+_RESUMED = ("epochs", "batch_size", "lr", "optimizer", "seed")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from . import optim, zoo
+    from .callbacks import TerminateOnNaN
     from .data import load_digits, to_float
 
+    if args.resume:
+        run_file = os.path.join(args.resume, _RUN_FILE)
+        if not os.path.exists(run_file):
+            raise ClearConvError(f"nothing to resume in {args.resume}: no {_RUN_FILE} "
+                                 f"(start with clearconv train --checkpoint-dir DIR)")
+        with open(run_file) as f:
+            saved = json.load(f)
+        for key in _RESUMED:
+            setattr(args, key, saved[key])
+        args.checkpoint_dir = args.resume
     x_train, y_train = load_digits("train", seed=args.seed)
     x_test, y_test = load_digits("test", seed=args.seed)
     x_train, x_test = to_float(x_train, max_value=16), to_float(x_test, max_value=16)
@@ -48,10 +64,28 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"dataset: embedded 8x8 digits (UCI), {len(x_train)} train / {len(x_test)} test")
         model.summary()
     opt = optim.make_optimizer(args.optimizer, model.parameters(), lr=args.lr)
+    if args.checkpoint_dir and not args.resume:
+        _write_json_atomic(os.path.join(args.checkpoint_dir, _RUN_FILE),
+                           {key: getattr(args, key) for key in _RESUMED})
+    nan_guard = TerminateOnNaN()
     t0 = time.perf_counter()
-    history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                        optimizer=opt, verbose=1 if args.verbose else 0, seed=args.seed)
+    try:
+        history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
+                            optimizer=opt, verbose=1 if args.verbose else 0, seed=args.seed,
+                            callbacks=[nan_guard], checkpoint_dir=args.checkpoint_dir,
+                            resume=bool(args.resume))
+    except KeyboardInterrupt as e:
+        where = f" {e}" if str(e) else ""
+        print(f"\nclearconv: interrupted.{where}", file=sys.stderr)
+        if args.checkpoint_dir:
+            print(f"resume with: clearconv train --resume {args.checkpoint_dir}", file=sys.stderr)
+        return 130
     train_seconds = time.perf_counter() - t0
+    if nan_guard.message is not None:
+        kept = (f"; the last good checkpoint is kept in {args.checkpoint_dir}"
+                if args.checkpoint_dir else "")
+        print(f"clearconv: training stopped: {nan_guard.message}{kept}", file=sys.stderr)
+        return 3
     result = model.evaluate(x_test, y_test)
     model.save(args.out)
     print(f"test accuracy: {result['accuracy']:.4f}  test loss: {result['loss']:.4f}  "
@@ -102,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", default=None, help="write a JSON file with the results")
     p.add_argument("--quiet", dest="verbose", action="store_false",
                    help="no progress bar or summary")
+    p.add_argument("--checkpoint-dir", default=None,
+                   help="save model, optimizer and RNG state there after every epoch and on "
+                        "Ctrl-C")
+    p.add_argument("--resume", default=None, metavar="DIR",
+                   help="continue the run checkpointed in DIR (its options are reused)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("summary", help="print a saved model's layers, shapes and parameters")

@@ -1,0 +1,174 @@
+"""Checkpoints, resume after an interruption or a kill, determinism, NaN guards."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import clearconv as cc
+from clearconv import optim
+from clearconv.checkpoint import load_checkpoint
+from clearconv.errors import NumericalError
+from clearconv.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
+
+
+def data(n=90, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.normal(0, 0.5, (n, 1, 8, 8)).astype(np.float32)
+    for i, c in enumerate(y):
+        x[i, 0, 2 * c:2 * c + 3, 2:5] += 1.5
+    return x, y
+
+
+def make_model(init_seed=0):
+    g = np.random.default_rng(init_seed)
+    return cc.Sequential(Conv2D(1, 4, 3, padding=1, rng=g), ReLU(), MaxPool2D(2), Flatten(),
+                         Dropout(0.3), Dense(64, 3, rng=g), input_shape=(1, 8, 8))
+
+
+class InterruptAt(cc.Callback):
+    """Sends SIGINT to this process (as Ctrl-C would) after a given batch."""
+
+    def __init__(self, epoch, step):
+        self.at, self.epoch = (epoch, step), 0
+
+    def on_epoch_end(self, epoch, logs):
+        self.epoch = epoch + 1
+
+    def on_batch_end(self, step, logs):
+        if (self.epoch, step) == self.at:
+            signal.raise_signal(signal.SIGINT)
+
+
+def fit(model, tmp=None, resume=False, callbacks=(), epochs=4):
+    x, y = data()
+    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    return model.fit(x, y, epochs=epochs, batch_size=16, optimizer=opt, verbose=0, seed=11,
+                     callbacks=callbacks, checkpoint_dir=tmp, resume=resume)
+
+
+def test_same_seed_gives_bit_identical_weights():
+    a, b = make_model(), make_model()
+    fit(a)
+    fit(b)
+    for k, v in a.state_dict().items():
+        np.testing.assert_array_equal(v, b.state_dict()[k])
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_matches_an_uninterrupted_run(tmp_path):
+    reference = make_model()
+    ref_hist = fit(reference)
+    interrupted = make_model()
+    with pytest.raises(KeyboardInterrupt, match=r"epoch 3, step 4/6.*checkpoint saved"):
+        fit(interrupted, str(tmp_path), callbacks=[InterruptAt(2, 2)])
+    ck = load_checkpoint(str(tmp_path))
+    assert (ck.state.epoch, ck.state.step) == (2, 3)
+    # a fresh process would rebuild the model with other initial weights: resume must not care
+    resumed = make_model(init_seed=99)
+    hist = fit(resumed, str(tmp_path), resume=True)
+    for k, v in reference.state_dict().items():
+        np.testing.assert_array_equal(resumed.state_dict()[k], v)
+    assert hist.history["loss"] == ref_hist.history["loss"]
+
+
+def test_checkpoint_after_each_epoch_records_position_and_history(tmp_path):
+    model = make_model()
+    fit(model, str(tmp_path), epochs=2)
+    ck = load_checkpoint(str(tmp_path))
+    assert (ck.state.epoch, ck.state.step) == (2, 0)
+    assert len(ck.state.history["loss"]) == 2
+    assert ck.optimizer_name == "sgd"
+    np.testing.assert_array_equal(ck.model_state["0.weight"], model.state_dict()["0.weight"])
+    # resuming a finished run trains the remaining epochs only
+    hist = fit(model, str(tmp_path), resume=True, epochs=3)
+    assert hist.epochs == 3 and load_checkpoint(str(tmp_path)).state.epoch == 3
+
+
+def test_resume_refuses_another_optimizer(tmp_path):
+    model = make_model()
+    fit(model, str(tmp_path), epochs=1)
+    x, y = data()
+    with pytest.raises(ValueError, match="'sgd', not 'adam'"):
+        model.fit(x, y, epochs=2, optimizer=optim.Adam(model.parameters()), verbose=0,
+                  checkpoint_dir=str(tmp_path), resume=True)
+
+
+def test_nan_names_the_layer_and_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    model = make_model()
+    fit(model, str(tmp_path), epochs=1)
+    good = load_checkpoint(str(tmp_path)).model_state["0.weight"].copy()
+    model.layers[5].weight.value[0, 0] = np.inf        # the dense layer blows up
+    x, y = data()
+    with pytest.raises(NumericalError, match=r"epoch 1, step 1/6.*layer 5 \(Dense\)"):
+        model.fit(x, y, epochs=3, batch_size=16, verbose=0, seed=11,
+                  optimizer=optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
+                  checkpoint_dir=str(tmp_path))
+    np.testing.assert_array_equal(load_checkpoint(str(tmp_path)).model_state["0.weight"], good)
+
+
+def _cli(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "clearconv.cli", "train", "--quiet",
+                             "--epochs", "5", "--batch-size", "4", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def _weights(path):
+    return cc.load(str(path)).state_dict()
+
+
+def _wait_for_epoch(ckdir, epoch, proc, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"training ended before epoch {epoch}: {proc.communicate()}")
+        try:
+            if load_checkpoint(str(ckdir)).state.epoch >= epoch:
+                return
+        except (FileNotFoundError, ValueError):
+            pass
+        time.sleep(0.02)
+    pytest.fail("no checkpoint appeared in time")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "ref.npz"
+    proc = _cli("--out", str(out))
+    assert proc.wait(timeout=300) == 0, proc.communicate()
+    return _weights(out)
+
+
+def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path, uninterrupted):
+    ckdir = tmp_path / "ck"
+    proc = _cli("--checkpoint-dir", str(ckdir), "--out", str(tmp_path / "killed.npz"))
+    _wait_for_epoch(ckdir, 2, proc)
+    time.sleep(0.1)   # into epoch 3
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert not (tmp_path / "killed.npz").exists()
+    done = _cli("--resume", str(ckdir), "--out", str(tmp_path / "resumed.npz"))
+    assert done.wait(timeout=300) == 0, done.communicate()
+    resumed = _weights(tmp_path / "resumed.npz")
+    for k, v in uninterrupted.items():
+        np.testing.assert_array_equal(resumed[k], v)
+
+
+def test_sigint_saves_a_checkpoint_and_exits_cleanly(tmp_path, uninterrupted):
+    ckdir = tmp_path / "ck"
+    proc = _cli("--checkpoint-dir", str(ckdir), "--out", str(tmp_path / "m.npz"))
+    _wait_for_epoch(ckdir, 1, proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and f"clearconv train --resume {ckdir}" in err
+    assert os.path.exists(ckdir / "checkpoint.npz")
+    done = _cli("--resume", str(ckdir), "--out", str(tmp_path / "resumed.npz"))
+    assert done.wait(timeout=300) == 0, done.communicate()
+    resumed = _weights(tmp_path / "resumed.npz")
+    for k, v in uninterrupted.items():
+        np.testing.assert_array_equal(resumed[k], v)
