@@ -98,6 +98,7 @@ def test_resume_refuses_another_optimizer(tmp_path):
                   checkpoint_dir=str(tmp_path), resume=True)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
 def test_nan_names_the_layer_and_step_and_keeps_the_last_good_checkpoint(tmp_path):
     model = make_model()
     fit(model, str(tmp_path), epochs=1)
