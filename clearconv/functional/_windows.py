@@ -1,4 +1,4 @@
-"""Window plumbing shared by conv and pooling: dtype policy, padding, sliding windows, col2im.
+"""Window plumbing shared by conv and pooling: dtype policy, padding, kernel-offset views.
 
 Nothing here is a formula of MATH.md by itself; it is the indexing that lets the
 formulas run as whole-array operations instead of per-pixel loops.
@@ -7,7 +7,6 @@ formulas run as whole-array operations instead of per-pixel loops.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from ..errors import ShapeError
 
@@ -54,45 +53,6 @@ def pad_nchw(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]],
         out.fill(value)
     out[:, :, pt:pt + h, pl:pl + w] = x
     return out
-
-
-def sliding_windows(xp: np.ndarray, kernel: tuple[int, int], out_hw: tuple[int, int],
-                    stride: tuple[int, int], dilation: tuple[int, int] = (1, 1)) -> np.ndarray:
-    """A read-only view of shape (N, C, H_out, W_out, kh, kw) on padded input ``xp``.
-
-    ``view[n, c, m, k, i, j] = xp[n, c, m*s_h + i*d_h, k*s_w + j*d_w]``: the window
-    (MATH.md §3's slice) that output position (m, k) multiplies with the kernel.
-    No data is copied.
-    """
-    sn, sc, sh, sw = xp.strides
-    n, c = xp.shape[:2]
-    return as_strided(
-        xp,
-        shape=(n, c, out_hw[0], out_hw[1], kernel[0], kernel[1]),
-        strides=(sn, sc, sh * stride[0], sw * stride[1], sh * dilation[0], sw * dilation[1]),
-        writeable=False,
-    )
-
-
-def col2im_add(dxp: np.ndarray, dcols: np.ndarray, stride: tuple[int, int],
-               dilation: tuple[int, int] = (1, 1)) -> np.ndarray:
-    """Scatter-add window gradients back onto the padded input, in place.
-
-    ``dcols`` has shape (N, C, kh, kw, H_out, W_out) (any strides): ``dcols[:, :, i, j]``
-    is the gradient reaching input pixel ``(m*s_h + i*d_h, k*s_w + j*d_w)`` from output
-    position (m, k). One strided slice-add per kernel offset (kh*kw of them), so
-    overlapping windows accumulate (MATH.md §9, §11) without ``np.add.at``.
-    """
-    kh, kw, ho, wo = dcols.shape[2:]
-    sh, sw = stride
-    dh, dw = dilation
-    for i in range(kh):
-        r0 = i * dh
-        rows = slice(r0, r0 + sh * (ho - 1) + 1, sh)
-        for j in range(kw):
-            c0 = j * dw
-            dxp[:, :, rows, c0:c0 + sw * (wo - 1) + 1:sw] += dcols[:, :, i, j]
-    return dxp
 
 
 def crop_nchw(xp: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:

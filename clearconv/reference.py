@@ -1,0 +1,781 @@
+"""The ops of :mod:`clearconv.functional`, written literally from MATH.md, loop by loop.
+
+Slow on purpose. Every function here has the name, the signature and the return form
+of its fast twin in ``functional/`` (``<op>_forward(...) -> (out, cache)``,
+``<op>_backward(d_out, cache) -> gradients``), but computes the formula of MATH.md the
+way it is written: one output element at a time, with the window of each output pixel
+picked out by explicit index arithmetic. The tests hold the fast ops to these, and the
+``explain`` figures draw their intermediate arrays.
+
+Notation (MATH.md): ``A`` is a layer input of shape (N, C_in, H, W) (NCHW; the article's
+single image ``[n, n, n_c]`` is ``A[0].transpose(1, 2, 0)``), ``W`` a kernel bank of
+shape (C_out, C_in, f_h, f_w), ``b`` a bias of shape (C_out,), ``Z`` the output of shape
+(N, C_out, H_out, W_out); ``m, k`` index output rows and columns, ``i, j`` kernel rows
+and columns, ``s`` is the stride, ``d`` the dilation, ``p`` the padding.
+
+Only the bookkeeping is shared with the fast path: the shape arithmetic of
+:mod:`clearconv.shapes` (padding forms, output sizes) and the argument checks of
+``conv2d_geometry`` / ``pool2d_geometry``, so that both raise the same errors.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from .errors import ClearConvError, ShapeError
+from .functional._windows import as_float, check_nchw
+from .functional.conv import ConvGeometry, conv2d_geometry
+from .functional.pool import PoolGeometry, pool2d_geometry
+from .shapes import IntPair, Padding2D, PaddingArg
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _pad(a: np.ndarray, pads: Padding2D, value: float = 0.0) -> np.ndarray:
+    """A copy of ``a`` (..., H, W) inside a border ``((top, bottom), (left, right))``
+    filled with ``value``."""
+    (pt, pb), (pl, pr) = pads
+    h, w = a.shape[-2:]
+    out = np.full((*a.shape[:-2], h + pt + pb, w + pl + pr), value, dtype=a.dtype)
+    out[..., pt:pt + h, pl:pl + w] = a
+    return out
+
+
+def _window_index(m: int, k: int, kernel: tuple[int, int], stride: tuple[int, int],
+                  dilation: tuple[int, int] = (1, 1)) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of the window that output pixel (m, k) reads.
+
+    Window cell (i, j) is padded-input pixel ``(m*s_h + i*d_h, k*s_w + j*d_w)``. The
+    result indexes an array's last two axes: ``a[..., rows, cols]`` has shape
+    (..., f_h, f_w).
+    """
+    rows = np.array([m * stride[0] + i * dilation[0] for i in range(kernel[0])])
+    cols = np.array([k * stride[1] + j * dilation[1] for j in range(kernel[1])])
+    return rows[:, None], cols[None, :]
+
+
+# ------------------------------------------------------------------------ convolution
+
+
+class Conv2dCache(NamedTuple):
+    """What :func:`conv2d_backward` needs from the forward pass."""
+
+    a_pad: np.ndarray       # (N, C_in, H + p_t + p_b, W + p_l + p_r): A with its zero border
+    weight: np.ndarray      # (C_out, C_in, f_h, f_w)
+    has_bias: bool
+    geometry: ConvGeometry
+
+
+def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
+                   stride: IntPair = 1, padding: PaddingArg = 0,
+                   dilation: IntPair = 1) -> tuple[np.ndarray, Conv2dCache]:
+    """Convolution layer, linear part ``Z = W * A + b`` (MATH.md §3-7), literally.
+
+    Cross-correlation (§3, as PyTorch and ONNX), one output pixel at a time::
+
+        Z[n, o, m, k] = sum_c sum_i sum_j W[o, c, i, j] * A_pad[n, c, m*s_h + i*d_h, k*s_w + j*d_w]
+                        + b[o]
+
+    where ``A_pad`` is ``A`` with a border of zeros (§4), and
+    ``H_out = floor((H + p_t + p_b - d_h*(f_h - 1) - 1) / s_h) + 1`` (§5; the article's
+    ``floor((n + 2p - f)/s) + 1`` when d = 1 and the padding is symmetric).
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C_in, H, W)
+    weight : ndarray of shape (C_out, C_in, f_h, f_w)
+    bias : ndarray of shape (C_out,) or None
+    stride, dilation : int or (h, w)
+    padding : int, (p_h, p_w), ((top, bottom), (left, right)), 'valid' or 'same'
+
+    Returns
+    -------
+    z : ndarray of shape (N, C_out, H_out, W_out)
+    cache : Conv2dCache for :func:`conv2d_backward`
+    """
+    x = np.asarray(x)
+    weight = np.asarray(weight)
+    check_nchw(x, "conv2d")
+    geo = conv2d_geometry(x.shape, weight.shape, stride, padding, dilation)
+    dtype = np.result_type(as_float(x[:0]).dtype, as_float(weight[:0]).dtype)
+    x = x.astype(dtype)
+    weight = weight.astype(dtype)
+    n_batch, c_out, h_out, w_out = geo.out_shape
+    b = np.zeros(c_out, dtype)
+    if bias is not None:
+        b = np.asarray(bias, dtype=dtype)
+        if b.shape != (c_out,):
+            raise ShapeError(f"conv2d bias must have shape ({c_out},), got {b.shape}")
+    a_pad = _pad(x, geo.padding)
+    z = np.zeros(geo.out_shape, dtype)
+    for n in range(n_batch):
+        for o in range(c_out):
+            for m in range(h_out):
+                for k in range(w_out):
+                    rows, cols = _window_index(m, k, geo.kernel, geo.stride, geo.dilation)
+                    window = a_pad[n][:, rows, cols]          # (C_in, f_h, f_w)
+                    z[n, o, m, k] = np.sum(window * weight[o]) + b[o]
+    return z, Conv2dCache(a_pad, weight, bias is not None, geo)
+
+
+def conv2d_backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool = True
+                    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """Backward pass of :func:`conv2d_forward` (MATH.md §9), literally.
+
+    With ``dZ = dy``::
+
+        db[o]          = sum_n sum_m sum_k dZ[n, o, m, k]
+        dW[o, c, i, j] = sum_n sum_m sum_k A_pad[n, c, m*s_h + i*d_h, k*s_w + j*d_w]
+                                           * dZ[n, o, m, k]
+                         (the input slice under window (m, k), weighted by dZ[m, k])
+        dA             = the "full" convolution of dZ with the kernel rotated 180°,
+                         cropped by the padding (see :func:`conv2d_input_gradient`)
+
+    Parameters
+    ----------
+    dy : ndarray of shape (N, C_out, H_out, W_out), dL/dZ
+    cache : from :func:`conv2d_forward`
+    input_grad : compute dx (False returns None for it)
+
+    Returns
+    -------
+    dx : ndarray of shape (N, C_in, H, W), or None
+    dweight : ndarray of shape (C_out, C_in, f_h, f_w)
+    dbias : ndarray of shape (C_out,), or None when the forward had no bias
+    """
+    a_pad, weight, has_bias, geo = cache
+    dz = np.asarray(dy, dtype=weight.dtype)
+    if dz.shape != geo.out_shape:
+        raise ShapeError(
+            f"conv2d_backward: dy has shape {dz.shape}, the forward output was {geo.out_shape}"
+        )
+    n_batch, c_out, h_out, w_out = geo.out_shape
+    db = np.zeros(c_out, weight.dtype)
+    dw = np.zeros_like(weight)
+    for n in range(n_batch):
+        for o in range(c_out):
+            for m in range(h_out):
+                for k in range(w_out):
+                    rows, cols = _window_index(m, k, geo.kernel, geo.stride, geo.dilation)
+                    db[o] += dz[n, o, m, k]
+                    dw[o] += a_pad[n][:, rows, cols] * dz[n, o, m, k]
+    dx = conv2d_input_gradient(dz, weight, geo) if input_grad else None
+    return dx, dw, (db if has_bias else None)
+
+
+def conv2d_input_gradient(dz: np.ndarray, weight: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+    """dA of a convolution: the "full" convolution of dZ with W rotated 180° (MATH.md §9).
+
+    Every output pixel (m, k) sent ``W * dZ[m, k]`` back onto its window::
+
+        dA_pad[n, c, r, q] = sum_o sum_m sum_k W[o, c, i, j] * dZ[n, o, m, k]
+                             over the (m, k, i, j) with r = m*s_h + i*d_h, q = k*s_w + j*d_w
+
+    which is computed here, step by step, as the article draws it:
+
+    1. scatter dZ with ``s - 1`` zeros between its entries (undoes the stride);
+    2. rotate the kernel by 180° and put ``d - 1`` zeros between its taps (dilation),
+       giving a kernel of extent ``e = d*(f - 1) + 1``;
+    3. pad the scattered dZ with ``e - 1`` zeros on every side ("full" convolution);
+    4. slide the rotated kernel over it (valid cross-correlation, summed over C_out)::
+
+           dA_pad[n, c, r, q] = sum_o sum_u sum_v W_rot[o, c, u, v] * dZ_full[n, o, r + u, q + v]
+
+       this fills rows ``0 .. (H_out - 1)*s_h + e_h - 1`` of ``dA_pad``; rows that no window
+       reached (when the stride skips the last ones) stay zero;
+    5. crop the padding from ``dA_pad``.
+
+    Returns dA of shape (N, C_in, H, W).
+    """
+    (s_h, s_w), (d_h, d_w) = geo.stride, geo.dilation
+    f_h, f_w = geo.kernel
+    n_batch, c_in, h, w = geo.in_shape
+    (p_t, p_b), (p_l, p_r) = geo.padding
+    c_out, h_out, w_out = dz.shape[1:]
+    dtype = weight.dtype
+    # 1. dZ scattered with s - 1 gaps
+    dz_gapped = np.zeros((n_batch, c_out, (h_out - 1) * s_h + 1, (w_out - 1) * s_w + 1), dtype)
+    for m in range(h_out):
+        for k in range(w_out):
+            dz_gapped[:, :, m * s_h, k * s_w] = dz[:, :, m, k]
+    # 2. the kernel rotated 180°, then dilated with d - 1 zeros between taps
+    w_rot = weight[:, :, ::-1, ::-1]
+    e_h, e_w = d_h * (f_h - 1) + 1, d_w * (f_w - 1) + 1
+    w_rot_dilated = np.zeros((c_out, c_in, e_h, e_w), dtype)
+    for i in range(f_h):
+        for j in range(f_w):
+            w_rot_dilated[:, :, i * d_h, j * d_w] = w_rot[:, :, i, j]
+    # 3. zero border of e - 1 on every side: the "full" convolution
+    dz_full = _pad(dz_gapped, ((e_h - 1, e_h - 1), (e_w - 1, e_w - 1)))
+    # 4. valid cross-correlation of dZ_full with the rotated kernel
+    da_pad = np.zeros((n_batch, c_in, h + p_t + p_b, w + p_l + p_r), dtype)
+    reach_h, reach_w = (h_out - 1) * s_h + e_h, (w_out - 1) * s_w + e_w
+    for n in range(n_batch):
+        for c in range(c_in):
+            for r in range(reach_h):
+                for q in range(reach_w):
+                    patch = dz_full[n, :, r:r + e_h, q:q + e_w]          # (C_out, e_h, e_w)
+                    da_pad[n, c, r, q] = np.sum(patch * w_rot_dilated[:, c])
+    # 5. crop the padding
+    return da_pad[:, :, p_t:p_t + h, p_l:p_l + w].copy()
+
+
+# ---------------------------------------------------------------------------- pooling
+
+
+class MaxPool2dCache(NamedTuple):
+    """What :func:`max_pool2d_backward` needs: the padded input (to rebuild each mask)."""
+
+    a_pad: np.ndarray       # (N, C, H_pad, W_pad): A with a border of padding
+    geometry: PoolGeometry
+
+
+class AvgPool2dCache(NamedTuple):
+    """What :func:`avg_pool2d_backward` needs to recount each window's divisor."""
+
+    dtype: np.dtype
+    count_include_pad: bool
+    geometry: PoolGeometry
+
+
+def _in_input(rows: np.ndarray, cols: np.ndarray, geo: PoolGeometry) -> np.ndarray:
+    """For each cell of a window (padded coordinates), whether it is a pixel of the input
+    (True) or of the padding (False). Shape (f_h, f_w)."""
+    h, w = geo.in_shape[2:]
+    p_h, p_w = geo.padding[0][0], geo.padding[1][0]
+    inside = np.zeros((rows.shape[0], cols.shape[1]), dtype=bool)
+    for i, r in enumerate(rows[:, 0]):
+        for j, q in enumerate(cols[0, :]):
+            inside[i, j] = p_h <= r < p_h + h and p_w <= q < p_w + w
+    return inside
+
+
+def first_max_mask(window: np.ndarray, in_input: np.ndarray | None = None) -> np.ndarray:
+    """The mask of MATH.md §11 for one 2-D window: True at its maximum, False elsewhere.
+
+    Exactly one cell is True: on ties, the first maximum in row-major order (as PyTorch).
+    Only cells of the input compete (``in_input``; all of them when None), so padding
+    never wins. A NaN beats every number (NaN propagates; of several NaNs the last
+    wins), again PyTorch's rule.
+
+    >>> first_max_mask(np.array([[1., 7.], [7., 2.]]))
+    array([[False,  True],
+           [False, False]])
+    """
+    if in_input is None:
+        in_input = np.ones(window.shape, dtype=bool)
+    best = None
+    for i in range(window.shape[0]):
+        for j in range(window.shape[1]):
+            if not in_input[i, j]:
+                continue
+            if best is None or window[i, j] > window[best] or np.isnan(window[i, j]):
+                best = (i, j)
+    mask = np.zeros(window.shape, dtype=bool)
+    mask[best] = True
+    return mask
+
+
+def max_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None = None,
+                       padding: IntPair = 0, ceil_mode: bool = False
+                       ) -> tuple[np.ndarray, MaxPool2dCache]:
+    """Max pooling (MATH.md §10), literally: each output is the maximum of its window::
+
+        Z[n, c, m, k] = max_{i < f_h, j < f_w} A_pad[n, c, m*s_h + i, k*s_w + j]
+
+    where only input pixels compete (the padding never wins; see
+    :func:`first_max_mask` for ties and NaN) and ``H_out = floor((H + 2p - f)/s) + 1``
+    (rounded up with ``ceil_mode``, PyTorch's rule: the bottom/right are padded further
+    for the last, partial window).
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C, H, W)
+    kernel_size : int or (f_h, f_w)
+    stride : int or (s_h, s_w); defaults to kernel_size
+    padding : int or (p_h, p_w), at most half the window
+    ceil_mode : round the output size up
+
+    Returns
+    -------
+    z : ndarray of shape (N, C, H_out, W_out)
+    cache : MaxPool2dCache for :func:`max_pool2d_backward`
+    """
+    x = as_float(x)
+    check_nchw(x, "max_pool2d")
+    geo = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode, "max_pool2d")
+    a_pad = _pad(x, geo.padding, -np.inf)
+    n_batch, channels, h_out, w_out = geo.out_shape
+    z = np.zeros(geo.out_shape, x.dtype)
+    for n in range(n_batch):
+        for c in range(channels):
+            for m in range(h_out):
+                for k in range(w_out):
+                    rows, cols = _window_index(m, k, geo.kernel, geo.stride)
+                    window = a_pad[n, c, rows, cols]
+                    mask = first_max_mask(window, _in_input(rows, cols, geo))
+                    z[n, c, m, k] = window[mask][0]
+    return z, MaxPool2dCache(a_pad, geo)
+
+
+def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
+    """Backward of max pooling (MATH.md §11), literally: the gradient goes through a mask::
+
+        dA_pad[n, c, window(m, k)] += dZ[n, c, m, k] * mask(m, k)
+
+    where ``mask(m, k)`` is True only at the first maximum of window (m, k)
+    (:func:`first_max_mask`). Overlapping windows (s < f) accumulate; the padding is
+    cropped at the end.
+
+    Returns dx of shape (N, C, H, W).
+    """
+    a_pad, geo = cache
+    dz = np.asarray(dy, dtype=a_pad.dtype)
+    if dz.shape != geo.out_shape:
+        raise ShapeError(
+            f"max_pool2d_backward: dy has shape {dz.shape}, the forward output was "
+            f"{geo.out_shape}"
+        )
+    n_batch, channels, h_out, w_out = geo.out_shape
+    da_pad = np.zeros_like(a_pad)
+    for n in range(n_batch):
+        for c in range(channels):
+            for m in range(h_out):
+                for k in range(w_out):
+                    rows, cols = _window_index(m, k, geo.kernel, geo.stride)
+                    mask = first_max_mask(a_pad[n, c, rows, cols], _in_input(rows, cols, geo))
+                    da_pad[n, c, rows, cols] += dz[n, c, m, k] * mask
+    return _crop(da_pad, geo)
+
+
+def avg_window_divisor(m: int, k: int, geo: PoolGeometry, count_include_pad: bool) -> int:
+    """What the sum of average-pooling window (m, k) is divided by (PyTorch's rule).
+
+    MATH.md §11 writes it ``f²`` (a window inside the input). At the border, counted
+    cell by cell: a cell of the input always counts; a cell of the symmetric padding
+    ``p`` counts when ``count_include_pad``; a cell of the extra bottom/right padding
+    that ``ceil_mode`` adds never counts.
+    """
+    h, w = geo.in_shape[2:]
+    p_h, p_w = geo.padding[0][0], geo.padding[1][0]
+    rows, cols = _window_index(m, k, geo.kernel, geo.stride)
+    in_input = _in_input(rows, cols, geo)
+    count = 0
+    for i, r in enumerate(rows[:, 0]):
+        for j, q in enumerate(cols[0, :]):
+            in_symmetric_padding = r < h + 2 * p_h and q < w + 2 * p_w
+            if in_input[i, j] or (count_include_pad and in_symmetric_padding):
+                count += 1
+    return count
+
+
+def avg_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None = None,
+                       padding: IntPair = 0, ceil_mode: bool = False,
+                       count_include_pad: bool = True) -> tuple[np.ndarray, AvgPool2dCache]:
+    """Average pooling (MATH.md §10), literally: each output is the mean of its window::
+
+        Z[n, c, m, k] = (1 / D(m, k)) sum_{i < f_h, j < f_w} A_pad[n, c, m*s_h + i, k*s_w + j]
+
+    with ``A_pad`` padded by zeros and ``D(m, k)`` from :func:`avg_window_divisor`
+    (``f_h * f_w`` away from the border). Same arguments as :func:`max_pool2d_forward`.
+    """
+    x = as_float(x)
+    check_nchw(x, "avg_pool2d")
+    geo = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode, "avg_pool2d")
+    a_pad = _pad(x, geo.padding, 0.0)
+    n_batch, channels, h_out, w_out = geo.out_shape
+    z = np.zeros(geo.out_shape, x.dtype)
+    for n in range(n_batch):
+        for c in range(channels):
+            for m in range(h_out):
+                for k in range(w_out):
+                    rows, cols = _window_index(m, k, geo.kernel, geo.stride)
+                    divisor = avg_window_divisor(m, k, geo, count_include_pad)
+                    z[n, c, m, k] = np.sum(a_pad[n, c, rows, cols]) / divisor
+    return z, AvgPool2dCache(x.dtype, count_include_pad, geo)
+
+
+def avg_pool2d_backward(dy: np.ndarray, cache: AvgPool2dCache) -> np.ndarray:
+    """Backward of average pooling (MATH.md §11), literally::
+
+        dA_pad[n, c, window(m, k)] += dZ[n, c, m, k] / D(m, k)
+
+    every cell of a window gets the same share (``dZ / f²`` inside the input);
+    overlapping windows accumulate; the padding is cropped at the end.
+
+    Returns dx of shape (N, C, H, W).
+    """
+    dtype, count_include_pad, geo = cache
+    dz = np.asarray(dy, dtype=dtype)
+    if dz.shape != geo.out_shape:
+        raise ShapeError(
+            f"avg_pool2d_backward: dy has shape {dz.shape}, the forward output was "
+            f"{geo.out_shape}"
+        )
+    n_batch, channels, h_out, w_out = geo.out_shape
+    (p_t, p_b), (p_l, p_r) = geo.padding
+    h, w = geo.in_shape[2:]
+    da_pad = np.zeros((n_batch, channels, h + p_t + p_b, w + p_l + p_r), dtype)
+    for n in range(n_batch):
+        for c in range(channels):
+            for m in range(h_out):
+                for k in range(w_out):
+                    rows, cols = _window_index(m, k, geo.kernel, geo.stride)
+                    divisor = avg_window_divisor(m, k, geo, count_include_pad)
+                    da_pad[n, c, rows, cols] += dz[n, c, m, k] / divisor
+    return _crop(da_pad, geo)
+
+
+def _crop(a_pad: np.ndarray, geo: PoolGeometry) -> np.ndarray:
+    """Drop the padded border of a pooling input gradient."""
+    (p_t, _), (p_l, _) = geo.padding
+    h, w = geo.in_shape[2:]
+    return a_pad[:, :, p_t:p_t + h, p_l:p_l + w].copy()
+
+
+# ------------------------------------------------------------------------ activations
+# A = g(Z) (MATH.md §7) and dZ = dA ⊙ g'(Z) (MATH.md §9), one element at a time.
+
+
+def relu_forward(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``a = max(z, 0)``; the cache is ``a``."""
+    z = as_float(z)
+    a = np.zeros_like(z)
+    for idx in np.ndindex(z.shape):
+        a[idx] = max(z[idx], 0)
+    return a, a
+
+
+def relu_backward(da: np.ndarray, cache: np.ndarray) -> np.ndarray:
+    """``dz = da * g'(z)`` with ``g'(z) = 1`` for ``z > 0``, else 0 (0 at z = 0, as PyTorch)."""
+    a = cache
+    da = np.asarray(da, dtype=a.dtype)
+    dz = np.zeros_like(a)
+    for idx in np.ndindex(a.shape):
+        dz[idx] = da[idx] if a[idx] > 0 else 0
+    return dz
+
+
+def leaky_relu_forward(z: np.ndarray, negative_slope: float = 0.01
+                       ) -> tuple[np.ndarray, tuple[np.ndarray, float]]:
+    """``a = z`` for ``z > 0``, else ``negative_slope * z``."""
+    z = as_float(z)
+    slope = z.dtype.type(negative_slope)
+    a = np.zeros_like(z)
+    for idx in np.ndindex(z.shape):
+        a[idx] = z[idx] if z[idx] > 0 else slope * z[idx]
+    return a, (z, negative_slope)
+
+
+def leaky_relu_backward(da: np.ndarray, cache: tuple[np.ndarray, float]) -> np.ndarray:
+    """``dz = da`` for ``z > 0``, else ``negative_slope * da``."""
+    z, negative_slope = cache
+    slope = z.dtype.type(negative_slope)
+    da = np.asarray(da, dtype=z.dtype)
+    dz = np.zeros_like(z)
+    for idx in np.ndindex(z.shape):
+        dz[idx] = da[idx] if z[idx] > 0 else slope * da[idx]
+    return dz
+
+
+def sigmoid_forward(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``a = 1 / (1 + exp(-z))``, written ``exp(z) / (1 + exp(z))`` for z < 0 (no overflow)."""
+    z = as_float(z)
+    a = np.zeros_like(z)
+    for idx in np.ndindex(z.shape):
+        if z[idx] >= 0:
+            a[idx] = 1 / (1 + np.exp(-z[idx]))
+        else:
+            a[idx] = np.exp(z[idx]) / (1 + np.exp(z[idx]))
+    return a, a
+
+
+def sigmoid_backward(da: np.ndarray, cache: np.ndarray) -> np.ndarray:
+    """``dz = da * g'(z)`` with ``g'(z) = a (1 - a)``."""
+    a = cache
+    da = np.asarray(da, dtype=a.dtype)
+    dz = np.zeros_like(a)
+    for idx in np.ndindex(a.shape):
+        dz[idx] = da[idx] * a[idx] * (1 - a[idx])
+    return dz
+
+
+def tanh_forward(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``a = tanh(z)``."""
+    z = as_float(z)
+    a = np.zeros_like(z)
+    for idx in np.ndindex(z.shape):
+        a[idx] = np.tanh(z[idx])
+    return a, a
+
+
+def tanh_backward(da: np.ndarray, cache: np.ndarray) -> np.ndarray:
+    """``dz = da * g'(z)`` with ``g'(z) = 1 - a^2``."""
+    a = cache
+    da = np.asarray(da, dtype=a.dtype)
+    dz = np.zeros_like(a)
+    for idx in np.ndindex(a.shape):
+        dz[idx] = da[idx] * (1 - a[idx] * a[idx])
+    return dz
+
+
+def softmax_forward(z: np.ndarray, axis: int = -1) -> tuple[np.ndarray, tuple[np.ndarray, int]]:
+    """``a_i = exp(z_i - max z) / sum_j exp(z_j - max z)`` along ``axis``, one vector at a time."""
+    z = as_float(z)
+    zt = np.moveaxis(z, axis, -1)
+    at = np.zeros_like(zt)
+    for idx in np.ndindex(zt.shape[:-1]):
+        row = zt[idx]
+        top = max(row)
+        e = [np.exp(v - top) for v in row]
+        total = sum(e)
+        for i, e_i in enumerate(e):
+            at[(*idx, i)] = e_i / total
+    a = np.moveaxis(at, -1, axis)
+    return a, (a, axis)
+
+
+def softmax_backward(da: np.ndarray, cache: tuple[np.ndarray, int]) -> np.ndarray:
+    """Through the softmax Jacobian ``J[j, i] = da_j/dz_i = a_j (δ_ij - a_i)``::
+
+        dz_i = sum_j da_j * a_j * (δ_ij - a_i)
+    """
+    a, axis = cache
+    at = np.moveaxis(a, axis, -1)
+    dat = np.moveaxis(np.asarray(da, dtype=a.dtype), axis, -1)
+    dzt = np.zeros_like(at)
+    size = at.shape[-1]
+    for idx in np.ndindex(at.shape[:-1]):
+        for i in range(size):
+            total = 0
+            for j in range(size):
+                delta = 1 if i == j else 0
+                total += dat[(*idx, j)] * at[(*idx, j)] * (delta - at[(*idx, i)])
+            dzt[(*idx, i)] = total
+    return np.moveaxis(dzt, -1, axis)
+
+
+# ------------------------------------------------------------------------------- loss
+
+
+class SoftmaxCECache(NamedTuple):
+    probs: np.ndarray    # (N, K) softmax of the logits
+    labels: np.ndarray   # (N,) integer class indices
+
+
+def _check_logits_labels(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Check logits (N, K) against integer labels (N,) in [0, K); return the labels as ints."""
+    if z.ndim != 2:
+        raise ShapeError(f"logits must have shape (N, K), got {z.shape}")
+    n, k = z.shape
+    if labels.shape != (n,):
+        raise ShapeError(f"labels must have shape ({n},) to match logits {z.shape}, "
+                         f"got {labels.shape}")
+    if labels.dtype.kind not in "iu":
+        if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
+            labels = labels.astype(np.int64)
+        else:
+            raise ShapeError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    bad = [int(y) for y in labels if not 0 <= y < k]
+    if bad:
+        raise ShapeError(f"labels must be in [0, {k}) for {k} classes, got {bad[:5]}")
+    return labels
+
+
+def softmax_cross_entropy_forward(logits: np.ndarray, labels: np.ndarray
+                                  ) -> tuple[float, SoftmaxCECache]:
+    """Mean cross-entropy of softmax(logits) against integer labels, sample by sample::
+
+        L = (1/N) sum_n [ log sum_k exp(z[n, k] - max_k z[n]) - (z[n, y_n] - max_k z[n]) ]
+
+    (the log-sum-exp of the logits minus the true class's logit, shifted by the row's
+    maximum so that large logits do not overflow).
+
+    Parameters
+    ----------
+    logits : ndarray of shape (N, K)
+    labels : integer ndarray of shape (N,), values in [0, K)
+
+    Returns
+    -------
+    loss : float
+    cache : SoftmaxCECache for :func:`softmax_cross_entropy_backward`
+    """
+    z = as_float(logits)
+    labels = _check_logits_labels(z, np.asarray(labels))
+    n_samples = z.shape[0]
+    probs = np.zeros_like(z)
+    total = 0.0
+    for n in range(n_samples):
+        top = max(z[n])
+        log_sum_exp = np.log(sum(np.exp(v - top) for v in z[n]))
+        total += log_sum_exp - (z[n, labels[n]] - top)
+        for k in range(z.shape[1]):
+            probs[n, k] = np.exp(z[n, k] - top - log_sum_exp)
+    loss = total / n_samples if n_samples else 0.0
+    return float(loss), SoftmaxCECache(probs, labels)
+
+
+def softmax_cross_entropy_backward(dloss: float, cache: SoftmaxCECache) -> np.ndarray:
+    """``dL/dz[n, k] = dloss * (softmax(z)[n, k] - [k == y_n]) / N``, shape (N, K)."""
+    probs, labels = cache
+    n_samples, classes = probs.shape
+    dz = np.zeros_like(probs)
+    for n in range(n_samples):
+        for k in range(classes):
+            onehot = 1 if k == labels[n] else 0
+            dz[n, k] = dloss * (probs[n, k] - onehot) / n_samples
+    return dz
+
+
+# ----------------------------------------------------------------------------- linear
+
+
+class LinearCache(NamedTuple):
+    x: np.ndarray
+    weight: np.ndarray
+    has_bias: bool
+
+
+def linear_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, LinearCache]:
+    """Dense layer (PyTorch weight layout), one output at a time::
+
+        y[n, o] = sum_i x[n, i] * W[o, i] + b[o]
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, in_features)
+    weight : ndarray of shape (out_features, in_features)
+    bias : ndarray of shape (out_features,) or None
+
+    Returns
+    -------
+    y : ndarray of shape (N, out_features)
+    cache : LinearCache
+    """
+    x = np.asarray(x)
+    weight = np.asarray(weight)
+    if x.ndim != 2 or weight.ndim != 2:
+        raise ShapeError(f"linear expects x (N, in) and weight (out, in), got x {x.shape} "
+                         f"and weight {weight.shape}")
+    if x.shape[1] != weight.shape[1]:
+        raise ShapeError(f"linear: input has {x.shape[1]} features but the weight expects "
+                         f"{weight.shape[1]} (x {x.shape}, weight {weight.shape})")
+    dtype = np.result_type(as_float(x[:0]).dtype, as_float(weight[:0]).dtype)
+    x = x.astype(dtype)
+    weight = weight.astype(dtype)
+    n_samples, (out_features, in_features) = x.shape[0], weight.shape
+    b = np.zeros(out_features, dtype)
+    if bias is not None:
+        b = np.asarray(bias, dtype=dtype)
+        if b.shape != (out_features,):
+            raise ShapeError(f"linear bias must have shape ({out_features},), got {b.shape}")
+    y = np.zeros((n_samples, out_features), dtype)
+    for n in range(n_samples):
+        for o in range(out_features):
+            y[n, o] = sum(x[n, i] * weight[o, i] for i in range(in_features)) + b[o]
+    return y, LinearCache(x, weight, bias is not None)
+
+
+def linear_backward(dy: np.ndarray, cache: LinearCache, input_grad: bool = True
+                    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """Backward of :func:`linear_forward`::
+
+        dx[n, i] = sum_o dy[n, o] * W[o, i]
+        dW[o, i] = sum_n dy[n, o] * x[n, i]
+        db[o]    = sum_n dy[n, o]
+
+    Returns ``(dx, dW, db)``; dx is None when ``input_grad`` is False, db when the
+    forward had no bias.
+    """
+    x, weight, has_bias = cache
+    dy = np.asarray(dy, dtype=weight.dtype)
+    n_samples, in_features = x.shape
+    out_features = weight.shape[0]
+    dx = np.zeros_like(x)
+    dw = np.zeros_like(weight)
+    db = np.zeros(out_features, weight.dtype)
+    for n in range(n_samples):
+        for o in range(out_features):
+            db[o] += dy[n, o]
+            for i in range(in_features):
+                dx[n, i] += dy[n, o] * weight[o, i]
+                dw[o, i] += dy[n, o] * x[n, i]
+    return (dx if input_grad else None), dw, (db if has_bias else None)
+
+
+# ---------------------------------------------------------------------------- dropout
+
+
+def dropout_forward(x: np.ndarray, p: float, rng: np.random.Generator
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Inverted dropout, element by element::
+
+        mask = 1 / (1 - p)  if u >= p  else 0,    u ~ Uniform[0, 1)
+        y    = x * mask
+
+    The uniforms are drawn exactly as the fast op draws them (one
+    ``rng.random(x.shape)``), so the same generator state gives the same mask.
+    Returns ``(y, mask)``; with ``p = 0`` the mask is None and ``y`` is ``x``.
+    """
+    if not 0.0 <= p < 1.0:
+        raise ClearConvError(f"dropout probability must be in [0, 1), got {p}")
+    x = as_float(x)
+    if p == 0.0:
+        return x, None
+    u = rng.random(x.shape, dtype=x.dtype)
+    scale = x.dtype.type(1.0 / (1.0 - p))
+    mask = np.zeros_like(x)
+    y = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        mask[idx] = scale if u[idx] >= p else 0
+        y[idx] = x[idx] * mask[idx]
+    return y, mask
+
+
+def dropout_backward(dy: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """``dx = dy * mask`` (identity when p was 0)."""
+    if mask is None:
+        return dy
+    dy = np.asarray(dy)
+    dx = np.zeros(mask.shape, np.result_type(dy.dtype, mask.dtype))
+    for idx in np.ndindex(mask.shape):
+        dx[idx] = dy[idx] * mask[idx]
+    return dx
+
+
+__all__ = [
+    "AvgPool2dCache",
+    "Conv2dCache",
+    "LinearCache",
+    "MaxPool2dCache",
+    "SoftmaxCECache",
+    "avg_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_window_divisor",
+    "conv2d_backward",
+    "conv2d_forward",
+    "conv2d_input_gradient",
+    "dropout_backward",
+    "dropout_forward",
+    "first_max_mask",
+    "leaky_relu_backward",
+    "leaky_relu_forward",
+    "linear_backward",
+    "linear_forward",
+    "max_pool2d_backward",
+    "max_pool2d_forward",
+    "relu_backward",
+    "relu_forward",
+    "sigmoid_backward",
+    "sigmoid_forward",
+    "softmax_backward",
+    "softmax_cross_entropy_backward",
+    "softmax_cross_entropy_forward",
+    "softmax_forward",
+    "tanh_backward",
+    "tanh_forward",
+]
