@@ -137,3 +137,14 @@ class TerminateOnNaN(Callback):
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self.terminated_at = None
         self.message = None
+
+
+class LearningRateScheduler(Callback):
+    """Step a :mod:`clearconv.optim` schedule (StepLR, CosineAnnealingLR) after every epoch."""
+
+    def __init__(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        self.scheduler.step()
+        logs["lr"] = self.scheduler.get_last_lr()[0]

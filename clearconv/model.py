@@ -250,7 +250,7 @@ class Sequential:
             optimizer: Any = None, validation_data: tuple[np.ndarray, np.ndarray] | None = None,
             shuffle: bool = True, callbacks: Iterable[Callback] = (), verbose: int = 1,
             seed: int | None = None, checkpoint_dir: str | None = None,
-            resume: bool = False) -> History:
+            resume: bool = False, augment: Any = None) -> History:
         """Train with mini-batch gradient descent.
 
         Parameters
@@ -269,6 +269,9 @@ class Sequential:
             RNG states, position; atomically), and on Ctrl-C before stopping
         resume : continue from the checkpoint in ``checkpoint_dir`` if there is one; the
             result is bit-identical to an uninterrupted run (same data, seed, threads)
+        augment : optional ``aug(x_batch, rng) -> x_batch`` applied to each training batch
+            (see :mod:`clearconv.data.augment`); its generator is seeded by
+            (seed, epoch, step), so augmented runs are reproducible and resumable
 
         Returns
         -------
@@ -361,6 +364,8 @@ class Sequential:
                             f"checkpoint saved in {checkpoint_dir}")
                     idx = order[step * batch_size:(step + 1) * batch_size]
                     xb, yb = x[idx], y[idx]
+                    if augment is not None:
+                        xb = augment(xb, np.random.default_rng([seed or 0, epoch, step]))
                     try:
                         loss = self.train_step(xb, yb, optimizer)
                     except NumericalError as e:
@@ -509,6 +514,13 @@ class Sequential:
         """
         io.save_arrays(path, {"model": self.get_config()},
                        {k: np.ascontiguousarray(v) for k, v in self.state_dict().items()})
+
+    def to_onnx(self, path: str, **kwargs: Any) -> None:
+        """Export to ONNX (needs ``pip install clearconv[onnx]``); see
+        :func:`clearconv.export_onnx.to_onnx` for the options."""
+        from .export_onnx import to_onnx
+
+        to_onnx(self, path, **kwargs)
 
     def __repr__(self) -> str:
         inner = ",\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from .layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
 from .model import Sequential
 
 
@@ -60,6 +60,36 @@ def lenet5(rng: np.random.Generator | int | None = None, dtype: str = "float32")
         Dense(84, 10, rng=g, dtype=dtype),
         input_shape=(1, 28, 28),
     )
+
+
+def small_image_cnn(input_shape: tuple[int, int, int], num_classes: int,
+                    rng: np.random.Generator | int | None = None, dtype: str = "float32",
+                    width: int = 32, dropout: float = 0.25) -> Sequential:
+    """The default CNN for 28x28 to 32x32 images (MNIST family, CIFAR-10, image folders):
+    the MNIST CNN of the benchmark with dropout before each dense layer.
+
+    conv C->w 3x3 same, ReLU, max pool 2; conv w->2w 3x3 same, ReLU, max pool 2;
+    flatten, dropout, dense 128, ReLU, dropout, dense num_classes.
+    """
+    g = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+    c, h, w = input_shape
+    flat = 2 * width * (h // 4) * (w // 4)
+    return Sequential(
+        Conv2D(c, width, 3, padding="same", rng=g, dtype=dtype), ReLU(), MaxPool2D(2),
+        Conv2D(width, 2 * width, 3, padding="same", rng=g, dtype=dtype), ReLU(), MaxPool2D(2),
+        Flatten(), Dropout(dropout), Dense(flat, 128, rng=g, dtype=dtype), ReLU(),
+        Dropout(dropout), Dense(128, num_classes, rng=g, dtype=dtype),
+        input_shape=input_shape,
+    )
+
+
+def default_model(dataset: str, input_shape: tuple[int, ...], num_classes: int,
+                  rng: np.random.Generator | int | None = None) -> Sequential:
+    """The architecture ``clearconv train`` uses for a dataset: :func:`digits_cnn` for the
+    embedded digits, :func:`small_image_cnn` for everything else."""
+    if dataset == "digits":
+        return digits_cnn(rng=rng)
+    return small_image_cnn(tuple(input_shape), num_classes, rng=rng)  # type: ignore[arg-type]
 
 
 ARCHITECTURES = {"digits-cnn": digits_cnn, "mnist-cnn": mnist_cnn, "lenet5": lenet5}

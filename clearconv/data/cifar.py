@@ -1,0 +1,253 @@
+"""CIFAR-10 from the standard "python version" batches, without unpickling arbitrary objects.
+
+The distribution (``cifar-10-python.tar.gz``, Krizhevsky 2009) holds, under
+``cifar-10-batches-py/``, five training batches ``data_batch_1`` .. ``data_batch_5``
+(10000 images each), ``test_batch`` (10000) and ``batches.meta``. Each batch is a
+pickle (protocol 2, written by Python 2) of a dict whose ``b"data"`` is a uint8 array of
+shape ``(10000, 3072)``, one row per image: 1024 red, 1024 green, 1024 blue values, each
+plane row-major 32x32, which is exactly NCHW after ``reshape(N, 3, 32, 32)``; and whose
+``b"labels"`` is a list of ints 0..9.
+
+A pickle can run any code while it loads (``os.system`` is two opcodes away), so this
+module never calls ``pickle.load``: :class:`RestrictedUnpickler` resolves only the few
+globals a batch needs (NumPy's array and dtype reconstruction, and ``_codecs.encode``
+for latin-1 only, which protocol 2 uses for bytes) and refuses every other one with a
+:class:`~clearconv.data.DatasetError`, before anything is called. The result must then
+be a dict with a uint8 ``(N, 3072)`` ``b"data"`` and a list of ``N`` ints ``b"labels"``.
+
+Python API::
+
+    from clearconv.data import load_cifar10, CIFAR10_CLASSES
+    x, y = load_cifar10("path/to/cifar", split="train")   # uint8 (50000, 3, 32, 32), int64
+    x, y = load_cifar10("cifar-10-python.tar.gz", split="test")
+    images, labels = read_cifar_batch("cifar-10-batches-py/test_batch")
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import pickle
+import tarfile
+from pathlib import Path
+from typing import IO, Any, Union
+
+import numpy as np
+
+from .idx import DatasetError, DatasetNotFoundError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: class names of CIFAR-10, index = label (as in ``batches.meta``).
+CIFAR10_CLASSES: tuple[str, ...] = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)
+CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
+CIFAR10_FOLDER = "cifar-10-batches-py"
+_SPLIT_BATCHES = {
+    "train": tuple(f"data_batch_{i}" for i in range(1, 6)),
+    "test": ("test_batch",),
+}
+_PIXELS = 3 * 32 * 32
+
+
+def _reconstruct_function() -> Any:
+    """NumPy's ``_reconstruct`` (``numpy._core`` since NumPy 2, ``numpy.core`` before)."""
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # NumPy < 2
+        from numpy.core.multiarray import _reconstruct
+    return _reconstruct
+
+
+def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """``_codecs.encode`` limited to the latin-1 bytes that protocol-2 pickles hold."""
+    if not isinstance(text, str) or codecs.lookup(encoding).name != "iso8859-1":
+        raise DatasetError(f"refusing _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin-1", errors)
+
+
+def _plain_dtype(spec: Any, align: bool = False, copy: bool = False) -> np.dtype:
+    """``numpy.dtype`` limited to dtypes that hold no Python objects."""
+    dtype = np.dtype(spec, align, copy)
+    if dtype.hasobject:
+        raise DatasetError(f"refusing the object dtype {dtype}")
+    return dtype
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that can build only dicts, lists, numbers, strings and NumPy arrays.
+
+    ``find_class`` answers for NumPy's ``_reconstruct`` (under ``numpy.core`` or
+    ``numpy._core``), ``numpy.ndarray``, ``numpy.dtype`` (refusing object dtypes) and a
+    latin-1-only ``_codecs.encode``; any other global (``os.system``, ``builtins.eval``, ...) raises
+    :class:`DatasetError` before it can be called. Persistent ids are refused too.
+    """
+
+    def __init__(self, file: IO[bytes]) -> None:
+        super().__init__(file, encoding="bytes")
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "_reconstruct":
+            return _reconstruct_function()
+        if module == "numpy" and name == "ndarray":
+            return np.ndarray
+        if module == "numpy" and name == "dtype":
+            return _plain_dtype
+        if module == "_codecs" and name == "encode":
+            return _latin1_encode
+        raise DatasetError(
+            f"refusing to load the global {module}.{name}: a CIFAR batch holds only a dict "
+            "of NumPy arrays and lists"
+        )
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise DatasetError("refusing a pickle with persistent ids")
+
+
+def _unpickle(source: IO[bytes], name: str) -> Any:
+    """Load one pickle with :class:`RestrictedUnpickler`; every failure is a DatasetError."""
+    try:
+        return RestrictedUnpickler(source).load()
+    except DatasetError as exc:
+        raise DatasetError(f"{name}: {exc}") from exc
+    except Exception as exc:  # a damaged pickle can fail in many ways; all mean "corrupt"
+        raise DatasetError(f"{name}: not a readable CIFAR batch ({type(exc).__name__}: {exc})") \
+            from exc
+
+
+def _check_batch(obj: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(obj, dict):
+        raise DatasetError(f"{name}: expected a dict, got {type(obj).__name__}")
+    data, labels = obj.get(b"data"), obj.get(b"labels")
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
+            or data.shape[1] != _PIXELS:
+        got = (f"{data.dtype} of shape {data.shape}" if isinstance(data, np.ndarray)
+               else type(data).__name__)
+        raise DatasetError(f"{name}: b'data' must be a uint8 array of shape (N, {_PIXELS}), "
+                           f"got {got}")
+    if not isinstance(labels, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in labels):
+        raise DatasetError(f"{name}: b'labels' must be a list of ints")
+    if len(labels) != data.shape[0]:
+        raise DatasetError(f"{name}: {data.shape[0]} images but {len(labels)} labels")
+    label_array = np.array(labels, dtype=np.int64)
+    if label_array.size and (label_array.min() < 0 or label_array.max() >= len(CIFAR10_CLASSES)):
+        raise DatasetError(f"{name}: labels must be in 0..{len(CIFAR10_CLASSES) - 1}, got "
+                           f"{label_array.min()}..{label_array.max()}")
+    if not data.flags.writeable:  # an array built on the pickle's bytes
+        data = data.copy()
+    # The CIFAR row layout (R plane, G plane, B plane, each 32x32 row-major) is NCHW.
+    return data.reshape(-1, 3, 32, 32), label_array
+
+
+def read_cifar_batch(source: PathLike | IO[bytes],
+                     name: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read one CIFAR-10 batch file safely.
+
+    Args:
+        source: a path, or a binary file object (a tar member).
+        name: what error messages call the source; default its path.
+
+    Returns:
+        images: ndarray of shape ``(N, 3, 32, 32)`` (NCHW, RGB), uint8.
+        labels: ndarray of shape ``(N,)``, int64, values 0..9 (:data:`CIFAR10_CLASSES`).
+
+    Raises:
+        DatasetNotFoundError: the path does not exist.
+        DatasetError: not a pickle, a pickle that names any global other than the few
+            allowed (nothing it names is ever called), or a result that is not a batch.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        try:
+            with open(path, "rb") as f:
+                obj = _unpickle(f, name or path)
+        except FileNotFoundError as exc:
+            raise DatasetNotFoundError(f"{path}: no such file") from exc
+        return _check_batch(obj, name or path)
+    label = name or getattr(source, "name", "<CIFAR batch>")
+    return _check_batch(_unpickle(source, label), label)
+
+
+def _locate(root: Path) -> Path:
+    """The batches folder or the archive under ``root`` (or ``root`` itself)."""
+    if root.is_file():
+        return root
+    for candidate in (root, root / CIFAR10_FOLDER, root / "cifar10" / CIFAR10_FOLDER):
+        if (candidate / "test_batch").is_file() or (candidate / "data_batch_1").is_file():
+            return candidate
+    for candidate in (root / CIFAR10_ARCHIVE, root / "cifar10" / CIFAR10_ARCHIVE):
+        if candidate.is_file():
+            return candidate
+    raise DatasetNotFoundError(
+        f"CIFAR-10 not found in {root}: expected {CIFAR10_ARCHIVE} or a {CIFAR10_FOLDER}/ "
+        "folder with data_batch_1 .. data_batch_5 and test_batch. "
+        f"Put the files in {root}, or use --download."
+    )
+
+
+def _read_from_archive(archive: Path, batches: tuple[str, ...]) -> list[tuple[np.ndarray,
+                                                                             np.ndarray]]:
+    wanted = {f"{CIFAR10_FOLDER}/{b}": b for b in batches}
+    found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for member in tar:  # one pass in archive order: a .tar.gz is read once
+                if member.name in wanted and member.isfile():
+                    f = tar.extractfile(member)
+                    if f is not None:
+                        found[wanted[member.name]] = read_cifar_batch(
+                            f, name=f"{archive}:{member.name}")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DatasetError(f"{archive}: corrupt or truncated archive: {exc}") from exc
+    missing = [b for b in batches if b not in found]
+    if missing:
+        raise DatasetError(f"{archive}: missing {', '.join(f'{CIFAR10_FOLDER}/{m}' for m in missing)}")
+    return [found[b] for b in batches]
+
+
+def load_cifar10(root: PathLike | None = None,
+                 split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """Load CIFAR-10 from the "python version" batches, safely (no arbitrary unpickling).
+
+    Args:
+        root: ``cifar-10-python.tar.gz`` itself, a folder holding it, a
+            ``cifar-10-batches-py/`` folder, or a folder holding that folder (the archive
+            is read in place, never extracted). None: the download cache,
+            :func:`clearconv.data.download.default_root` of ``"cifar10"``.
+        split: ``"train"`` (``data_batch_1`` .. ``data_batch_5``, 50000 images) or
+            ``"test"`` (``test_batch``, 10000).
+
+    Returns:
+        images: ndarray of shape ``(N, 3, 32, 32)`` (NCHW, RGB), uint8; use
+            ``to_float(images)`` for [0, 1].
+        labels: ndarray of shape ``(N,)``, int64, values 0..9, names in
+            :data:`CIFAR10_CLASSES`.
+
+    Raises:
+        DatasetNotFoundError: no batches or archive under ``root``, or a batch missing.
+        DatasetError: a corrupt, foreign or unsafe batch (see :func:`read_cifar_batch`).
+    """
+    if split not in _SPLIT_BATCHES:
+        raise DatasetError(f"split must be one of {tuple(_SPLIT_BATCHES)}, got {split!r}")
+    if root is None:
+        from .download import default_root
+
+        root = default_root("cifar10")
+    location = _locate(Path(root))
+    batches = _SPLIT_BATCHES[split]
+    if location.is_file():
+        parts = _read_from_archive(location, batches)
+    else:
+        missing = [b for b in batches if not (location / b).is_file()]
+        if missing:
+            raise DatasetNotFoundError(
+                f"CIFAR-10 {split} batches missing in {location}: {', '.join(missing)}. "
+                f"Put the files in {location}, or use --download."
+            )
+        parts = [read_cifar_batch(location / b) for b in batches]
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    return images, labels

@@ -1,0 +1,311 @@
+"""Export a :class:`~clearconv.model.Sequential` to ONNX, to run it in onnxruntime and elsewhere.
+
+Each layer becomes one ONNX operator (two for average pooling with both ``ceil_mode``
+and ``count_include_pad``), with the weights stored as initializers named by the
+model's ``state_dict`` keys (``'0.weight'``, ``'0.bias'``, ...):
+
+=================  ==========================================================
+clearconv          ONNX (opset >= 13)
+=================  ==========================================================
+Conv2D             Conv, explicit ``pads`` [top, left, bottom, right]: every
+                   padding form, asymmetric and TensorFlow-style 'same' included
+MaxPool2D          MaxPool, ``ceil_mode`` folded into the bottom/right pads
+AvgPool2D          AveragePool (a Pad first when the padding counts and
+                   ``ceil_mode`` adds a partial window)
+Dense              Gemm, ``transB=1`` (weight (out, in), as ``nn.Linear``)
+Flatten            Flatten, ``axis=1``
+ReLU, Sigmoid,     Relu, Sigmoid, Tanh, LeakyRelu (``alpha``), Softmax (``axis``)
+Tanh, LeakyReLU,
+Softmax
+Dropout            Identity (dropout is the identity at inference)
+=================  ==========================================================
+
+ONNX stores float attributes in float32: a float64 model's LeakyReLU slope is rounded to
+float32 unless it is exact there (0.25, 0.125, ...).
+
+Pooling never sets ONNX's ``ceil_mode``: how a runtime rounds the last window has
+changed between ONNX versions (opset 19) and runtimes, while explicit pads leave no
+doubt. Per axis, PyTorch's (and clearconv's) ``ceil_mode`` keeps a last window that
+starts inside the input or its left padding (MATH.md §10); the export pads the
+bottom/right by exactly the overhang of that window, ``extra < kernel - padding``, and
+the overhang never counts in an average.
+
+Example
+-------
+>>> import clearconv as cc                                          # doctest: +SKIP
+>>> from clearconv.export_onnx import to_onnx                       # doctest: +SKIP
+>>> to_onnx(model, "model.onnx")                                    # doctest: +SKIP
+>>> import onnxruntime as ort                                       # doctest: +SKIP
+>>> sess = ort.InferenceSession("model.onnx")                       # doctest: +SKIP
+>>> logits = sess.run(None, {"input": x.astype("float32")})[0]      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tempfile
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .errors import ClearConvError
+from .functional import pool2d_geometry
+from .layers import (
+    AvgPool2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from .shapes import resolve_padding
+
+__all__ = ["MIN_OPSET", "to_onnx"]
+
+#: Softmax takes a true per-axis ``axis`` from opset 13 on (before, it flattened to 2-D)
+MIN_OPSET = 13
+
+
+def to_onnx(model: Any, path: str | os.PathLike[str], opset: int = 17, batch_dim: str = "N",
+            input_name: str = "input", output_name: str = "logits",
+            dtype: np.dtype | type | str | None = None) -> None:
+    """Write ``model`` as an ONNX file at ``path`` (atomically), checked by ``onnx.checker``.
+
+    Parameters
+    ----------
+    model : Sequential
+        Must know its per-sample input shape (C, H, W) (or (features,) for a dense-only
+        model): built with ``input_shape=...`` or fitted.
+    path : str or PathLike
+        Written through a temporary file in the same folder and ``os.replace``: a failed
+        export leaves an existing file untouched.
+    opset : int
+        ONNX opset of the default domain, from 13 (Softmax with a per-axis ``axis``) to the
+        newest that the installed ``onnx`` knows. Default 17.
+    batch_dim : str
+        Name of the dynamic batch dimension of the input and the output: the graph takes
+        any batch size.
+    input_name, output_name : str
+        Names of the graph's input (N, *input_shape) and output (N, *output_shape).
+    dtype : None, 'float32' or 'float64'
+        Element type of the graph (weights, input, output). None keeps the model's dtype.
+        A float64 model exports as float64, faithfully; but onnxruntime's CPU provider
+        has no float64 Conv or AveragePool kernel (1.32), so such a model warns and runs
+        there only when exported with ``dtype='float32'``.
+
+    Raises
+    ------
+    ClearConvError
+        Unknown input shape, a layer type with no ONNX equivalent (named), an opset out of
+        range, a dtype other than float32/float64, or ``onnx`` not installed.
+    """
+    onnx = _import_onnx()
+    from onnx import TensorProto, helper
+
+    if model.input_shape is None:
+        raise ClearConvError("to_onnx needs the model's input shape: build the model with "
+                             "input_shape=(C, H, W) or fit it first")
+    opset = int(opset)
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise ClearConvError(f"opset must be in [{MIN_OPSET}, {newest}] (the newest that onnx "
+                             f"{onnx.__version__} knows), got {opset}")
+    dt = np.dtype(model.dtype if dtype is None else dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ClearConvError(f"ONNX export supports float32 and float64, got dtype {dt}")
+    if dt == np.float64 and any(type(la) in (Conv2D, AvgPool2D) for la in model.layers):
+        warnings.warn("exporting a float64 model with Conv/AveragePool: onnxruntime's CPU "
+                      "provider has no float64 kernels for them; pass dtype='float32' to run "
+                      "the file there", UserWarning, stacklevel=2)
+    elem = TensorProto.DOUBLE if dt == np.float64 else TensorProto.FLOAT
+
+    graph = _Graph(dt)
+    shape = tuple(int(s) for s in model.input_shape)
+    current = input_name
+    for i, layer in enumerate(model.layers):
+        export = _EXPORTERS.get(type(layer))
+        if export is None:
+            supported = ", ".join(sorted(cls.__name__ for cls in _EXPORTERS))
+            raise ClearConvError(f"layer {i} ({type(layer).__name__}) has no ONNX export; "
+                                 f"supported layers: {supported}")
+        out = output_name if i == len(model.layers) - 1 else f"{i}.out"
+        try:
+            export(graph, layer, f"{i}", current, out, shape)
+            shape = tuple(layer.output_shape(shape))
+        except ClearConvError as e:
+            raise ClearConvError(f"layer {i} ({type(layer).__name__}): {e}") from None
+        current = out
+    if not model.layers:
+        graph.node("Identity", [input_name], [output_name], "identity")
+
+    from . import __version__
+
+    onnx_graph = helper.make_graph(
+        graph.nodes, "clearconv_sequential",
+        [helper.make_tensor_value_info(input_name, elem, [batch_dim, *model.input_shape])],
+        [helper.make_tensor_value_info(output_name, elem, [batch_dim, *shape])],
+        graph.initializers)
+    proto = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name="clearconv", producer_version=__version__,
+                              doc_string=f"clearconv Sequential, {len(model.layers)} layers")
+    # the oldest IR version that carries this opset: runtimes refuse IR versions newer
+    # than they know, and onnx itself writes its newest
+    proto.ir_version = helper.find_min_ir_version_for(list(proto.opset_import))
+    onnx.checker.check_model(proto, full_check=True)
+    _write_atomic(os.fspath(path), proto.SerializeToString())
+
+
+class _Graph:
+    """Nodes and initializers collected layer by layer."""
+
+    def __init__(self, dtype: np.dtype) -> None:
+        from onnx import numpy_helper
+
+        self.dtype = dtype
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self._from_array = numpy_helper.from_array
+
+    def node(self, op: str, inputs: list[str], outputs: list[str], name: str,
+             **attrs: Any) -> None:
+        from onnx import helper
+
+        self.nodes.append(helper.make_node(op, inputs, outputs, name=name, **attrs))
+
+    def constant(self, name: str, value: np.ndarray) -> str:
+        """Add an initializer (float arrays cast to the graph's dtype); return its name."""
+        value = np.ascontiguousarray(value)
+        if value.dtype.kind == "f":
+            value = value.astype(self.dtype)
+        self.initializers.append(self._from_array(value, name))
+        return name
+
+
+def _conv(g: _Graph, layer: Conv2D, i: str, x: str, y: str, shape: tuple[int, ...]) -> None:
+    (pt, pb), (pl, pr) = resolve_padding(layer.padding, layer.kernel_size, layer.stride,
+                                         layer.dilation, (shape[1], shape[2]))
+    inputs = [x, g.constant(f"{i}.weight", layer.weight.value)]
+    if layer.bias is not None:
+        inputs.append(g.constant(f"{i}.bias", layer.bias.value))
+    g.node("Conv", inputs, [y], f"{i}.Conv2D", kernel_shape=list(layer.kernel_size),
+           strides=list(layer.stride), dilations=list(layer.dilation), pads=[pt, pl, pb, pr],
+           group=1)
+
+
+def _pool_pads(layer: MaxPool2D | AvgPool2D, shape: tuple[int, ...]
+               ) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((top, bottom), (left, right)) pads with ``ceil_mode``'s overhang at bottom/right."""
+    geo = pool2d_geometry((1, *shape), layer.kernel_size, layer.stride, layer.padding,
+                          layer.ceil_mode, type(layer).__name__)
+    return geo.padding
+
+
+def _max_pool(g: _Graph, layer: MaxPool2D, i: str, x: str, y: str,
+              shape: tuple[int, ...]) -> None:
+    # ONNX MaxPool ignores padded cells (as -inf): the same as PyTorch's implicit padding
+    (pt, pb), (pl, pr) = _pool_pads(layer, shape)
+    g.node("MaxPool", [x], [y], f"{i}.MaxPool2D", kernel_shape=list(layer.kernel_size),
+           strides=list(layer.stride), pads=[pt, pl, pb, pr], ceil_mode=0)
+
+
+def _avg_pool(g: _Graph, layer: AvgPool2D, i: str, x: str, y: str,
+              shape: tuple[int, ...]) -> None:
+    (pt, pb), (pl, pr) = _pool_pads(layer, shape)
+    ph, pw = layer.padding
+    common = {"kernel_shape": list(layer.kernel_size), "strides": list(layer.stride),
+              "ceil_mode": 0}
+    if not layer.count_include_pad:
+        # the divisor counts input cells only: padding and overhang alike excluded
+        g.node("AveragePool", [x], [y], f"{i}.AvgPool2D", pads=[pt, pl, pb, pr],
+               count_include_pad=0, **common)
+    elif (pb, pr) == (ph, pw):
+        # no ceil_mode overhang: symmetric zero padding, all counted
+        g.node("AveragePool", [x], [y], f"{i}.AvgPool2D", pads=[pt, pl, pb, pr],
+               count_include_pad=1, **common)
+    else:
+        # the padding counts but ceil_mode's overhang does not (PyTorch's divisor is the
+        # window clipped to the padded input): zero-pad explicitly, then average with the
+        # overhang excluded
+        pads = g.constant(f"{i}.pads", np.array([0, 0, ph, pw, 0, 0, ph, pw], np.int64))
+        g.node("Pad", [x, pads], [f"{i}.padded"], f"{i}.Pad", mode="constant")
+        g.node("AveragePool", [f"{i}.padded"], [y], f"{i}.AvgPool2D",
+               pads=[0, 0, pb - ph, pr - pw], count_include_pad=0, **common)
+
+
+def _dense(g: _Graph, layer: Dense, i: str, x: str, y: str, shape: tuple[int, ...]) -> None:
+    inputs = [x, g.constant(f"{i}.weight", layer.weight.value)]
+    if layer.bias is not None:
+        inputs.append(g.constant(f"{i}.bias", layer.bias.value))
+    g.node("Gemm", inputs, [y], f"{i}.Dense", transB=1)
+
+
+def _simple(op: str, **attrs: Callable[[Any], Any]) -> Callable[..., None]:
+    """An exporter for a one-input operator whose attributes read off the layer."""
+
+    def export(g: _Graph, layer: Layer, i: str, x: str, y: str, shape: tuple[int, ...]) -> None:
+        g.node(op, [x], [y], f"{i}.{type(layer).__name__}",
+               **{k: f(layer) for k, f in attrs.items()})
+
+    return export
+
+
+_EXPORTERS: dict[type, Callable[..., None]] = {
+    Conv2D: _conv,
+    MaxPool2D: _max_pool,
+    AvgPool2D: _avg_pool,
+    Dense: _dense,
+    Flatten: _simple("Flatten", axis=lambda la: 1),
+    ReLU: _simple("Relu"),
+    LeakyReLU: _simple("LeakyRelu", alpha=lambda la: la.negative_slope),
+    Sigmoid: _simple("Sigmoid"),
+    Tanh: _simple("Tanh"),
+    Softmax: _simple("Softmax", axis=lambda la: la.axis),
+    Dropout: _simple("Identity"),
+}
+
+
+def _import_onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise ClearConvError("ONNX export needs the onnx package: pip install clearconv[onnx] "
+                             "(or pip install onnx onnxruntime)") from None
+    return onnx
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync, then ``os.replace``.
+
+    The new file keeps an existing file's permission bits, else gets 0o666 less the umask
+    (as ``open`` would); on any error the temporary file is removed and ``path`` is
+    unchanged.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

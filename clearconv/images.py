@@ -1,0 +1,557 @@
+"""Image files in and out: MATH.md §2 (digital images) as a user meets them.
+
+A grayscale image is one H x W matrix, an RGB image three, each entry 0..255 stored as
+a byte. This module turns any image file Pillow reads into such a uint8 array in the
+project's channels-first layout, ``(C, H, W)`` with C = 1 (grayscale) or 3 (RGB), and
+turns arrays (uint8 or float, e.g. a feature map) back into viewable images.
+
+The article writes one image as ``[n, n, n_c]`` (channels last); here it is
+``(n_c, n, n)``, and a batch of one is ``(1, n_c, n, n)`` (NCHW, as PyTorch and ONNX):
+``array_chw = array_hwc.transpose(2, 0, 1)``.
+
+Every function that changes an image says how, as short English strings, so that a
+command line can state the conversion it applied::
+
+    arr, steps = read_image("photo.jpg", mode="L", size=(28, 28))
+    # steps == ['RGB -> grayscale (ITU-R 601-2 luma)', 'resized 640x427 -> 28x28 (WxH, bilinear)']
+    x = image_to_tensor(arr)                 # float32 (1, 1, 28, 28) in [0, 1]
+    save_image(feature_map, "out.png", mode="rescale")
+
+Sizes in these strings are written ``width x height`` as image viewers do; array
+shapes and ``size`` arguments are ``(H, W)`` as everywhere else in the library.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ClearConvError, ShapeError
+
+#: where :func:`load_image` can read from: a path, an open binary file, or a Pillow image
+ImageSource = str | os.PathLike | IO[bytes] | Image.Image
+
+#: the array -> 0..255 mappings of :func:`to_uint8` (and to_image, save_image)
+MAPPINGS = ("auto", "clip", "rescale", "magnitude")
+
+#: the alpha channel is composited on this colour when an image with transparency is read
+_BACKGROUND = 255.0
+
+#: the EXIF tag that says how the camera was held
+_ORIENTATION = 0x0112
+
+#: modes that hold one grey level per pixel (and no colour) once alpha is removed
+_GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
+
+
+# --------------------------------------------------------------------------- reading
+
+def read_image(source: ImageSource, mode: str | None = None,
+               size: tuple[int, int] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Read an image into a uint8 array ``(C, H, W)`` and say what was converted.
+
+    Parameters
+    ----------
+    source : path, open binary file, or ``PIL.Image.Image``
+        Any format Pillow reads (PNG, JPEG, GIF, BMP, TIFF, WebP, ...). Of an animated or
+        multi-page file the first frame is read.
+    mode : None, "L" or "RGB"
+        ``None`` keeps the image's nature: grayscale files give C = 1, colour files
+        C = 3. ``"L"`` gives C = 1 (colour converted with Pillow's ITU-R 601-2 luma,
+        ``L = 0.299 R + 0.587 G + 0.114 B``), ``"RGB"`` gives C = 3 (grey copied to the
+        three channels).
+    size : None or (H, W)
+        Resize to exactly this size (bilinear, antialiased when shrinking; the aspect
+        ratio is not kept: see :func:`fit_to_model` for that).
+
+    Returns
+    -------
+    array : ndarray of shape (C, H, W), uint8
+    conversions : list of str, one per change, in the order applied (empty when the
+        file was already what was asked).
+
+    What is normalised on the way, before ``mode`` and ``size`` apply:
+
+    - the EXIF orientation tag is applied (``ImageOps.exif_transpose``), so a phone photo
+      is upright as a viewer shows it;
+    - transparency (RGBA, LA, PA, a palette or a PNG with a transparent colour) is
+      composited on white: ``c' = c a + 255 (1 - a)`` with ``a = alpha / 255``;
+    - 16-bit grayscale (``I;16*``, and ``I`` with values in 0..65535) is scaled to 8 bits,
+      ``round(v / 257)`` (65535 / 257 = 255); 32-bit ``I`` and float ``F`` images outside
+      those ranges are rescaled min..max -> 0..255, a float image in [0, 1] is multiplied
+      by 255;
+    - bilevel ``1`` becomes 0/255, palette ``P`` becomes RGB, ``CMYK``, ``YCbCr``, ``LAB``
+      and ``HSV`` become RGB through Pillow's conversions.
+
+    Raises :class:`~clearconv.errors.ClearConvError` (a ``ValueError``) for a file that
+    is not an image, an unknown ``mode`` or a bad ``size``; ``FileNotFoundError`` for a
+    missing file.
+    """
+    if mode not in (None, "L", "RGB"):
+        raise ClearConvError(f"mode must be None, 'L' or 'RGB', got {mode!r}")
+    hw = None if size is None else _check_size(size)
+    steps: list[str] = []
+    if isinstance(source, Image.Image):
+        img = _normalise(source, steps)
+    else:
+        try:
+            with Image.open(source) as opened:
+                frames = getattr(opened, "n_frames", 1)
+                if frames > 1:
+                    steps.append(f"first frame of {frames} read")
+                img = _normalise(opened, steps)
+        except UnidentifiedImageError as e:
+            raise ClearConvError(f"cannot read {_name(source)} as an image: {e}") from None
+        except (OSError, SyntaxError) as e:
+            if isinstance(e, FileNotFoundError):
+                raise
+            raise ClearConvError(f"cannot decode the image {_name(source)}: {e}") from None
+    if mode == "L" and img.mode == "RGB":
+        img = img.convert("L")
+        steps.append("RGB -> grayscale (ITU-R 601-2 luma)")
+    elif mode == "RGB" and img.mode == "L":
+        img = img.convert("RGB")
+        steps.append("grayscale -> RGB (grey copied to 3 channels)")
+    if hw is not None and (img.height, img.width) != hw:
+        steps.append(f"resized {img.width}x{img.height} -> {hw[1]}x{hw[0]} (WxH, bilinear)")
+        img = img.resize((hw[1], hw[0]), Image.Resampling.BILINEAR)
+    return _pil_to_chw(img), steps
+
+
+def load_image(source: ImageSource, mode: str | None = None,
+               size: tuple[int, int] | None = None) -> np.ndarray:
+    """Read an image into a uint8 array ``(C, H, W)``: :func:`read_image` without the
+    list of conversions.
+
+    >>> load_image(Image.new("RGBA", (4, 2), (255, 0, 0, 0))).shape   # alpha on white
+    (3, 2, 4)
+    """
+    return read_image(source, mode, size)[0]
+
+
+def _normalise(img: Image.Image, steps: list[str]) -> Image.Image:
+    """Upright, 8-bit, no alpha: an "L" or "RGB" image, recording each change."""
+    img.load()
+    orientation = img.getexif().get(_ORIENTATION, 1)
+    if orientation in range(2, 9):
+        img = ImageOps.exif_transpose(img)
+        steps.append(f"rotated/flipped upright (EXIF orientation {orientation})")
+    src = img.mode
+    if src in ("L", "RGB") and not img.has_transparency_data:
+        return img
+    if src in ("I", "F") or src.startswith("I;16"):
+        return _deep_to_l(img, steps)
+    if src == "1":
+        steps.append("1-bit -> grayscale (0/255)")
+        return img.convert("L")
+    gray = src in _GRAY_MODES or (src in ("P", "PA") and _gray_palette(img))
+    if img.has_transparency_data:
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float64)
+        alpha = rgba[..., 3:] / 255.0
+        out = np.rint(rgba[..., :3] * alpha + _BACKGROUND * (1.0 - alpha)).astype(np.uint8)
+        if gray:
+            steps.append(f"{src} -> grayscale (alpha composited on white)")
+            return Image.fromarray(np.ascontiguousarray(out[..., 0]))
+        steps.append(f"{src} -> RGB (alpha composited on white)")
+        return Image.fromarray(out)
+    if gray:
+        steps.append(f"{src} -> grayscale (grey palette)")
+        return img.convert("L")
+    steps.append(f"{src} -> RGB")
+    return img.convert("RGB")
+
+
+def _gray_palette(img: Image.Image) -> bool:
+    """Whether a palette image uses only grey colours (R = G = B)."""
+    rgb = np.asarray(img.convert("RGB"))
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
+
+
+def _deep_to_l(img: Image.Image, steps: list[str]) -> Image.Image:
+    """16-bit, 32-bit integer or float grayscale -> 8-bit "L" (see :func:`read_image`)."""
+    a = np.asarray(img).astype(np.float64)
+    src = img.mode
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if src.startswith("I;16") or (src == "I" and lo >= 0 and hi <= 65535):
+        out = a / 257.0
+        steps.append(f"{src} (16-bit) -> 8-bit grayscale (value / 257)")
+    elif src == "F" and lo >= 0 and hi <= 1:
+        out = a * 255.0
+        steps.append("F (float in [0, 1]) -> 8-bit grayscale (value * 255)")
+    else:
+        span = hi - lo
+        out = (a - lo) * (255.0 / span) if span > 0 else np.zeros_like(a)
+        steps.append(f"{src} -> 8-bit grayscale (rescaled {lo:g}..{hi:g} -> 0..255)")
+    return Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8))
+
+
+def _pil_to_chw(img: Image.Image) -> np.ndarray:
+    """A Pillow "L" or "RGB" image as a new, writable uint8 array (C, H, W)."""
+    a = np.asarray(img, dtype=np.uint8)
+    return (a[None] if a.ndim == 2 else a.transpose(2, 0, 1)).copy()
+
+
+def _name(source: object) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return repr(os.fspath(source))
+    return repr(getattr(source, "name", "the stream"))
+
+
+def _check_size(size: object) -> tuple[int, int]:
+    try:
+        h, w = size  # type: ignore[misc]
+        ok = all(hasattr(v, "__index__") and not isinstance(v, bool) and v >= 1 for v in (h, w))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ClearConvError(f"size must be (H, W) of ints >= 1, got {size!r}")
+    return int(h), int(w)
+
+
+# --------------------------------------------------------------------------- to 0..255
+
+def to_uint8(array: np.ndarray, mode: str = "auto",
+             max_value: float | None = None) -> tuple[np.ndarray, str]:
+    """Map an array of any numeric dtype to uint8 0..255 and say how.
+
+    Parameters
+    ----------
+    array : ndarray of any shape
+    mode : one of :data:`MAPPINGS`
+        - ``"clip"``: the values are taken to be in ``0..max_value`` and clipped there,
+          then scaled by ``255 / max_value``. ``max_value`` defaults by dtype: 255 for
+          integer arrays (so uint8 passes unchanged), 1 for float arrays.
+        - ``"rescale"``: ``min..max -> 0..255`` (a constant array gives 0).
+        - ``"magnitude"``: ``|x|``, then ``0..max|x| -> 0..255`` (0 stays black; an
+          all-zero array gives 0). For edge maps, whose sign is only a direction.
+        - ``"auto"``: uint8 unchanged; bool as 0/255; other integers within 0..255
+          unchanged; floats within [0, 1] times 255; anything else ``"rescale"``.
+    max_value : the white level for ``"clip"`` (see above).
+
+    Returns
+    -------
+    image : ndarray of the shape of ``array``, uint8 (values rounded to nearest)
+    description : str, e.g. ``"rescaled -3.2..4.1 -> 0..255"``
+
+    NaN or infinite values raise :class:`~clearconv.errors.ClearConvError`.
+
+    >>> to_uint8(np.array([-1.0, 0.0, 3.0]), "magnitude")[0]
+    array([ 85,   0, 255], dtype=uint8)
+    """
+    a = np.asarray(array)
+    if a.dtype.kind not in "buif":
+        raise ClearConvError(f"cannot map an array of dtype {a.dtype} to 0..255")
+    if mode not in MAPPINGS:
+        raise ClearConvError(f"unknown mapping {mode!r}: use one of {', '.join(MAPPINGS)}")
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        raise ClearConvError("the array holds NaN or infinite values; cannot map to 0..255")
+    if a.dtype.kind == "b":
+        return a.astype(np.uint8) * np.uint8(255), "booleans as 0/255"
+    if mode == "auto":
+        if a.dtype == np.uint8:
+            return a.copy(), "uint8 values as they are"
+        lo, hi = _range(a)
+        if a.dtype.kind in "iu" and lo >= 0 and hi <= 255:
+            return a.astype(np.uint8), "integer values 0..255 as they are"
+        if a.dtype.kind == "f" and lo >= 0 and hi <= 1:
+            return _finish(a.astype(np.float64) * 255.0), "values in [0, 1] times 255"
+        mode = "rescale"
+    x = a.astype(np.float64)
+    if mode == "clip":
+        top = float(max_value) if max_value is not None else (255.0 if a.dtype.kind in "iu"
+                                                              else 1.0)
+        if not np.isfinite(top) or top <= 0:
+            raise ClearConvError(f"max_value must be a positive number, got {max_value!r}")
+        if a.dtype == np.uint8 and top == 255.0:
+            return a.copy(), "uint8 values as they are"
+        # count only the values that clipping changes by half a grey level or more
+        half = 0.5 * top / 255.0
+        below = float((x < -half).mean()) if x.size else 0.0
+        above = float((x > top + half).mean()) if x.size else 0.0
+        desc = f"clipped to 0..{top:g}"
+        if top != 255.0:
+            desc += f", times {255.0 / top:g}"
+        if below or above:
+            desc += f" ({below:.1%} of values below 0, {above:.1%} above {top:g})"
+        return _finish(np.clip(x, 0.0, top) * (255.0 / top)), desc
+    if mode == "rescale":
+        lo, hi = _range(x)
+        if hi > lo:
+            return _finish((x - lo) * (255.0 / (hi - lo))), f"rescaled {lo:.4g}..{hi:.4g} -> 0..255"
+        return np.zeros(a.shape, np.uint8), f"constant {lo:.4g} -> 0"
+    mag = np.abs(x)
+    peak = float(mag.max()) if mag.size else 0.0
+    if peak > 0:
+        return _finish(mag * (255.0 / peak)), f"magnitude |x|, 0..{peak:.4g} -> 0..255"
+    return np.zeros(a.shape, np.uint8), "magnitude |x|: all zero -> 0"
+
+
+def _range(a: np.ndarray) -> tuple[float, float]:
+    return (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+
+
+def _finish(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
+
+
+def _as_chw(array: np.ndarray, what: str) -> np.ndarray:
+    """(H, W), (C, H, W) or (1, C, H, W) with C in {1, 3} -> (C, H, W)."""
+    a = np.asarray(array)
+    if a.ndim == 4 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3 or a.shape[0] not in (1, 3):
+        hint = ""
+        if a.ndim == 3 and a.shape[-1] in (1, 3):
+            hint = " (channels last? pass array.transpose(2, 0, 1))"
+        raise ShapeError(
+            f"{what} expects an image of shape (H, W), (C, H, W) or (1, C, H, W) with "
+            f"C = 1 or 3, got shape {tuple(np.shape(array))}{hint}"
+        )
+    if a.shape[1] < 1 or a.shape[2] < 1:
+        raise ShapeError(f"{what}: the image of shape {tuple(np.shape(array))} is empty")
+    return a
+
+
+# --------------------------------------------------------------------------- writing
+
+def to_image(array: np.ndarray, mode: str = "auto") -> Image.Image:
+    """An array as a Pillow image ("L" for one channel, "RGB" for three).
+
+    ``array`` has shape (H, W), (C, H, W) or (1, C, H, W) with C in {1, 3}; channels
+    last (H, W, C) is refused rather than guessed. Values are mapped to 0..255 by
+    :func:`to_uint8` with ``mode`` (one of :data:`MAPPINGS`); with ``"rescale"`` and
+    ``"magnitude"`` one range is used for all channels, so colours keep their balance.
+
+    >>> to_image(np.zeros((3, 2, 5))).size          # Pillow sizes are (width, height)
+    (5, 2)
+    """
+    return _to_image(array, mode)[0]
+
+
+def _to_image(array: np.ndarray, mode: str) -> tuple[Image.Image, str]:
+    chw = _as_chw(array, "to_image")
+    u8, desc = to_uint8(chw, mode)
+    if u8.shape[0] == 1:
+        return Image.fromarray(np.ascontiguousarray(u8[0])), desc
+    return Image.fromarray(np.ascontiguousarray(u8.transpose(1, 2, 0))), desc
+
+
+def save_image(array: np.ndarray, path: str | os.PathLike, mode: str = "auto",
+               quality: int = 95) -> str:
+    """Write an array as an image file, atomically; return how values were mapped.
+
+    The format follows the file extension (``.png``, ``.jpg``, ``.bmp``, ``.tif``, ...).
+    The image is written to a temporary file in the target folder and moved into place
+    with ``os.replace``, so ``path`` is either the old file or the complete new one,
+    never half written. ``array`` and ``mode`` as for :func:`to_image`; ``quality`` is
+    used by JPEG and WebP.
+
+    Returns the mapping's description (see :func:`to_uint8`), for a command line to
+    print.
+    """
+    img, desc = _to_image(array, mode)
+    target = Path(path)
+    ext = target.suffix.lower()
+    fmt = Image.registered_extensions().get(ext)
+    if fmt is None or fmt not in Image.SAVE:
+        raise ClearConvError(
+            f"cannot tell an image format Pillow writes from the extension of {str(path)!r}; "
+            f"use e.g. .png or .jpg"
+        )
+    folder = target.parent if str(target.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+            img.save(f, format=fmt, **options)
+            f.flush()
+            os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return desc
+
+
+# --------------------------------------------------------------------------- to a model
+
+def image_to_tensor(image: np.ndarray, scale: str = "unit",
+                    mean: float | Sequence[float] | None = None,
+                    std: float | Sequence[float] | None = None) -> np.ndarray:
+    """A uint8 image ``(C, H, W)`` (or ``(H, W)``) as a float32 batch of one, ``(1, C, H, W)``.
+
+    scale:
+      - ``"unit"``: ``x / 255``, into [0, 1] (as ``clearconv.data.to_float`` mode "scale").
+      - ``"standardize"``: ``(x - mean) / std`` on the pixel values 0..255. Without
+        ``mean``/``std`` the image's own mean and standard deviation are used (one scalar
+        each, as ``clearconv.data.to_float``; a constant image gives zeros). To match a
+        model trained on standardised data, pass the training set's mean and std, in
+        pixel units, as scalars or one value per channel.
+    """
+    a = np.asarray(image)
+    if a.dtype.kind not in "buif":
+        raise ClearConvError(f"image must be a numeric array, got dtype {a.dtype}")
+    x = _as_chw(a, "image_to_tensor").astype(np.float64)
+    if scale == "unit":
+        if mean is not None or std is not None:
+            raise ClearConvError("mean and std apply to scale='standardize' only")
+        return (x / 255.0)[None].astype(np.float32)
+    if scale != "standardize":
+        raise ClearConvError(f"scale must be 'unit' or 'standardize', got {scale!r}")
+    c = x.shape[0]
+    m = np.asarray(x.mean() if mean is None else mean, np.float64)
+    s = np.asarray(x.std() if std is None else std, np.float64)
+    for name, v in (("mean", m), ("std", s)):
+        if v.ndim > 1 or (v.ndim == 1 and v.shape[0] not in (1, c)):
+            raise ShapeError(f"{name} must be a scalar or {c} values (one per channel), "
+                             f"got shape {v.shape}")
+    m, s = m.reshape(-1, 1, 1), s.reshape(-1, 1, 1)
+    if std is not None and not (s > 0).all():
+        raise ClearConvError(f"std must be > 0, got {std!r}")
+    s = np.where(s > 0, s, 1.0)
+    return ((x - m) / s)[None].astype(np.float32)
+
+
+def border_pixels(gray: np.ndarray, fraction: float = 0.05) -> np.ndarray:
+    """The pixels of a strip along the four edges of a 2-D image, as a 1-D array.
+
+    The strip is ``max(1, round(fraction * min(H, W)))`` pixels wide.
+    """
+    g = np.asarray(gray)
+    h, w = g.shape
+    k = max(1, round(fraction * min(h, w)))
+    if 2 * k >= min(h, w):
+        return g.ravel()
+    return np.concatenate([g[:k].ravel(), g[-k:].ravel(), g[k:-k, :k].ravel(),
+                           g[k:-k, -k:].ravel()])
+
+
+def fit_to_model(image: np.ndarray, channels: int, size: tuple[int, int],
+                 invert: bool | str = "auto", background: str | None = "auto",
+                 keep_aspect: bool = True) -> tuple[np.ndarray, list[str]]:
+    """Convert a user's picture to what a model takes: ``channels`` x ``size``.
+
+    Parameters
+    ----------
+    image : uint8 ndarray of shape (C, H, W) or (H, W), C in {1, 3}, e.g. from
+        :func:`load_image` (other dtypes are mapped with :func:`to_uint8` "auto" first)
+    channels : 1 or 3, the model's input channels
+    size : (H, W), the model's input size
+    invert : True, False or "auto"
+        Replace each value v by 255 - v. ``"auto"`` inverts when the picture's background
+        is the opposite of the model's (see ``background``).
+    background : "dark", "light", None or "auto"
+        The background the model was trained on. MNIST, Fashion-MNIST and the embedded
+        digits are light strokes on a dark background, while a photo of a digit written
+        on paper is dark on light: it must be inverted to look like the training data.
+        ``"auto"`` means ``"dark"`` for a 1-channel model and None (unknown, never
+        inverted automatically) for a 3-channel one, whose natural photos have no
+        usual background.
+    keep_aspect : pad the picture to the model's aspect ratio with its background
+        colour before resizing (no stretching); False stretches it.
+
+    The heuristic for ``invert="auto"``: take a strip along the four edges of the
+    picture (5% of its shorter side, at least one pixel), in grayscale; the picture's
+    background is called light when the median of that strip is >= 128 (more than half
+    the border is brighter than mid-grey), dark otherwise. A digit photographed on
+    white paper has a light border; an MNIST-style image has a black one.
+
+    Returns
+    -------
+    array : uint8 ndarray of shape (channels, H, W); pass it to :func:`image_to_tensor`
+    conversions : list of str, one per step applied (or decided against), in order
+    """
+    if channels not in (1, 3):
+        raise ClearConvError(f"channels must be 1 or 3, got {channels!r}")
+    hw = _check_size(size)
+    if invert not in (True, False, "auto"):
+        raise ClearConvError(f"invert must be True, False or 'auto', got {invert!r}")
+    if background == "auto":
+        background = "dark" if channels == 1 else None
+    if background not in ("dark", "light", None):
+        raise ClearConvError(f"background must be 'dark', 'light', None or 'auto', "
+                             f"got {background!r}")
+    chw = _as_chw(image, "fit_to_model")
+    steps: list[str] = []
+    if chw.dtype != np.uint8:
+        chw, desc = to_uint8(chw, "auto")
+        steps.append(f"values mapped to 0..255: {desc}")
+    img = _chw_to_pil(chw)
+    if channels == 1 and img.mode == "RGB":
+        img = img.convert("L")
+        steps.append("RGB -> grayscale (ITU-R 601-2 luma)")
+    elif channels == 3 and img.mode == "L":
+        img = img.convert("RGB")
+        steps.append("grayscale -> RGB (grey copied to 3 channels)")
+    if invert is True:
+        img = ImageOps.invert(img)
+        steps.append("inverted: v -> 255 - v")
+    elif invert == "auto" and background is None:
+        steps.append("not inverted (the model's background is unknown)")
+    elif invert == "auto":
+        median = float(np.median(border_pixels(np.asarray(img.convert("L")))))
+        seen = "light" if median >= 128 else "dark"
+        if seen != background:
+            img = ImageOps.invert(img)
+            steps.append(f"inverted: v -> 255 - v (border median {median:.0f}: {seen} "
+                         f"background, the model expects {background})")
+        else:
+            steps.append(f"not inverted (border median {median:.0f}: {seen} background, "
+                         f"as the model expects)")
+    if keep_aspect:
+        img = _pad_to_aspect(img, hw, steps)
+    if (img.height, img.width) != hw:
+        steps.append(f"resized {img.width}x{img.height} -> {hw[1]}x{hw[0]} (WxH, bilinear)")
+        img = img.resize((hw[1], hw[0]), Image.Resampling.BILINEAR)
+    return _pil_to_chw(img), steps
+
+
+def _chw_to_pil(chw: np.ndarray) -> Image.Image:
+    if chw.shape[0] == 1:
+        return Image.fromarray(np.ascontiguousarray(chw[0]))
+    return Image.fromarray(np.ascontiguousarray(chw.transpose(1, 2, 0)))
+
+
+def _pad_to_aspect(img: Image.Image, hw: tuple[int, int], steps: list[str]) -> Image.Image:
+    """Pad ``img`` evenly on two sides to the aspect ratio H:W with its border colour."""
+    w, h = img.size
+    # the smallest canvas holding the image with aspect ratio hw[1]:hw[0]
+    new_w = max(w, round(h * hw[1] / hw[0]))
+    new_h = max(h, round(w * hw[0] / hw[1]))
+    if (new_w, new_h) == (w, h):
+        return img
+    a = np.asarray(img)
+    planes = a[..., None] if a.ndim == 2 else a
+    fill = tuple(int(np.median(border_pixels(planes[..., c]))) for c in range(planes.shape[2]))
+    canvas = Image.new(img.mode, (new_w, new_h), fill[0] if img.mode == "L" else fill)
+    canvas.paste(img, ((new_w - w) // 2, (new_h - h) // 2))
+    colour = fill[0] if len(fill) == 1 else fill
+    steps.append(f"padded {w}x{h} -> {new_w}x{new_h} (WxH) with the border colour {colour} "
+                 f"to keep the aspect ratio")
+    return canvas
+
+
+__all__ = [
+    "MAPPINGS",
+    "ImageSource",
+    "border_pixels",
+    "fit_to_model",
+    "image_to_tensor",
+    "load_image",
+    "read_image",
+    "save_image",
+    "to_image",
+    "to_uint8",
+]

@@ -1,0 +1,259 @@
+"""ONNX export: every layer and padding form, checked by onnx.checker and run in onnxruntime.
+
+Each model is exported, checked, loaded into an onnxruntime CPU session and fed random
+inputs with batch sizes 1 and 5 (the batch dimension is dynamic): the outputs must equal
+clearconv's ``forward`` within 1e-5 (float32).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import clearconv as cc
+from clearconv.errors import ClearConvError
+from clearconv.export_onnx import to_onnx
+from clearconv.layers import (
+    AvgPool2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+
+onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install clearconv[onnx]): "
+                                          "ONNX export not checked")
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (pip install "
+                                                "clearconv[onnx]): exported models not run")
+
+TOL = {"rtol": 1e-5, "atol": 1e-5}
+
+
+def _conv_head(conv: Conv2D, shape: tuple[int, int, int], k: int = 3) -> cc.Sequential:
+    """conv -> ReLU -> Flatten -> Dense(k): a complete classifier around one conv."""
+    feats = int(np.prod(conv.output_shape(shape)))
+    return cc.Sequential(conv, ReLU(), Flatten(), Dense(feats, k, rng=1), input_shape=shape)
+
+
+def _pool_model(pool: Layer, shape: tuple[int, int, int]) -> cc.Sequential:
+    conv = Conv2D(shape[0], 3, 3, padding=1, rng=2)
+    out = pool.output_shape(conv.output_shape(shape))
+    return cc.Sequential(conv, Tanh(), pool, Flatten(), Dense(int(np.prod(out)), 4, rng=3),
+                         input_shape=shape)
+
+
+MODELS: dict[str, Callable[[], cc.Sequential]] = {
+    "conv-pad-int": lambda: _conv_head(Conv2D(2, 4, 3, padding=1, rng=0), (2, 7, 8)),
+    "conv-pad-pair": lambda: _conv_head(Conv2D(2, 4, (3, 5), padding=(1, 2), rng=0),
+                                        (2, 7, 8)),
+    "conv-pad-asymmetric": lambda: _conv_head(
+        Conv2D(2, 4, 3, padding=((0, 1), (2, 0)), rng=0), (2, 7, 8)),
+    "conv-valid": lambda: _conv_head(Conv2D(2, 4, 3, padding="valid", rng=0), (2, 7, 8)),
+    "conv-same-even-kernel": lambda: _conv_head(Conv2D(2, 4, 4, padding="same", rng=0),
+                                                (2, 7, 8)),
+    "conv-same-stride2-tf": lambda: _conv_head(
+        Conv2D(2, 4, 3, stride=2, padding="same", rng=0), (2, 7, 8)),
+    "conv-same-stride2-even-kernel": lambda: _conv_head(
+        Conv2D(2, 4, 4, stride=(2, 3), padding="same", rng=0), (2, 9, 10)),
+    "conv-dilation2": lambda: _conv_head(
+        Conv2D(2, 4, 3, padding=2, dilation=2, stride=2, rng=0), (2, 9, 8)),
+    "conv-same-dilation2": lambda: _conv_head(
+        Conv2D(2, 4, 2, padding="same", dilation=2, rng=0), (2, 6, 7)),
+    "conv-no-bias": lambda: _conv_head(Conv2D(2, 4, 3, bias=False, rng=0), (2, 6, 6)),
+    "maxpool": lambda: _pool_model(MaxPool2D(2), (1, 8, 8)),
+    "maxpool-ceil-padding": lambda: _pool_model(MaxPool2D(3, 2, 1, ceil_mode=True), (2, 8, 9)),
+    "maxpool-ceil": lambda: _pool_model(MaxPool2D(2, ceil_mode=True), (1, 7, 5)),
+    "avgpool": lambda: _pool_model(AvgPool2D((2, 3), (1, 2)), (2, 7, 9)),
+    "avgpool-padding": lambda: _pool_model(AvgPool2D(3, 2, 1), (2, 7, 8)),
+    "avgpool-ceil-padding": lambda: _pool_model(AvgPool2D(3, 2, 1, ceil_mode=True), (2, 8, 9)),
+    "avgpool-ceil": lambda: _pool_model(AvgPool2D(2, ceil_mode=True), (1, 7, 5)),
+    "avgpool-exclude-pad": lambda: _pool_model(
+        AvgPool2D(3, 2, 1, count_include_pad=False), (2, 7, 8)),
+    "avgpool-exclude-pad-ceil": lambda: _pool_model(
+        AvgPool2D(3, 2, 1, ceil_mode=True, count_include_pad=False), (2, 8, 9)),
+    "activations-dropout-softmax": lambda: cc.Sequential(
+        Conv2D(1, 3, 3, padding="same", rng=4), LeakyReLU(0.2), MaxPool2D(2), Dropout(0.5),
+        Conv2D(3, 3, 3, rng=5), Sigmoid(), Flatten(), Dense(18, 8, rng=6), Tanh(),
+        Dense(8, 5, bias=False, rng=7), ReLU(), Softmax(axis=1), input_shape=(1, 8, 10)),
+    "softmax-over-channels": lambda: cc.Sequential(
+        Conv2D(2, 3, 1, rng=8), Softmax(axis=1), Flatten(), input_shape=(2, 3, 4)),
+    "softmax-last-axis": lambda: cc.Sequential(
+        Conv2D(2, 3, 1, rng=8), Softmax(axis=-1), input_shape=(2, 3, 4)),
+    "dense-only": lambda: cc.Sequential(
+        Dense(6, 5, rng=9), LeakyReLU(), Dropout(0.1), Dense(5, 3, rng=10),
+        input_shape=(6,)),
+}
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def _inputs(model: cc.Sequential, batch: int, dtype: type = np.float32,
+            seed: int = 0) -> np.ndarray:
+    shape = (batch, *model.input_shape)
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_onnxruntime_output_equals_forward(name: str, tmp_path: Path) -> None:
+    model = MODELS[name]()
+    path = tmp_path / "model.onnx"
+    to_onnx(model, path)
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    sess = _session(path)
+    for batch in (1, 5):
+        x = _inputs(model, batch, seed=batch)
+        (got,) = sess.run(None, {"input": x})
+        want = model.forward(x)
+        assert got.shape == want.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, want, **TOL, err_msg=f"{name}, batch {batch}")
+
+
+def test_model_covers_every_layer_type() -> None:
+    used = {type(layer) for make in MODELS.values() for layer in make().layers}
+    every = {cls for name, cls in Layer.registry.items()
+             if cls.__module__.startswith("clearconv.") and not name.startswith("_")}
+    assert every <= used, f"layers without an export test: {every - used}"
+
+
+@pytest.mark.parametrize("opset", [13, 17, 21])
+def test_opsets(opset: int, tmp_path: Path) -> None:
+    model = MODELS["avgpool-ceil-padding"]()
+    path = tmp_path / "m.onnx"
+    to_onnx(model, path, opset=opset)
+    proto = onnx.load(str(path))
+    assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [opset]
+    x = _inputs(model, 3)
+    np.testing.assert_allclose(_session(path).run(None, {"input": x})[0], model.forward(x), **TOL)
+
+
+def test_names_dynamic_batch_and_initializers(tmp_path: Path) -> None:
+    model = MODELS["activations-dropout-softmax"]()
+    path = tmp_path / "m.onnx"
+    to_onnx(model, path, batch_dim="batch", input_name="images", output_name="probs")
+    proto = onnx.load(str(path))
+    (inp,), (out,) = proto.graph.input, proto.graph.output
+    assert inp.name == "images" and out.name == "probs"
+    in_dims = [d.dim_param or d.dim_value for d in inp.type.tensor_type.shape.dim]
+    out_dims = [d.dim_param or d.dim_value for d in out.type.tensor_type.shape.dim]
+    assert in_dims == ["batch", 1, 8, 10] and out_dims == ["batch", 5]
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in proto.graph.initializer}
+    state = model.state_dict()
+    assert set(state) <= set(inits)
+    for key, value in state.items():
+        np.testing.assert_array_equal(inits[key], value)
+    assert [n.op_type for n in proto.graph.node].count("Identity") == 1   # the Dropout
+    assert proto.producer_name == "clearconv"
+    sess = _session(path)
+    x = _inputs(model, 7)
+    np.testing.assert_allclose(sess.run(["probs"], {"images": x})[0], model.forward(x), **TOL)
+
+
+def test_trained_model_exports(tmp_path: Path) -> None:
+    model = MODELS["maxpool-ceil-padding"]()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 2, 8, 9)).astype(np.float32)
+    y = rng.integers(0, 4, 16)
+    model.fit(x, y, epochs=2, batch_size=8, optimizer=cc.optim.SGD(model.parameters(), lr=0.05),
+              verbose=0, seed=0)
+    path = tmp_path / "trained.onnx"
+    to_onnx(model, path)
+    np.testing.assert_allclose(_session(path).run(None, {"input": x})[0], model.predict(x),
+                               **TOL)
+
+
+def test_float64_model_exports_as_float64(tmp_path: Path) -> None:
+    # LeakyReLU's slope is a float32 attribute in ONNX: 0.25 is exact in both dtypes
+    model = cc.Sequential(Dropout(0.3), Dense(6, 5, rng=9, dtype=np.float64), LeakyReLU(0.25),
+                          Flatten(), Dense(5, 4, rng=10, dtype=np.float64), Tanh(),
+                          Softmax(axis=-1), input_shape=(6,))
+    path = tmp_path / "m64.onnx"
+    to_onnx(model, path)
+    proto = onnx.load(str(path))
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
+    assert all(t.data_type == onnx.TensorProto.DOUBLE for t in proto.graph.initializer)
+    x = _inputs(model, 5, np.float64)
+    (got,) = _session(path).run(None, {"input": x})
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, model.forward(x), rtol=1e-12, atol=1e-12)
+
+
+def test_float64_conv_model_warns_and_exports_as_float32_on_request(tmp_path: Path) -> None:
+    model = MODELS["avgpool-ceil-padding"]().astype(np.float64)
+    with pytest.warns(UserWarning, match="dtype='float32'"):
+        to_onnx(model, tmp_path / "m64.onnx")
+    onnx.checker.check_model(onnx.load(str(tmp_path / "m64.onnx")), full_check=True)
+    to_onnx(model, tmp_path / "m32.onnx", dtype="float32")
+    x = _inputs(model, 5, np.float64)
+    (got,) = _session(tmp_path / "m32.onnx").run(None, {"input": x.astype(np.float32)})
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, model.forward(x), rtol=1e-4, atol=1e-5)
+
+
+def test_unknown_input_shape_is_refused(tmp_path: Path) -> None:
+    model = cc.Sequential(Dense(3, 2, rng=0))
+    with pytest.raises(ClearConvError, match="build the model with input_shape.*or fit it"):
+        to_onnx(model, tmp_path / "m.onnx")
+    assert not os.listdir(tmp_path)
+
+
+class _Doubler(Layer):
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        return 2 * x
+
+
+def test_unsupported_layer_is_named(tmp_path: Path) -> None:
+    model = cc.Sequential(Dense(3, 2, rng=0), _Doubler(), input_shape=(3,))
+    with pytest.raises(ClearConvError, match=r"layer 1 \(_Doubler\) has no ONNX export"):
+        to_onnx(model, tmp_path / "m.onnx")
+    assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"opset": 12}, "opset must be in"),
+    ({"opset": 10_000}, "opset must be in"),
+    ({"dtype": "float16"}, "float32 and float64"),
+])
+def test_bad_arguments_are_refused(kwargs: dict, match: str, tmp_path: Path) -> None:
+    with pytest.raises(ClearConvError, match=match):
+        to_onnx(MODELS["dense-only"](), tmp_path / "m.onnx", **kwargs)
+
+
+def test_missing_onnx_says_what_to_install(monkeypatch: pytest.MonkeyPatch,
+                                           tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(ClearConvError, match=r"pip install clearconv\[onnx\]"):
+        to_onnx(MODELS["dense-only"](), tmp_path / "m.onnx")
+
+
+def test_write_is_atomic(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"old")
+    os.chmod(path, 0o640)
+    to_onnx(MODELS["dense-only"](), path)
+    assert os.listdir(tmp_path) == ["m.onnx"]
+    assert (os.stat(path).st_mode & 0o777) == 0o640
+    onnx.checker.check_model(onnx.load(str(path)))
+    good = path.read_bytes()
+
+    def failing_replace(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        to_onnx(MODELS["conv-valid"](), path)
+    assert path.read_bytes() == good
+    assert os.listdir(tmp_path) == ["m.onnx"]
