@@ -231,8 +231,6 @@ def cmd_explain(args: argparse.Namespace) -> int:
     for r in results:
         for f in r.files:
             print(f)
-    if args.topic == "all":
-        print(os.path.join(args.out, "index.html"))
     return 0
 
 

@@ -112,3 +112,12 @@ def test_missing_dataset_files_give_a_clear_message(tmp_path, capsys):
                  str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "clearconv: error:" in err and str(tmp_path) in err
+
+
+def test_explain_a_topic_from_the_command_line(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="matplotlib not installed: explain not checked")
+    assert main(["explain", "pooling-backward", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed and all(p.startswith(str(tmp_path)) for p in printed)
+    with Image.open(printed[0]) as im:
+        assert im.format == "PNG" and im.size[0] > 400
