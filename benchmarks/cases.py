@@ -1,0 +1,259 @@
+"""The micro cases of issue 3, each a :class:`~benchmarks.harness.Case` with a lazy setup.
+
+- conv2d forward, and forward+backward, on six shapes (the issue's list);
+- max pooling 2x2/2 forward+backward on (64, 32, 28, 28);
+- one training step (forward, softmax cross-entropy, backward, SGD momentum 0.9) of
+  the MNIST CNN and of LeNet-5 at batch 64;
+- inference of both nets at batch 1,000.
+
+Everything is float32. Both sides get equal data (copies, not shared memory). The
+PyTorch networks are twins of the clearconv ones (:mod:`benchmarks.torch_nets`) that
+start from clearconv's initial weights.
+
+Torch sides: conv and pool forward run without autograd (plain tensors), as clearconv's
+forward does no bookkeeping beyond its cache; forward+backward uses ``requires_grad``
+inputs and ``.backward`` of a fixed random upstream gradient, the ``.grad`` fields reset
+to None before each call (clearconv returns fresh gradients too). Inference runs under
+``torch.inference_mode()`` with ``model.eval()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .harness import Case, Pair, max_rel_diff, optional_torch
+
+torch = optional_torch()
+if torch is not None:
+    import torch.nn.functional as F
+
+    from . import torch_nets
+
+#: the issue's targets, clearconv / PyTorch
+TARGET_CONV = 1.5        # every conv case, forward+backward
+TARGET_POOL = 1.0
+TARGET_TRAIN = 1.0
+TARGET_INFERENCE = 1.0
+
+SEED = 0
+LR, MOMENTUM = 0.01, 0.9
+
+
+class ConvShape(NamedTuple):
+    """(N, C_in, H, W -> C_out, k, s, p) of a conv2d case."""
+
+    n: int
+    c_in: int
+    h: int
+    w: int
+    c_out: int
+    k: int
+    s: int
+    p: int
+
+    def label(self) -> str:
+        return (f"{self.n}x{self.c_in}x{self.h}x{self.w}->{self.c_out} "
+                f"k{self.k} s{self.s} p{self.p}")
+
+
+CONV_SHAPES = [
+    ConvShape(64, 1, 28, 28, 32, 3, 1, 1),
+    ConvShape(64, 32, 14, 14, 64, 3, 1, 1),
+    ConvShape(128, 3, 32, 32, 64, 3, 1, 1),
+    ConvShape(128, 64, 16, 16, 128, 3, 1, 1),
+    ConvShape(64, 64, 32, 32, 128, 3, 2, 1),
+    ConvShape(64, 1, 28, 28, 6, 5, 1, 0),
+]
+POOL_SHAPE = (64, 32, 28, 28)
+ARCHITECTURES = ("mnist_cnn", "lenet5")
+
+
+def _randn(rng: np.random.Generator, *shape: int, scale: float = 1.0) -> np.ndarray:
+    return (rng.standard_normal(shape, dtype=np.float32) * np.float32(scale))
+
+
+def _tensor(a: np.ndarray, requires_grad: bool = False) -> Any:
+    """A PyTorch copy of ``a`` (own memory)."""
+    return torch.tensor(a, requires_grad=requires_grad)
+
+
+# --------------------------------------------------------------------- conv2d
+def _conv_setup(shape: ConvShape, backward: bool) -> Pair:
+    from clearconv.functional import conv2d_backward, conv2d_forward
+
+    rng = np.random.default_rng(SEED)
+    n, c_in, h, w, c_out, k, s, p = shape
+    x = _randn(rng, n, c_in, h, w)
+    weight = _randn(rng, c_out, c_in, k, k, scale=np.sqrt(2.0 / (c_in * k * k)))
+    bias = _randn(rng, c_out, scale=0.1)
+    h_out, w_out = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    dy = _randn(rng, n, c_out, h_out, w_out)
+
+    def ours() -> Any:
+        y, cache = conv2d_forward(x, weight, bias, stride=s, padding=p)
+        return conv2d_backward(dy, cache) if backward else y
+
+    if torch is None:
+        return Pair(ours)
+    xt, wt, bt = (_tensor(a, backward) for a in (x, weight, bias))
+    dyt = _tensor(dy)
+
+    def theirs() -> Any:
+        if not backward:
+            return F.conv2d(xt, wt, bt, stride=s, padding=p)
+        xt.grad = wt.grad = bt.grad = None
+        F.conv2d(xt, wt, bt, stride=s, padding=p).backward(dyt)
+        return xt.grad, wt.grad, bt.grad
+
+    def compare() -> dict[str, float]:
+        a, b = ours(), theirs()
+        if not backward:
+            return {"max_rel_diff": max_rel_diff(a, b.detach().numpy())}
+        return {f"max_rel_diff_{name}": max_rel_diff(u, v.numpy())
+                for name, u, v in zip(("dx", "dw", "db"), a, b)}
+
+    return Pair(ours, theirs, compare)
+
+
+def conv_case(shape: ConvShape, backward: bool) -> Case:
+    kind = "fwd+bwd" if backward else "fwd"
+    return Case(f"conv {kind} {shape.label()}", f"conv {kind}",
+                TARGET_CONV if backward else None, lambda: _conv_setup(shape, backward))
+
+
+# --------------------------------------------------------------------- max pooling
+def _pool_setup(shape: tuple[int, int, int, int]) -> Pair:
+    from clearconv.functional import max_pool2d_backward, max_pool2d_forward
+
+    rng = np.random.default_rng(SEED)
+    n, c, h, w = shape
+    x = _randn(rng, n, c, h, w)
+    dy = _randn(rng, n, c, h // 2, w // 2)
+
+    def ours() -> Any:
+        y, cache = max_pool2d_forward(x, 2, 2)
+        return y, max_pool2d_backward(dy, cache)
+
+    if torch is None:
+        return Pair(ours)
+    xt, dyt = _tensor(x, True), _tensor(dy)
+
+    def theirs() -> Any:
+        xt.grad = None
+        y = F.max_pool2d(xt, 2, 2)
+        y.backward(dyt)
+        return y, xt.grad
+
+    def compare() -> dict[str, float]:
+        (y, dx), (yt, dxt) = ours(), theirs()
+        return {"max_rel_diff_y": max_rel_diff(y, yt.detach().numpy()),
+                "max_rel_diff_dx": max_rel_diff(dx, dxt.numpy())}
+
+    return Pair(ours, theirs, compare)
+
+
+def pool_case(shape: tuple[int, int, int, int] = POOL_SHAPE) -> Case:
+    label = "x".join(map(str, shape))
+    return Case(f"maxpool 2x2/2 fwd+bwd {label}", "pool", TARGET_POOL,
+                lambda: _pool_setup(shape))
+
+
+# --------------------------------------------------------------------- networks
+def build_models(arch: str, seed: int = SEED) -> tuple[Any, Any]:
+    """A clearconv zoo model and its PyTorch twin with the same initial weights
+    (the twin is None without PyTorch)."""
+    from clearconv import zoo
+
+    model = getattr(zoo, arch)(rng=seed)
+    if torch is None:
+        return model, None
+    net = torch_nets.from_config(model.get_config())
+    torch_nets.load_weights(net, model.state_dict())
+    return model, net
+
+
+def _batch(batch: int, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Images in [0, 1) like scaled MNIST (training on them stays stable), labels 0..9."""
+    rng = np.random.default_rng(seed)
+    return (rng.random((batch, 1, 28, 28), dtype=np.float32),
+            rng.integers(0, 10, batch).astype(np.int64))
+
+
+def _logits_diff(model: Any, net: Any, x: np.ndarray) -> dict[str, float]:
+    with torch.inference_mode():
+        theirs = net(torch.from_numpy(x)).numpy()
+    return {"max_rel_diff_logits": max_rel_diff(model.forward(x), theirs)}
+
+
+def _train_setup(arch: str, batch: int) -> Pair:
+    from clearconv.optim import SGD
+
+    model, net = build_models(arch)
+    x, y = _batch(batch)
+    opt = SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+
+    def ours() -> float:
+        return model.train_step(x, y, opt)
+
+    if net is None:
+        return Pair(ours)
+    xt, yt = _tensor(x), _tensor(y)
+    topt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
+
+    def theirs() -> float:
+        topt.zero_grad()
+        loss = F.cross_entropy(net(xt), yt)
+        loss.backward()
+        topt.step()
+        return loss.item()
+
+    # both have taken the same steps: their weights, hence logits, must still agree
+    return Pair(ours, theirs, lambda: _logits_diff(model, net, x))
+
+
+def train_case(arch: str, batch: int = 64) -> Case:
+    return Case(f"train step {arch} b{batch}", "train", TARGET_TRAIN,
+                lambda: _train_setup(arch, batch))
+
+
+def _inference_setup(arch: str, batch: int) -> Pair:
+    model, net = build_models(arch)
+    x, _ = _batch(batch)
+
+    def ours() -> np.ndarray:
+        return model.predict(x, batch_size=batch)
+
+    if net is None:
+        return Pair(ours)
+    net.eval()
+    xt = _tensor(x)
+
+    def theirs() -> Any:
+        with torch.inference_mode():
+            return net(xt)
+
+    return Pair(ours, theirs, lambda: _logits_diff(model, net, x))
+
+
+def inference_case(arch: str, batch: int = 1000) -> Case:
+    return Case(f"inference {arch} b{batch}", "inference", TARGET_INFERENCE,
+                lambda: _inference_setup(arch, batch))
+
+
+def all_cases() -> list[Case]:
+    """Every micro case, in the order of the table."""
+    return ([conv_case(s, backward=False) for s in CONV_SHAPES]
+            + [conv_case(s, backward=True) for s in CONV_SHAPES]
+            + [pool_case()]
+            + [train_case(a) for a in ARCHITECTURES]
+            + [inference_case(a) for a in ARCHITECTURES])
+
+
+def find_case(name: str) -> Case:
+    """The case called ``name`` (for a fresh worker process)."""
+    for case in all_cases():
+        if case.name == name:
+            return case
+    raise KeyError(f"no benchmark case named {name!r}")

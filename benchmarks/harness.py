@@ -1,0 +1,253 @@
+"""Timing core: paired, interleaved samples (A/B/A/B) and their statistics.
+
+A *pair* is one call of the clearconv function (A) followed at once by one call of the
+PyTorch function (B). After a warm-up, ``measure_pair`` takes ``samples`` pairs in a
+row, so both frameworks see the same machine state (frequency, caches, neighbours) and
+each pair gives one ratio A/B. The summary reports the median and min/max of each side
+and the median of the per-pair ratios.
+
+The garbage collector is off while timing (as ``timeit`` does): a collection triggered by
+one framework's garbage would otherwise land in the other's sample.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+TORCH_MISSING_NOTE = ("PyTorch is not installed: clearconv timings only, no ratios "
+                      "(pip install torch to compare).")
+
+
+def optional_torch() -> Any:
+    """The ``torch`` module, or None when PyTorch (an optional dependency) is absent.
+
+    Imported on demand, so that a clearconv-only process (an epoch measured for its
+    memory) never loads PyTorch.
+    """
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+@dataclass
+class Pair:
+    """The two sides of a case, ready to call.
+
+    ``clearconv`` and ``torch`` each run the measured work once; ``torch`` is None when
+    PyTorch is absent. ``compare`` (optional) runs both once more and returns how far
+    their results are apart (e.g. ``{'max_rel_diff': 3e-7}``): a guard that both sides
+    compute the same thing.
+    """
+
+    clearconv: Callable[[], Any]
+    torch: Callable[[], Any] | None = None
+    compare: Callable[[], dict[str, float]] | None = None
+
+
+@dataclass
+class Case:
+    """A benchmark case: its name, its group, the issue's target ratio, and a lazy setup.
+
+    ``setup`` allocates the data and returns a :class:`Pair`; it runs only when the case is
+    selected, and again inside a fresh process for ``--fresh-process``.
+    """
+
+    name: str
+    group: str
+    target: float | None
+    setup: Callable[[], Pair] = field(repr=False)
+
+
+def _time_call(fn: Callable[[], Any]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def measure_pair(a: Callable[[], Any], b: Callable[[], Any] | None, samples: int,
+                 warmup: int = 2) -> dict[str, Any]:
+    """Time ``a`` and ``b`` interleaved: first calls, ``warmup`` untimed pairs, then ``samples`` pairs.
+
+    Returns seconds: ``{'first': (a, b), 'a': [...], 'b': [...]}`` (b entries None without b).
+    The first call of each side is timed on its own (it includes lazy initialisation and
+    the first touch of fresh memory: the cold number of a fresh process).
+    """
+    if samples < 1:
+        raise ValueError(f"samples must be >= 1, got {samples}")
+    with _gc_paused():
+        first_a = _time_call(a)
+        first_b = _time_call(b) if b is not None else None
+        for _ in range(warmup):
+            a()
+            if b is not None:
+                b()
+        times_a: list[float] = []
+        times_b: list[float] = []
+        for _ in range(samples):
+            times_a.append(_time_call(a))
+            if b is not None:
+                times_b.append(_time_call(b))
+    return {"first": (first_a, first_b), "a": times_a, "b": times_b if b is not None else None}
+
+
+def summarize(seconds: list[float]) -> dict[str, Any]:
+    """Median, min and max in milliseconds, and every sample."""
+    ms = [s * 1e3 for s in seconds]
+    return {"median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms),
+            "samples_ms": ms}
+
+
+def pair_record(raw: dict[str, Any]) -> dict[str, Any]:
+    """The JSON record of one :func:`measure_pair` result.
+
+    ``ratios`` holds clearconv / PyTorch for each pair, ``ratio_median`` their median
+    (None without PyTorch).
+    """
+    first_a, first_b = raw["first"]
+    record: dict[str, Any] = {
+        "samples": len(raw["a"]),
+        "clearconv": {**summarize(raw["a"]), "first_call_ms": first_a * 1e3},
+        "torch": None, "ratios": None, "ratio_median": None,
+    }
+    if raw["b"] is not None:
+        record["torch"] = {**summarize(raw["b"]), "first_call_ms": first_b * 1e3}
+        record["ratios"] = [a / b for a, b in zip(raw["a"], raw["b"])]
+        record["ratio_median"] = statistics.median(record["ratios"])
+    return record
+
+
+def run_case(case: Case, samples: int, warmup: int) -> dict[str, Any]:
+    """Set a case up, time it, compare the two results; the JSON record of the case."""
+    pair = case.setup()
+    record = {"name": case.name, "group": case.group, "target": case.target,
+              **pair_record(measure_pair(pair.clearconv, pair.torch, samples, warmup))}
+    record["passed"] = passes(record["ratio_median"], case.target)
+    record["cpu_load"] = cpu_load()
+    record["check"] = pair.compare() if pair.compare is not None and pair.torch else None
+    return record
+
+
+def cpu_load() -> dict[str, float | None]:
+    """How busy the machine was lately: the 1-minute load average and the share of the
+    last 10 s in which some task waited for a CPU (Linux PSI, /proc/pressure/cpu).
+
+    A high pressure while a case ran means other processes competed with it: its
+    samples are noisier (the paired ratios less so, as both sides share the noise).
+    """
+    pressure = None
+    try:
+        with open("/proc/pressure/cpu") as f:
+            fields = dict(kv.split("=") for kv in f.readline().split()[1:])
+        pressure = float(fields["avg10"])
+    except (OSError, KeyError, ValueError):
+        pass
+    return {"loadavg_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+            "cpu_pressure_avg10_pct": pressure}
+
+
+def passes(ratio: float | None, target: float | None) -> bool | None:
+    """True/False against the target ratio; None when there is nothing to judge."""
+    if ratio is None or target is None:
+        return None
+    return ratio <= target
+
+
+def max_rel_diff(ours: np.ndarray, theirs: np.ndarray) -> float:
+    """max |ours - theirs| / max |theirs|: how far apart two results of the same math are."""
+    ours = np.asarray(ours, np.float64)
+    theirs = np.asarray(theirs, np.float64)
+    scale = max(float(np.abs(theirs).max(initial=0.0)), 1e-30)
+    return float(np.abs(ours - theirs).max(initial=0.0)) / scale
+
+
+# --------------------------------------------------------------------- threads
+@contextmanager
+def limit_threads(threads: int, with_torch: bool = True) -> Iterator[dict[str, Any]]:
+    """Run with ``threads`` threads in PyTorch (``set_num_threads``) and in every BLAS /
+    OpenMP pool that threadpoolctl finds (NumPy's OpenBLAS included); restores both after.
+
+    ``with_torch=False`` leaves PyTorch unimported. Yields a dict with a ``note`` when
+    threadpoolctl is missing (NumPy's BLAS then runs with its own default).
+    """
+    info: dict[str, Any] = {"threads": threads, "note": None}
+    torch = optional_torch() if with_torch else None
+    old_torch = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        info["note"] = ("threadpoolctl is not installed: NumPy's BLAS threads are not "
+                        "limited (pip install threadpoolctl)")
+        limiter = None
+    else:
+        limiter = threadpool_limits(limits=threads)
+    try:
+        yield info
+    finally:
+        if limiter is not None:
+            limiter.restore_original_limits()
+        if old_torch is not None:
+            torch.set_num_threads(old_torch)
+
+
+# --------------------------------------------------------------------- machine
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(threads: int) -> dict[str, Any]:
+    """What the JSON file records about the machine and the libraries."""
+    torch = optional_torch()
+    try:
+        from threadpoolctl import threadpool_info
+        pools = threadpool_info()
+    except ImportError:
+        pools = "threadpoolctl not installed"
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "threads": threads,
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__ if torch is not None else None,
+        "torch_threads": torch.get_num_threads() if torch is not None else None,
+        "threadpool_info": pools,
+        "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")},
+        "thread_env": {k: v for k, v in os.environ.items()
+                       if k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")},
+    }

@@ -1,0 +1,59 @@
+"""The PyTorch twin of a clearconv ``Sequential``, built from its config.
+
+``from_config(model.get_config())`` returns an ``nn.Sequential`` whose layer indices
+are clearconv's, so the state dicts share their keys (``'0.weight'``, ``'3.bias'``, ...)
+and ``load_weights`` copies clearconv's initial weights one to one: both frameworks then
+start from the same numbers and do the same arithmetic.
+
+This module imports torch and numpy only (not clearconv), so a PyTorch epoch measured
+in its own process carries no clearconv memory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def _padding(value: Any) -> Any:
+    """clearconv's padding config as nn.Conv2d's (``'same'``, ``'valid'``, int or pair)."""
+    if isinstance(value, str):
+        return value.lower()
+    if isinstance(value, int):
+        return value
+    if len(value) == 2 and all(isinstance(v, int) for v in value):
+        return tuple(value)
+    raise ValueError(f"padding {value!r} has no nn.Conv2d equivalent")
+
+
+def _layer(kind: str, cfg: dict[str, Any]) -> nn.Module:
+    if kind == "Conv2D":
+        return nn.Conv2d(cfg["in_channels"], cfg["out_channels"], tuple(cfg["kernel_size"]),
+                         stride=tuple(cfg["stride"]), padding=_padding(cfg["padding"]),
+                         dilation=tuple(cfg["dilation"]), bias=cfg["bias"])
+    if kind == "Dense":
+        return nn.Linear(cfg["in_features"], cfg["out_features"], bias=cfg["bias"])
+    if kind == "MaxPool2D":
+        return nn.MaxPool2d(tuple(cfg["kernel_size"]), tuple(cfg["stride"]),
+                            tuple(cfg["padding"]), ceil_mode=cfg["ceil_mode"])
+    if kind == "ReLU":
+        return nn.ReLU()
+    if kind == "Flatten":
+        return nn.Flatten()
+    raise ValueError(f"no PyTorch twin for clearconv layer {kind!r}")
+
+
+def from_config(config: dict[str, Any]) -> nn.Sequential:
+    """``nn.Sequential`` with the same layers, in the same order, float32."""
+    layers = [_layer(spec["type"], spec["config"]) for spec in config["layers"]]
+    return nn.Sequential(*layers).float()
+
+
+def load_weights(net: nn.Module, state: dict[str, np.ndarray]) -> nn.Module:
+    """Copy clearconv's parameters (name -> array) into ``net``; names and shapes must match."""
+    net.load_state_dict({k: torch.from_numpy(np.array(v, np.float32)) for k, v in state.items()},
+                        strict=True)
+    return net

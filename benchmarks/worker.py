@@ -1,0 +1,67 @@
+"""Fresh-process runs: ``python -m benchmarks.worker SPEC_JSON``.
+
+``SPEC_JSON`` is a JSON object with a ``kind``:
+
+- ``"case"``: one micro case (``name``, ``samples``, ``warmup``, ``threads``) timed as in
+  the main process, but in a process that has touched no memory before it;
+- ``"epoch"``: one training epoch (see :func:`benchmarks.epoch.run_epoch`).
+
+The worker prints its result as one line ``BENCH-RESULT {json}`` on stdout.
+:func:`run_fresh` is the parent's side: it starts the worker and reads that line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+MARKER = "BENCH-RESULT "
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_fresh(spec: dict[str, Any], timeout: float = 1800.0) -> dict[str, Any]:
+    """Run ``spec`` in a new Python process; its result, or ``{'error': ...}``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH"))
+                                        if p)
+    cmd = [sys.executable, "-m", "benchmarks.worker", json.dumps(spec)]
+    try:
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(MARKER):
+            return json.loads(line[len(MARKER):])
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+    return {"error": f"worker exited with status {proc.returncode}: " + " | ".join(tail)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    spec = json.loads(args[0])
+    if spec["kind"] == "case":
+        from .cases import find_case
+        from .harness import limit_threads, run_case
+
+        with limit_threads(spec["threads"]):
+            result = run_case(find_case(spec["name"]), spec["samples"], spec["warmup"])
+    elif spec["kind"] == "epoch":
+        from .epoch import run_epoch
+
+        result = run_epoch(spec)
+    else:
+        raise ValueError(f"unknown worker kind {spec['kind']!r}")
+    print(MARKER + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
