@@ -258,3 +258,27 @@ def test_parameters_are_named_and_optimizer_updates_them_in_place():
     x, y = blobs(8)
     model.train_step(x, y % 10, optim.SGD(model.parameters(), lr=0.1))
     assert not np.array_equal(view, before)
+
+
+def test_relu_then_maxpool_runs_swapped_with_identical_values_and_gradients():
+    g = np.random.default_rng(5)
+    model = cc.Sequential(Conv2D(2, 3, 3, padding=1, rng=g, dtype="float64"), ReLU(),
+                          MaxPool2D(2, padding=1, ceil_mode=True), Flatten(),
+                          Dense(3 * 4 * 4, 4, rng=g, dtype="float64"), input_shape=(2, 6, 6))
+    assert [type(la).__name__ for la in model._execution_order()][:3] == \
+        ["Conv2D", "MaxPool2D", "ReLU"]
+    x = g.standard_normal((3, 2, 6, 6)) - 0.5     # many windows with a negative maximum
+    y = g.integers(0, 4, 3)
+    loss = model.loss_and_backward(x, y, training=True)
+    grads = {p.name: p.grad.copy() for p in model.parameters()}
+    model.zero_grad()
+    h = x                                        # the literal order, layer by layer
+    for layer in model.layers:
+        h = layer.forward(h, training=True)
+    ref_loss, cache = cc.functional.softmax_cross_entropy_forward(h, y)
+    d = cc.functional.softmax_cross_entropy_backward(1.0, cache)
+    for layer in reversed(model.layers):
+        d = layer.backward(d)
+    assert loss == ref_loss
+    for p in model.parameters():
+        np.testing.assert_array_equal(p.grad, grads[p.name])
