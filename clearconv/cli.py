@@ -32,7 +32,7 @@ _RUN_FILE = "run.json"
 _RESUMED = ("dataset", "data_dir", "image_size", "epochs", "batch_size", "lr", "optimizer",
             "seed", "val_split", "augment")
 #: per-dataset defaults: (epochs, learning rate)
-_DEFAULTS = {"digits": (20, 3e-3), "mnist": (5, 1e-3), "fashion-mnist": (10, 1e-3),
+_DEFAULTS = {"digits": (20, 3e-3), "mnist": (5, 2e-3), "fashion-mnist": (10, 1e-3),
              "kmnist": (10, 1e-3), "cifar10": (20, 1e-3), "folder": (20, 1e-3)}
 
 
@@ -270,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="default 20 for digits, 5 for mnist, 10 for fashion-mnist/kmnist")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=None,
-                   help="default 0.003 for digits, else 0.001 (cosine-annealed)")
+                   help="default 0.003 for digits, 0.002 for mnist, else 0.001 (cosine-annealed)")
     p.add_argument("--optimizer", default="adam",
                    help="sgd, momentum, nesterov, rmsprop, adam, adamw (default adam)")
     p.add_argument("--val-split", type=float, default=0.0,
