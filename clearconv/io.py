@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import stat
 import struct
 import tempfile
+import tokenize
 import zipfile
 import zlib
 from typing import Any, Union
@@ -37,13 +39,18 @@ _TAG_KEYS = ("format", "version")
 #: what np.load and the zip/npy readers raise on a damaged, foreign or unsafe file:
 #: not a zip, or a pickle (ValueError: "allow_pickle=False"); a bad or truncated zip
 #: (BadZipFile, EOFError, zlib.error, OSError; RuntimeError for an "encrypted" flag);
-#: a bad .npy header (ValueError, SyntaxError, struct.error, KeyError, TypeError);
+#: a bad .npy header (ValueError, SyntaxError, struct.error, KeyError, TypeError;
+#: tokenize.TokenError and RecursionError for a mangled or deeply nested dict literal);
 #: an absurd shape (MemoryError, OverflowError).
 _READ_ERRORS = (
     ValueError, OSError, EOFError, KeyError, IndexError, TypeError, SyntaxError,
-    MemoryError, OverflowError, NotImplementedError, RuntimeError,
-    zipfile.BadZipFile, zlib.error, struct.error,
+    MemoryError, OverflowError, NotImplementedError, RuntimeError, RecursionError,
+    zipfile.BadZipFile, zlib.error, struct.error, tokenize.TokenError,
 )
+#: deflate cannot compress better than about 1032:1; a member claiming more is refused.
+_DEFLATE_MAX_RATIO = 1100
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}
 
 
 def _check_arrays(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -154,7 +161,7 @@ def _decode_config(path: str, raw: np.ndarray) -> dict[str, Any]:
         )
     try:
         config = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ModelFileError(f"{path}: {CONFIG_KEY} is not valid UTF-8 JSON ({exc})") from None
     if not isinstance(config, dict):
         raise ModelFileError(f"{path}: {CONFIG_KEY} must hold a JSON object")
@@ -174,8 +181,47 @@ def _decode_config(path: str, raw: np.ndarray) -> dict[str, Any]:
     return config
 
 
+def _check_member_size(path: str, archive: zipfile.ZipFile, name: str, file_size: int) -> None:
+    """Refuse a member whose ``.npy`` header announces more (or less) data than the member
+    holds, or whose zip entry claims an impossible size, before NumPy allocates the array."""
+    member = name if name in archive.namelist() else f"{name}.npy"
+    info = archive.getinfo(member)
+    if info.compress_size > file_size or info.file_size > (
+            info.compress_size if info.compress_type == zipfile.ZIP_STORED
+            else _DEFLATE_MAX_RATIO * info.compress_size + (1 << 20)):
+        raise ModelFileError(
+            f"{path}: member {name!r} claims {info.file_size} bytes from {info.compress_size} "
+            f"stored in a {file_size}-byte file: corrupt or a zip bomb"
+        )
+    with archive.open(info) as stream:
+        if stream.read(len(np.lib.format.MAGIC_PREFIX)) != np.lib.format.MAGIC_PREFIX:
+            return  # not a .npy member: np.load returns its bytes, refused by the caller
+    with archive.open(info) as stream:
+        version = np.lib.format.read_magic(stream)
+        # clearconv writes version 1.0 (2.0 for a huge header); 3.0 only serves
+        # non-latin-1 field names, which no model file has
+        if version not in _NPY_HEADER_READERS:
+            raise ModelFileError(f"{path}: member {name!r}: unsupported .npy version {version}")
+        shape, _, dtype = _NPY_HEADER_READERS[version](stream)
+        header_size = stream.tell()
+    if dtype.hasobject:
+        raise ModelFileError(f"{path}: member {name!r} holds Python objects (pickled data)")
+    announced = math.prod(shape) * dtype.itemsize
+    if announced != info.file_size - header_size:
+        raise ModelFileError(
+            f"{path}: member {name!r}: its .npy header announces shape {shape} of {dtype} "
+            f"({announced} bytes), the member holds {info.file_size - header_size} bytes "
+            "after its header"
+        )
+
+
 def _read_members(path: str, f: Any) -> dict[str, np.ndarray]:
     """Every member of the npz open as ``f``, as ndarrays; ModelFileError on any damage."""
+    if f.read(len(np.lib.format.MAGIC_PREFIX)) == np.lib.format.MAGIC_PREFIX:
+        raise ModelFileError(
+            f"{path}: a bare .npy array, not a clearconv model file (.npz archive)"
+        )
+    f.seek(0)
     try:
         loaded = np.load(f, allow_pickle=False)
     except _READ_ERRORS as exc:
@@ -184,10 +230,12 @@ def _read_members(path: str, f: Any) -> dict[str, np.ndarray]:
         raise ModelFileError(
             f"{path}: a bare .npy array, not a clearconv model file (.npz archive)"
         )
+    file_size = os.fstat(f.fileno()).st_size
     members: dict[str, np.ndarray] = {}
     with loaded:
         for name in loaded.files:
             try:
+                _check_member_size(path, loaded.zip, name, file_size)
                 value = loaded[name]
             except _READ_ERRORS as exc:
                 raise ModelFileError(

@@ -515,12 +515,16 @@ class Sequential:
                     raise ClearConvError(f"unknown layer type {kind!r}")
                 layers.append(Layer.registry[kind].from_config(spec["config"]))
             model = cls(*layers)
-            model.astype(config.get("dtype", "float32"))
+            dtype = config.get("dtype", "float32")
+            if dtype not in ("float32", "float64"):
+                raise ClearConvError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+            model.astype(dtype)
             if config.get("input_shape"):
                 model.build(config["input_shape"])
             model.classes = config.get("classes")
             return model
-        except (KeyError, TypeError, AttributeError, ValueError) as e:
+        except (KeyError, TypeError, AttributeError, ValueError, OverflowError,
+                RecursionError) as e:
             raise ModelFileError(f"invalid model architecture: {e}") from None
 
     def save(self, path: str) -> None:
@@ -554,6 +558,28 @@ def _forward_keep_cache(layer: Layer, x: np.ndarray) -> np.ndarray:
     return layer.forward(x, training=True)
 
 
+def _announced_weights(config: dict[str, Any]) -> int:
+    """The weight count of the Dense and Conv2D layers of an architecture, without
+    building it (a layer whose config is invalid counts 0: building it reports why)."""
+    from .shapes import conv2d_params, dense_params
+
+    counts = {
+        "Dense": lambda c: dense_params(c["in_features"], c["out_features"], False),
+        "Conv2D": lambda c: conv2d_params(c["in_channels"], c["out_channels"],
+                                          c["kernel_size"], False),
+    }
+    total = 0
+    layers = config.get("layers")
+    for spec in layers if isinstance(layers, list) else ():
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        count = counts.get(kind) if isinstance(kind, str) else None
+        try:
+            total += count(spec["config"]) if count is not None else 0
+        except (KeyError, TypeError, ValueError):  # ClearConvError is a ValueError
+            pass
+    return total
+
+
 def load(path: str) -> Sequential:
     """Load a model saved with :meth:`Sequential.save`.
 
@@ -563,6 +589,12 @@ def load(path: str) -> Sequential:
     if not isinstance(config.get("model"), dict):
         raise ModelFileError(f"{path}: a clearconv array file, but it holds no model "
                              f"architecture")
+    # building allocates every weight: refuse an architecture far bigger than the file
+    # first (a small mismatch is left to load_state_dict, whose message names the keys)
+    announced, held = _announced_weights(config["model"]), sum(a.size for a in arrays.values())
+    if announced > 2 * held + (1 << 20):
+        raise ModelFileError(f"{path}: the architecture announces {announced} weights but the "
+                             f"file holds {held} values")
     model = Sequential.from_config(config["model"])
     try:
         model.load_state_dict(arrays, strict=True)

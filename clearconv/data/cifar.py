@@ -26,8 +26,10 @@ Python API::
 from __future__ import annotations
 
 import codecs
+import io
 import os
 import pickle
+import pickletools
 import tarfile
 from pathlib import Path
 from typing import IO, Any, Union
@@ -68,11 +70,22 @@ def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -
     return text.encode("latin-1", errors)
 
 
+def _empty_array(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+    """``_reconstruct`` as NumPy's pickles call it: an empty ndarray that BUILD then fills.
+    Another class or a non-empty shape is refused (it would allocate that shape)."""
+    if subtype is not np.ndarray or tuple(shape) != (0,):
+        raise DatasetError(f"refusing _reconstruct of {subtype!r} with shape {shape!r}")
+    return _reconstruct_function()(subtype, shape, dtype)
+
+
 def _plain_dtype(spec: Any, align: bool = False, copy: bool = False) -> np.dtype:
-    """``numpy.dtype`` limited to dtypes that hold no Python objects."""
-    dtype = np.dtype(spec, align, copy)
-    if dtype.hasobject:
-        raise DatasetError(f"refusing the object dtype {dtype}")
+    """``numpy.dtype`` limited to NumPy's shared built-in numeric dtypes, never a copy:
+    BUILD cannot change a built-in dtype, while on a copy it can set any flags (even
+    "holds Python objects") or fields."""
+    dtype = np.dtype(spec, align, False)
+    if dtype.hasobject or dtype is not np.dtype(dtype.char):
+        raise DatasetError(f"refusing the dtype {dtype}: a CIFAR batch holds only built-in "
+                           "numeric dtypes")
     return dtype
 
 
@@ -80,9 +93,11 @@ class RestrictedUnpickler(pickle.Unpickler):
     """An unpickler that can build only dicts, lists, numbers, strings and NumPy arrays.
 
     ``find_class`` answers for NumPy's ``_reconstruct`` (under ``numpy.core`` or
-    ``numpy._core``), ``numpy.ndarray``, ``numpy.dtype`` (refusing object dtypes) and a
-    latin-1-only ``_codecs.encode``; any other global (``os.system``, ``builtins.eval``, ...) raises
-    :class:`DatasetError` before it can be called. Persistent ids are refused too.
+    ``numpy._core``; empty ndarrays only), ``numpy.ndarray``, ``numpy.dtype`` (NumPy's shared
+    built-in numeric dtypes only) and a latin-1-only ``_codecs.encode``; any other global
+    (``os.system``, ``builtins.eval``, ...) raises :class:`DatasetError` before it can be
+    called. Persistent ids are refused too. :func:`read_cifar_batch` also checks every
+    opcode's length field and memo index before loading (see ``_scan``).
     """
 
     def __init__(self, file: IO[bytes]) -> None:
@@ -90,7 +105,7 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "_reconstruct":
-            return _reconstruct_function()
+            return _empty_array
         if module == "numpy" and name == "ndarray":
             return np.ndarray
         if module == "numpy" and name == "dtype":
@@ -106,10 +121,37 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise DatasetError("refusing a pickle with persistent ids")
 
 
+#: the opcodes that store into or read from the unpickler's memo, by index
+_MEMO_OPCODES = frozenset({"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET"})
+
+
+def _scan(data: bytes, name: str) -> None:
+    """Walk the opcodes before anything is built: a length field larger than the bytes
+    left, or a memo index no pickler writes, would make the unpickler allocate that much
+    (a 5-byte opcode can announce 4 GiB); both are refused here, allocating nothing."""
+    count = 0
+    try:
+        for opcode, arg, pos in pickletools.genops(io.BytesIO(data)):
+            count += 1
+            if opcode.name in _MEMO_OPCODES and int(arg) > count:
+                raise DatasetError(f"{name}: memo index {arg} at byte {pos} of a pickle "
+                                   f"of {count} opcodes so far: not a CIFAR batch")
+    except DatasetError:
+        raise
+    except Exception as exc:  # genops: ValueError for a truncated or unknown opcode, ...
+        raise DatasetError(f"{name}: not a readable CIFAR batch ({type(exc).__name__}: "
+                           f"{exc})") from exc
+
+
 def _unpickle(source: IO[bytes], name: str) -> Any:
     """Load one pickle with :class:`RestrictedUnpickler`; every failure is a DatasetError."""
     try:
-        return RestrictedUnpickler(source).load()
+        data = source.read()
+    except OSError as exc:
+        raise DatasetError(f"{name}: cannot read the CIFAR batch: {exc}") from exc
+    _scan(data, name)
+    try:
+        return RestrictedUnpickler(io.BytesIO(data)).load()
     except DatasetError as exc:
         raise DatasetError(f"{name}: {exc}") from exc
     except Exception as exc:  # a damaged pickle can fail in many ways; all mean "corrupt"
@@ -132,10 +174,11 @@ def _check_batch(obj: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
         raise DatasetError(f"{name}: b'labels' must be a list of ints")
     if len(labels) != data.shape[0]:
         raise DatasetError(f"{name}: {data.shape[0]} images but {len(labels)} labels")
-    label_array = np.array(labels, dtype=np.int64)
-    if label_array.size and (label_array.min() < 0 or label_array.max() >= len(CIFAR10_CLASSES)):
+    # checked as Python ints: a label beyond int64 would overflow np.array
+    if labels and (min(labels) < 0 or max(labels) >= len(CIFAR10_CLASSES)):
         raise DatasetError(f"{name}: labels must be in 0..{len(CIFAR10_CLASSES) - 1}, got "
-                           f"{label_array.min()}..{label_array.max()}")
+                           f"{min(labels)}..{max(labels)}")
+    label_array = np.array(labels, dtype=np.int64)
     if not data.flags.writeable:  # an array built on the pickle's bytes
         data = data.copy()
     # The CIFAR row layout (R plane, G plane, B plane, each 32x32 row-major) is NCHW.

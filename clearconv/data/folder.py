@@ -90,10 +90,18 @@ def _has_colour(image: Any) -> bool:
 def _open(path: Path, Image: Any) -> Any:
     try:
         with Image.open(path) as image:
+            limit = Image.MAX_IMAGE_PIXELS  # Pillow only warns up to twice this, then decodes
+            if limit is not None and image.width * image.height > limit:
+                raise DatasetError(f"{path}: {image.width}x{image.height} pixels is more than "
+                                   f"PIL.Image.MAX_IMAGE_PIXELS = {limit} (a decompression "
+                                   "bomb?); raise that limit to read it")
             image.load()
             return _normalise_mode(image, Image)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise DatasetError(f"{path}: not a readable image ({exc})") from exc
+    except DatasetError:
+        raise
+    except Exception as exc:  # Pillow's decoders raise many types on damaged data
+        raise DatasetError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") \
+            from exc
 
 
 def _walk_files(folder: Path) -> list[Path]:

@@ -164,6 +164,11 @@ def _check_size(path: str, dtype: np.dtype, dims: tuple[int, ...], max_bytes: in
             f"{path}: refusing an absurd IDX header ({_describe(dims, dtype)}): it announces "
             f"{expected} bytes of data, more than the limit of {max_bytes}"
         )
+    if math.prod(d for d in dims if d) * dtype.itemsize >= 2**62:  # NumPy: "too big"
+        raise DatasetError(
+            f"{path}: refusing an absurd IDX header ({_describe(dims, dtype)}): an empty "
+            "array whose other dims overflow any array size"
+        )
     return expected
 
 
