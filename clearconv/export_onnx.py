@@ -42,10 +42,7 @@ Example
 
 from __future__ import annotations
 
-import contextlib
 import os
-import stat
-import tempfile
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -54,6 +51,7 @@ import numpy as np
 
 from .errors import ClearConvError
 from .functional import pool2d_geometry
+from .io import atomic_write
 from .layers import (
     AvgPool2D,
     Conv2D,
@@ -162,7 +160,7 @@ def to_onnx(model: Any, path: str | os.PathLike[str], opset: int = 17, batch_dim
     # than they know, and onnx itself writes its newest
     proto.ir_version = helper.find_min_ir_version_for(list(proto.opset_import))
     onnx.checker.check_model(proto, full_check=True)
-    _write_atomic(os.fspath(path), proto.SerializeToString())
+    _write_bytes_atomic(os.fspath(path), proto.SerializeToString())
 
 
 class _Graph:
@@ -283,29 +281,6 @@ def _import_onnx() -> Any:
     return onnx
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync, then ``os.replace``.
-
-    The new file keeps an existing file's permission bits, else gets 0o666 less the umask
-    (as ``open`` would); on any error the temporary file is removed and ``path`` is
-    unchanged.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        mode = stat.S_IMODE(os.stat(path).st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0o022)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+def _write_bytes_atomic(path: str, data: bytes) -> None:
+    with atomic_write(path) as f:
+        f.write(data)

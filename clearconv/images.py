@@ -24,7 +24,6 @@ shapes and ``size`` arguments are ``(H, W)`` as everywhere else in the library.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
@@ -33,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ClearConvError, ShapeError
+from .io import atomic_write
 
 #: where :func:`load_image` can read from: a path, an open binary file, or a Pillow image
 ImageSource = str | os.PathLike | IO[bytes] | Image.Image
@@ -393,22 +393,9 @@ def save_image(array: np.ndarray, path: str | os.PathLike, mode: str = "auto",
             f"cannot tell an image format Pillow writes from the extension of {str(path)!r}; "
             f"use e.g. .png or .jpg"
         )
-    folder = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-            img.save(f, format=fmt, **options)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_write(target) as f:
+        options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+        img.save(f, format=fmt, **options)
     return desc
 
 

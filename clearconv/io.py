@@ -24,7 +24,8 @@ import tempfile
 import tokenize
 import zipfile
 import zlib
-from typing import Any, Union
+from collections.abc import Iterator
+from typing import Any, BinaryIO, Union
 
 import numpy as np
 
@@ -116,24 +117,39 @@ def save_arrays(path: PathLike, config: dict[str, Any], arrays: dict[str, np.nda
     path = os.fspath(path)
     members = _check_arrays(arrays)
     members[CONFIG_KEY] = _encode_config(config)
+    with atomic_write(path) as f:
+        np.savez(f, **members)
+
+
+@contextlib.contextmanager
+def atomic_write(path: PathLike) -> Iterator[BinaryIO]:
+    """Write a file so that ``path`` is always either the old file or the complete new one.
+
+    Yields a binary file opened beside ``path`` (same folder, a hidden temporary name).
+    When the block ends without error the data are flushed and fsynced, the file gets
+    the permission bits of the file it replaces (else ``0o666`` less the umask, as
+    ``open`` would) and is renamed over ``path`` with ``os.replace``; the folder is
+    fsynced where the platform allows. On any error, Ctrl-C included, the temporary
+    file is removed and ``path`` is untouched.
+
+    >>> with atomic_write("/tmp/clearconv-doc.txt") as f:
+    ...     _ = f.write(b"hello")
+    """
+    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     mode = _new_file_mode(path)
-    tmp_name: str | None = None
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                                    dir=directory)
     try:
-        with tempfile.NamedTemporaryFile(
-            mode="wb", delete=False, dir=directory,
-            prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-        ) as tmp:
-            tmp_name = tmp.name
-            np.savez(tmp, **members)
-            tmp.flush()
-            os.fsync(tmp.fileno())
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(tmp_name, mode)
         os.replace(tmp_name, path)
     except BaseException:
-        if tmp_name is not None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp_name)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
         raise
     _fsync_directory(directory)
 
