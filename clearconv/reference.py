@@ -27,6 +27,8 @@ import numpy as np
 from .errors import ClearConvError, ShapeError
 from .functional._windows import as_float, check_nchw
 from .functional.conv import ConvGeometry, conv2d_geometry
+from .functional.linear import check_linear
+from .functional.losses import check_logits_labels
 from .functional.pool import PoolGeometry, pool2d_geometry
 from .shapes import IntPair, Padding2D, PaddingArg
 
@@ -565,25 +567,6 @@ class SoftmaxCECache(NamedTuple):
     labels: np.ndarray   # (N,) integer class indices
 
 
-def _check_logits_labels(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Check logits (N, K) against integer labels (N,) in [0, K); return the labels as ints."""
-    if z.ndim != 2:
-        raise ShapeError(f"logits must have shape (N, K), got {z.shape}")
-    n, k = z.shape
-    if labels.shape != (n,):
-        raise ShapeError(f"labels must have shape ({n},) to match logits {z.shape}, "
-                         f"got {labels.shape}")
-    if labels.dtype.kind not in "iu":
-        if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
-            labels = labels.astype(np.int64)
-        else:
-            raise ShapeError(f"labels must be integer class indices, got dtype {labels.dtype}")
-    bad = [int(y) for y in labels if not 0 <= y < k]
-    if bad:
-        raise ShapeError(f"labels must be in [0, {k}) for {k} classes, got {bad[:5]}")
-    return labels
-
-
 def softmax_cross_entropy_forward(logits: np.ndarray, labels: np.ndarray
                                   ) -> tuple[float, SoftmaxCECache]:
     """Mean cross-entropy of softmax(logits) against integer labels, sample by sample::
@@ -604,7 +587,7 @@ def softmax_cross_entropy_forward(logits: np.ndarray, labels: np.ndarray
     cache : SoftmaxCECache for :func:`softmax_cross_entropy_backward`
     """
     z = as_float(logits)
-    labels = _check_logits_labels(z, np.asarray(labels))
+    labels = check_logits_labels(z, np.asarray(labels))
     n_samples = z.shape[0]
     probs = np.zeros_like(z)
     total = 0.0
@@ -656,17 +639,8 @@ def linear_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
     y : ndarray of shape (N, out_features)
     cache : LinearCache
     """
-    x = np.asarray(x)
-    weight = np.asarray(weight)
-    if x.ndim != 2 or weight.ndim != 2:
-        raise ShapeError(f"linear expects x (N, in) and weight (out, in), got x {x.shape} "
-                         f"and weight {weight.shape}")
-    if x.shape[1] != weight.shape[1]:
-        raise ShapeError(f"linear: input has {x.shape[1]} features but the weight expects "
-                         f"{weight.shape[1]} (x {x.shape}, weight {weight.shape})")
-    dtype = np.result_type(as_float(x[:0]).dtype, as_float(weight[:0]).dtype)
-    x = x.astype(dtype)
-    weight = weight.astype(dtype)
+    x, weight = check_linear(x, weight)
+    dtype = x.dtype
     n_samples, (out_features, in_features) = x.shape[0], weight.shape
     b = np.zeros(out_features, dtype)
     if bias is not None:

@@ -16,6 +16,21 @@ class LinearCache(NamedTuple):
     has_bias: bool
 
 
+def check_linear(x: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Check x (N, in) against weight (out, in) and cast both to the common float dtype
+    (float64 if either is float64, else float32)."""
+    x = np.asarray(x)
+    weight = np.asarray(weight)
+    if x.ndim != 2 or weight.ndim != 2:
+        raise ShapeError(f"linear expects x (N, in) and weight (out, in), got x {x.shape} "
+                         f"and weight {weight.shape}")
+    if x.shape[1] != weight.shape[1]:
+        raise ShapeError(f"linear: input has {x.shape[1]} features but the weight expects "
+                         f"{weight.shape[1]} (x {x.shape}, weight {weight.shape})")
+    dtype = np.result_type(as_float(x[:0]).dtype, as_float(weight[:0]).dtype)
+    return x.astype(dtype, copy=False), weight.astype(dtype, copy=False)
+
+
 def linear_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None
                    ) -> tuple[np.ndarray, LinearCache]:
     """Forward of a dense layer, ``y[n, o] = sum_i x[n, i] W[o, i] + b[o]``.
@@ -31,20 +46,10 @@ def linear_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
     y : ndarray of shape (N, out_features)
     cache : LinearCache
     """
-    x = np.asarray(x)
-    weight = np.asarray(weight)
-    if x.ndim != 2 or weight.ndim != 2:
-        raise ShapeError(f"linear expects x (N, in) and weight (out, in), got x {x.shape} "
-                         f"and weight {weight.shape}")
-    if x.shape[1] != weight.shape[1]:
-        raise ShapeError(f"linear: input has {x.shape[1]} features but the weight expects "
-                         f"{weight.shape[1]} (x {x.shape}, weight {weight.shape})")
-    dtype = np.result_type(as_float(x[:0]).dtype, as_float(weight[:0]).dtype)
-    x = x.astype(dtype, copy=False)
-    weight = weight.astype(dtype, copy=False)
+    x, weight = check_linear(x, weight)
     y = x @ weight.T
     if bias is not None:
-        bias = np.asarray(bias, dtype=dtype)
+        bias = np.asarray(bias, dtype=x.dtype)
         if bias.shape != (weight.shape[0],):
             raise ShapeError(f"linear bias must have shape ({weight.shape[0]},), "
                              f"got {bias.shape}")
