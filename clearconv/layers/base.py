@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -113,3 +114,29 @@ class Layer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+class _WeightLayer(Layer):
+    """A layer with a ``weight`` and an optional ``bias`` Parameter whose functional
+    backward returns ``(dx, dweight, dbias)`` and can skip dx (Conv2D, Dense)."""
+
+    skips_input_grad = True
+    weight: Parameter
+    bias: Parameter | None
+    _cache: Any
+    #: the functional backward: ``(dy, cache, input_grad) -> (dx, dweight, dbias)``
+    _backward_op: ClassVar[Callable[..., tuple[Any, np.ndarray, Any]]]
+
+    def backward(self, dy: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        dx, dw, db = type(self)._backward_op(dy, self._need_cache(self._cache), input_grad)
+        self.weight.grad += dw
+        if self.bias is not None:
+            self.bias.grad += db
+        self._cache = None
+        return dx
+
+    def parameters(self) -> list[Parameter]:
+        return [self.weight] if self.bias is None else [self.weight, self.bias]
+
+    def named_parameters(self) -> list[tuple[str, Parameter]]:
+        return [(p.name, p) for p in self.parameters()]

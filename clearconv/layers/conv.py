@@ -10,10 +10,10 @@ from ..errors import ShapeError
 from ..functional import conv2d_backward, conv2d_forward
 from ..parameter import Parameter
 from ..shapes import PaddingArg, conv2d_output_shape, conv2d_params, pair, resolve_padding
-from .base import Layer, as_rng, init_weight
+from .base import _WeightLayer, as_rng, init_weight
 
 
-class Conv2D(Layer):
+class Conv2D(_WeightLayer):
     """2-D convolution (cross-correlation, as PyTorch's ``nn.Conv2d``).
 
     Input (N, C_in, H, W) -> output (N, C_out, H_out, W_out) with, per axis,
@@ -64,7 +64,7 @@ class Conv2D(Layer):
             if bias else None
         self._cache: Any = None
 
-    skips_input_grad = True
+    _backward_op = staticmethod(conv2d_backward)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         y, cache = conv2d_forward(x, self.weight.value,
@@ -72,20 +72,6 @@ class Conv2D(Layer):
                                   self.stride, self.padding, self.dilation)
         self._cache = cache if training else None
         return y
-
-    def backward(self, dy: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        dx, dw, db = conv2d_backward(dy, self._need_cache(self._cache), input_grad)
-        self.weight.grad += dw
-        if self.bias is not None:
-            self.bias.grad += db
-        self._cache = None
-        return dx
-
-    def parameters(self) -> list[Parameter]:
-        return [self.weight] if self.bias is None else [self.weight, self.bias]
-
-    def named_parameters(self) -> list[tuple[str, Parameter]]:
-        return [(p.name, p) for p in self.parameters()]
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(in_shape) != 3:

@@ -10,10 +10,10 @@ from ..errors import ClearConvError, ShapeError
 from ..functional import dropout_backward, dropout_forward, linear_backward, linear_forward
 from ..parameter import Parameter
 from ..shapes import dense_params, pair
-from .base import Layer, as_rng, init_weight
+from .base import Layer, _WeightLayer, as_rng, init_weight
 
 
-class Dense(Layer):
+class Dense(_WeightLayer):
     """Fully connected layer, as PyTorch's ``nn.Linear``: ``y = x W^T + b``.
 
     Input (N, in_features) -> output (N, out_features); weight (out_features, in_features).
@@ -36,27 +36,13 @@ class Dense(Layer):
             if bias else None
         self._cache: Any = None
 
-    skips_input_grad = True
+    _backward_op = staticmethod(linear_backward)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         y, cache = linear_forward(x, self.weight.value,
                                   None if self.bias is None else self.bias.value)
         self._cache = cache if training else None
         return y
-
-    def backward(self, dy: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        dx, dw, db = linear_backward(dy, self._need_cache(self._cache), input_grad)
-        self.weight.grad += dw
-        if self.bias is not None:
-            self.bias.grad += db
-        self._cache = None
-        return dx
-
-    def parameters(self) -> list[Parameter]:
-        return [self.weight] if self.bias is None else [self.weight, self.bias]
-
-    def named_parameters(self) -> list[tuple[str, Parameter]]:
-        return [(p.name, p) for p in self.parameters()]
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         if tuple(in_shape) != (self.in_features,):
