@@ -236,6 +236,7 @@ def environment(threads: int) -> dict[str, Any]:
         pools = threadpool_info()
     except ImportError:
         pools = "threadpoolctl not installed"
+    from clearconv.functional import _jit
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "threads": threads,
@@ -246,6 +247,8 @@ def environment(threads: int) -> dict[str, Any]:
         "numpy": np.__version__,
         "torch": torch.__version__ if torch is not None else None,
         "torch_threads": torch.get_num_threads() if torch is not None else None,
+        "numba": _jit.numba.__version__ if _jit.AVAILABLE else None,
+        "clearconv_jit": _jit.AVAILABLE,
         "threadpool_info": pools,
         "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")},
         "thread_env": {k: v for k, v in os.environ.items()

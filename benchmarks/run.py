@@ -284,8 +284,9 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
     for rec in results["epochs"]:
         rows += epoch_rows(rec, args.fresh_process)
     env = results["environment"]
+    jit = f"Numba {env['numba']}" if env.get("clearconv_jit") else "no Numba (pure NumPy)"
     title = (f"clearconv vs PyTorch {env['torch'] or '(absent)'}, NumPy {env['numpy']}, "
-             f"{env['threads']} threads, {env['cpu_model']}, {args.samples} paired samples "
+             f"{jit}, {env['threads']} threads, {env['cpu_model']}, {args.samples} paired samples "
              f"after {args.warmup} warm-up; ratio = median of per-pair clearconv/torch")
     lines = [title, "", format_table(rows, header), ""]
     verdicts = [r.get("passed") for r in results["cases"]]

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..errors import ClearConvError, ShapeError
 from ..shapes import IntPair, pair, pool_output_size
+from . import _jit
 from ._windows import (
     as_float,
     check_nchw,
@@ -113,10 +114,12 @@ def max_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | No
     check_nchw(x, "max_pool2d")
     geo = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode, "max_pool2d")
     out_hw = geo.out_shape[2:]
-    xp = pad_like(x, geo.padding, -np.inf)
     offsets = _offsets(geo)
-    y = offset_view(xp, 0, 0, out_hw, geo.stride).copy(order="K")
     idx_dtype = np.uint8 if len(offsets) < 256 else np.int32
+    if _jit.AVAILABLE and _nhwc(x) is not None:
+        return _max_pool_compiled(x, geo, idx_dtype)
+    xp = pad_like(x, geo.padding, -np.inf)
+    y = offset_view(xp, 0, 0, out_hw, geo.stride).copy(order="K")
     idx = np.zeros(y.shape, idx_dtype)
     better = np.empty(y.shape, bool)
     for t, (i, j) in enumerate(offsets[1:], start=1):
@@ -130,6 +133,28 @@ def max_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | No
     if suspicious and (np.isnan(y).any() or np.isneginf(y).any()):  # rare: exact torch rule
         y, idx = _max_pool_nonfinite(x, geo, idx.dtype)
     return y, MaxPool2dCache(idx, x.dtype, geo)
+
+
+def _nhwc(a: np.ndarray) -> np.ndarray | None:
+    """The NHWC memory of a channels-last (N, C, H, W) array, as a C-contiguous
+    (N, H, W, C) view; None for other layouts (the NumPy path then runs: for NCHW memory
+    its whole-array passes beat a compiled loop with one channel innermost)."""
+    if is_channels_last(a):
+        v = a.transpose(0, 2, 3, 1)
+        return v if v.flags.c_contiguous else None
+    return None
+
+
+def _max_pool_compiled(x: np.ndarray, geo: PoolGeometry, idx_dtype: type
+                       ) -> tuple[np.ndarray, MaxPool2dCache]:
+    """max_pool2d_forward in one compiled pass (Numba, :mod:`._jit`), in x's memory layout."""
+    xh = _nhwc(x)
+    ho, wo = geo.out_shape[2:]
+    y = np.empty((xh.shape[0], ho, wo, xh.shape[3]), x.dtype)
+    idx = np.empty(y.shape, idx_dtype)
+    (pt, _), (pl, _) = geo.padding
+    _jit.max_pool_nhwc(xh, *geo.kernel, *geo.stride, pt, pl, y, idx)
+    return y.transpose(0, 3, 1, 2), MaxPool2dCache(idx.transpose(0, 3, 1, 2), x.dtype, geo)
 
 
 def _max_pool_nonfinite(x: np.ndarray, geo: PoolGeometry, idx_dtype: np.dtype
@@ -178,6 +203,12 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
         )
     n, c, h, w = geo.in_shape
     (pt, pb), (pl, pr) = geo.padding
+    idx_h = _nhwc(idx) if _jit.AVAILABLE else None
+    if idx_h is not None:   # one compiled pass (Numba), channels-last like the forward
+        dy_h = np.ascontiguousarray(dy.transpose(0, 2, 3, 1))
+        dx_h = np.zeros((n, h, w, c), dtype)
+        _jit.max_pool_backward_nhwc(dy_h, idx_h, geo.kernel[1], *geo.stride, pt, pl, dx_h)
+        return dx_h.transpose(0, 3, 1, 2)
     dxp = zeros_like_layout((n, c, h + pt + pb, w + pl + pr), dtype, is_channels_last(dy))
     out_hw = geo.out_shape[2:]
     overlapping = _overlapping(geo)

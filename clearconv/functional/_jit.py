@@ -1,0 +1,315 @@
+"""Optional compiled kernels (Numba): loops that NumPy can only run as many passes.
+
+Only the data movement around the matrix products is compiled here (the Winograd tile
+transforms, see :mod:`clearconv.functional.winograd`); the products themselves stay
+NumPy/BLAS. Each kernel has a readable NumPy twin in the module that calls it, and the
+tests hold the two together.
+
+Numba is optional (``pip install "clearconv[fast]"``). Without it, or with the
+environment variable ``CLEARCONV_JIT=0``, :data:`AVAILABLE` is False and clearconv runs
+its pure-NumPy paths. Kernels are compiled on first use and cached on disk
+(``cache=True``), single-threaded: the BLAS already uses the cores, and a second thread
+pool would fight it for them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+try:
+    if os.environ.get("CLEARCONV_JIT", "1").strip().lower() in ("0", "false", "no", "off"):
+        raise ImportError("disabled by CLEARCONV_JIT")
+    import numba
+except ImportError:  # pragma: no cover - exercised when numba is absent
+    numba = None
+
+#: True when Numba is importable and not disabled: the compiled kernels below can run.
+AVAILABLE = numba is not None
+
+
+def _njit(fn: Any) -> Any:
+    return numba.njit(cache=True, nogil=True, error_model="numpy")(fn) if AVAILABLE else fn
+
+
+# Winograd F(2x2, 3x3) (Lavin & Gray 2016). One 4x4 input tile d gives 2x2 outputs:
+#   Y = A^T [ (G g G^T) . (B^T d B) ] A
+# B^T = [[1, 0,-1, 0],    G = [[  1,   0,   0],    A^T = [[1, 1, 1, 0],
+#        [0, 1, 1, 0],         [1/2, 1/2, 1/2],           [0, 1,-1,-1]]
+#        [0,-1, 1, 0],         [1/2,-1/2, 1/2],
+#        [0, 1, 0,-1]]         [  0,   0,   1]]
+# Tiles are indexed t = (n*th + ty)*tw + tx; transformed tiles are stored (T, 16, C) so a
+# kernel writes one contiguous 16*C block per tile.
+
+@_njit
+def winograd_input_tiles(xp: Any, th: int, tw: int, v: Any) -> None:
+    """v[t, 4k+l, c] = (B^T d B)[k, l] for the 4x4 tile d = xp[n, 2ty:2ty+4, 2tx:2tx+4, c].
+
+    xp: zero-padded input (N, 2*th+2, 2*tw+2, C), C-contiguous; v: (N*th*tw, 16, C).
+    """
+    n_img = xp.shape[0]
+    c_in = xp.shape[3]
+    for n in range(n_img):
+        for ty in range(th):
+            r = 2 * ty
+            for tx in range(tw):
+                q = 2 * tx
+                t = (n * th + ty) * tw + tx
+                for c in range(c_in):
+                    d00 = xp[n, r, q, c]
+                    d01 = xp[n, r, q + 1, c]
+                    d02 = xp[n, r, q + 2, c]
+                    d03 = xp[n, r, q + 3, c]
+                    d10 = xp[n, r + 1, q, c]
+                    d11 = xp[n, r + 1, q + 1, c]
+                    d12 = xp[n, r + 1, q + 2, c]
+                    d13 = xp[n, r + 1, q + 3, c]
+                    d20 = xp[n, r + 2, q, c]
+                    d21 = xp[n, r + 2, q + 1, c]
+                    d22 = xp[n, r + 2, q + 2, c]
+                    d23 = xp[n, r + 2, q + 3, c]
+                    d30 = xp[n, r + 3, q, c]
+                    d31 = xp[n, r + 3, q + 1, c]
+                    d32 = xp[n, r + 3, q + 2, c]
+                    d33 = xp[n, r + 3, q + 3, c]
+                    # rows: B^T d
+                    a0 = d00 - d20
+                    a1 = d01 - d21
+                    a2 = d02 - d22
+                    a3 = d03 - d23
+                    b0 = d10 + d20
+                    b1 = d11 + d21
+                    b2 = d12 + d22
+                    b3 = d13 + d23
+                    e0 = d20 - d10
+                    e1 = d21 - d11
+                    e2 = d22 - d12
+                    e3 = d23 - d13
+                    f0 = d10 - d30
+                    f1 = d11 - d31
+                    f2 = d12 - d32
+                    f3 = d13 - d33
+                    # columns: (B^T d) B
+                    v[t, 0, c] = a0 - a2
+                    v[t, 1, c] = a1 + a2
+                    v[t, 2, c] = a2 - a1
+                    v[t, 3, c] = a1 - a3
+                    v[t, 4, c] = b0 - b2
+                    v[t, 5, c] = b1 + b2
+                    v[t, 6, c] = b2 - b1
+                    v[t, 7, c] = b1 - b3
+                    v[t, 8, c] = e0 - e2
+                    v[t, 9, c] = e1 + e2
+                    v[t, 10, c] = e2 - e1
+                    v[t, 11, c] = e1 - e3
+                    v[t, 12, c] = f0 - f2
+                    v[t, 13, c] = f1 + f2
+                    v[t, 14, c] = f2 - f1
+                    v[t, 15, c] = f1 - f3
+
+
+@_njit
+def winograd_output_tiles(m: Any, bias: Any, th: int, tw: int, y: Any) -> None:
+    """y[n, 2ty+i, 2tx+j, o] = (A^T m_t A)[i, j] + bias[o], cropped to y's (H_out, W_out).
+
+    m: (16, N*th*tw, C_out), the 16 products; y: (N, H_out, W_out, C_out), C-contiguous.
+    """
+    n_img, h_out, w_out, c_out = y.shape
+    for n in range(n_img):
+        for ty in range(th):
+            r = 2 * ty
+            for tx in range(tw):
+                q = 2 * tx
+                t = (n * th + ty) * tw + tx
+                for o in range(c_out):
+                    # rows: A^T m
+                    s0 = m[0, t, o] + m[4, t, o] + m[8, t, o]
+                    s1 = m[1, t, o] + m[5, t, o] + m[9, t, o]
+                    s2 = m[2, t, o] + m[6, t, o] + m[10, t, o]
+                    s3 = m[3, t, o] + m[7, t, o] + m[11, t, o]
+                    u0 = m[4, t, o] - m[8, t, o] - m[12, t, o]
+                    u1 = m[5, t, o] - m[9, t, o] - m[13, t, o]
+                    u2 = m[6, t, o] - m[10, t, o] - m[14, t, o]
+                    u3 = m[7, t, o] - m[11, t, o] - m[15, t, o]
+                    b = bias[o]
+                    # columns: (A^T m) A
+                    y[n, r, q, o] = s0 + s1 + s2 + b
+                    if q + 1 < w_out:
+                        y[n, r, q + 1, o] = s1 - s2 - s3 + b
+                    if r + 1 < h_out:
+                        y[n, r + 1, q, o] = u0 + u1 + u2 + b
+                        if q + 1 < w_out:
+                            y[n, r + 1, q + 1, o] = u1 - u2 - u3 + b
+
+
+@_njit
+def winograd_output_grad_tiles(dy: Any, th: int, tw: int, dm: Any, dbias: Any) -> None:
+    """dm[t, 4k+l, o] = (A dY_t A^T)[k, l]: dL/dm for the 2x2 gradient tile dY_t of dy;
+    also adds every dy value into ``dbias[o]`` (float64 accumulators).
+
+    dy: (N, 2*th, 2*tw, C_out), C-contiguous (zero-padded to whole tiles);
+    dm: (N*th*tw, 16, C_out); dbias: zeros (C_out,) float64.
+    """
+    n_img = dy.shape[0]
+    c_out = dy.shape[3]
+    for n in range(n_img):
+        for ty in range(th):
+            r = 2 * ty
+            for tx in range(tw):
+                q = 2 * tx
+                t = (n * th + ty) * tw + tx
+                for o in range(c_out):
+                    g00 = dy[n, r, q, o]
+                    g01 = dy[n, r, q + 1, o]
+                    g10 = dy[n, r + 1, q, o]
+                    g11 = dy[n, r + 1, q + 1, o]
+                    # rows: A dY (A = (A^T)^T, 4x2)
+                    p0 = g00 + g10
+                    p1 = g01 + g11
+                    n0 = g00 - g10
+                    n1 = g01 - g11
+                    # columns: (A dY) A^T
+                    dm[t, 0, o] = g00
+                    dm[t, 1, o] = g00 + g01
+                    dm[t, 2, o] = g00 - g01
+                    dm[t, 3, o] = -g01
+                    dm[t, 4, o] = p0
+                    dm[t, 5, o] = p0 + p1
+                    dm[t, 6, o] = p0 - p1
+                    dm[t, 7, o] = -p1
+                    dm[t, 8, o] = n0
+                    dm[t, 9, o] = n0 + n1
+                    dm[t, 10, o] = n0 - n1
+                    dm[t, 11, o] = -n1
+                    dm[t, 12, o] = -g10
+                    dm[t, 13, o] = -g10 - g11
+                    dm[t, 14, o] = g11 - g10
+                    dm[t, 15, o] = g11
+                    dbias[o] += np.float64(p0) + np.float64(p1)
+
+
+@_njit
+def winograd_input_grad_tiles(dv: Any, th: int, tw: int, dxp: Any) -> None:
+    """dxp[n, 2ty:2ty+4, 2tx:2tx+4, c] += (B dV_t B^T): dL/d(tile), added where tiles overlap.
+
+    dv: (16, N*th*tw, C); dxp: zeros (N, 2*th+2, 2*tw+2, C), C-contiguous.
+    """
+    n_img = dxp.shape[0]
+    c_in = dxp.shape[3]
+    for n in range(n_img):
+        for ty in range(th):
+            r = 2 * ty
+            for tx in range(tw):
+                q = 2 * tx
+                t = (n * th + ty) * tw + tx
+                for c in range(c_in):
+                    # rows: B dV (B[a, k] = B^T[k, a])
+                    w0 = dv[0, t, c]
+                    w1 = dv[1, t, c]
+                    w2 = dv[2, t, c]
+                    w3 = dv[3, t, c]
+                    x0 = dv[4, t, c]
+                    x1 = dv[5, t, c]
+                    x2 = dv[6, t, c]
+                    x3 = dv[7, t, c]
+                    y0 = dv[8, t, c]
+                    y1 = dv[9, t, c]
+                    y2 = dv[10, t, c]
+                    y3 = dv[11, t, c]
+                    z0 = dv[12, t, c]
+                    z1 = dv[13, t, c]
+                    z2 = dv[14, t, c]
+                    z3 = dv[15, t, c]
+                    r00 = w0
+                    r01 = w1
+                    r02 = w2
+                    r03 = w3
+                    r10 = x0 - y0 + z0
+                    r11 = x1 - y1 + z1
+                    r12 = x2 - y2 + z2
+                    r13 = x3 - y3 + z3
+                    r20 = -w0 + x0 + y0
+                    r21 = -w1 + x1 + y1
+                    r22 = -w2 + x2 + y2
+                    r23 = -w3 + x3 + y3
+                    r30 = -z0
+                    r31 = -z1
+                    r32 = -z2
+                    r33 = -z3
+                    # columns: (B dV) B^T, added into the (overlapping) 4x4 window
+                    dxp[n, r, q, c] += r00
+                    dxp[n, r, q + 1, c] += r01 - r02 + r03
+                    dxp[n, r, q + 2, c] += -r00 + r01 + r02
+                    dxp[n, r, q + 3, c] += -r03
+                    dxp[n, r + 1, q, c] += r10
+                    dxp[n, r + 1, q + 1, c] += r11 - r12 + r13
+                    dxp[n, r + 1, q + 2, c] += -r10 + r11 + r12
+                    dxp[n, r + 1, q + 3, c] += -r13
+                    dxp[n, r + 2, q, c] += r20
+                    dxp[n, r + 2, q + 1, c] += r21 - r22 + r23
+                    dxp[n, r + 2, q + 2, c] += -r20 + r21 + r22
+                    dxp[n, r + 2, q + 3, c] += -r23
+                    dxp[n, r + 3, q, c] += r30
+                    dxp[n, r + 3, q + 1, c] += r31 - r32 + r33
+                    dxp[n, r + 3, q + 2, c] += -r30 + r31 + r32
+                    dxp[n, r + 3, q + 3, c] += -r33
+
+
+# Max pooling over channels-last memory: x is (N, H, W, C) (an NCHW array stored NHWC
+# seen through ``x.transpose(0, 2, 3, 1)``, or NCHW memory seen as (N*C, H, W, 1)).
+# PyTorch's rule, in one pass: only real (unpadded) cells compete; a window starts at its
+# first real cell with -inf; a cell wins when it is greater than the running maximum or
+# NaN. So ties keep the first maximum in row-major window order, NaN propagates (its
+# gradient goes to the window's last NaN), and padding never wins.
+
+@_njit
+def max_pool_nhwc(x: Any, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
+                  y: Any, idx: Any) -> None:
+    """y[n, m, k, c] = max of window (m, k); idx = its offset i*kw + j in the window.
+
+    x: (N, H, W, C); y: (N, H_out, W_out, C); idx: same shape as y (uint8 or int32).
+    """
+    n_img, h, w, c_n = x.shape
+    h_out, w_out = y.shape[1], y.shape[2]
+    neg_inf = -np.inf
+    for n in range(n_img):
+        for m in range(h_out):
+            r0 = m * sh - ph
+            i0 = max(0, -r0)
+            i1 = min(kh, h - r0)
+            for k in range(w_out):
+                q0 = k * sw - pw
+                j0 = max(0, -q0)
+                j1 = min(kw, w - q0)
+                first = i0 * kw + j0
+                for c in range(c_n):
+                    y[n, m, k, c] = neg_inf
+                    idx[n, m, k, c] = first
+                for i in range(i0, i1):
+                    for j in range(j0, j1):
+                        t = i * kw + j
+                        for c in range(c_n):
+                            v = x[n, r0 + i, q0 + j, c]
+                            if v > y[n, m, k, c] or v != v:
+                                y[n, m, k, c] = v
+                                idx[n, m, k, c] = t
+
+
+@_njit
+def max_pool_backward_nhwc(dy: Any, idx: Any, kw: int, sh: int, sw: int, ph: int, pw: int,
+                           dx: Any) -> None:
+    """dx[n, m*sh - ph + i, k*sw - pw + j, c] += dy[n, m, k, c] for (i, j) = idx's offset.
+
+    dy, idx: (N, H_out, W_out, C); dx: zeros (N, H, W, C). Overlapping windows add up.
+    """
+    n_img, h_out, w_out, c_n = dy.shape
+    for n in range(n_img):
+        for m in range(h_out):
+            r0 = m * sh - ph
+            for k in range(w_out):
+                q0 = k * sw - pw
+                for c in range(c_n):
+                    t = idx[n, m, k, c]
+                    dx[n, r0 + t // kw, q0 + t % kw, c] += dy[n, m, k, c]

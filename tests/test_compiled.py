@@ -1,0 +1,192 @@
+"""The Winograd convolution and the compiled (Numba) kernels, held to the loop reference,
+to the NumPy paths they replace, to PyTorch and to finite differences.
+
+Tests of the compiled kernels skip when Numba is not installed (``pip install
+"clearconv[fast]"``); the NumPy twins of the Winograd transforms are tested either way.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from clearconv import reference as R
+from clearconv.errors import ClearConvError
+from clearconv.functional import _jit, conv, pool, winograd
+from clearconv.functional.conv import conv2d_backward, conv2d_forward, conv2d_geometry
+from clearconv.gradcheck import gradcheck
+
+needs_numba = pytest.mark.skipif(not _jit.AVAILABLE,
+                                 reason="Numba not installed (or CLEARCONV_JIT=0): the "
+                                        "compiled kernels are not checked")
+JIT_MODES = [False, pytest.param(True, marks=needs_numba)]
+
+# (x shape, C_out, padding): 3x3 stride-1 geometries, odd and even outputs, all paddings
+WINOGRAD_CASES = [
+    ((2, 3, 5, 7), 4, 1),
+    ((3, 8, 6, 6), 5, 0),
+    ((2, 4, 9, 4), 3, ((0, 2), (1, 0))),
+    ((1, 2, 3, 3), 2, 1),
+    ((1, 2, 3, 3), 2, 0),          # a single output pixel
+    ((2, 5, 4, 5), 6, "same"),
+    ((1, 3, 8, 8), 2, "valid"),
+    ((2, 6, 7, 10), 3, ((2, 1), (0, 3))),
+    ((1, 1, 4, 4), 1, 2),
+]
+
+
+def _arrays(x_shape, c_out, seed, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = (rng.standard_normal((c_out, x_shape[1], 3, 3)) / np.sqrt(9 * x_shape[1])).astype(dtype)
+    b = rng.standard_normal(c_out).astype(dtype)
+    return x, w, b
+
+
+def _winograd(x, w, b, padding, jit):
+    geo = conv2d_geometry(x.shape, w.shape, 1, padding)
+    return winograd.winograd_conv2d_forward(x, w, b, geo, jit=jit)
+
+
+# ----------------------------------------------------------------------------- Winograd
+@pytest.mark.parametrize("jit", JIT_MODES)
+@pytest.mark.parametrize("x_shape, c_out, padding", WINOGRAD_CASES)
+def test_winograd_matches_the_loop_reference(x_shape, c_out, padding, jit):
+    x, w, b = _arrays(x_shape, c_out, seed=sum(x_shape) + c_out)
+    y, cache = _winograd(x, w, b, padding, jit)
+    y_ref, cache_ref = R.conv2d_forward(x, w, b, padding=padding)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12)
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    for ours, ref, name in zip(conv2d_backward(dy, cache), R.conv2d_backward(dy, cache_ref),
+                               ("dx", "dweight", "dbias")):
+        np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-11, err_msg=name)
+
+
+@pytest.mark.parametrize("jit", JIT_MODES)
+def test_winograd_gradients_pass_finite_differences(jit):
+    x, w, b = _arrays((2, 3, 5, 6), 4, seed=3)
+    result = gradcheck(lambda x, w, b: _winograd(x, w, b, 1, jit), conv2d_backward,
+                       {"x": x, "weight": w, "bias": b})
+    assert result.ok, str(result)
+
+
+@needs_numba
+@pytest.mark.parametrize("x_shape, c_out, padding", WINOGRAD_CASES)
+def test_compiled_transforms_match_their_numpy_twins(x_shape, c_out, padding):
+    for dtype in (np.float32, np.float64):
+        x, w, b = _arrays(x_shape, c_out, seed=7, dtype=dtype)
+        y_jit, c_jit = _winograd(x, w, b, padding, True)
+        y_np, c_np = _winograd(x, w, b, padding, False)
+        tol = 1e-5 if dtype == np.float32 else 1e-13
+        np.testing.assert_allclose(y_jit, y_np, rtol=tol, atol=tol)
+        np.testing.assert_allclose(c_jit.tiles, c_np.tiles, rtol=tol, atol=tol)
+        dy = np.random.default_rng(2).standard_normal(y_jit.shape).astype(dtype)
+        for a, b_, name in zip(conv2d_backward(dy, c_jit), conv2d_backward(dy, c_np),
+                               ("dx", "dweight", "dbias")):
+            assert a.dtype == dtype, name
+            np.testing.assert_allclose(a, b_, rtol=tol, atol=tol * 10, err_msg=name)
+
+
+def test_winograd_float32_matches_torch():
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: Winograd vs torch "
+                                                "not checked")
+    x, w, b = _arrays((4, 32, 14, 14), 64, seed=5, dtype=np.float32)
+    y, cache = conv2d_forward(x, w, b, padding=1, algorithm="winograd")
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    yt = torch.nn.functional.conv2d(xt, wt, bt, padding=1)
+    dy = np.random.default_rng(0).standard_normal(y.shape).astype(np.float32)
+    yt.backward(torch.tensor(dy))
+    pairs = [("y", y, yt)] + list(zip(("dx", "dweight", "dbias"), conv2d_backward(dy, cache),
+                                      (xt.grad, wt.grad, bt.grad)))
+    for name, ours, theirs in pairs:
+        theirs = theirs.detach().numpy()
+        assert ours.dtype == np.float32, name
+        scale = max(1.0, float(np.sqrt(np.mean(theirs.astype(np.float64) ** 2))))
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5 * scale, err_msg=name)
+
+
+def test_auto_picks_winograd_only_where_it_pays():
+    big = _arrays((1, 32, 6, 6), 32, seed=0, dtype=np.float32)
+    _, cache = conv2d_forward(*big, padding=1)
+    assert isinstance(cache, winograd.WinogradCache) == _jit.AVAILABLE
+    # float64, few channels, stride 2, 5x5: im2col
+    _, cache = conv2d_forward(*(a.astype(np.float64) for a in big), padding=1)
+    assert isinstance(cache, conv.Conv2dCache)
+    _, cache = conv2d_forward(*_arrays((1, 3, 6, 6), 32, 0, np.float32), padding=1)
+    assert isinstance(cache, conv.Conv2dCache)
+    _, cache = conv2d_forward(*big, stride=2, padding=1)
+    assert isinstance(cache, conv.Conv2dCache)
+    _, cache = conv2d_forward(*big, padding=1, algorithm="im2col")
+    assert isinstance(cache, conv.Conv2dCache)
+
+
+def test_algorithm_errors_name_the_problem():
+    x, w, b = _arrays((1, 2, 6, 6), 2, seed=0)
+    with pytest.raises(ClearConvError, match=r"winograd.*3x3.*stride 1.*got kernel \(3, 3\), "
+                                             r"stride \(2, 2\)"):
+        conv2d_forward(x, w, b, stride=2, algorithm="winograd")
+    with pytest.raises(ClearConvError, match="algorithm must be one of.*'fft'"):
+        conv2d_forward(x, w, b, algorithm="fft")
+
+
+def test_jit_can_be_switched_off_by_environment():
+    code = ("from clearconv.functional import _jit, conv2d_forward; import numpy as np; "
+            "x = np.ones((1, 32, 4, 4), np.float32); w = np.ones((32, 32, 3, 3), np.float32); "
+            "print(_jit.AVAILABLE, type(conv2d_forward(x, w, padding=1)[1]).__name__)")
+    env = {**os.environ, "CLEARCONV_JIT": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["False", "Conv2dCache"]
+
+
+# ----------------------------------------------------------------------------- max pooling
+POOL_CASES = [
+    # x shape (N, C, H, W), kernel, stride, padding, ceil_mode
+    ((2, 5, 8, 8), 2, 2, 0, False),
+    ((2, 3, 7, 9), 3, 2, 1, False),
+    ((1, 4, 7, 7), 2, 2, 0, True),
+    ((1, 6, 9, 8), (3, 2), (1, 2), (1, 1), True),
+    ((3, 2, 5, 5), 3, 1, 1, False),       # overlapping windows
+    ((1, 3, 6, 7), (2, 3), (3, 1), 0, False),
+]
+
+
+def _channels_last(x: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+@needs_numba
+@pytest.mark.parametrize("values", ["normal", "ties", "nonfinite"])
+@pytest.mark.parametrize("x_shape, kernel, stride, padding, ceil_mode", POOL_CASES)
+def test_compiled_max_pool_matches_numpy_path(x_shape, kernel, stride, padding, ceil_mode,
+                                              values, monkeypatch):
+    rng = np.random.default_rng(sum(x_shape))
+    if values == "normal":
+        x = rng.standard_normal(x_shape)
+    else:
+        x = rng.integers(-1, 2, x_shape).astype(np.float64)   # many ties
+        if values == "nonfinite":
+            x[rng.random(x_shape) < 0.2] = np.nan
+            x[rng.random(x_shape) < 0.2] = -np.inf
+    x = _channels_last(x.astype(np.float32))
+    y, cache = pool.max_pool2d_forward(x, kernel, stride, padding, ceil_mode)
+    assert y.strides[1] == 4, "the compiled path keeps the channels-last layout"
+    dy = _channels_last(rng.standard_normal(y.shape).astype(np.float32))
+    dx = pool.max_pool2d_backward(dy, cache)
+    with monkeypatch.context() as m:
+        m.setattr(_jit, "AVAILABLE", False)
+        y_np, cache_np = pool.max_pool2d_forward(x, kernel, stride, padding, ceil_mode)
+        dx_np = pool.max_pool2d_backward(dy, cache_np)
+    np.testing.assert_array_equal(y, y_np)
+    np.testing.assert_array_equal(cache.argmax, cache_np.argmax)
+    np.testing.assert_allclose(dx, dx_np, rtol=1e-6, atol=1e-6)
+    y_ref, cache_ref = R.max_pool2d_forward(x.astype(np.float64), kernel, stride, padding,
+                                            ceil_mode)
+    if values != "nonfinite":   # the loop reference follows MATH.md, not torch's NaN rule
+        np.testing.assert_array_equal(y, y_ref.astype(np.float32))
+        np.testing.assert_allclose(dx, R.max_pool2d_backward(dy.astype(np.float64), cache_ref),
+                                   rtol=1e-6, atol=1e-6)
