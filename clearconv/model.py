@@ -27,6 +27,7 @@ from .functional import (
     softmax_forward,
 )
 from .layers import Layer, MaxPool2D, ReLU
+from .layers.pooling import _MaxPoolReLU
 from .parameter import Parameter
 from .runtime import tune_allocator
 
@@ -172,17 +173,21 @@ class Sequential:
         return x
 
     def _execution_order(self) -> list[Layer]:
-        """The layers in the order they run: as given, except that a ReLU directly followed
-        by a MaxPool2D runs after it. ``max(relu(x)) = relu(max(x))`` exactly (ReLU is
-        monotone), and the gradients agree too (a window whose maximum is <= 0 passes no
-        gradient either way), but the ReLU then touches a quarter of the values."""
-        order = list(self.layers)
+        """The layers as they run: as given, except that a ReLU next to a MaxPool2D (either
+        order) runs fused with it, as one op. ``max(relu(x)) = relu(max(x))`` exactly
+        (ReLU is monotone), and the gradients agree too (a window whose maximum is <= 0
+        passes no gradient either way), but the pair then reads its input once."""
+        order: list[Layer] = []
         i = 0
-        while i < len(order) - 1:
-            if type(order[i]) is ReLU and type(order[i + 1]) is MaxPool2D:
-                order[i], order[i + 1] = order[i + 1], order[i]
+        layers = self.layers
+        while i < len(layers):
+            pair = {type(layers[i]), type(layers[i + 1])} if i + 1 < len(layers) else set()
+            if pair == {ReLU, MaxPool2D}:
+                pool = layers[i] if type(layers[i]) is MaxPool2D else layers[i + 1]
+                order.append(_MaxPoolReLU(pool))  # type: ignore[arg-type]
                 i += 2
             else:
+                order.append(layers[i])
                 i += 1
         return order
 

@@ -160,10 +160,11 @@ def _channels_last(x: np.ndarray) -> np.ndarray:
 
 
 @needs_numba
+@pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("values", ["normal", "ties", "nonfinite"])
 @pytest.mark.parametrize("x_shape, kernel, stride, padding, ceil_mode", POOL_CASES)
 def test_compiled_max_pool_matches_numpy_path(x_shape, kernel, stride, padding, ceil_mode,
-                                              values, monkeypatch):
+                                              values, relu, monkeypatch):
     rng = np.random.default_rng(sum(x_shape))
     if values == "normal":
         x = rng.standard_normal(x_shape)
@@ -173,20 +174,43 @@ def test_compiled_max_pool_matches_numpy_path(x_shape, kernel, stride, padding, 
             x[rng.random(x_shape) < 0.2] = np.nan
             x[rng.random(x_shape) < 0.2] = -np.inf
     x = _channels_last(x.astype(np.float32))
-    y, cache = pool.max_pool2d_forward(x, kernel, stride, padding, ceil_mode)
+    y, cache = pool.max_pool2d_forward(x, kernel, stride, padding, ceil_mode, relu)
     assert y.strides[1] == 4, "the compiled path keeps the channels-last layout"
     dy = _channels_last(rng.standard_normal(y.shape).astype(np.float32))
     dx = pool.max_pool2d_backward(dy, cache)
     with monkeypatch.context() as m:
         m.setattr(_jit, "AVAILABLE", False)
-        y_np, cache_np = pool.max_pool2d_forward(x, kernel, stride, padding, ceil_mode)
+        y_np, cache_np = pool.max_pool2d_forward(x, kernel, stride, padding, ceil_mode, relu)
         dx_np = pool.max_pool2d_backward(dy, cache_np)
     np.testing.assert_array_equal(y, y_np)
     np.testing.assert_array_equal(cache.argmax, cache_np.argmax)
     np.testing.assert_allclose(dx, dx_np, rtol=1e-6, atol=1e-6)
     y_ref, cache_ref = R.max_pool2d_forward(x.astype(np.float64), kernel, stride, padding,
                                             ceil_mode)
-    if values != "nonfinite":   # the loop reference follows MATH.md, not torch's NaN rule
+    if values != "nonfinite" and not relu:   # the reference follows MATH.md, not torch's NaN rule
         np.testing.assert_array_equal(y, y_ref.astype(np.float32))
         np.testing.assert_allclose(dx, R.max_pool2d_backward(dy.astype(np.float64), cache_ref),
                                    rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("x_shape, kernel, stride, padding, ceil_mode", POOL_CASES)
+def test_fused_relu_max_pool_equals_relu_then_max_pool(x_shape, kernel, stride, padding,
+                                                       ceil_mode, layout):
+    """max_pool2d(relu=True) against the two ops in the literal order (values and
+    gradients, bit for bit), on whichever path the layout takes (NumPy for NCHW)."""
+    from clearconv.functional import relu_backward, relu_forward
+
+    rng = np.random.default_rng(sum(x_shape) + 1)
+    x = rng.integers(-2, 2, x_shape).astype(np.float32)   # ties and all-negative windows
+    x[rng.random(x_shape) < 0.1] = np.nan
+    if layout == "channels_last":
+        x = _channels_last(x)
+    y, cache = pool.max_pool2d_forward(x, kernel, stride, padding, ceil_mode, relu=True)
+    a, relu_cache = relu_forward(x)
+    y_ref, pool_cache = pool.max_pool2d_forward(a, kernel, stride, padding, ceil_mode)
+    np.testing.assert_array_equal(y, y_ref)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = pool.max_pool2d_backward(dy, cache)
+    dx_ref = relu_backward(pool.max_pool2d_backward(dy, pool_cache), relu_cache)
+    np.testing.assert_array_equal(dx, dx_ref)

@@ -260,13 +260,15 @@ def test_parameters_are_named_and_optimizer_updates_them_in_place():
     assert not np.array_equal(view, before)
 
 
-def test_relu_then_maxpool_runs_swapped_with_identical_values_and_gradients():
+@pytest.mark.parametrize("pool_first", [False, True])
+def test_relu_and_maxpool_run_fused_with_identical_values_and_gradients(pool_first):
     g = np.random.default_rng(5)
-    model = cc.Sequential(Conv2D(2, 3, 3, padding=1, rng=g, dtype="float64"), ReLU(),
-                          MaxPool2D(2, padding=1, ceil_mode=True), Flatten(),
+    pair = [ReLU(), MaxPool2D(2, padding=1, ceil_mode=True)]
+    model = cc.Sequential(Conv2D(2, 3, 3, padding=1, rng=g, dtype="float64"),
+                          *(pair[::-1] if pool_first else pair), Flatten(),
                           Dense(3 * 4 * 4, 4, rng=g, dtype="float64"), input_shape=(2, 6, 6))
     assert [type(la).__name__ for la in model._execution_order()][:3] == \
-        ["Conv2D", "MaxPool2D", "ReLU"]
+        ["Conv2D", "_MaxPoolReLU", "Flatten"]
     x = g.standard_normal((3, 2, 6, 6)) - 0.5     # many windows with a negative maximum
     y = g.integers(0, 4, 3)
     loss = model.loss_and_backward(x, y, training=True)

@@ -266,9 +266,10 @@ def winograd_input_grad_tiles(dv: Any, th: int, tw: int, dxp: Any) -> None:
 
 @_njit
 def max_pool_nhwc(x: Any, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
-                  y: Any, idx: Any) -> None:
+                  relu: bool, y: Any, idx: Any) -> None:
     """y[n, m, k, c] = max of window (m, k); idx = its offset i*kw + j in the window.
 
+    With ``relu``, y = relu(max) and idx = kh*kw (no gradient) where the max is not > 0.
     x: (N, H, W, C); y: (N, H_out, W_out, C); idx: same shape as y (uint8 or int32).
     """
     n_img, h, w, c_n = x.shape
@@ -295,16 +296,25 @@ def max_pool_nhwc(x: Any, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
                             if v > y[n, m, k, c] or v != v:
                                 y[n, m, k, c] = v
                                 idx[n, m, k, c] = t
+                if relu:
+                    for c in range(c_n):
+                        v = y[n, m, k, c]
+                        if not v > 0:
+                            idx[n, m, k, c] = kh * kw
+                            if v == v:
+                                y[n, m, k, c] = 0
 
 
 @_njit
-def max_pool_backward_nhwc(dy: Any, idx: Any, kw: int, sh: int, sw: int, ph: int, pw: int,
-                           dx: Any) -> None:
+def max_pool_backward_nhwc(dy: Any, idx: Any, kh: int, kw: int, sh: int, sw: int, ph: int,
+                           pw: int, dx: Any) -> None:
     """dx[n, m*sh - ph + i, k*sw - pw + j, c] += dy[n, m, k, c] for (i, j) = idx's offset.
 
-    dy, idx: (N, H_out, W_out, C); dx: zeros (N, H, W, C). Overlapping windows add up.
+    dy, idx: (N, H_out, W_out, C); dx: zeros (N, H, W, C). Overlapping windows add up;
+    an offset of kh*kw or more (a fused ReLU's zero) passes no gradient.
     """
     n_img, h_out, w_out, c_n = dy.shape
+    n_off = kh * kw
     for n in range(n_img):
         for m in range(h_out):
             r0 = m * sh - ph
@@ -312,4 +322,5 @@ def max_pool_backward_nhwc(dy: Any, idx: Any, kw: int, sh: int, sw: int, ph: int
                 q0 = k * sw - pw
                 for c in range(c_n):
                     t = idx[n, m, k, c]
-                    dx[n, r0 + t // kw, q0 + t % kw, c] += dy[n, m, k, c]
+                    if t < n_off:
+                        dx[n, r0 + t // kw, q0 + t % kw, c] += dy[n, m, k, c]

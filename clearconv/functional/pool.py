@@ -45,6 +45,7 @@ class MaxPool2dCache(NamedTuple):
     """What :func:`max_pool2d_backward` needs: the argmax mask and the geometry."""
 
     argmax: np.ndarray      # (N, C, H_out, W_out): flat index of the max in its window
+                            # (kh*kw: no gradient, where a fused ReLU output 0)
     dtype: np.dtype
     geometry: PoolGeometry
 
@@ -89,7 +90,7 @@ def _overlapping(geo: PoolGeometry) -> bool:
 
 
 def max_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None = None,
-                       padding: IntPair = 0, ceil_mode: bool = False
+                       padding: IntPair = 0, ceil_mode: bool = False, relu: bool = False
                        ) -> tuple[np.ndarray, MaxPool2dCache]:
     """Max pooling (MATH.md §10): each output is the maximum of its window.
 
@@ -100,6 +101,9 @@ def max_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | No
     stride : int or (sh, sw); defaults to kernel_size
     padding : int or (ph, pw), at most half the window; padded cells count as -inf
     ceil_mode : round the output size up (PyTorch's rule)
+    relu : apply ReLU to the result, fused: ``relu(max(x)) = max(relu(x))`` exactly (ReLU
+        is monotone), so this is also ReLU followed by max pooling; a window whose maximum
+        is not > 0 outputs 0 (NaN stays NaN) and passes no gradient, as ReLU's g'.
 
     Returns
     -------
@@ -117,7 +121,7 @@ def max_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | No
     offsets = _offsets(geo)
     idx_dtype = np.uint8 if len(offsets) < 256 else np.int32
     if _jit.AVAILABLE and _nhwc(x) is not None:
-        return _max_pool_compiled(x, geo, idx_dtype)
+        return _max_pool_compiled(x, geo, idx_dtype, relu)
     xp = pad_like(x, geo.padding, -np.inf)
     y = offset_view(xp, 0, 0, out_hw, geo.stride).copy(order="K")
     idx = np.zeros(y.shape, idx_dtype)
@@ -132,6 +136,10 @@ def max_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | No
         suspicious = not np.isfinite(np.add.reduce(y, axis=None))  # one cheap pass
     if suspicious and (np.isnan(y).any() or np.isneginf(y).any()):  # rare: exact torch rule
         y, idx = _max_pool_nonfinite(x, geo, idx.dtype)
+    if relu:   # offset kh*kw (past the window) marks "no gradient"
+        off = ~(y > 0)
+        idx[off] = len(offsets)
+        np.maximum(y, 0, out=y, where=off)   # 0 where y <= 0; NaN stays (a no-op there)
     return y, MaxPool2dCache(idx, x.dtype, geo)
 
 
@@ -145,7 +153,7 @@ def _nhwc(a: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def _max_pool_compiled(x: np.ndarray, geo: PoolGeometry, idx_dtype: type
+def _max_pool_compiled(x: np.ndarray, geo: PoolGeometry, idx_dtype: type, relu: bool
                        ) -> tuple[np.ndarray, MaxPool2dCache]:
     """max_pool2d_forward in one compiled pass (Numba, :mod:`._jit`), in x's memory layout."""
     xh = _nhwc(x)
@@ -153,7 +161,7 @@ def _max_pool_compiled(x: np.ndarray, geo: PoolGeometry, idx_dtype: type
     y = np.empty((xh.shape[0], ho, wo, xh.shape[3]), x.dtype)
     idx = np.empty(y.shape, idx_dtype)
     (pt, _), (pl, _) = geo.padding
-    _jit.max_pool_nhwc(xh, *geo.kernel, *geo.stride, pt, pl, y, idx)
+    _jit.max_pool_nhwc(xh, *geo.kernel, *geo.stride, pt, pl, relu, y, idx)
     return y.transpose(0, 3, 1, 2), MaxPool2dCache(idx.transpose(0, 3, 1, 2), x.dtype, geo)
 
 
@@ -207,7 +215,7 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
     if idx_h is not None:   # one compiled pass (Numba), channels-last like the forward
         dy_h = np.ascontiguousarray(dy.transpose(0, 2, 3, 1))
         dx_h = np.zeros((n, h, w, c), dtype)
-        _jit.max_pool_backward_nhwc(dy_h, idx_h, geo.kernel[1], *geo.stride, pt, pl, dx_h)
+        _jit.max_pool_backward_nhwc(dy_h, idx_h, *geo.kernel, *geo.stride, pt, pl, dx_h)
         return dx_h.transpose(0, 3, 1, 2)
     dxp = zeros_like_layout((n, c, h + pt + pb, w + pl + pr), dtype, is_channels_last(dy))
     out_hw = geo.out_shape[2:]

@@ -72,6 +72,31 @@ class MaxPool2D(_Pool2D):
         return dx
 
 
+class _MaxPoolReLU:
+    """A MaxPool2D and a ReLU next to each other (either order), run as one fused op.
+
+    ``relu(max(x)) = max(relu(x))`` exactly and the gradients agree (a window whose
+    maximum is not > 0 passes none either way), so the pair is one pass over the input
+    instead of three (see ``max_pool2d_forward(relu=True)``). The ReLU layer keeps no
+    cache; the pool's cache carries the mask. Used by ``Sequential`` when it runs.
+    """
+
+    skips_input_grad = False
+
+    def __init__(self, pool: MaxPool2D) -> None:
+        self.pool = pool
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        p = self.pool
+        y, cache = max_pool2d_forward(x, p.kernel_size, p.stride, p.padding, p.ceil_mode,
+                                      relu=True)
+        p._cache = cache if training else None
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        return self.pool.backward(dy)
+
+
 class AvgPool2D(_Pool2D):
     """Average pooling, as PyTorch's ``nn.AvgPool2d`` (``count_include_pad=True`` default)."""
 
