@@ -131,13 +131,20 @@ class Trainer(NamedTuple):
 
     step: Callable[[np.ndarray, np.ndarray], float]
     accuracy: Callable[[np.ndarray, np.ndarray], float]
+    setup: dict[str, Any] = {}
 
 
 def clearconv_trainer(config: dict[str, Any], weights: dict[str, np.ndarray],
                       lr: float, momentum: float) -> Trainer:
     from clearconv import Sequential
     from clearconv.optim import SGD
+    from clearconv.runtime import load_compiled_kernels
 
+    # Numba's compiled kernels (clearconv[fast]) are loaded with the imports, as PyTorch's
+    # are: a fixed cost of the process (recorded as jit_load_rss_mib), not of the epoch
+    before, _, _ = memory_probe()
+    jit = load_compiled_kernels()
+    setup = {"jit": jit, "jit_load_rss_mib": memory_probe()[0] - before}
     model = Sequential.from_config(config)
     model.load_state_dict(weights)
     opt = SGD(model.parameters(), lr=lr, momentum=momentum)
@@ -148,7 +155,7 @@ def clearconv_trainer(config: dict[str, Any], weights: dict[str, np.ndarray],
     def accuracy(x: np.ndarray, y: np.ndarray) -> float:
         return model.evaluate(x, y, batch_size=EVAL_BATCH)["accuracy"]
 
-    return Trainer(step, accuracy)
+    return Trainer(step, accuracy, setup)
 
 
 def torch_trainer(config: dict[str, Any], weights: dict[str, np.ndarray],
@@ -224,6 +231,7 @@ def run_epoch(spec: dict[str, Any]) -> dict[str, Any]:
                   "peak_rss_mib": peak_mib, "epoch_rss_mib": peak_mib - baseline_mib,
                   "memory_probe": probe, "peak_reset": peak_reset,
                   "ru_maxrss_mib": ru_maxrss_mib(), "cpu_load": cpu_load(),
+                  **trainer.setup,
                   "first_loss": losses[0], "mean_loss": float(np.mean(losses)),
                   "last_loss": losses[-1]}
         if x_test is not None:

@@ -329,6 +329,14 @@ def _notes(results: dict[str, Any], args: argparse.Namespace,
         for fw in ("clearconv", "torch"):
             if isinstance(rec.get(fw), dict) and "error" in rec[fw]:
                 notes.append(f"{rec['name']} ({fw}): {rec[fw]['error']}")
+    for rec in results["epochs"]:
+        ours, theirs = rec.get("clearconv"), rec.get("torch")
+        if rec.get("group") == "memory" and _ok(ours) and ours.get("jit"):
+            whole = (f"; whole process peak {ours['peak_rss_mib']:.0f} vs "
+                     f"{theirs['peak_rss_mib']:.0f} MiB" if _ok(theirs) else "")
+            notes.append(f"{rec['name']}: clearconv's Numba kernels are loaded with the "
+                         f"imports, before the baseline (+{ours['jit_load_rss_mib']:.0f} MiB "
+                         f"once per process, like torch's own kernels){whole}")
     if args.fresh_process:
         notes.append("fresh: each case again in a new process; first call = its first, "
                      "un-warmed call there (clearconv's runs before torch's)")

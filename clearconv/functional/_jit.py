@@ -324,3 +324,30 @@ def max_pool_backward_nhwc(dy: Any, idx: Any, kh: int, kw: int, sh: int, sw: int
                     t = idx[n, m, k, c]
                     if t < n_off:
                         dx[n, r0 + t // kw, q0 + t % kw, c] += dy[n, m, k, c]
+
+
+def warm_up() -> bool:
+    """Load (or compile) the kernels of float32 training now, on tiny arrays (other
+    dtypes load at their first use).
+
+    Numba compiles a kernel, or loads it from its on-disk cache, at its first call; that
+    costs time (about 0.4 s from the cache, seconds to compile) and memory (LLVM, about
+    60 MiB) once per process. Calling this at start-up moves that fixed cost out of the
+    first training step. Returns whether there were kernels to load.
+    """
+    if not AVAILABLE:
+        return False
+    for dt in (np.float32,):
+        xp = np.zeros((1, 4, 4, 2), dt)
+        v = np.zeros((1, 16, 2), dt)
+        winograd_input_tiles(xp, 1, 1, v)
+        winograd_output_tiles(np.zeros((16, 1, 2), dt), np.zeros(2, dt), 1, 1,
+                              np.zeros((1, 2, 2, 2), dt))
+        winograd_output_grad_tiles(np.zeros((1, 2, 2, 2), dt), 1, 1, v, np.zeros(2))
+        winograd_input_grad_tiles(np.zeros((16, 1, 2), dt), 1, 1, xp)
+        for idx_dtype in (np.uint8,):
+            y = np.zeros((1, 2, 2, 2), dt)
+            idx = np.zeros((1, 2, 2, 2), idx_dtype)
+            max_pool_nhwc(xp, 2, 2, 2, 2, 0, 0, True, y, idx)
+            max_pool_backward_nhwc(y, idx, 2, 2, 2, 2, 0, 0, np.zeros((1, 4, 4, 2), dt))
+    return True
