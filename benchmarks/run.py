@@ -8,7 +8,9 @@ Runs, in one invocation and with the same thread count for both frameworks:
 2. the peak memory of one training epoch of the MNIST CNN, each framework in its own
    process;
 3. one epoch of the MNIST CNN on real MNIST (``--mnist-dir``), each framework in its own
-   process: seconds per epoch and test accuracy.
+   process, ``--epoch-rounds`` times alternating (clearconv, torch, clearconv, ...):
+   seconds per epoch (median and min-max over the rounds; ratio = median of the
+   per-round ratios) and test accuracy.
 
 It writes every sample and the machine description to a JSON file and prints the table
 last. Ratios are clearconv / PyTorch (below 1: clearconv is faster or smaller).
@@ -73,7 +75,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "../shared/data/mnist from the repository root); skipped when absent")
     p.add_argument("--fresh-process", action="store_true",
                    help="also run each micro case in a fresh process (cold numbers beside warm)")
+    p.add_argument("--epoch-rounds", type=int, default=None,
+                   help="real-MNIST epoch pairs, alternating (default 3, --quick 1)")
     args = p.parse_args(argv)
+    if args.epoch_rounds is None:
+        args.epoch_rounds = 1 if args.quick else 3
     if args.samples is None:
         args.samples = 3 if args.quick else 9
     if args.warmup is None:
@@ -178,13 +184,27 @@ def run_mnist(args: argparse.Namespace, base: dict[str, Any], name: str) -> dict
         return record
     limits = {"n_train": 1920, "n_test": 1000} if args.quick else {"n_train": None,
                                                                     "n_test": None}
-    sides = _epoch_pair({**base, "data": "mnist", "mnist_dir": str(args.mnist_dir), **limits})
-    record.update(sides)
+    rounds = []
+    for r in range(args.epoch_rounds):
+        print(f"        round {r + 1} of {args.epoch_rounds}", flush=True)
+        rounds.append(_epoch_pair({**base, "data": "mnist", "mnist_dir": str(args.mnist_dir),
+                                   **limits}))
+    record["rounds"] = rounds
+    record.update(rounds[0])   # errors show from the first round; summaries replace below
     record.update(seconds_ratio=None, accuracy_diff_points=None,
                   passed_seconds=None, passed_accuracy=None)
-    if _ok(sides.get("clearconv")) and _ok(sides.get("torch")):
-        cc, pt = sides["clearconv"], sides["torch"]
-        record["seconds_ratio"] = cc["seconds"] / pt["seconds"]
+    done = [r for r in rounds if _ok(r.get("clearconv")) and _ok(r.get("torch"))]
+    if done:
+        for fw in ("clearconv", "torch"):
+            secs = [r[fw]["seconds"] for r in done]
+            record[fw] = {**done[0][fw], "seconds": float(np.median(secs)),
+                          "seconds_min": min(secs), "seconds_max": max(secs),
+                          "test_accuracy": float(np.median([r[fw]["test_accuracy"]
+                                                            for r in done]))}
+        cc, pt = record["clearconv"], record["torch"]
+        record["seconds_ratios"] = [r["clearconv"]["seconds"] / r["torch"]["seconds"]
+                                    for r in done]
+        record["seconds_ratio"] = float(np.median(record["seconds_ratios"]))
         record["accuracy_diff_points"] = 100 * (cc["test_accuracy"] - pt["test_accuracy"])
         record["passed_seconds"] = passes(record["seconds_ratio"], TARGET_EPOCH_SECONDS)
         record["passed_accuracy"] = abs(record["accuracy_diff_points"]) <= TARGET_ACCURACY_POINTS
@@ -242,7 +262,10 @@ def _side(result: dict[str, Any] | None, key: str, fmt: str) -> str:
         return "—"
     if "error" in result:
         return "error"
-    return fmt.format(result[key])
+    text = fmt.format(result[key])
+    if f"{key}_min" in result and result[f"{key}_min"] != result[f"{key}_max"]:
+        text += f" [{fmt.format(result[key + '_min'])}-{fmt.format(result[key + '_max'])}]"
+    return text
 
 
 def epoch_rows(rec: dict[str, Any], fresh: bool) -> list[list[str]]:
