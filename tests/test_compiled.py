@@ -143,15 +143,41 @@ def test_jit_can_be_switched_off_by_environment():
     assert out == ["False", "Conv2dCache"]
 
 
+# ----------------------------------------------------------------------------- col2im
+@needs_numba
+@pytest.mark.parametrize("x_shape, c_out, kernel, stride, padding, dilation", [
+    ((2, 6, 14, 14), 16, 5, 1, 0, 1),
+    ((2, 8, 9, 10), 5, 3, 2, 1, 1),
+    ((1, 5, 11, 9), 4, (3, 2), (2, 3), ((1, 0), (2, 1)), (2, 1)),
+    ((2, 4, 7, 7), 3, 1, 1, 0, 1),
+])
+def test_compiled_col2im_matches_numpy_path(x_shape, c_out, kernel, stride, padding, dilation,
+                                            monkeypatch):
+    rng = np.random.default_rng(sum(x_shape))
+    kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal((c_out, x_shape[1], kh, kw))
+    y, cache = conv2d_forward(x, w, stride=stride, padding=padding, dilation=dilation,
+                              algorithm="im2col")
+    dy = rng.standard_normal(y.shape)
+    dx = conv2d_backward(dy, cache)[0]
+    with monkeypatch.context() as m:
+        m.setattr(_jit, "AVAILABLE", False)
+        dx_np = conv2d_backward(dy, cache)[0]
+    _, cache_ref = R.conv2d_forward(x, w, stride=stride, padding=padding, dilation=dilation)
+    np.testing.assert_allclose(dx, dx_np, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx, R.conv2d_backward(dy, cache_ref)[0], rtol=1e-12, atol=1e-12)
+
+
 # ----------------------------------------------------------------------------- max pooling
 POOL_CASES = [
-    # x shape (N, C, H, W), kernel, stride, padding, ceil_mode
-    ((2, 5, 8, 8), 2, 2, 0, False),
-    ((2, 3, 7, 9), 3, 2, 1, False),
-    ((1, 4, 7, 7), 2, 2, 0, True),
-    ((1, 6, 9, 8), (3, 2), (1, 2), (1, 1), True),
-    ((3, 2, 5, 5), 3, 1, 1, False),       # overlapping windows
-    ((1, 3, 6, 7), (2, 3), (3, 1), 0, False),
+    # x shape (N, C, H, W), kernel, stride, padding, ceil_mode (C >= 16: compiled path)
+    ((2, 16, 8, 8), 2, 2, 0, False),
+    ((2, 17, 7, 9), 3, 2, 1, False),
+    ((1, 20, 7, 7), 2, 2, 0, True),
+    ((1, 16, 9, 8), (3, 2), (1, 2), (1, 1), True),
+    ((2, 18, 5, 5), 3, 1, 1, False),       # overlapping windows
+    ((1, 16, 6, 7), (2, 3), (3, 1), 0, False),
 ]
 
 

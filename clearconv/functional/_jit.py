@@ -326,6 +326,27 @@ def max_pool_backward_nhwc(dy: Any, idx: Any, kh: int, kw: int, sh: int, sw: int
                         dx[n, r0 + t // kw, q0 + t % kw, c] += dy[n, m, k, c]
 
 
+
+@_njit
+def col2im_nhwc(d: Any, sh: int, sw: int, dh: int, c_n: int, dxp: Any) -> None:
+    """dxp[n, m*sh + i*dh, (k*sw + j)*C + c] += d[n, m, k, i, j*C + c]: each window's
+    column gradient added back onto the padded input (col2im of conv2d's input gradient),
+    for a kernel dilated only along H (width dilation 1): a window row is then one run
+    of kw*C contiguous values in both arrays.
+
+    d: (N, H_out, W_out, kh, kw*C), C-contiguous; dxp: zeros (N, H_pad, W_pad*C).
+    """
+    n_img, h_out, w_out, kh, run = d.shape
+    for n in range(n_img):
+        for m in range(h_out):
+            for k in range(w_out):
+                q = k * sw * c_n
+                for i in range(kh):
+                    r = m * sh + i * dh
+                    for t in range(run):
+                        dxp[n, r, q + t] += d[n, m, k, i, t]
+
+
 def warm_up() -> bool:
     """Load (or compile) the kernels of float32 training now, on tiny arrays (other
     dtypes load at their first use).
@@ -345,6 +366,7 @@ def warm_up() -> bool:
                               np.zeros((1, 2, 2, 2), dt))
         winograd_output_grad_tiles(np.zeros((1, 2, 2, 2), dt), 1, 1, v, np.zeros(2))
         winograd_input_grad_tiles(np.zeros((16, 1, 2), dt), 1, 1, xp)
+        col2im_nhwc(np.zeros((1, 2, 2, 3, 6), dt), 1, 1, 1, 2, np.zeros((1, 4, 8), dt))
         for idx_dtype in (np.uint8,):
             y = np.zeros((1, 2, 2, 2), dt)
             idx = np.zeros((1, 2, 2, 2), idx_dtype)

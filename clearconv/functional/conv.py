@@ -271,6 +271,15 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | winograd.WinogradCache,
         for i in range(kh):
             for j in range(kw):
                 _offset(dxp, i, j, geo)[...] += dcols[i, j]
+    elif _jit.AVAILABLE and geo.dilation[1] == 1:
+        # one product dcols = dZ W (rows (n, m, k), columns (i, j, c)), then a compiled
+        # col2im that adds each window row's kw*C values back in one run
+        w2 = weight.transpose(0, 2, 3, 1).reshape(c_out, kh * kw * c)
+        dcols = (dyr @ w2).reshape(n, ho, wo, kh, kw * c)
+        dxph = np.zeros((n, hp, wp, c), dtype=weight.dtype)
+        _jit.col2im_nhwc(dcols, geo.stride[0], geo.stride[1], geo.dilation[0], c,
+                         dxph.reshape(n, hp, wp * c))
+        dxp = dxph.transpose(0, 3, 1, 2)
     else:            # one product per kernel offset: dcols[i, j] = dZ W[:, :, i, j], (N, Ho, Wo, C)
         w_off = weight.transpose(2, 3, 0, 1).reshape(kh * kw, c_out, c)
         dcols = np.matmul(dyr, w_off).reshape(kh, kw, n, ho, wo, c)

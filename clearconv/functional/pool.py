@@ -143,11 +143,16 @@ def max_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | No
     return y, MaxPool2dCache(idx, x.dtype, geo)
 
 
+#: the compiled max pooling runs on channels-last input with at least this many channels;
+#: with fewer, its innermost loop is too short and the NumPy passes are faster
+_COMPILED_POOL_MIN_CHANNELS = 16
+
+
 def _nhwc(a: np.ndarray) -> np.ndarray | None:
-    """The NHWC memory of a channels-last (N, C, H, W) array, as a C-contiguous
-    (N, H, W, C) view; None for other layouts (the NumPy path then runs: for NCHW memory
-    its whole-array passes beat a compiled loop with one channel innermost)."""
-    if is_channels_last(a):
+    """The NHWC memory of a channels-last (N, C, H, W) array with enough channels, as a
+    C-contiguous (N, H, W, C) view; None otherwise (the NumPy path then runs: for NCHW
+    memory its whole-array passes beat a compiled loop with one channel innermost)."""
+    if is_channels_last(a) and a.shape[1] >= _COMPILED_POOL_MIN_CHANNELS:
         v = a.transpose(0, 2, 3, 1)
         return v if v.flags.c_contiguous else None
     return None
