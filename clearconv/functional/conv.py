@@ -56,7 +56,8 @@ class Conv2dCache(NamedTuple):
     """What :func:`conv2d_backward` needs from the forward pass."""
 
     cols: np.ndarray        # im2col of the padded input: (N*H_out*W_out, kh*kw*C_in), or
-                            # its transpose (kh*kw*C_in, N*H_out*W_out) when C_in < 4
+                            # its transpose (kh*kw*C_in, N*H_out*W_out) when C_in < 4,
+                            # then with a last row of ones when there is a bias
     weight: np.ndarray      # (C_out, C_in, kh, kw)
     has_bias: bool
     geometry: ConvGeometry
@@ -149,11 +150,20 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
     kh, kw = geo.kernel
     # im2col in channels-last order: cols[(n, m, k), (i, j, c)] = A_pad[n, c, m*s+i*d, k*s+j*d]
     xph = _padded_nhwc(x, geo.padding)
-    cols = _im2col_nhwc(xph, geo)
+    few = c < _FEW_CHANNELS
+    # with few channels the bias rides in the product: a row of ones in the columns and
+    # the bias as one more weight column (saves a pass over the output, and backward
+    # gets db = sum dZ from the same product as dW)
+    cols = _im2col_nhwc(xph, geo, ones_row=few and bias is not None)
     w2 = weight.transpose(0, 2, 3, 1).reshape(c_out, kh * kw * c)   # (C_out, kh*kw*C_in)
-    y = (cols.T if c < _FEW_CHANNELS else cols) @ w2.T               # (N*Ho*Wo, C_out)
-    if bias is not None:
-        y += bias
+    if few:
+        if bias is not None:
+            w2 = np.concatenate([w2, bias[:, None]], axis=1)
+        y = cols.T @ w2.T                                              # (N*Ho*Wo, C_out)
+    else:
+        y = cols @ w2.T
+        if bias is not None:
+            y += bias
     # an NCHW view of NHWC memory (channels_last): no copy
     y = y.reshape(n, ho, wo, c_out).transpose(0, 3, 1, 2)
     return y, Conv2dCache(cols, weight, bias is not None, geo)
@@ -191,23 +201,28 @@ def _padded_nhwc(x: np.ndarray, pads: Padding2D) -> np.ndarray:
 _FEW_CHANNELS = 4
 
 
-def _im2col_nhwc(xph: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+def _im2col_nhwc(xph: np.ndarray, geo: ConvGeometry, ones_row: bool = False) -> np.ndarray:
     """Copy the windows of padded NHWC input into im2col columns.
 
     Returns (N*H_out*W_out, kh*kw*C) with channels innermost, or for fewer than
     ``_FEW_CHANNELS`` channels its transpose (kh*kw*C, N*H_out*W_out), which copies one
-    kernel offset at a time along long contiguous rows instead of C values at a time.
+    kernel offset at a time along long contiguous rows instead of C values at a time;
+    ``ones_row`` (transposed form only) appends a row of ones.
     """
     n, c = xph.shape[0], xph.shape[3]
     _, _, ho, wo = geo.out_shape
     kh, kw = geo.kernel
     if c < _FEW_CHANNELS:
-        cols_t = np.empty((kh, kw, c, n, ho, wo), xph.dtype)
+        k = kh * kw * c
+        flat = np.empty((k + ones_row) * n * ho * wo, xph.dtype)
+        cols_t = flat[:k * n * ho * wo].reshape(kh, kw, c, n, ho, wo)
         xpc = xph.transpose(3, 0, 1, 2)
         for i in range(kh):
             for j in range(kw):
                 cols_t[i, j] = _offset(xpc, i, j, geo)
-        return cols_t.reshape(kh * kw * c, n * ho * wo)
+        if ones_row:
+            flat[k * n * ho * wo:] = 1
+        return flat.reshape(k + ones_row, n * ho * wo)
     sn, sh, sw, sc = xph.strides
     win = as_strided(xph, shape=(n, ho, wo, kh, kw, c),
                      strides=(sn, sh * geo.stride[0], sw * geo.stride[1],
@@ -254,10 +269,16 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | winograd.WinogradCache,
     ho, wo = geo.out_shape[2:]
     # dZ as rows (n, m, k) x columns C_out: free when dy is channels-last, else one copy
     dyr = dy.transpose(0, 2, 3, 1).reshape(n * ho * wo, c_out)
-    dbias = dy.sum(axis=(0, 2, 3)) if has_bias else None
     # dW = dZ^T cols, reordered from (C_out, kh, kw, C_in) to (C_out, C_in, kh, kw)
     transposed = c < _FEW_CHANNELS
-    dw2 = (cols @ dyr).T if transposed else dyr.T @ cols
+    if transposed:
+        prod = cols @ dyr                 # (kh*kw*C_in [+ 1], C_out)
+        dw2 = prod[:kh * kw * c].T
+        # the ones row of the columns gives db = sum over rows of dZ
+        dbias = np.ascontiguousarray(prod[kh * kw * c]) if has_bias else None
+    else:
+        dw2 = dyr.T @ cols
+        dbias = dy.sum(axis=(0, 2, 3)) if has_bias else None
     dweight = np.ascontiguousarray(dw2.reshape(c_out, kh, kw, c).transpose(0, 3, 1, 2))
     if not input_grad:
         return None, dweight, dbias
