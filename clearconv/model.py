@@ -28,6 +28,7 @@ from .functional import (
 )
 from .layers import Layer, MaxPool2D, ReLU
 from .layers.pooling import _MaxPoolReLU
+from .functional._parallel import step_context
 from .parameter import Parameter
 from .runtime import tune_allocator
 
@@ -194,8 +195,9 @@ class Sequential:
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Apply every layer: (N, *input_shape) -> (N, K) outputs (logits)."""
         x = self._as_input(x)
-        for layer in self._execution_order():
-            x = layer.forward(x, training)
+        with step_context():
+            for layer in self._execution_order():
+                x = layer.forward(x, training)
         return x
 
     __call__ = forward
@@ -208,12 +210,13 @@ class Sequential:
         None then): training needs only the parameter gradients.
         """
         order = self._execution_order()
-        for layer in reversed(order[1:]):
-            dout = layer.backward(dout)
-        first = order[0]
-        if not input_grad and first.skips_input_grad:
-            return first.backward(dout, input_grad=False)  # type: ignore[call-arg]
-        return first.backward(dout)
+        with step_context():
+            for layer in reversed(order[1:]):
+                dout = layer.backward(dout)
+            first = order[0]
+            if not input_grad and first.skips_input_grad:
+                return first.backward(dout, input_grad=False)  # type: ignore[call-arg]
+            return first.backward(dout)
 
     def loss(self, x: np.ndarray, y: np.ndarray) -> float:
         """Mean softmax cross-entropy of ``forward(x)`` (inference mode) against labels y."""
@@ -239,6 +242,10 @@ class Sequential:
         applies no update) when the loss or a gradient is NaN/Inf.
         """
         tune_allocator()
+        with step_context():
+            return self._train_step(x, y, optimizer)
+
+    def _train_step(self, x: np.ndarray, y: np.ndarray, optimizer: Any) -> float:
         optimizer.zero_grad()
         logits = self.forward(x, training=True)
         loss, cache = softmax_cross_entropy_forward(logits, y)

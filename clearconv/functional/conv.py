@@ -32,7 +32,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..errors import ClearConvError, ShapeError
 from ..shapes import IntPair, Padding2D, PaddingArg, conv_output_size, pair, resolve_padding
-from . import _jit, winograd
+from . import _jit, _parallel, winograd
 from ._windows import as_float, check_nchw
 
 #: conv2d ``algorithm`` values: 'auto' picks Winograd for float32 3x3 stride-1 convs with
@@ -154,16 +154,25 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
     # with few channels the bias rides in the product: a row of ones in the columns and
     # the bias as one more weight column (saves a pass over the output, and backward
     # gets db = sum dZ from the same product as dW)
-    cols = _im2col_nhwc(xph, geo, ones_row=few and bias is not None)
-    w2 = weight.transpose(0, 2, 3, 1).reshape(c_out, kh * kw * c)   # (C_out, kh*kw*C_in)
-    if few:
-        if bias is not None:
-            w2 = np.concatenate([w2, bias[:, None]], axis=1)
-        y = cols.T @ w2.T                                              # (N*Ho*Wo, C_out)
-    else:
-        y = cols @ w2.T
-        if bias is not None:
-            y += bias
+    fold = few and bias is not None
+    k = kh * kw * c
+    rows = ho * wo                       # im2col rows (or columns) per image
+    cols = np.empty((k + fold, n * rows) if few else (n * rows, k), dtype)
+    if fold:
+        cols[k] = 1
+    w2 = weight.transpose(0, 2, 3, 1).reshape(c_out, k)              # (C_out, kh*kw*C_in)
+    if fold:
+        w2 = np.concatenate([w2, bias[:, None]], axis=1)
+    y = np.empty((n * rows, c_out), dtype)
+
+    def work(lo: int, hi: int) -> None:  # images lo..hi: their columns, then their outputs
+        r = slice(lo * rows, hi * rows)
+        _im2col_into(xph[lo:hi], geo, cols[:k, r] if few else cols[r], few)
+        np.matmul(cols[:, r].T if few else cols[r], w2.T, out=y[r])   # (rows, C_out)
+        if bias is not None and not few:
+            y[r] += bias
+
+    _parallel.map_split(work, n)
     # an NCHW view of NHWC memory (channels_last): no copy
     y = y.reshape(n, ho, wo, c_out).transpose(0, 3, 1, 2)
     return y, Conv2dCache(cols, weight, bias is not None, geo)
@@ -201,33 +210,31 @@ def _padded_nhwc(x: np.ndarray, pads: Padding2D) -> np.ndarray:
 _FEW_CHANNELS = 4
 
 
-def _im2col_nhwc(xph: np.ndarray, geo: ConvGeometry, ones_row: bool = False) -> np.ndarray:
-    """Copy the windows of padded NHWC input into im2col columns.
+def _im2col_into(xph: np.ndarray, geo: ConvGeometry, out: np.ndarray, few: bool) -> None:
+    """Copy the windows of padded NHWC input (n' images) into im2col columns ``out``.
 
-    Returns (N*H_out*W_out, kh*kw*C) with channels innermost, or for fewer than
-    ``_FEW_CHANNELS`` channels its transpose (kh*kw*C, N*H_out*W_out), which copies one
-    kernel offset at a time along long contiguous rows instead of C values at a time;
-    ``ones_row`` (transposed form only) appends a row of ones.
+    ``out`` is (n'*H_out*W_out, kh*kw*C) with channels innermost, or for fewer than
+    ``_FEW_CHANNELS`` channels its transpose (kh*kw*C, n'*H_out*W_out) (possibly a
+    column slice of a wider array), which copies one kernel offset at a time along long
+    contiguous rows instead of C values at a time.
     """
     n, c = xph.shape[0], xph.shape[3]
     _, _, ho, wo = geo.out_shape
     kh, kw = geo.kernel
-    if c < _FEW_CHANNELS:
-        k = kh * kw * c
-        flat = np.empty((k + ones_row) * n * ho * wo, xph.dtype)
-        cols_t = flat[:k * n * ho * wo].reshape(kh, kw, c, n, ho, wo)
+    dst = out.view()   # setting .shape raises rather than copying: writes must land in out
+    if few:
+        dst.shape = (kh, kw, c, n, ho, wo)
         xpc = xph.transpose(3, 0, 1, 2)
         for i in range(kh):
             for j in range(kw):
-                cols_t[i, j] = _offset(xpc, i, j, geo)
-        if ones_row:
-            flat[k * n * ho * wo:] = 1
-        return flat.reshape(k + ones_row, n * ho * wo)
+                dst[i, j] = _offset(xpc, i, j, geo)
+        return
     sn, sh, sw, sc = xph.strides
     win = as_strided(xph, shape=(n, ho, wo, kh, kw, c),
                      strides=(sn, sh * geo.stride[0], sw * geo.stride[1],
                               sh * geo.dilation[0], sw * geo.dilation[1], sc), writeable=False)
-    return np.ascontiguousarray(win).reshape(n * ho * wo, kh * kw * c)
+    dst.shape = (n, ho, wo, kh, kw, c)
+    dst[...] = win
 
 
 def _offset(a: np.ndarray, i: int, j: int, geo: ConvGeometry) -> np.ndarray:
@@ -272,12 +279,12 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | winograd.WinogradCache,
     # dW = dZ^T cols, reordered from (C_out, kh, kw, C_in) to (C_out, C_in, kh, kw)
     transposed = c < _FEW_CHANNELS
     if transposed:
-        prod = cols @ dyr                 # (kh*kw*C_in [+ 1], C_out)
+        prod = _parallel.matmul_t(cols.T, dyr)        # (kh*kw*C_in [+ 1], C_out)
         dw2 = prod[:kh * kw * c].T
         # the ones row of the columns gives db = sum over rows of dZ
         dbias = np.ascontiguousarray(prod[kh * kw * c]) if has_bias else None
     else:
-        dw2 = dyr.T @ cols
+        dw2 = _parallel.matmul_t(dyr, cols)
         dbias = dy.sum(axis=(0, 2, 3)) if has_bias else None
     dweight = np.ascontiguousarray(dw2.reshape(c_out, kh, kw, c).transpose(0, 3, 1, 2))
     if not input_grad:
@@ -296,10 +303,15 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | winograd.WinogradCache,
         # one product dcols = dZ W (rows (n, m, k), columns (i, j, c)), then a compiled
         # col2im that adds each window row's kw*C values back in one run
         w2 = weight.transpose(0, 2, 3, 1).reshape(c_out, kh * kw * c)
-        dcols = (dyr @ w2).reshape(n, ho, wo, kh, kw * c)
         dxph = np.zeros((n, hp, wp, c), dtype=weight.dtype)
-        _jit.col2im_nhwc(dcols, geo.stride[0], geo.stride[1], geo.dilation[0], c,
-                         dxph.reshape(n, hp, wp * c))
+        rows = ho * wo
+
+        def work(lo: int, hi: int) -> None:   # images lo..hi (their dx do not overlap)
+            dcols = (dyr[lo * rows:hi * rows] @ w2).reshape(hi - lo, ho, wo, kh, kw * c)
+            _jit.col2im_nhwc(dcols, geo.stride[0], geo.stride[1], geo.dilation[0], c,
+                             dxph[lo:hi].reshape(hi - lo, hp, wp * c))
+
+        _parallel.map_split(work, n)
         dxp = dxph.transpose(0, 3, 1, 2)
     else:            # one product per kernel offset: dcols[i, j] = dZ W[:, :, i, j], (N, Ho, Wo, C)
         w_off = weight.transpose(2, 3, 0, 1).reshape(kh * kw, c_out, c)

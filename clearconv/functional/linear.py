@@ -7,6 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import ShapeError
+from . import _parallel
 from ._windows import as_float
 
 
@@ -47,7 +48,7 @@ def linear_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
     cache : LinearCache
     """
     x, weight = check_linear(x, weight)
-    y = x @ weight.T
+    y = _parallel.matmul(x, weight.T)
     if bias is not None:
         bias = np.asarray(bias, dtype=x.dtype)
         if bias.shape != (weight.shape[0],):
@@ -66,5 +67,5 @@ def linear_backward(dy: np.ndarray, cache: LinearCache, input_grad: bool = True
     """
     x, weight, has_bias = cache
     dy = np.asarray(dy, dtype=weight.dtype)
-    dx = dy @ weight if input_grad else None
-    return dx, dy.T @ x, (dy.sum(axis=0) if has_bias else None)
+    dx = _parallel.matmul(dy, weight) if input_grad else None
+    return dx, _parallel.matmul_t(dy, x), (dy.sum(axis=0) if has_bias else None)

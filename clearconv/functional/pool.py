@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ClearConvError, ShapeError
 from ..shapes import IntPair, pair, pool_output_size
-from . import _jit
+from . import _jit, _parallel
 from ._windows import (
     as_float,
     check_nchw,
@@ -166,7 +166,8 @@ def _max_pool_compiled(x: np.ndarray, geo: PoolGeometry, idx_dtype: type, relu: 
     y = np.empty((xh.shape[0], ho, wo, xh.shape[3]), x.dtype)
     idx = np.empty(y.shape, idx_dtype)
     (pt, _), (pl, _) = geo.padding
-    _jit.max_pool_nhwc(xh, *geo.kernel, *geo.stride, pt, pl, relu, y, idx)
+    _parallel.map_split(lambda lo, hi: _jit.max_pool_nhwc(
+        xh[lo:hi], *geo.kernel, *geo.stride, pt, pl, relu, y[lo:hi], idx[lo:hi]), xh.shape[0])
     return y.transpose(0, 3, 1, 2), MaxPool2dCache(idx.transpose(0, 3, 1, 2), x.dtype, geo)
 
 
@@ -220,7 +221,8 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
     if idx_h is not None:   # one compiled pass (Numba), channels-last like the forward
         dy_h = np.ascontiguousarray(dy.transpose(0, 2, 3, 1))
         dx_h = np.zeros((n, h, w, c), dtype)
-        _jit.max_pool_backward_nhwc(dy_h, idx_h, *geo.kernel, *geo.stride, pt, pl, dx_h)
+        _parallel.map_split(lambda lo, hi: _jit.max_pool_backward_nhwc(
+            dy_h[lo:hi], idx_h[lo:hi], *geo.kernel, *geo.stride, pt, pl, dx_h[lo:hi]), n)
         return dx_h.transpose(0, 3, 1, 2)
     dxp = zeros_like_layout((n, c, h + pt + pb, w + pl + pr), dtype, is_channels_last(dy))
     out_hw = geo.out_shape[2:]

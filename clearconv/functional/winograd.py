@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import _jit
+from . import _jit, _parallel
 
 if TYPE_CHECKING:
     from .conv import ConvGeometry
@@ -141,34 +141,52 @@ def _input_grad_tiles_numpy(dv: np.ndarray, th: int, tw: int, dxp: np.ndarray) -
 
 
 # ------------------------------------------------------------ forward and backward
+#: a chunk of images whose 16 product planes fill about this many bytes (cache-sized)
+_CHUNK_BYTES = 1 << 20
+
+
+def _images_per_chunk(tiles_per_image: int, width: int, dtype: np.dtype) -> int:
+    return max(1, _CHUNK_BYTES // (16 * width * np.dtype(dtype).itemsize * tiles_per_image))
+
+
 def winograd_conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                             geo: ConvGeometry, jit: bool | None = None
                             ) -> tuple[np.ndarray, WinogradCache]:
     """The 3x3 stride-1 convolution of checked, same-dtype inputs (see conv2d_forward).
 
     Returns y (N, C_out, H_out, W_out) as an NCHW view of NHWC memory, like im2col.
-    ``jit`` picks the compiled transforms (default: when Numba is available).
+    ``jit`` picks the compiled transforms (default: when Numba is available); they run
+    a few images at a time, so that each chunk's 16 product planes stay in cache, the
+    batch split between threads (:mod:`clearconv.functional._parallel`).
     """
     jit = _jit.AVAILABLE if jit is None else jit
-    n = x.shape[0]
+    n, c = x.shape[:2]
     c_out = weight.shape[0]
     ho, wo = geo.out_shape[2:]
     th, tw = _tile_counts(geo)
+    per = th * tw
     xp = _padded_tiles_nhwc(x, geo, th, tw)
-    if jit:
-        v = np.empty((n * th * tw, 16, x.shape[1]), x.dtype)
-        _jit.winograd_input_tiles(xp, th, tw, v)
-    else:
-        v = _input_tiles_numpy(xp, th, tw)
     u = kernel_transform(weight)
-    m = np.matmul(v.transpose(1, 0, 2), u,
-                  out=_staggered(v.shape[0], c_out, x.dtype))    # (16, T, C_out)
     y = np.empty((n, ho, wo, c_out), x.dtype)
     b = np.zeros(c_out, x.dtype) if bias is None else bias
-    if jit:
-        _jit.winograd_output_tiles(m, b, th, tw, y)
-    else:
-        _output_tiles_numpy(m, b, th, tw, y)
+    if not jit:
+        v = _input_tiles_numpy(xp, th, tw)
+        _output_tiles_numpy(np.matmul(v.transpose(1, 0, 2), u), b, th, tw, y)
+        return y.transpose(0, 3, 1, 2), WinogradCache(v, u, weight, bias is not None, geo, jit)
+    v = np.empty((n * per, 16, c), x.dtype)
+    step = _images_per_chunk(per, c_out, x.dtype)
+
+    def work(lo: int, hi: int) -> None:
+        m_buf = _staggered(step * per, c_out, x.dtype)
+        for n0 in range(lo, hi, step):
+            n1 = min(n0 + step, hi)
+            v_c = v[n0 * per:n1 * per]
+            _jit.winograd_input_tiles(xp[n0:n1], th, tw, v_c)
+            m_c = m_buf[:, :(n1 - n0) * per]
+            np.matmul(v_c.transpose(1, 0, 2), u, out=m_c)               # (16, t, C_out)
+            _jit.winograd_output_tiles(m_c, b, th, tw, y[n0:n1])
+
+    _parallel.map_split(work, n)
     return y.transpose(0, 3, 1, 2), WinogradCache(v, u, weight, bias is not None, geo, jit)
 
 
@@ -178,6 +196,7 @@ def winograd_conv2d_backward(dy: np.ndarray, cache: WinogradCache, input_grad: b
     v, u, weight, has_bias, geo, jit = cache
     n, c, h, w = geo.in_shape
     th, tw = _tile_counts(geo)
+    per = th * tw
     ho, wo = geo.out_shape[2:]
     c_out = weight.shape[0]
     dyh = dy.transpose(0, 2, 3, 1)
@@ -187,25 +206,42 @@ def winograd_conv2d_backward(dy: np.ndarray, cache: WinogradCache, input_grad: b
         full = np.zeros((n, 2 * th, 2 * tw, c_out), dy.dtype)
         full[:, :ho, :wo] = dyh
         dyh = full
-    if jit:
-        dm = np.empty((n * th * tw, 16, c_out), dy.dtype)
-        db64 = np.zeros(c_out, np.float64)
-        _jit.winograd_output_grad_tiles(dyh, th, tw, dm, db64)
-        dbias = db64.astype(dy.dtype) if has_bias else None
-    else:
-        dm = _output_grad_tiles_numpy(dyh, th, tw)
+    dxp = np.zeros((n, 2 * th + 2, 2 * tw + 2, c), dy.dtype) if input_grad else None
+    u_t = u.transpose(0, 2, 1)                                        # (16, C_out, C_in)
+    if not jit:
+        dm = _output_grad_tiles_numpy(dyh, th, tw).transpose(1, 0, 2)   # (16, T, C_out)
+        du = np.matmul(v.transpose(1, 2, 0), dm)                    # (16, C_in, C_out)
         dbias = dyh.sum(axis=(0, 1, 2)) if has_bias else None
-    dmk = dm.transpose(1, 0, 2)                                    # (16, T, C_out)
-    du = np.matmul(v.transpose(1, 2, 0), dmk)                      # (16, C_in, C_out)
+        if input_grad:
+            _input_grad_tiles_numpy(np.matmul(dm, u_t), th, tw, dxp)
+    else:
+        step = _images_per_chunk(per, max(c, c_out), dy.dtype)
+
+        def work(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+            du_part = np.zeros((16, c, c_out), dy.dtype)
+            du_c = np.empty_like(du_part)
+            db_part = np.zeros(c_out, np.float64)
+            dm_buf = np.empty((step * per, 16, c_out), dy.dtype)
+            dv_buf = _staggered(step * per, c, dy.dtype)
+            for n0 in range(lo, hi, step):
+                n1 = min(n0 + step, hi)
+                k = (n1 - n0) * per
+                dm_c = dm_buf[:k]
+                _jit.winograd_output_grad_tiles(dyh[n0:n1], th, tw, dm_c, db_part)
+                dmk = dm_c.transpose(1, 0, 2)                          # (16, t, C_out)
+                np.matmul(v[n0 * per:n0 * per + k].transpose(1, 2, 0), dmk, out=du_c)
+                du_part += du_c
+                if input_grad:
+                    dv_c = dv_buf[:, :k]
+                    np.matmul(dmk, u_t, out=dv_c)                      # (16, t, C_in)
+                    _jit.winograd_input_grad_tiles(dv_c, th, tw, dxp[n0:n1])
+            return du_part, db_part
+
+        parts = _parallel.map_split(work, n)
+        du = parts[0][0] if len(parts) == 1 else np.sum([p[0] for p in parts], axis=0)
+        dbias = np.sum([p[1] for p in parts], axis=0).astype(dy.dtype) if has_bias else None
     dweight = kernel_transform_backward(du, weight.dtype)
     if not input_grad:
         return None, dweight, dbias
-    dv = np.matmul(dmk, u.transpose(0, 2, 1),
-                   out=_staggered(dm.shape[0], c, dy.dtype))     # (16, T, C_in)
-    dxp = np.zeros((n, 2 * th + 2, 2 * tw + 2, c), dy.dtype)
-    if jit:
-        _jit.winograd_input_grad_tiles(dv, th, tw, dxp)
-    else:
-        _input_grad_tiles_numpy(dv, th, tw, dxp)
     (pt, _), (pl, _) = geo.padding
     return dxp[:, pt:pt + h, pl:pl + w].transpose(0, 3, 1, 2), dweight, dbias

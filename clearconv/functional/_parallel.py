@@ -1,0 +1,141 @@
+"""Run a batch in a few threads, each on its own rows or images, with a single-threaded BLAS.
+
+A multi-threaded BLAS splits each matrix product between its own threads; for the many
+small products of a chunked computation (the Winograd path works a few images at a
+time so that each chunk's products stay in cache) that split is poor. Here the batch is
+split instead: as many threads as the BLAS was allowed (threadpoolctl's view, e.g.
+``threadpool_limits(2)``), each running its part with the BLAS limited to one thread.
+The kernels release the GIL (Numba ``nogil``, NumPy's matmul and copies), so the threads
+run in parallel.
+
+OpenBLAS keeps its worker threads spinning for a while after a multi-threaded product;
+they then compete with these threads for the cores. ``Sequential`` therefore runs its
+steps inside :func:`blas_single_threaded`, so that all parallel work in a step comes
+from here. Without threadpoolctl (``pip install "clearconv[fast]"`` brings it)
+everything runs in the calling thread with the BLAS as configured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+try:
+    from threadpoolctl import ThreadpoolController
+except ImportError:  # pragma: no cover - exercised when threadpoolctl is absent
+    ThreadpoolController = None
+
+_lock = threading.Lock()
+_controller: Any = None
+_executor: ThreadPoolExecutor | None = None
+_state = threading.local()
+
+
+def _blas() -> Any:
+    """threadpoolctl's controller of the BLAS libraries (None without threadpoolctl)."""
+    global _controller
+    if ThreadpoolController is None:
+        return None
+    with _lock:
+        if _controller is None:
+            _controller = ThreadpoolController().select(user_api="blas")
+    return _controller
+
+
+def workers() -> int:
+    """How many threads to split work between: the BLAS's thread count outside any
+    :func:`blas_single_threaded` block (1 without threadpoolctl or a BLAS)."""
+    if getattr(_state, "in_worker", False):   # work inside a split is not split again
+        return 1
+    pinned = getattr(_state, "workers", None)
+    return _blas_threads() if pinned is None else pinned
+
+
+def _blas_threads() -> int:
+    """The BLAS's current thread count (1 without threadpoolctl or a BLAS)."""
+    blas = _blas()
+    if blas is None or not blas.lib_controllers:
+        return 1
+    return max(1, min(lib.num_threads for lib in blas.lib_controllers))
+
+
+@contextlib.contextmanager
+def blas_single_threaded() -> Iterator[None]:
+    """Within the block the BLAS uses one thread and :func:`map_split` keeps splitting
+    work between as many threads as the BLAS had before."""
+    if getattr(_state, "workers", None) is not None or _blas() is None:
+        yield
+        return
+    _state.workers = workers()
+    try:
+        with _blas().limit(limits=1):
+            yield
+    finally:
+        _state.workers = None
+
+
+def step_context() -> contextlib.AbstractContextManager[None]:
+    """What ``Sequential`` runs a forward, backward or training step in: a
+    :func:`blas_single_threaded` block when the compiled, split paths exist (Numba),
+    else nothing (the BLAS keeps its own threads)."""
+    from . import _jit
+
+    return blas_single_threaded() if _jit.AVAILABLE else contextlib.nullcontext()
+
+
+def map_split(fn: Callable[[int, int], T], n: int) -> list[T]:
+    """``[fn(lo, hi) ...]`` over a split of ``range(n)`` into contiguous parts, one per
+    worker thread, with the BLAS single-threaded meanwhile; in the calling thread
+    (``[fn(0, n)]``) when there is one worker."""
+    k = min(workers(), n)
+    if k <= 1:
+        return [fn(0, n)]
+    global _executor
+    with _lock:
+        if _executor is None or _executor._max_workers < k:  # noqa: SLF001
+            _executor = ThreadPoolExecutor(max_workers=k, thread_name_prefix="clearconv")
+        executor = _executor
+    bounds = [n * i // k for i in range(k + 1)]
+    with blas_single_threaded():
+        futures = [executor.submit(_in_worker, fn, bounds[i], bounds[i + 1]) for i in range(k)]
+        return [f.result() for f in futures]
+
+
+def _in_worker(fn: Callable[[int, int], T], lo: int, hi: int) -> T:
+    _state.in_worker = True
+    return fn(lo, hi)
+
+
+#: products smaller than this many multiply-adds are not worth a thread hand-off
+_MIN_SPLIT = 1 << 18
+
+
+def matmul(a: Any, b: Any, out: Any = None) -> Any:
+    """``a @ b`` (2-D) with a's rows split between the worker threads."""
+    import numpy as np
+
+    m, k = a.shape
+    if out is None:
+        out = np.empty((m, b.shape[1]), np.result_type(a, b))
+    if workers() <= 1 or m * k * b.shape[1] < _MIN_SPLIT or m < 2:
+        return np.matmul(a, b, out=out)
+    map_split(lambda lo, hi: np.matmul(a[lo:hi], b, out=out[lo:hi]), m)
+    return out
+
+
+def matmul_t(a: Any, b: Any) -> Any:
+    """``a.T @ b`` (2-D, a sum over their shared rows), the rows split between the worker
+    threads and the partial products added."""
+    m, k = a.shape
+    if workers() <= 1 or m * k * b.shape[1] < _MIN_SPLIT or m < 2:
+        return a.T @ b
+    parts = map_split(lambda lo, hi: a[lo:hi].T @ b[lo:hi], m)
+    total = parts[0]
+    for p in parts[1:]:
+        total += p
+    return total
