@@ -38,7 +38,7 @@ from ._windows import as_float, check_nchw
 #: conv2d ``algorithm`` values: 'auto' picks Winograd for float32 3x3 stride-1 convs with
 #: at least this many input and output channels when the compiled transforms are available
 ALGORITHMS = ("auto", "im2col", "winograd")
-_WINOGRAD_MIN_CHANNELS = 32
+_WINOGRAD_MIN_CHANNELS = 8
 
 
 class ConvGeometry(NamedTuple):
@@ -121,7 +121,7 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
         into columns and makes one matrix product (any geometry); 'winograd' uses
         F(2x2, 3x3) (:mod:`clearconv.functional.winograd`; 3x3 kernels, stride 1,
         dilation 1 only), 2.25x fewer multiplications. 'auto' takes Winograd for float32
-        3x3 stride-1 convs with at least 32 input and output channels when Numba is
+        3x3 stride-1 convs with at least 8 input and output channels when Numba is
         installed (its transforms are compiled), else im2col.
 
     Returns
