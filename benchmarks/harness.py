@@ -90,8 +90,13 @@ def _gc_paused() -> Iterator[None]:
 
 
 def measure_pair(a: Callable[[], Any], b: Callable[[], Any] | None, samples: int,
-                 warmup: int = 2) -> dict[str, Any]:
+                 warmup: int = 2, settle: int = 0) -> dict[str, Any]:
     """Time ``a`` and ``b`` interleaved: first calls, ``warmup`` untimed pairs, then ``samples`` pairs.
+
+    ``settle`` untimed calls of the same side go before every timed call: after the
+    switch from the other framework, its worker threads (OpenBLAS and OpenMP pools spin
+    for a while after their work) stop competing for the cores, and the timed call runs
+    as the next call of a training loop would.
 
     Returns seconds: ``{'first': (a, b), 'a': [...], 'b': [...]}`` (b entries None without b).
     The first call of each side is timed on its own (it includes lazy initialisation and
@@ -109,8 +114,12 @@ def measure_pair(a: Callable[[], Any], b: Callable[[], Any] | None, samples: int
         times_a: list[float] = []
         times_b: list[float] = []
         for _ in range(samples):
+            for _ in range(settle):
+                a()
             times_a.append(_time_call(a))
             if b is not None:
+                for _ in range(settle):
+                    b()
                 times_b.append(_time_call(b))
     return {"first": (first_a, first_b), "a": times_a, "b": times_b if b is not None else None}
 
@@ -141,11 +150,11 @@ def pair_record(raw: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def run_case(case: Case, samples: int, warmup: int) -> dict[str, Any]:
+def run_case(case: Case, samples: int, warmup: int, settle: int = 0) -> dict[str, Any]:
     """Set a case up, time it, compare the two results; the JSON record of the case."""
     pair = case.setup()
     record = {"name": case.name, "group": case.group, "target": case.target,
-              **pair_record(measure_pair(pair.clearconv, pair.torch, samples, warmup))}
+              **pair_record(measure_pair(pair.clearconv, pair.torch, samples, warmup, settle))}
     record["passed"] = passes(record["ratio_median"], case.target)
     record["cpu_load"] = cpu_load()
     record["check"] = pair.compare() if pair.compare is not None and pair.torch else None

@@ -75,9 +75,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "../shared/data/mnist from the repository root); skipped when absent")
     p.add_argument("--fresh-process", action="store_true",
                    help="also run each micro case in a fresh process (cold numbers beside warm)")
+    p.add_argument("--settle", type=int, default=None,
+                   help="untimed calls of the same framework before each timed one, so the "
+                        "other framework's spinning worker threads are out of the way "
+                        "(default 1, --quick 0)")
     p.add_argument("--epoch-rounds", type=int, default=None,
                    help="real-MNIST epoch pairs, alternating (default 3, --quick 1)")
     args = p.parse_args(argv)
+    if args.settle is None:
+        args.settle = 0 if args.quick else 1
     if args.epoch_rounds is None:
         args.epoch_rounds = 1 if args.quick else 3
     if args.samples is None:
@@ -109,7 +115,7 @@ def run_micro(cases: list[Case], args: argparse.Namespace) -> list[dict[str, Any
     for i, case in enumerate(cases, 1):
         t0 = time.perf_counter()
         try:
-            record = run_case(case, args.samples, args.warmup)
+            record = run_case(case, args.samples, args.warmup, args.settle)
         except Exception as e:  # noqa: BLE001  (one broken case must not lose the others)
             record = {"name": case.name, "group": case.group, "target": case.target,
                       "error": f"{type(e).__name__}: {e}"}

@@ -92,6 +92,9 @@ def map_split(fn: Callable[[int, int], T], n: int) -> list[T]:
     """``[fn(lo, hi) ...]`` over a split of ``range(n)`` into contiguous parts, one per
     worker thread, with the BLAS single-threaded meanwhile; in the calling thread
     (``[fn(0, n)]``) when there is one worker."""
+    from ..runtime import tune_allocator
+
+    tune_allocator()
     k = min(workers(), n)
     if k <= 1:
         return [fn(0, n)]
