@@ -178,6 +178,8 @@ POOL_CASES = [
     ((1, 16, 9, 8), (3, 2), (1, 2), (1, 1), True),
     ((2, 18, 5, 5), 3, 1, 1, False),       # overlapping windows
     ((1, 16, 6, 7), (2, 3), (3, 1), 0, False),
+    ((2, 6, 8, 8), 2, 2, 0, False),         # few channels, 2x2/2: its own kernel
+    ((1, 3, 7, 9), 2, 2, 0, False),
 ]
 
 
@@ -240,3 +242,21 @@ def test_fused_relu_max_pool_equals_relu_then_max_pool(x_shape, kernel, stride, 
     dx = pool.max_pool2d_backward(dy, cache)
     dx_ref = relu_backward(pool.max_pool2d_backward(dy, pool_cache), relu_cache)
     np.testing.assert_array_equal(dx, dx_ref)
+
+
+# ----------------------------------------------------------------------------- inference
+@pytest.mark.parametrize("algorithm, c_in", [("im2col", 1), ("im2col", 5), ("winograd", 8)])
+def test_inference_forward_in_chunks_equals_training_forward(algorithm, c_in, monkeypatch):
+    """need_backward=False works through the batch in cache-sized chunks (forced tiny
+    here, so there are many) and keeps no cache; the output is the same up to rounding
+    (the BLAS blocks a smaller product differently)."""
+    monkeypatch.setattr(conv, "_CHUNK_BYTES", 1)
+    monkeypatch.setattr(winograd, "_CHUNK_BYTES", 1)
+    rng = np.random.default_rng(c_in)
+    x = rng.standard_normal((7, c_in, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((8, c_in, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(8).astype(np.float32)
+    y, cache = conv2d_forward(x, w, b, padding=1, algorithm=algorithm)
+    y_inf, none = conv2d_forward(x, w, b, padding=1, algorithm=algorithm, need_backward=False)
+    assert cache is not None and none is None
+    np.testing.assert_allclose(y_inf, y, rtol=1e-5, atol=1e-5)

@@ -324,6 +324,45 @@ def max_pool_nhwc(x: Any, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
 
 
 @_njit
+def max_pool_2x2_nhwc(x: Any, relu: bool, y: Any, idx: Any) -> None:
+    """:func:`max_pool_nhwc` for 2x2 windows, stride 2, no padding, with the output width
+    innermost (channel outside) and branch-free selects: for few channels, where the
+    general kernel's innermost channel loop is too short to pay for itself (6 channels:
+    0.4 ms instead of 1.5 ms on 64x6x28x28).
+    """
+    n_img = x.shape[0]
+    c_n = x.shape[3]
+    h_out, w_out = y.shape[1], y.shape[2]
+    for n in range(n_img):
+        for m in range(h_out):
+            r = 2 * m
+            for c in range(c_n):
+                for k in range(w_out):
+                    q = 2 * k
+                    v0 = x[n, r, q, c]
+                    v1 = x[n, r, q + 1, c]
+                    v2 = x[n, r + 1, q, c]
+                    v3 = x[n, r + 1, q + 1, c]
+                    best = v0
+                    bi = 0
+                    g = (v1 > best) | (v1 != v1)
+                    best = v1 if g else best
+                    bi = 1 if g else bi
+                    g = (v2 > best) | (v2 != v2)
+                    best = v2 if g else best
+                    bi = 2 if g else bi
+                    g = (v3 > best) | (v3 != v3)
+                    best = v3 if g else best
+                    bi = 3 if g else bi
+                    if relu:
+                        off = not best > 0
+                        bi = 4 if off else bi
+                        best = 0 if (off and best == best) else best
+                    y[n, m, k, c] = best
+                    idx[n, m, k, c] = bi
+
+
+@_njit
 def max_pool_backward_nhwc(dy: Any, idx: Any, kh: int, kw: int, sh: int, sw: int, ph: int,
                            pw: int, dx: Any) -> None:
     """dx[n, m*sh - ph + i, k*sw - pw + j, c] += dy[n, m, k, c] for (i, j) = idx's offset.
@@ -389,5 +428,6 @@ def warm_up() -> bool:
             y = np.zeros((1, 2, 2, 2), dt)
             idx = np.zeros((1, 2, 2, 2), idx_dtype)
             max_pool_nhwc(xp, 2, 2, 2, 2, 0, 0, True, y, idx)
+            max_pool_2x2_nhwc(xp, True, y, idx)
             max_pool_backward_nhwc(y, idx, 2, 2, 2, 2, 0, 0, np.zeros((1, 4, 4, 2), dt))
     return True

@@ -102,8 +102,8 @@ def conv2d_geometry(x_shape: tuple[int, ...], w_shape: tuple[int, ...],
 
 def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
                    stride: IntPair = 1, padding: PaddingArg = 0,
-                   dilation: IntPair = 1, algorithm: str = "auto"
-                   ) -> tuple[np.ndarray, Conv2dCache | winograd.WinogradCache]:
+                   dilation: IntPair = 1, algorithm: str = "auto", need_backward: bool = True
+                   ) -> tuple[np.ndarray, Conv2dCache | winograd.WinogradCache | None]:
     """Forward pass of a 2-D convolution layer's linear part, ``Z = W * A + b`` (MATH.md §7).
 
     Parameters
@@ -123,6 +123,9 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
         dilation 1 only), 2.25x fewer multiplications. 'auto' takes Winograd for float32
         3x3 stride-1 convs with at least 8 input and output channels when Numba is
         installed (its transforms are compiled), else im2col.
+    need_backward : keep what :func:`conv2d_backward` needs (default). False (inference)
+        returns ``cache=None`` and works through the batch a few images at a time, so the
+        intermediate columns stay in cache instead of filling memory.
 
     Returns
     -------
@@ -144,7 +147,8 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
         if bias.shape != (c_out,):
             raise ShapeError(f"conv2d bias must have shape ({c_out},), got {bias.shape}")
     if _use_winograd(algorithm, geo, dtype):
-        return winograd.winograd_conv2d_forward(x, weight, bias, geo)
+        return winograd.winograd_conv2d_forward(x, weight, bias, geo,
+                                                need_backward=need_backward)
     n, c, _, _ = geo.in_shape
     _, _, ho, wo = geo.out_shape
     kh, kw = geo.kernel
@@ -157,25 +161,43 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
     fold = few and bias is not None
     k = kh * kw * c
     rows = ho * wo                       # im2col rows (or columns) per image
-    cols = np.empty((k + fold, n * rows) if few else (n * rows, k), dtype)
-    if fold:
-        cols[k] = 1
+    y = np.empty((n * rows, c_out), dtype)
     w2 = weight.transpose(0, 2, 3, 1).reshape(c_out, k)              # (C_out, kh*kw*C_in)
     if fold:
         w2 = np.concatenate([w2, bias[:, None]], axis=1)
-    y = np.empty((n * rows, c_out), dtype)
+
+    def columns(images: int) -> np.ndarray:
+        out = np.empty((k + fold, images * rows) if few else (images * rows, k), dtype)
+        if fold:
+            out[k] = 1
+        return out
+
+    # inference: a few images at a time through one cache-sized buffer per thread
+    step = n if need_backward else max(1, _CHUNK_BYTES // ((k + fold) * rows * dtype.itemsize))
+    cols = columns(n) if need_backward else None
 
     def work(lo: int, hi: int) -> None:  # images lo..hi: their columns, then their outputs
-        r = slice(lo * rows, hi * rows)
-        _im2col_into(xph[lo:hi], geo, cols[:k, r] if few else cols[r], few)
-        np.matmul(cols[:, r].T if few else cols[r], w2.T, out=y[r])   # (rows, C_out)
-        if bias is not None and not few:
-            y[r] += bias
+        buf = cols if need_backward else columns(min(step, hi - lo))
+        for a in range(lo, hi, step):
+            b = min(a + step, hi)
+            r = slice(a * rows, b * rows)
+            c0 = a * rows if need_backward else 0
+            cc = slice(c0, c0 + (b - a) * rows)
+            _im2col_into(xph[a:b], geo, buf[:k, cc] if few else buf[cc], few)
+            np.matmul(buf[:, cc].T if few else buf[cc], w2.T, out=y[r])   # (rows, C_out)
+            if bias is not None and not few:
+                y[r] += bias
 
     _parallel.map_split(work, n)
     # an NCHW view of NHWC memory (channels_last): no copy
     y = y.reshape(n, ho, wo, c_out).transpose(0, 3, 1, 2)
+    if not need_backward:
+        return y, None
     return y, Conv2dCache(cols, weight, bias is not None, geo)
+
+
+#: inference works through a batch in chunks of about this many bytes of columns
+_CHUNK_BYTES = 1 << 20
 
 
 def _use_winograd(algorithm: str, geo: ConvGeometry, dtype: np.dtype) -> bool:

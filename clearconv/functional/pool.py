@@ -120,12 +120,12 @@ def max_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | No
     out_hw = geo.out_shape[2:]
     offsets = _offsets(geo)
     idx_dtype = np.uint8 if len(offsets) < 256 else np.int32
-    if _jit.AVAILABLE and _nhwc(x) is not None:
+    if _jit.AVAILABLE and _compiled_pool_fits(x, geo):
         return _max_pool_compiled(x, geo, idx_dtype, relu)
     xp = pad_like(x, geo.padding, -np.inf)
     y = offset_view(xp, 0, 0, out_hw, geo.stride).copy(order="K")
-    idx = np.zeros(y.shape, idx_dtype)
-    better = np.empty(y.shape, bool)
+    idx = np.zeros_like(y, dtype=idx_dtype)   # same memory layout as y (and x)
+    better = np.empty_like(y, dtype=bool)
     for t, (i, j) in enumerate(offsets[1:], start=1):
         v = offset_view(xp, i, j, out_hw, geo.stride)
         np.greater(v, y, out=better)
@@ -143,19 +143,28 @@ def max_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | No
     return y, MaxPool2dCache(idx, x.dtype, geo)
 
 
-#: the compiled max pooling runs on channels-last input with at least this many channels;
-#: with fewer, its innermost loop is too short and the NumPy passes are faster
+#: the general compiled max pooling needs this many channels: with fewer, its innermost
+#: (channel) loop is too short to pay; a 2x2/2 kernel without padding then has its own
 _COMPILED_POOL_MIN_CHANNELS = 16
 
 
 def _nhwc(a: np.ndarray) -> np.ndarray | None:
-    """The NHWC memory of a channels-last (N, C, H, W) array with enough channels, as a
-    C-contiguous (N, H, W, C) view; None otherwise (the NumPy path then runs: for NCHW
-    memory its whole-array passes beat a compiled loop with one channel innermost)."""
-    if is_channels_last(a) and a.shape[1] >= _COMPILED_POOL_MIN_CHANNELS:
+    """The NHWC memory of a channels-last (N, C, H, W) array as a C-contiguous
+    (N, H, W, C) view; None for other layouts (the NumPy path then runs: for NCHW memory
+    its whole-array passes beat a compiled loop with one channel innermost)."""
+    if is_channels_last(a):
         v = a.transpose(0, 2, 3, 1)
         return v if v.flags.c_contiguous else None
     return None
+
+
+def _is_2x2_unpadded(geo: PoolGeometry) -> bool:
+    return geo.kernel == (2, 2) and geo.stride == (2, 2) and geo.padding == ((0, 0), (0, 0))
+
+
+def _compiled_pool_fits(x: np.ndarray, geo: PoolGeometry) -> bool:
+    return _nhwc(x) is not None and (x.shape[1] >= _COMPILED_POOL_MIN_CHANNELS
+                                     or _is_2x2_unpadded(geo))
 
 
 def _max_pool_compiled(x: np.ndarray, geo: PoolGeometry, idx_dtype: type, relu: bool
@@ -166,8 +175,13 @@ def _max_pool_compiled(x: np.ndarray, geo: PoolGeometry, idx_dtype: type, relu: 
     y = np.empty((xh.shape[0], ho, wo, xh.shape[3]), x.dtype)
     idx = np.empty(y.shape, idx_dtype)
     (pt, _), (pl, _) = geo.padding
-    _parallel.map_split(lambda lo, hi: _jit.max_pool_nhwc(
-        xh[lo:hi], *geo.kernel, *geo.stride, pt, pl, relu, y[lo:hi], idx[lo:hi]), xh.shape[0])
+    if x.shape[1] < _COMPILED_POOL_MIN_CHANNELS:   # few channels: 2x2/2 unpadded
+        _parallel.map_split(lambda lo, hi: _jit.max_pool_2x2_nhwc(
+            xh[lo:hi], relu, y[lo:hi], idx[lo:hi]), xh.shape[0])
+    else:
+        _parallel.map_split(lambda lo, hi: _jit.max_pool_nhwc(
+            xh[lo:hi], *geo.kernel, *geo.stride, pt, pl, relu, y[lo:hi], idx[lo:hi]),
+            xh.shape[0])
     return y.transpose(0, 3, 1, 2), MaxPool2dCache(idx.transpose(0, 3, 1, 2), x.dtype, geo)
 
 

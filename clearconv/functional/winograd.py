@@ -150,8 +150,9 @@ def _images_per_chunk(tiles_per_image: int, width: int, dtype: np.dtype) -> int:
 
 
 def winograd_conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-                            geo: ConvGeometry, jit: bool | None = None
-                            ) -> tuple[np.ndarray, WinogradCache]:
+                            geo: ConvGeometry, jit: bool | None = None,
+                            need_backward: bool = True
+                            ) -> tuple[np.ndarray, WinogradCache | None]:
     """The 3x3 stride-1 convolution of checked, same-dtype inputs (see conv2d_forward).
 
     Returns y (N, C_out, H_out, W_out) as an NCHW view of NHWC memory, like im2col.
@@ -172,21 +173,25 @@ def winograd_conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray 
     if not jit:
         v = _input_tiles_numpy(xp, th, tw)
         _output_tiles_numpy(np.matmul(v.transpose(1, 0, 2), u), b, th, tw, y)
-        return y.transpose(0, 3, 1, 2), WinogradCache(v, u, weight, bias is not None, geo, jit)
-    v = np.empty((n * per, 16, c), x.dtype)
-    step = _images_per_chunk(per, c_out, x.dtype)
+    else:
+        # backward needs every V; inference keeps only the chunk's, in cache
+        v = np.empty((n * per, 16, c), x.dtype) if need_backward else None
+        step = _images_per_chunk(per, c_out, x.dtype)
 
-    def work(lo: int, hi: int) -> None:
-        m_buf = _staggered(step * per, c_out, x.dtype)
-        for n0 in range(lo, hi, step):
-            n1 = min(n0 + step, hi)
-            v_c = v[n0 * per:n1 * per]
-            _jit.winograd_input_tiles(xp[n0:n1], th, tw, v_c)
-            m_c = m_buf[:, :(n1 - n0) * per]
-            np.matmul(v_c.transpose(1, 0, 2), u, out=m_c)               # (16, t, C_out)
-            _jit.winograd_output_tiles(m_c, b, th, tw, y[n0:n1])
+        def work(lo: int, hi: int) -> None:
+            m_buf = _staggered(step * per, c_out, x.dtype)
+            v_buf = None if need_backward else np.empty((step * per, 16, c), x.dtype)
+            for n0 in range(lo, hi, step):
+                n1 = min(n0 + step, hi)
+                v_c = v[n0 * per:n1 * per] if need_backward else v_buf[:(n1 - n0) * per]
+                _jit.winograd_input_tiles(xp[n0:n1], th, tw, v_c)
+                m_c = m_buf[:, :(n1 - n0) * per]
+                np.matmul(v_c.transpose(1, 0, 2), u, out=m_c)           # (16, t, C_out)
+                _jit.winograd_output_tiles(m_c, b, th, tw, y[n0:n1])
 
-    _parallel.map_split(work, n)
+        _parallel.map_split(work, n)
+    if not need_backward:
+        return y.transpose(0, 3, 1, 2), None
     return y.transpose(0, 3, 1, 2), WinogradCache(v, u, weight, bias is not None, geo, jit)
 
 

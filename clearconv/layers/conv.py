@@ -69,8 +69,9 @@ class Conv2D(_WeightLayer):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         y, cache = conv2d_forward(x, self.weight.value,
                                   None if self.bias is None else self.bias.value,
-                                  self.stride, self.padding, self.dilation)
-        self._cache = cache if training else None
+                                  self.stride, self.padding, self.dilation,
+                                  need_backward=training)
+        self._cache = cache
         return y
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
