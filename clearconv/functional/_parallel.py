@@ -100,13 +100,20 @@ def map_split(fn: Callable[[int, int], T], n: int) -> list[T]:
         return [fn(0, n)]
     global _executor
     with _lock:
-        if _executor is None or _executor._max_workers < k:  # noqa: SLF001
-            _executor = ThreadPoolExecutor(max_workers=k, thread_name_prefix="clearconv")
+        if _executor is None or _executor._max_workers < k - 1:  # noqa: SLF001
+            _executor = ThreadPoolExecutor(max_workers=k - 1, thread_name_prefix="clearconv")
         executor = _executor
     bounds = [n * i // k for i in range(k + 1)]
     with blas_single_threaded():
-        futures = [executor.submit(_in_worker, fn, bounds[i], bounds[i + 1]) for i in range(k)]
-        return [f.result() for f in futures]
+        # the calling thread does the first part itself: one hand-off fewer
+        futures = [executor.submit(_in_worker, fn, bounds[i], bounds[i + 1])
+                   for i in range(1, k)]
+        _state.in_worker = True
+        try:
+            first = fn(bounds[0], bounds[1])
+        finally:
+            _state.in_worker = False
+        return [first] + [f.result() for f in futures]
 
 
 def _in_worker(fn: Callable[[int, int], T], lo: int, hi: int) -> T:
@@ -115,7 +122,7 @@ def _in_worker(fn: Callable[[int, int], T], lo: int, hi: int) -> T:
 
 
 #: products smaller than this many multiply-adds are not worth a thread hand-off
-_MIN_SPLIT = 1 << 18
+_MIN_SPLIT = 1 << 22
 
 
 def matmul(a: Any, b: Any, out: Any = None) -> Any:
