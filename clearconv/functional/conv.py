@@ -337,12 +337,17 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | winograd.WinogradCache,
         dxp = dxph.transpose(0, 3, 1, 2)
     else:            # one product per kernel offset: dcols[i, j] = dZ W[:, :, i, j], (N, Ho, Wo, C)
         w_off = weight.transpose(2, 3, 0, 1).reshape(kh * kw, c_out, c)
-        dcols = np.matmul(dyr, w_off).reshape(kh, kw, n, ho, wo, c)
         dxph = np.zeros((n, hp, wp, c), dtype=weight.dtype)
         xpc = dxph.transpose(0, 3, 1, 2)   # the same memory seen as NCHW
-        for i in range(kh):
-            for j in range(kw):
-                # added in NHWC index order so rows of W_out*C values stay contiguous
-                _offset(xpc, i, j, geo).transpose(0, 2, 3, 1)[...] += dcols[i, j]
+        rows = ho * wo
+
+        def work_np(lo: int, hi: int) -> None:   # images lo..hi (their dx do not overlap)
+            dcols = np.matmul(dyr[lo * rows:hi * rows], w_off).reshape(kh, kw, hi - lo, ho, wo, c)
+            for i in range(kh):
+                for j in range(kw):
+                    # added in NHWC index order so rows of W_out*C values stay contiguous
+                    _offset(xpc[lo:hi], i, j, geo).transpose(0, 2, 3, 1)[...] += dcols[i, j]
+
+        _parallel.map_split(work_np, n)
         dxp = xpc
     return dxp[:, :, pt:pt + h, pl:pl + w], dweight, dbias
