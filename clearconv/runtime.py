@@ -7,10 +7,11 @@ again (the first write to new memory is several times slower than to memory alre
 touched). :func:`tune_allocator` asks glibc to keep freed memory for reuse instead.
 It changes only how much memory the process keeps mapped, never a computed value.
 
-``Sequential.fit`` and ``train_step``, ``conv2d_forward`` and the work split between
-threads (:mod:`clearconv.functional._parallel`, where threads faulting in fresh pages
-at once also contend for the kernel's memory lock) call it once; set the environment
-variable ``CLEARCONV_TUNE_MALLOC=0`` to leave the allocator alone.
+``Sequential.fit`` and ``train_step`` call it, and so does every op that splits its work
+between threads (:func:`clearconv.functional._parallel.map_split`: threads faulting in
+fresh pages at once also contend for the kernel's memory lock); it acts once per
+process. Set the environment variable ``CLEARCONV_TUNE_MALLOC=0`` to leave the
+allocator alone.
 
 :func:`load_compiled_kernels` loads the optional Numba kernels up front (see
 :mod:`clearconv.functional._jit`).

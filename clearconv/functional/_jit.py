@@ -110,6 +110,26 @@ def winograd_input_tiles(xp: Any, th: int, tw: int, v: Any) -> None:
                     v[t, 15, c] = f1 - f3
 
 
+def _njit_inline(fn: Any) -> Any:
+    return numba.njit(inline="always", error_model="numpy")(fn) if AVAILABLE else fn
+
+
+@_njit_inline
+def _output_block(m: Any, t: int, o: int, b: Any) -> tuple[Any, Any, Any, Any]:
+    """(A^T m_t A) + b for channel o of tile t: the block's four outputs, row-major."""
+    # rows: A^T m
+    s0 = m[0, t, o] + m[4, t, o] + m[8, t, o]
+    s1 = m[1, t, o] + m[5, t, o] + m[9, t, o]
+    s2 = m[2, t, o] + m[6, t, o] + m[10, t, o]
+    s3 = m[3, t, o] + m[7, t, o] + m[11, t, o]
+    u0 = m[4, t, o] - m[8, t, o] - m[12, t, o]
+    u1 = m[5, t, o] - m[9, t, o] - m[13, t, o]
+    u2 = m[6, t, o] - m[10, t, o] - m[14, t, o]
+    u3 = m[7, t, o] - m[11, t, o] - m[15, t, o]
+    # columns: (A^T m) A
+    return s0 + s1 + s2 + b, s1 - s2 - s3 + b, u0 + u1 + u2 + b, u1 - u2 - u3 + b
+
+
 @_njit
 def winograd_output_tiles(m: Any, bias: Any, th: int, tw: int, y: Any) -> None:
     """y[n, 2ty+i, 2tx+j, o] = (A^T m_t A)[i, j] + bias[o], cropped to y's (H_out, W_out).
@@ -125,41 +145,23 @@ def winograd_output_tiles(m: Any, bias: Any, th: int, tw: int, y: Any) -> None:
                 t = (n * th + ty) * tw + tx
                 if r + 1 < h_out and q + 1 < w_out:
                     # a whole 2x2 block: no bounds tests in the loop, so it vectorizes
-                    # (twice as fast as the general loop below)
+                    # (twice as fast as the checked loop below)
                     for o in range(c_out):
-                        # rows: A^T m
-                        s0 = m[0, t, o] + m[4, t, o] + m[8, t, o]
-                        s1 = m[1, t, o] + m[5, t, o] + m[9, t, o]
-                        s2 = m[2, t, o] + m[6, t, o] + m[10, t, o]
-                        s3 = m[3, t, o] + m[7, t, o] + m[11, t, o]
-                        u0 = m[4, t, o] - m[8, t, o] - m[12, t, o]
-                        u1 = m[5, t, o] - m[9, t, o] - m[13, t, o]
-                        u2 = m[6, t, o] - m[10, t, o] - m[14, t, o]
-                        u3 = m[7, t, o] - m[11, t, o] - m[15, t, o]
-                        b = bias[o]
-                        # columns: (A^T m) A
-                        y[n, r, q, o] = s0 + s1 + s2 + b
-                        y[n, r, q + 1, o] = s1 - s2 - s3 + b
-                        y[n, r + 1, q, o] = u0 + u1 + u2 + b
-                        y[n, r + 1, q + 1, o] = u1 - u2 - u3 + b
+                        y00, y01, y10, y11 = _output_block(m, t, o, bias[o])
+                        y[n, r, q, o] = y00
+                        y[n, r, q + 1, o] = y01
+                        y[n, r + 1, q, o] = y10
+                        y[n, r + 1, q + 1, o] = y11
                     continue
                 for o in range(c_out):   # a tile on the bottom or right edge: cropped
-                    s0 = m[0, t, o] + m[4, t, o] + m[8, t, o]
-                    s1 = m[1, t, o] + m[5, t, o] + m[9, t, o]
-                    s2 = m[2, t, o] + m[6, t, o] + m[10, t, o]
-                    s3 = m[3, t, o] + m[7, t, o] + m[11, t, o]
-                    u0 = m[4, t, o] - m[8, t, o] - m[12, t, o]
-                    u1 = m[5, t, o] - m[9, t, o] - m[13, t, o]
-                    u2 = m[6, t, o] - m[10, t, o] - m[14, t, o]
-                    u3 = m[7, t, o] - m[11, t, o] - m[15, t, o]
-                    b = bias[o]
-                    y[n, r, q, o] = s0 + s1 + s2 + b
+                    y00, y01, y10, y11 = _output_block(m, t, o, bias[o])
+                    y[n, r, q, o] = y00
                     if q + 1 < w_out:
-                        y[n, r, q + 1, o] = s1 - s2 - s3 + b
+                        y[n, r, q + 1, o] = y01
                     if r + 1 < h_out:
-                        y[n, r + 1, q, o] = u0 + u1 + u2 + b
+                        y[n, r + 1, q, o] = y10
                         if q + 1 < w_out:
-                            y[n, r + 1, q + 1, o] = u1 - u2 - u3 + b
+                            y[n, r + 1, q + 1, o] = y11
 
 
 @_njit

@@ -11,8 +11,8 @@ run in parallel.
 OpenBLAS keeps its worker threads spinning for a while after a multi-threaded product;
 they then compete with these threads for the cores. ``Sequential`` therefore runs its
 steps inside :func:`blas_single_threaded`, so that all parallel work in a step comes
-from here. Without threadpoolctl (``pip install "clearconv[fast]"`` brings it)
-everything runs in the calling thread with the BLAS as configured.
+from here. Without threadpoolctl (a dependency of clearconv, but the code runs without
+it) everything runs in the calling thread with the BLAS as configured.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
+
+import numpy as np
 
 T = TypeVar("T")
 
@@ -124,26 +126,29 @@ def _in_worker(fn: Callable[[int, int], T], lo: int, hi: int) -> T:
 _MIN_SPLIT = 1 << 22
 
 
-def matmul(a: Any, b: Any, out: Any = None) -> Any:
-    """``a @ b`` (2-D) with a's rows split between the worker threads."""
-    import numpy as np
-
+def _split_pays(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether the product of a (m, k) and b (k, n) is worth splitting over a's rows."""
     m, k = a.shape
+    return workers() > 1 and m >= 2 and m * k * b.shape[1] >= _MIN_SPLIT
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` (2-D) with a's rows split between the worker threads."""
+    m = a.shape[0]
     if out is None:
         out = np.empty((m, b.shape[1]), np.result_type(a, b))
-    if workers() <= 1 or m * k * b.shape[1] < _MIN_SPLIT or m < 2:
+    if not _split_pays(a, b):
         return np.matmul(a, b, out=out)
     map_split(lambda lo, hi: np.matmul(a[lo:hi], b, out=out[lo:hi]), m)
     return out
 
 
-def matmul_t(a: Any, b: Any) -> Any:
+def matmul_t(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a.T @ b`` (2-D, a sum over their shared rows), the rows split between the worker
     threads and the partial products added."""
-    m, k = a.shape
-    if workers() <= 1 or m * k * b.shape[1] < _MIN_SPLIT or m < 2:
+    if not _split_pays(a, b):
         return a.T @ b
-    parts = map_split(lambda lo, hi: a[lo:hi].T @ b[lo:hi], m)
+    parts = map_split(lambda lo, hi: a[lo:hi].T @ b[lo:hi], a.shape[0])
     total = parts[0]
     for p in parts[1:]:
         total += p

@@ -55,6 +55,19 @@ def pad_nchw(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]],
     return out
 
 
+def padded_nhwc(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
+    """x (N, C, H, W) as a C-contiguous (N, H_pad, W_pad, C) array with zero borders
+    ``((top, bottom), (left, right))`` (the input of channels-last im2col and Winograd)."""
+    (pt, pb), (pl, pr) = pads
+    n, c, h, w = x.shape
+    xh = x.transpose(0, 2, 3, 1)
+    if pt == pb == pl == pr == 0:
+        return np.ascontiguousarray(xh)
+    out = np.zeros((n, h + pt + pb, w + pl + pr, c), x.dtype)
+    out[:, pt:pt + h, pl:pl + w] = xh
+    return out
+
+
 def crop_nchw(xp: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
     """Undo :func:`pad_nchw`: drop the padded border of ``xp``."""
     (pt, pb), (pl, pr) = pads

@@ -33,7 +33,7 @@ from numpy.lib.stride_tricks import as_strided
 from ..errors import ClearConvError, ShapeError
 from ..shapes import IntPair, Padding2D, PaddingArg, conv_output_size, pair, resolve_padding
 from . import _jit, _parallel, winograd
-from ._windows import as_float, check_nchw
+from ._windows import as_float, check_nchw, padded_nhwc
 
 #: conv2d ``algorithm`` values: 'auto' picks Winograd for float32 3x3 stride-1 convs with
 #: at least this many input and output channels when the compiled transforms are available
@@ -153,7 +153,7 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
     _, _, ho, wo = geo.out_shape
     kh, kw = geo.kernel
     # im2col in channels-last order: cols[(n, m, k), (i, j, c)] = A_pad[n, c, m*s+i*d, k*s+j*d]
-    xph = _padded_nhwc(x, geo.padding)
+    xph = padded_nhwc(x, geo.padding)
     few = c < _FEW_CHANNELS
     # with few channels the bias rides in the product: a row of ones in the columns and
     # the bias as one more weight column (saves a pass over the output, and backward
@@ -214,18 +214,6 @@ def _use_winograd(algorithm: str, geo: ConvGeometry, dtype: np.dtype) -> bool:
         raise ClearConvError(f"conv2d: algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
     return (_jit.AVAILABLE and dtype == np.float32 and winograd.supports(geo)
             and min(geo.in_shape[1], geo.out_shape[1]) >= _WINOGRAD_MIN_CHANNELS)
-
-
-def _padded_nhwc(x: np.ndarray, pads: Padding2D) -> np.ndarray:
-    """x (N, C, H, W) as a C-contiguous (N, H_pad, W_pad, C) array with zero borders."""
-    (pt, pb), (pl, pr) = pads
-    n, c, h, w = x.shape
-    xh = x.transpose(0, 2, 3, 1)
-    if pt == pb == pl == pr == 0:
-        return np.ascontiguousarray(xh)
-    out = np.zeros((n, h + pt + pb, w + pl + pr, c), x.dtype)
-    out[:, pt:pt + h, pl:pl + w] = xh
-    return out
 
 
 #: below this many input channels, im2col is stored transposed: (kh*kw*C, N*Ho*Wo)

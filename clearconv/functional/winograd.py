@@ -30,6 +30,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import _jit, _parallel
+from ._windows import padded_nhwc
 
 if TYPE_CHECKING:
     from .conv import ConvGeometry
@@ -94,15 +95,6 @@ def _staggered(t: int, cols: int, dtype: np.dtype) -> np.ndarray:
     return as_strided(buf, (16, t, cols), (step, cols * isz, isz))
 
 
-def _padded_tiles_nhwc(x: np.ndarray, geo: ConvGeometry, th: int, tw: int) -> np.ndarray:
-    """x (N, C, H, W) zero-padded into a C-contiguous (N, 2*th+2, 2*tw+2, C) array."""
-    n, c, h, w = x.shape
-    (pt, _), (pl, _) = geo.padding
-    out = np.zeros((n, 2 * th + 2, 2 * tw + 2, c), x.dtype)
-    out[:, pt:pt + h, pl:pl + w] = x.transpose(0, 2, 3, 1)
-    return out
-
-
 # ------------------------------------------------------------ NumPy twins of the kernels
 def _input_tiles_numpy(xp: np.ndarray, th: int, tw: int) -> np.ndarray:
     n, _, _, c = xp.shape
@@ -161,12 +153,13 @@ def winograd_conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray 
     batch split between threads (:mod:`clearconv.functional._parallel`).
     """
     jit = _jit.AVAILABLE if jit is None else jit
-    n, c = x.shape[:2]
+    n, c, h, w = x.shape
     c_out = weight.shape[0]
     ho, wo = geo.out_shape[2:]
     th, tw = _tile_counts(geo)
     per = th * tw
-    xp = _padded_tiles_nhwc(x, geo, th, tw)
+    (pt, _), (pl, _) = geo.padding   # padded further at the bottom/right to whole tiles
+    xp = padded_nhwc(x, ((pt, 2 * th + 2 - pt - h), (pl, 2 * tw + 2 - pl - w)))
     u = kernel_transform(weight)
     y = np.empty((n, ho, wo, c_out), x.dtype)
     b = np.zeros(c_out, x.dtype) if bias is None else bias

@@ -61,8 +61,11 @@ class MaxPool2D(_Pool2D):
     """
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        return self._pool(x, training, relu=False)
+
+    def _pool(self, x: np.ndarray, training: bool, relu: bool) -> np.ndarray:
         y, cache = max_pool2d_forward(x, self.kernel_size, self.stride, self.padding,
-                                      self.ceil_mode)
+                                      self.ceil_mode, relu=relu)
         self._cache = cache if training else None
         return y
 
@@ -87,11 +90,7 @@ class _MaxPoolReLU:
         self.pool = pool
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        p = self.pool
-        y, cache = max_pool2d_forward(x, p.kernel_size, p.stride, p.padding, p.ceil_mode,
-                                      relu=True)
-        p._cache = cache if training else None
-        return y
+        return self.pool._pool(x, training, relu=True)
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return self.pool.backward(dy)
