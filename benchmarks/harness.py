@@ -90,13 +90,15 @@ def _gc_paused() -> Iterator[None]:
 
 
 def measure_pair(a: Callable[[], Any], b: Callable[[], Any] | None, samples: int,
-                 warmup: int = 2, settle: int = 0) -> dict[str, Any]:
+                 warmup: int = 2, settle: int = 0, settle_ms: float = 0.0) -> dict[str, Any]:
     """Time ``a`` and ``b`` interleaved: first calls, ``warmup`` untimed pairs, then ``samples`` pairs.
 
-    ``settle`` untimed calls of the same side go before every timed call: after the
-    switch from the other framework, its worker threads (OpenBLAS and OpenMP pools spin
-    for a while after their work) stop competing for the cores, and the timed call runs
-    as the next call of a training loop would.
+    Untimed calls of the same side go before every timed call: at least ``settle`` of
+    them, and more until ``settle_ms`` milliseconds have passed since the switch. After
+    the switch from the other framework, its worker threads keep spinning for a while
+    (PyTorch's OpenMP workers about 8 ms after each parallel op on this machine,
+    OpenBLAS's after a multi-threaded product) and compete for the cores; once they
+    sleep, the timed call runs as the next call of a training loop would.
 
     Returns seconds: ``{'first': (a, b), 'a': [...], 'b': [...]}`` (b entries None without b).
     The first call of each side is timed on its own (it includes lazy initialisation and
@@ -114,14 +116,21 @@ def measure_pair(a: Callable[[], Any], b: Callable[[], Any] | None, samples: int
         times_a: list[float] = []
         times_b: list[float] = []
         for _ in range(samples):
-            for _ in range(settle):
-                a()
+            _settle(a, settle, settle_ms)
             times_a.append(_time_call(a))
             if b is not None:
-                for _ in range(settle):
-                    b()
+                _settle(b, settle, settle_ms)
                 times_b.append(_time_call(b))
     return {"first": (first_a, first_b), "a": times_a, "b": times_b if b is not None else None}
+
+
+def _settle(fn: Callable[[], Any], calls: int, ms: float) -> None:
+    """Call ``fn`` untimed at least ``calls`` times and until ``ms`` milliseconds have passed."""
+    t0 = time.perf_counter()
+    done = 0
+    while done < calls or (time.perf_counter() - t0) * 1e3 < ms:
+        fn()
+        done += 1
 
 
 def summarize(seconds: list[float]) -> dict[str, Any]:
@@ -150,11 +159,13 @@ def pair_record(raw: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def run_case(case: Case, samples: int, warmup: int, settle: int = 0) -> dict[str, Any]:
+def run_case(case: Case, samples: int, warmup: int, settle: int = 0,
+             settle_ms: float = 0.0) -> dict[str, Any]:
     """Set a case up, time it, compare the two results; the JSON record of the case."""
     pair = case.setup()
     record = {"name": case.name, "group": case.group, "target": case.target,
-              **pair_record(measure_pair(pair.clearconv, pair.torch, samples, warmup, settle))}
+              **pair_record(measure_pair(pair.clearconv, pair.torch, samples, warmup, settle,
+                                         settle_ms))}
     record["passed"] = passes(record["ratio_median"], case.target)
     record["cpu_load"] = cpu_load()
     record["check"] = pair.compare() if pair.compare is not None and pair.torch else None

@@ -79,11 +79,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="untimed calls of the same framework before each timed one, so the "
                         "other framework's spinning worker threads are out of the way "
                         "(default 1, --quick 0)")
+    p.add_argument("--settle-ms", type=float, default=None,
+                   help="...and more of them until this many milliseconds have passed since "
+                        "the switch (default 25: PyTorch's OpenMP workers spin ~8 ms after "
+                        "each parallel op here; --quick 0)")
     p.add_argument("--epoch-rounds", type=int, default=None,
                    help="real-MNIST epoch pairs, alternating (default 3, --quick 1)")
     args = p.parse_args(argv)
     if args.settle is None:
         args.settle = 0 if args.quick else 1
+    if args.settle_ms is None:
+        args.settle_ms = 0.0 if args.quick else 25.0
     if args.epoch_rounds is None:
         args.epoch_rounds = 1 if args.quick else 3
     if args.samples is None:
@@ -115,7 +121,7 @@ def run_micro(cases: list[Case], args: argparse.Namespace) -> list[dict[str, Any
     for i, case in enumerate(cases, 1):
         t0 = time.perf_counter()
         try:
-            record = run_case(case, args.samples, args.warmup, args.settle)
+            record = run_case(case, args.samples, args.warmup, args.settle, args.settle_ms)
         except Exception as e:  # noqa: BLE001  (one broken case must not lose the others)
             record = {"name": case.name, "group": case.group, "target": case.target,
                       "error": f"{type(e).__name__}: {e}"}
@@ -316,7 +322,9 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
     jit = f"Numba {env['numba']}" if env.get("clearconv_jit") else "no Numba (pure NumPy)"
     title = (f"clearconv vs PyTorch {env['torch'] or '(absent)'}, NumPy {env['numpy']}, "
              f"{jit}, {env['threads']} threads, {env['cpu_model']}, {args.samples} paired samples "
-             f"after {args.warmup} warm-up; ratio = median of per-pair clearconv/torch")
+             f"after {args.warmup} warm-up, each timed call after >= {args.settle} untimed call(s) "
+             f"and {args.settle_ms:g} ms of the same framework; "
+             f"ratio = median of per-pair clearconv/torch")
     lines = [title, "", format_table(rows, header), ""]
     verdicts = [r.get("passed") for r in results["cases"]]
     for rec in results["epochs"]:
@@ -389,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, Any] = {
             "environment": environment(args.threads),
             "settings": {"samples": args.samples, "warmup": args.warmup,
+                         "settle": args.settle, "settle_ms": args.settle_ms,
                          "threads": args.threads, "quick": args.quick,
                          "fresh_process": args.fresh_process, "cases": args.cases,
                          "mnist_dir": str(args.mnist_dir)},

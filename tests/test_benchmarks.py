@@ -27,6 +27,31 @@ def test_pairs_are_interleaved_after_first_calls_and_warmup():
     assert all(t >= 0 for t in raw["a"] + raw["b"])
 
 
+def test_settling_calls_go_before_each_timed_call_until_the_time_is_up():
+    import time
+
+    calls: list[str] = []
+
+    def side(name: str):
+        def call() -> None:
+            calls.append(name)
+            time.sleep(0.004)
+        return call
+
+    raw = measure_pair(side("a"), side("b"), samples=3, warmup=0, settle=1, settle_ms=10)
+    assert len(raw["a"]) == len(raw["b"]) == 3
+    runs = []            # the calls grouped into runs of the same side
+    for name in calls:
+        if runs and runs[-1][0] == name:
+            runs[-1][1] += 1
+        else:
+            runs.append([name, 1])
+    # first calls, then per sample: >= 10 ms of 4 ms settling calls (3) + the timed one
+    assert [r[0] for r in runs] == ["a", "b"] * 4
+    assert runs[0][1] == runs[1][1] == 1
+    assert all(4 <= n <= 6 for _, n in runs[2:])
+
+
 def test_case_filter_matches_substrings_and_globs():
     assert selected("conv fwd+bwd 64x1x28x28->32 k3 s1 p1", "fwd+bwd")
     assert selected("train step lenet5 b64", "inference,train")
