@@ -109,6 +109,87 @@ def test_winograd_float32_matches_torch():
         np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5 * scale, err_msg=name)
 
 
+# ----------------------------------------------------------------------------- direct
+# (x shape, C_out, kernel, padding): kernel widths 1..7 take the kernel's three-offset
+# passes and the single-offset remainder in every mix
+DIRECT_CASES = [
+    ((2, 1, 9, 8), 6, (5, 5), 2),
+    ((3, 1, 7, 7), 4, (3, 3), 1),
+    ((2, 3, 6, 9), 5, (2, 4), 0),
+    ((2, 2, 8, 5), 3, (1, 1), 0),
+    ((1, 3, 10, 11), 2, (3, 7), ((1, 2), (3, 0))),
+    ((2, 1, 5, 5), 3, (5, 5), 0),          # a single output pixel
+    ((2, 2, 6, 6), 4, (4, 4), "same"),     # asymmetric 'same' padding
+    ((2, 6, 6, 7), 3, (3, 2), 1),          # more channels, forced by algorithm='direct'
+]
+
+
+def _direct_arrays(x_shape, c_out, kernel, seed, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal((c_out, x_shape[1], *kernel)).astype(dtype)
+    b = rng.standard_normal(c_out).astype(dtype)
+    return x, w, b
+
+
+@needs_numba
+@pytest.mark.parametrize("x_shape, c_out, kernel, padding", DIRECT_CASES)
+def test_direct_conv_matches_the_loop_reference(x_shape, c_out, kernel, padding):
+    x, w, b = _direct_arrays(x_shape, c_out, kernel, seed=sum(x_shape) + c_out)
+    for bias in (b, None):
+        y, cache = conv2d_forward(x, w, bias, padding=padding, algorithm="direct")
+        assert isinstance(cache, conv.DirectCache)
+        y_ref, cache_ref = R.conv2d_forward(x, w, bias, padding=padding)
+        np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12)
+        dy = np.random.default_rng(1).standard_normal(y.shape)
+        grads = conv2d_backward(dy, cache)
+        for ours, ref, name in zip(grads, R.conv2d_backward(dy, cache_ref),
+                                   ("dx", "dweight", "dbias")):
+            if ref is None:
+                assert ours is None, name
+            else:
+                np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-11, err_msg=name)
+        y_inf, none = conv2d_forward(x, w, bias, padding=padding, algorithm="direct",
+                                     need_backward=False)
+        assert none is None
+        np.testing.assert_array_equal(y_inf, y)
+
+
+@needs_numba
+def test_direct_conv_gradients_pass_finite_differences():
+    x, w, b = _direct_arrays((2, 2, 6, 5), 3, (3, 4), seed=4)
+    result = gradcheck(lambda x, w, b: conv2d_forward(x, w, b, padding=(1, 2),
+                                                      algorithm="direct"),
+                       conv2d_backward, {"x": x, "weight": w, "bias": b})
+    assert result.ok, str(result)
+
+
+@needs_numba
+def test_direct_conv_float32_matches_im2col_and_torch():
+    """LeNet-5's first layer (1 -> 6, 5x5, padding 2), which 'auto' runs directly."""
+    x, w, b = _direct_arrays((16, 1, 28, 28), 6, (5, 5), seed=9, dtype=np.float32)
+    y, cache = conv2d_forward(x, w, b, padding=2)
+    assert isinstance(cache, conv.DirectCache) and y.dtype == np.float32
+    y2, cache2 = conv2d_forward(x, w, b, padding=2, algorithm="im2col")
+    dy = np.random.default_rng(3).standard_normal(y.shape).astype(np.float32)
+    np.testing.assert_allclose(y, y2, rtol=1e-5, atol=1e-5)
+    for a, b_, name in zip(conv2d_backward(dy, cache), conv2d_backward(dy, cache2),
+                           ("dx", "dweight", "dbias")):
+        assert a.dtype == np.float32, name
+        np.testing.assert_allclose(a, b_, rtol=1e-4, atol=1e-4, err_msg=name)
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: direct conv vs "
+                                                "torch not checked")
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    yt = torch.nn.functional.conv2d(xt, wt, bt, padding=2)
+    yt.backward(torch.tensor(dy))
+    pairs = [("y", y, yt)] + list(zip(("dx", "dweight", "dbias"), conv2d_backward(dy, cache),
+                                      (xt.grad, wt.grad, bt.grad)))
+    for name, ours, theirs in pairs:
+        theirs = theirs.detach().numpy()
+        scale = float(np.abs(theirs).max())
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5 * scale, err_msg=name)
+
+
 def test_auto_picks_winograd_only_where_it_pays():
     big = _arrays((1, 32, 6, 6), 32, seed=0, dtype=np.float32)
     _, cache = conv2d_forward(*big, padding=1)
@@ -117,6 +198,12 @@ def test_auto_picks_winograd_only_where_it_pays():
     _, cache = conv2d_forward(*(a.astype(np.float64) for a in big), padding=1)
     assert isinstance(cache, conv.Conv2dCache)
     _, cache = conv2d_forward(*_arrays((1, 3, 6, 6), 32, 0, np.float32), padding=1)
+    assert isinstance(cache, conv.Conv2dCache)
+    # few input and output channels, stride 1: the direct loop (with Numba)
+    small = _arrays((1, 3, 6, 6), 6, 0, np.float32)
+    _, cache = conv2d_forward(*small, padding=1)
+    assert isinstance(cache, conv.DirectCache) == _jit.AVAILABLE
+    _, cache = conv2d_forward(*small, stride=2, padding=1)
     assert isinstance(cache, conv.Conv2dCache)
     _, cache = conv2d_forward(*big, stride=2, padding=1)
     assert isinstance(cache, conv.Conv2dCache)
@@ -129,6 +216,8 @@ def test_algorithm_errors_name_the_problem():
     with pytest.raises(ClearConvError, match=r"winograd.*3x3.*stride 1.*got kernel \(3, 3\), "
                                              r"stride \(2, 2\)"):
         conv2d_forward(x, w, b, stride=2, algorithm="winograd")
+    with pytest.raises(ClearConvError, match=r"direct.*stride 1.*got stride \(2, 2\)"):
+        conv2d_forward(x, w, b, stride=2, algorithm="direct")
     with pytest.raises(ClearConvError, match="algorithm must be one of.*'fft'"):
         conv2d_forward(x, w, b, algorithm="fft")
 

@@ -406,6 +406,113 @@ def col2im_nhwc(d: Any, sh: int, sw: int, dh: int, c_n: int, dxp: Any) -> None:
                         dxp[n, r, q + t] += d[n, m, k, i, t]
 
 
+# Direct convolution for few input channels (stride 1, dilation 1), on "wide" rows: an
+# image channel's padded plane is one flat array of H_pad*W_pad values, and the output of
+# channel o is computed on the grid q = m*W_pad + k (W_pad - W_out junk columns per row,
+# never stored), so that kernel offset (i, j) reads the contiguous run starting at
+# i*W_pad + j: Z_wide[q] += W[o, c, i, j] * A_flat[c, q + i*W_pad + j]. Each offset is
+# then one long vectorised loop, with no im2col columns in memory.
+
+_njit_reassoc = ((lambda fn: numba.njit(cache=True, nogil=True, error_model="numpy",
+                                        fastmath={"reassoc", "contract"})(fn))
+                 if AVAILABLE else (lambda fn: fn))
+
+
+@_njit
+def conv_direct_forward(xf: Any, w: Any, b: Any, wp: int, y: Any) -> None:
+    """y[n, m, k, o] = b[o] + sum_{c,i,j} w[o, c, i, j] * A_pad[n, c, m + i, k + j].
+
+    xf: zero-padded input, (N, C, H_pad*W_pad) C-contiguous, rows of width ``wp``;
+    w: (O, C, kh, kw); b: (O,) (zeros for no bias); y: (N, H_out, W_out, O).
+    Each output is summed in (c, i, j) order, starting from the bias.
+    """
+    c_out, c_in, kh, kw = w.shape
+    n_img, ho, wo = y.shape[0], y.shape[1], y.shape[2]
+    run = (ho - 1) * wp + wo          # wide positions up to the last real output
+    acc = np.empty(run, y.dtype)
+    for n in range(n_img):
+        for o in range(c_out):
+            bo = b[o]
+            for q in range(run):
+                acc[q] = bo
+            for c in range(c_in):
+                xc = xf[n, c]
+                for i in range(kh):
+                    j = 0
+                    while j + 3 <= kw:    # three offsets per pass over acc
+                        w0 = w[o, c, i, j]
+                        w1 = w[o, c, i, j + 1]
+                        w2 = w[o, c, i, j + 2]
+                        xs = xc[i * wp + j:i * wp + j + run + 2]
+                        for q in range(run):
+                            a = acc[q]
+                            a += w0 * xs[q]
+                            a += w1 * xs[q + 1]
+                            a += w2 * xs[q + 2]
+                            acc[q] = a
+                        j += 3
+                    while j < kw:
+                        w0 = w[o, c, i, j]
+                        xs = xc[i * wp + j:i * wp + j + run]
+                        for q in range(run):
+                            acc[q] += w0 * xs[q]
+                        j += 1
+            for m in range(ho):
+                for k in range(wo):
+                    y[n, m, k, o] = acc[m * wp + k]
+
+
+@_njit_reassoc
+def conv_direct_weight_grad(xf: Any, dy: Any, wp: int, kh: int, kw: int, dw: Any,
+                            db: Any) -> None:
+    """dw[o, c, i, j] += sum_{n,m,k} dy[n, m, k, o] * A_pad[n, c, m + i, k + j] and
+    db[o] += sum_{n,m,k} dy[n, m, k, o], on :func:`conv_direct_forward`'s wide rows.
+
+    xf: (N, C, H_pad*W_pad) as there; dy: (N, H_out, W_out, O); dw: (O, C, kh, kw);
+    db: (O,). Each dot product over an image's wide row is summed in vector lanes
+    (compiled with reassociation, like a BLAS dot); images add up in order.
+    """
+    n_img, ho, wo, c_out = dy.shape
+    c_in = xf.shape[1]
+    run = (ho - 1) * wp + wo
+    g = np.zeros(run, dy.dtype)       # dy of one channel on the wide grid, junk = 0
+    zero = dw.dtype.type(0)
+    for n in range(n_img):
+        for o in range(c_out):
+            for m in range(ho):
+                for k in range(wo):
+                    g[m * wp + k] = dy[n, m, k, o]
+            s = zero
+            for q in range(run):
+                s += g[q]
+            db[o] += s
+            for c in range(c_in):
+                xc = xf[n, c]
+                for i in range(kh):
+                    j = 0
+                    while j + 3 <= kw:    # three offsets per pass over g
+                        xs = xc[i * wp + j:i * wp + j + run + 2]
+                        s0 = zero
+                        s1 = zero
+                        s2 = zero
+                        for q in range(run):
+                            gq = g[q]
+                            s0 += gq * xs[q]
+                            s1 += gq * xs[q + 1]
+                            s2 += gq * xs[q + 2]
+                        dw[o, c, i, j] += s0
+                        dw[o, c, i, j + 1] += s1
+                        dw[o, c, i, j + 2] += s2
+                        j += 3
+                    while j < kw:
+                        xs = xc[i * wp + j:i * wp + j + run]
+                        s0 = zero
+                        for q in range(run):
+                            s0 += g[q] * xs[q]
+                        dw[o, c, i, j] += s0
+                        j += 1
+
+
 def warm_up() -> bool:
     """Load (or compile) the kernels of float32 training now, on tiny arrays (other
     dtypes load at their first use).
@@ -426,6 +533,11 @@ def warm_up() -> bool:
         winograd_output_grad_tiles(np.zeros((1, 2, 2, 2), dt), 1, 1, v, np.zeros(2))
         winograd_input_grad_tiles(np.zeros((16, 1, 2), dt), 1, 1, xp)
         col2im_nhwc(np.zeros((1, 2, 2, 3, 6), dt), 1, 1, 1, 2, np.zeros((1, 4, 8), dt))
+        y = np.zeros((1, 2, 2, 2), dt)
+        conv_direct_forward(np.zeros((1, 1, 16), dt), np.zeros((2, 1, 3, 3), dt),
+                            np.zeros(2, dt), 4, y)
+        conv_direct_weight_grad(np.zeros((1, 1, 16), dt), y, 4, 3, 3,
+                                np.zeros((2, 1, 3, 3), dt), np.zeros(2, dt))
         for idx_dtype in (np.uint8,):
             y = np.zeros((1, 2, 2, 2), dt)
             idx = np.zeros((1, 2, 2, 2), idx_dtype)
