@@ -310,6 +310,41 @@ def test_compiled_max_pool_matches_numpy_path(x_shape, kernel, stride, padding, 
                                    rtol=1e-6, atol=1e-6)
 
 
+@needs_numba
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("values", ["normal", "ties", "nonfinite"])
+@pytest.mark.parametrize("x_shape", [(2, 6, 8, 8), (1, 3, 7, 9), (2, 1, 5, 6), (3, 16, 4, 4)])
+def test_compiled_2x2_pool_on_nchw_planes_matches_numpy_path(x_shape, values, relu,
+                                                             monkeypatch):
+    """NCHW memory (what the direct conv returns), 2x2/2: the plane kernels run (spied),
+    odd last rows/columns get no gradient, dy may come in either layout."""
+    rng = np.random.default_rng(sum(x_shape) + 1)
+    x = rng.standard_normal(x_shape) if values == "normal" else \
+        rng.integers(-1, 2, x_shape).astype(np.float64)
+    if values == "nonfinite":
+        x[rng.random(x_shape) < 0.2] = np.nan
+        x[rng.random(x_shape) < 0.2] = -np.inf
+    x = x.astype(np.float32)
+    calls = []
+    for name in ("max_pool_2x2_planes", "max_pool_2x2_planes_backward"):
+        kernel = getattr(_jit, name)
+        monkeypatch.setattr(_jit, name, lambda *a, _k=kernel, _n=name: (calls.append(_n),
+                                                                        _k(*a))[1])
+    y, cache = pool.max_pool2d_forward(x, 2, 2, 0, False, relu)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    for dy_layout in (dy, _channels_last(dy)):
+        dx = pool.max_pool2d_backward(dy_layout, cache)
+        assert dx.flags.c_contiguous
+        with monkeypatch.context() as m:
+            m.setattr(_jit, "AVAILABLE", False)
+            y_np, cache_np = pool.max_pool2d_forward(x, 2, 2, 0, False, relu)
+            dx_np = pool.max_pool2d_backward(dy_layout, cache_np)
+        np.testing.assert_array_equal(y, y_np)
+        np.testing.assert_array_equal(cache.argmax, cache_np.argmax)
+        np.testing.assert_array_equal(dx, dx_np)
+    assert set(calls) == {"max_pool_2x2_planes", "max_pool_2x2_planes_backward"}
+
+
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("x_shape, kernel, stride, padding, ceil_mode", POOL_CASES)
 def test_fused_relu_max_pool_equals_relu_then_max_pool(x_shape, kernel, stride, padding,

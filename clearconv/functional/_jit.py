@@ -364,6 +364,76 @@ def max_pool_2x2_nhwc(x: Any, relu: bool, y: Any, idx: Any) -> None:
                     idx[n, m, k, c] = bi
 
 
+# Max pooling 2x2, stride 2, no padding, on NCHW memory seen as planes (N*C, H, W):
+# each output row reads two input rows and the loops run along them (the channels-last
+# kernels above would step C values at a time). Same rule (first maximum, NaN wins).
+
+@_njit
+def max_pool_2x2_planes(x: Any, relu: bool, y: Any, idx: Any) -> None:
+    """y[p, m, k] = max of x[p, 2m:2m+2, 2k:2k+2]; idx = its offset 2i + j (4 where a
+    fused ReLU outputs 0). x: (P, H, W); y, idx: (P, H // 2, W // 2)."""
+    n_planes = x.shape[0]
+    h_out, w_out = y.shape[1], y.shape[2]
+    zero = y.dtype.type(0)
+    for p in range(n_planes):
+        for m in range(h_out):
+            r0 = x[p, 2 * m]
+            r1 = x[p, 2 * m + 1]
+            yr = y[p, m]
+            ir = idx[p, m]
+            for k in range(w_out):
+                v0 = r0[2 * k]
+                v1 = r0[2 * k + 1]
+                v2 = r1[2 * k]
+                v3 = r1[2 * k + 1]
+                best = v0
+                bi = 0
+                g = (v1 > best) | (v1 != v1)
+                best = v1 if g else best
+                bi = 1 if g else bi
+                g = (v2 > best) | (v2 != v2)
+                best = v2 if g else best
+                bi = 2 if g else bi
+                g = (v3 > best) | (v3 != v3)
+                best = v3 if g else best
+                bi = 3 if g else bi
+                if relu:
+                    off = not best > 0
+                    bi = 4 if off else bi
+                    best = zero if (off and best == best) else best
+                yr[k] = best
+                ir[k] = bi
+
+
+@_njit
+def max_pool_2x2_planes_backward(dy: Any, idx: Any, dx: Any) -> None:
+    """dx[p, 2m + i, 2k + j] = dy[p, m, k] where idx[p, m, k] == 2i + j, else 0, every
+    cell of dx written (a last odd row or column, in no window, gets 0).
+    dy, idx: (P, H_out, W_out); dx: (P, H, W)."""
+    n_planes = dy.shape[0]
+    h_out, w_out = dy.shape[1], dy.shape[2]
+    h, w = dx.shape[1], dx.shape[2]
+    zero = dx.dtype.type(0)
+    for p in range(n_planes):
+        for m in range(h_out):
+            d0 = dx[p, 2 * m]
+            d1 = dx[p, 2 * m + 1]
+            g = dy[p, m]
+            t = idx[p, m]
+            for q in range(2 * w_out):   # along the two rows, each output read twice
+                gk = g[q >> 1]
+                tk = t[q >> 1]
+                j = q & 1
+                d0[q] = gk if tk == j else zero
+                d1[q] = gk if tk == j + 2 else zero
+            for q in range(2 * w_out, w):
+                d0[q] = zero
+                d1[q] = zero
+        for r in range(2 * h_out, h):
+            for q in range(w):
+                dx[p, r, q] = zero
+
+
 @_njit
 def max_pool_backward_nhwc(dy: Any, idx: Any, kh: int, kw: int, sh: int, sw: int, ph: int,
                            pw: int, dx: Any) -> None:
@@ -423,11 +493,11 @@ def conv_direct_forward(xf: Any, w: Any, b: Any, wp: int, y: Any) -> None:
     """y[n, m, k, o] = b[o] + sum_{c,i,j} w[o, c, i, j] * A_pad[n, c, m + i, k + j].
 
     xf: zero-padded input, (N, C, H_pad*W_pad) C-contiguous, rows of width ``wp``;
-    w: (O, C, kh, kw); b: (O,) (zeros for no bias); y: (N, H_out, W_out, O).
+    w: (O, C, kh, kw); b: (O,) (zeros for no bias); y: (N, O, H_out, W_out).
     Each output is summed in (c, i, j) order, starting from the bias.
     """
     c_out, c_in, kh, kw = w.shape
-    n_img, ho, wo = y.shape[0], y.shape[1], y.shape[2]
+    n_img, ho, wo = y.shape[0], y.shape[2], y.shape[3]
     run = (ho - 1) * wp + wo          # wide positions up to the last real output
     acc = np.empty(run, y.dtype)
     for n in range(n_img):
@@ -458,8 +528,7 @@ def conv_direct_forward(xf: Any, w: Any, b: Any, wp: int, y: Any) -> None:
                             acc[q] += w0 * xs[q]
                         j += 1
             for m in range(ho):
-                for k in range(wo):
-                    y[n, m, k, o] = acc[m * wp + k]
+                y[n, o, m] = acc[m * wp:m * wp + wo]
 
 
 @_njit_reassoc
@@ -468,11 +537,11 @@ def conv_direct_weight_grad(xf: Any, dy: Any, wp: int, kh: int, kw: int, dw: Any
     """dw[o, c, i, j] += sum_{n,m,k} dy[n, m, k, o] * A_pad[n, c, m + i, k + j] and
     db[o] += sum_{n,m,k} dy[n, m, k, o], on :func:`conv_direct_forward`'s wide rows.
 
-    xf: (N, C, H_pad*W_pad) as there; dy: (N, H_out, W_out, O); dw: (O, C, kh, kw);
+    xf: (N, C, H_pad*W_pad) as there; dy: (N, O, H_out, W_out); dw: (O, C, kh, kw);
     db: (O,). Each dot product over an image's wide row is summed in vector lanes
     (compiled with reassociation, like a BLAS dot); images add up in order.
     """
-    n_img, ho, wo, c_out = dy.shape
+    n_img, c_out, ho, wo = dy.shape
     c_in = xf.shape[1]
     run = (ho - 1) * wp + wo
     g = np.zeros(run, dy.dtype)       # dy of one channel on the wide grid, junk = 0
@@ -480,8 +549,7 @@ def conv_direct_weight_grad(xf: Any, dy: Any, wp: int, kh: int, kw: int, dw: Any
     for n in range(n_img):
         for o in range(c_out):
             for m in range(ho):
-                for k in range(wo):
-                    g[m * wp + k] = dy[n, m, k, o]
+                g[m * wp:m * wp + wo] = dy[n, o, m]
             s = zero
             for q in range(run):
                 s += g[q]
@@ -536,6 +604,10 @@ def warm_up() -> bool:
         y = np.zeros((1, 2, 2, 2), dt)
         conv_direct_forward(np.zeros((1, 1, 16), dt), np.zeros((2, 1, 3, 3), dt),
                             np.zeros(2, dt), 4, y)
+        planes = np.zeros((2, 4, 4), dt)
+        idx8 = np.zeros((2, 2, 2), np.uint8)
+        max_pool_2x2_planes(planes, True, y[0], idx8)
+        max_pool_2x2_planes_backward(y[0], idx8, planes)
         conv_direct_weight_grad(np.zeros((1, 1, 16), dt), y, 4, 3, 3,
                                 np.zeros((2, 1, 3, 3), dt), np.zeros(2, dt))
         for idx_dtype in (np.uint8,):

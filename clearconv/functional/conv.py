@@ -6,7 +6,9 @@ computed as one matrix product: the windows of ``A_pad`` are copied once into co
 (``im2col``, shape (N*H_out*W_out, kh*kw*C_in), channels innermost) and multiplied by
 the weight reshaped to (kh*kw*C_in, C_out). The result is returned as an NCHW view of
 NHWC memory (PyTorch's ``channels_last`` format): shapes and values are NCHW, and the
-next conv reads its channels contiguously without a transpose copy.
+next conv reads its channels contiguously without a transpose copy. For few input and
+output channels a compiled direct loop (``algorithm='direct'``) sums each output over its
+window instead, without columns, and returns NCHW memory.
 
 Backward (§9):
 
@@ -264,10 +266,11 @@ def _direct_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     xp[:, :, pt:pt + h, pl:pl + w] = x
     xf = xp.reshape(n, c, hp * wp)
     b = bias if bias is not None else np.zeros(c_out, x.dtype)
-    y = np.empty((n, ho, wo, c_out), x.dtype)
+    # NCHW memory (the im2col path returns channels-last): its rows come out of the
+    # kernel whole, and the max pooling that usually follows reads planes
+    y = np.empty((n, c_out, ho, wo), x.dtype)
     _parallel.map_split(lambda lo, hi: _jit.conv_direct_forward(xf[lo:hi], weight, b, wp,
                                                                 y[lo:hi]), n)
-    y = y.transpose(0, 3, 1, 2)     # NCHW view of NHWC memory, as the im2col path
     return y, (DirectCache(xf, weight, bias is not None, geo) if need_backward else None)
 
 
@@ -278,12 +281,12 @@ def _direct_weight_grad(dy: np.ndarray, cache: DirectCache
     weight, geo = cache.weight, cache.geometry
     kh, kw = geo.kernel
     wp = geo.in_shape[3] + sum(geo.padding[1])
-    dyl = np.ascontiguousarray(dy.transpose(0, 2, 3, 1))     # free for channels-last dy
+    dyp = np.ascontiguousarray(dy)       # NCHW memory, like the forward's output
 
     def part(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         dw = np.zeros(weight.shape, weight.dtype)
         db = np.zeros(weight.shape[0], weight.dtype)
-        _jit.conv_direct_weight_grad(cache.xf[lo:hi], dyl[lo:hi], wp, kh, kw, dw, db)
+        _jit.conv_direct_weight_grad(cache.xf[lo:hi], dyp[lo:hi], wp, kh, kw, dw, db)
         return dw, db
 
     parts = _parallel.map_split(part, geo.in_shape[0])
@@ -361,12 +364,14 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | winograd.WinogradCache,
     c_out = weight.shape[0]
     kh, kw = geo.kernel
     ho, wo = geo.out_shape[2:]
-    # dZ as rows (n, m, k) x columns C_out: free when dy is channels-last, else one copy
-    dyr = dy.transpose(0, 2, 3, 1).reshape(n * ho * wo, c_out)
     transposed = c < _FEW_CHANNELS
     if isinstance(cache, DirectCache):
         dweight, dbias = _direct_weight_grad(dy, cache)
-    else:
+        if not input_grad:
+            return None, dweight, dbias
+    # dZ as rows (n, m, k) x columns C_out: free when dy is channels-last, else one copy
+    dyr = dy.transpose(0, 2, 3, 1).reshape(n * ho * wo, c_out)
+    if not isinstance(cache, DirectCache):
         # dW = dZ^T cols, reordered from (C_out, kh, kw, C_in) to (C_out, C_in, kh, kw)
         cols, has_bias = cache.cols, cache.has_bias
         if transposed:

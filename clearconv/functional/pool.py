@@ -162,7 +162,16 @@ def _is_2x2_unpadded(geo: PoolGeometry) -> bool:
     return geo.kernel == (2, 2) and geo.stride == (2, 2) and geo.padding == ((0, 0), (0, 0))
 
 
+def _planes(a: np.ndarray, geo: PoolGeometry) -> np.ndarray | None:
+    """NCHW memory as (N*C, H, W) planes for the compiled 2x2/2 kernels, else None."""
+    if a.flags.c_contiguous and _is_2x2_unpadded(geo):
+        return a.reshape(-1, *a.shape[2:])
+    return None
+
+
 def _compiled_pool_fits(x: np.ndarray, geo: PoolGeometry) -> bool:
+    if _planes(x, geo) is not None:
+        return True
     return _nhwc(x) is not None and (x.shape[1] >= _COMPILED_POOL_MIN_CHANNELS
                                      or _is_2x2_unpadded(geo))
 
@@ -170,6 +179,14 @@ def _compiled_pool_fits(x: np.ndarray, geo: PoolGeometry) -> bool:
 def _max_pool_compiled(x: np.ndarray, geo: PoolGeometry, idx_dtype: type, relu: bool
                        ) -> tuple[np.ndarray, MaxPool2dCache]:
     """max_pool2d_forward in one compiled pass (Numba, :mod:`._jit`), in x's memory layout."""
+    xp = _planes(x, geo)
+    if xp is not None:   # NCHW memory, 2x2/2 unpadded: along the rows of each plane
+        y = np.empty(geo.out_shape, x.dtype)
+        idx = np.empty(geo.out_shape, idx_dtype)
+        yp, ip = y.reshape(-1, *y.shape[2:]), idx.reshape(-1, *idx.shape[2:])
+        _parallel.map_split(lambda lo, hi: _jit.max_pool_2x2_planes(
+            xp[lo:hi], relu, yp[lo:hi], ip[lo:hi]), xp.shape[0])
+        return y, MaxPool2dCache(idx, x.dtype, geo)
     xh = _nhwc(x)
     ho, wo = geo.out_shape[2:]
     y = np.empty((xh.shape[0], ho, wo, xh.shape[3]), x.dtype)
@@ -231,6 +248,14 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
         )
     n, c, h, w = geo.in_shape
     (pt, pb), (pl, pr) = geo.padding
+    idx_p = _planes(idx, geo) if _jit.AVAILABLE else None
+    if idx_p is not None:   # the forward ran on NCHW planes: so does its backward
+        dy_p = np.ascontiguousarray(dy).reshape(idx_p.shape)
+        dx = np.empty((n, c, h, w), dtype)
+        dx_p = dx.reshape(-1, h, w)
+        _parallel.map_split(lambda lo, hi: _jit.max_pool_2x2_planes_backward(
+            dy_p[lo:hi], idx_p[lo:hi], dx_p[lo:hi]), idx_p.shape[0])
+        return dx
     idx_h = _nhwc(idx) if _jit.AVAILABLE else None
     if idx_h is not None:   # one compiled pass (Numba), channels-last like the forward
         dy_h = np.ascontiguousarray(dy.transpose(0, 2, 3, 1))
