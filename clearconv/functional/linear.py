@@ -32,6 +32,7 @@ def check_linear(x: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndar
     return x.astype(dtype, copy=False), weight.astype(dtype, copy=False)
 
 
+@_parallel.splits_its_own_work
 def linear_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None
                    ) -> tuple[np.ndarray, LinearCache]:
     """Forward of a dense layer, ``y[n, o] = sum_i x[n, i] W[o, i] + b[o]``.
@@ -58,6 +59,7 @@ def linear_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
     return y, LinearCache(x, weight, bias is not None)
 
 
+@_parallel.splits_its_own_work
 def linear_backward(dy: np.ndarray, cache: LinearCache, input_grad: bool = True
                     ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Backward of :func:`linear_forward`.
