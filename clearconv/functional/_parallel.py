@@ -104,14 +104,15 @@ def step_context() -> contextlib.AbstractContextManager[None]:
     return blas_single_threaded()
 
 
-def map_split(fn: Callable[[int, int], T], n: int) -> list[T]:
+def map_split(fn: Callable[[int, int], T], n: int, parallel: bool = True) -> list[T]:
     """``[fn(lo, hi) ...]`` over a split of ``range(n)`` into contiguous parts, one per
     worker thread, with the BLAS single-threaded meanwhile; in the calling thread
-    (``[fn(0, n)]``) when there is one worker."""
+    (``[fn(0, n)]``) when there is one worker or ``parallel`` is False (work too small
+    to pay for a hand-off: waking a worker and waiting for it costs ~20-80 us)."""
     from ..runtime import tune_allocator
 
     tune_allocator()
-    k = min(workers(), n)
+    k = min(workers(), n) if parallel else 1
     if k <= 1:
         return [fn(0, n)]
     global _executor

@@ -162,6 +162,16 @@ def _is_2x2_unpadded(geo: PoolGeometry) -> bool:
     return geo.kernel == (2, 2) and geo.stride == (2, 2) and geo.padding == ((0, 0), (0, 0))
 
 
+#: compiled pooling is split between threads from this many input values (below, the
+#: hand-off costs more than it saves: LeNet-5's second pool, 64x16x10x10, took 0.14 ms
+#: split and 0.09 ms in one thread; its first, 64x6x28x28, the same either way)
+_POOL_MIN_SPLIT = 1 << 19
+
+
+def _worth_splitting(x: np.ndarray) -> bool:
+    return x.size >= _POOL_MIN_SPLIT
+
+
 def _planes(a: np.ndarray, geo: PoolGeometry) -> np.ndarray | None:
     """NCHW memory as (N*C, H, W) planes for the compiled 2x2/2 kernels, else None."""
     if a.flags.c_contiguous and _is_2x2_unpadded(geo):
@@ -185,7 +195,7 @@ def _max_pool_compiled(x: np.ndarray, geo: PoolGeometry, idx_dtype: type, relu: 
         idx = np.empty(geo.out_shape, idx_dtype)
         yp, ip = y.reshape(-1, *y.shape[2:]), idx.reshape(-1, *idx.shape[2:])
         _parallel.map_split(lambda lo, hi: _jit.max_pool_2x2_planes(
-            xp[lo:hi], relu, yp[lo:hi], ip[lo:hi]), xp.shape[0])
+            xp[lo:hi], relu, yp[lo:hi], ip[lo:hi]), xp.shape[0], _worth_splitting(x))
         return y, MaxPool2dCache(idx, x.dtype, geo)
     xh = _nhwc(x)
     ho, wo = geo.out_shape[2:]
@@ -194,11 +204,11 @@ def _max_pool_compiled(x: np.ndarray, geo: PoolGeometry, idx_dtype: type, relu: 
     (pt, _), (pl, _) = geo.padding
     if x.shape[1] < _COMPILED_POOL_MIN_CHANNELS:   # few channels: 2x2/2 unpadded
         _parallel.map_split(lambda lo, hi: _jit.max_pool_2x2_nhwc(
-            xh[lo:hi], relu, y[lo:hi], idx[lo:hi]), xh.shape[0])
+            xh[lo:hi], relu, y[lo:hi], idx[lo:hi]), xh.shape[0], _worth_splitting(x))
     else:
         _parallel.map_split(lambda lo, hi: _jit.max_pool_nhwc(
             xh[lo:hi], *geo.kernel, *geo.stride, pt, pl, relu, y[lo:hi], idx[lo:hi]),
-            xh.shape[0])
+            xh.shape[0], _worth_splitting(x))
     return y.transpose(0, 3, 1, 2), MaxPool2dCache(idx.transpose(0, 3, 1, 2), x.dtype, geo)
 
 
@@ -254,14 +264,15 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
         dx = np.empty((n, c, h, w), dtype)
         dx_p = dx.reshape(-1, h, w)
         _parallel.map_split(lambda lo, hi: _jit.max_pool_2x2_planes_backward(
-            dy_p[lo:hi], idx_p[lo:hi], dx_p[lo:hi]), idx_p.shape[0])
+            dy_p[lo:hi], idx_p[lo:hi], dx_p[lo:hi]), idx_p.shape[0], _worth_splitting(dx))
         return dx
     idx_h = _nhwc(idx) if _jit.AVAILABLE else None
     if idx_h is not None:   # one compiled pass (Numba), channels-last like the forward
         dy_h = np.ascontiguousarray(dy.transpose(0, 2, 3, 1))
         dx_h = np.zeros((n, h, w, c), dtype)
         _parallel.map_split(lambda lo, hi: _jit.max_pool_backward_nhwc(
-            dy_h[lo:hi], idx_h[lo:hi], *geo.kernel, *geo.stride, pt, pl, dx_h[lo:hi]), n)
+            dy_h[lo:hi], idx_h[lo:hi], *geo.kernel, *geo.stride, pt, pl, dx_h[lo:hi]), n,
+            _worth_splitting(dx_h))
         return dx_h.transpose(0, 3, 1, 2)
     dxp = zeros_like_layout((n, c, h + pt + pb, w + pl + pr), dtype, is_channels_last(dy))
     out_hw = geo.out_shape[2:]
