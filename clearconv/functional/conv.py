@@ -350,11 +350,26 @@ def _rows_times(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _sum_over_images(product: Callable[[int, int], np.ndarray], n: int) -> np.ndarray:
     """sum over images of ``product(lo, hi)`` (a stack (hi - lo, p, q) of per-image
     products), the images split between the worker threads."""
-    parts = _parallel.map_split(lambda lo, hi: product(lo, hi).sum(axis=0), n)
+    return _add_up(_parallel.map_split(lambda lo, hi: product(lo, hi).sum(axis=0), n))
+
+
+def _add_up(parts: list[np.ndarray]) -> np.ndarray:
     total = parts[0]
     for p in parts[1:]:
         total += p
     return total
+
+
+def _weight_layout(dw2: np.ndarray, shape: tuple[int, int, int, int]) -> np.ndarray:
+    """dW from (C_out, kh*kw*C_in) columns order to (C_out, C_in, kh, kw)."""
+    c_out, c, kh, kw = shape
+    return np.ascontiguousarray(dw2.reshape(c_out, kh, kw, c).transpose(0, 3, 1, 2))
+
+
+def _fused_col2im(input_grad: bool, geo: ConvGeometry) -> bool:
+    """Whether conv2d_backward's input gradient (channels >= 4) takes the compiled
+    col2im, which also makes dW in its split."""
+    return input_grad and _jit.AVAILABLE and geo.dilation[1] == 1
 
 
 def _offset(a: np.ndarray, i: int, j: int, geo: ConvGeometry) -> np.ndarray:
@@ -407,6 +422,7 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | winograd.WinogradCache,
     # which NumPy makes at a fraction of a plain copy's speed.
     dz = dy.transpose(0, 2, 3, 1).reshape(n, hw, c_out)
     dyr = _flat_rows(dz)
+    dw_in_split = False     # dW made in the input gradient's split (below)
     if not isinstance(cache, DirectCache):
         # dW = dZ^T cols, reordered from (C_out, kh, kw, C_in) to (C_out, C_in, kh, kw)
         cols, has_bias = cache.cols, cache.has_bias
@@ -419,18 +435,31 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | winograd.WinogradCache,
             dw2 = prod[:k].T
             # the ones row of the columns gives db = sum over rows of dZ
             dbias = np.ascontiguousarray(prod[k]) if has_bias else None
+            dweight = _weight_layout(dw2, weight.shape)
         else:
+            dzt, cols3 = dz.transpose(0, 2, 1), cols.reshape(n, hw, k)
+
+            def dw_part(lo: int, hi: int) -> np.ndarray:   # images lo..hi's share of dW
+                if dyr is not None:
+                    return dyr[lo * hw:hi * hw].T @ cols[lo * hw:hi * hw]
+                return np.matmul(dzt[lo:hi], cols3[lo:hi]).sum(axis=0)
+
             # db = 1^T dZ: a product sums blocked (more exactly) and ~10x faster than
             # a NumPy sum over the rows of dZ
             if dyr is not None:
-                dw2 = _parallel.matmul_t(dyr, cols)
                 dbias = np.ones(dyr.shape[0], dyr.dtype) @ dyr if has_bias else None
             else:
-                dzt, cols3 = dz.transpose(0, 2, 1), cols.reshape(n, hw, k)
-                dw2 = _sum_over_images(lambda lo, hi: np.matmul(dzt[lo:hi], cols3[lo:hi]), n)
                 dbias = (np.matmul(dzt, np.ones(hw, dz.dtype)).sum(axis=0) if has_bias
                          else None)
-        dweight = np.ascontiguousarray(dw2.reshape(c_out, kh, kw, c).transpose(0, 3, 1, 2))
+            dw_in_split = _fused_col2im(input_grad, geo)
+            if dw_in_split:
+                dw2 = None
+            elif dyr is not None:
+                dw2 = _parallel.matmul_t(dyr, cols)
+            else:
+                dw2 = _sum_over_images(lambda lo, hi: np.matmul(dzt[lo:hi], cols3[lo:hi]), n)
+            if dw2 is not None:
+                dweight = _weight_layout(dw2, weight.shape)
     if not input_grad:
         return None, dweight, dbias
     # dcols = dZ W, then col2im: the full convolution of dZ with the rotated kernel
@@ -448,17 +477,21 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | winograd.WinogradCache,
                     _offset(dxp[lo:hi], i, j, geo)[...] += dcols[:, i, j]
 
         _parallel.map_split(work_t, n)
-    elif _jit.AVAILABLE and geo.dilation[1] == 1:
+    elif _fused_col2im(input_grad, geo):
         # one product dcols = dZ W (rows (n, m, k), columns (i, j, c)), then a compiled
-        # col2im that adds each window row's kw*C values back in one run
+        # col2im that adds each window row's kw*C values back in one run; each thread
+        # also makes its images' share of dW (one hand-off for both)
         dxph = np.zeros((n, hp, wp, c), dtype=weight.dtype)
 
-        def work(lo: int, hi: int) -> None:   # images lo..hi (their dx do not overlap)
+        def work(lo: int, hi: int) -> np.ndarray | None:   # images lo..hi (disjoint dx)
             dcols = _rows_times(dz[lo:hi], w2).reshape(hi - lo, ho, wo, kh, kw * c)
             _jit.col2im_nhwc(dcols, geo.stride[0], geo.stride[1], geo.dilation[0], c,
                              dxph[lo:hi].reshape(hi - lo, hp, wp * c))
+            return dw_part(lo, hi) if dw_in_split else None
 
-        _parallel.map_split(work, n)
+        parts = _parallel.map_split(work, n)
+        if dw_in_split:
+            dweight = _weight_layout(_add_up(parts), weight.shape)
         dxp = dxph.transpose(0, 3, 1, 2)
     else:            # one product per kernel offset: dcols[i, j] = dZ W[:, :, i, j], (N, Ho, Wo, C)
         w_off = weight.transpose(2, 3, 0, 1).reshape(kh * kw, c_out, c)
