@@ -384,3 +384,24 @@ def test_inference_forward_in_chunks_equals_training_forward(algorithm, c_in, mo
     y_inf, none = conv2d_forward(x, w, b, padding=1, algorithm=algorithm, need_backward=False)
     assert cache is not None and none is None
     np.testing.assert_allclose(y_inf, y, rtol=1e-5, atol=1e-5)
+
+
+@needs_numba
+@pytest.mark.parametrize("pads", [((0, 0), (0, 0)), ((1, 1), (1, 1)), ((2, 0), (0, 3))])
+@pytest.mark.parametrize("shape", [(3, 5, 7, 6), (2, 1, 4, 4), (64, 16, 16, 16)])
+def test_compiled_nchw_to_padded_nhwc_copy(shape, pads, monkeypatch):
+    """padded_nhwc transposes NCHW memory with a compiled, threaded copy (forced here
+    for small arrays too); the result equals NumPy's transposing copy exactly."""
+    from clearconv.functional import _windows
+
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    calls = []
+    kernel = _jit.nchw_to_nhwc
+    monkeypatch.setattr(_jit, "nchw_to_nhwc", lambda *a: (calls.append(1), kernel(*a)))
+    monkeypatch.setattr(_windows, "_SPLIT_COPY", 1)
+    out = _windows.padded_nhwc(x, pads)
+    (pt, pb), (pl, pr) = pads
+    expected = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr))).transpose(0, 2, 3, 1)
+    assert out.flags.c_contiguous
+    np.testing.assert_array_equal(out, expected)
+    assert bool(calls) == (shape[1] > 1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
+from . import _jit, _parallel
 
 
 def as_float(a: np.ndarray) -> np.ndarray:
@@ -61,11 +62,21 @@ def padded_nhwc(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) ->
     (pt, pb), (pl, pr) = pads
     n, c, h, w = x.shape
     xh = x.transpose(0, 2, 3, 1)
-    if pt == pb == pl == pr == 0:
+    if pt == pb == pl == pr == 0 and (xh.flags.c_contiguous or c == 1):
         return np.ascontiguousarray(xh)
-    out = np.zeros((n, h + pt + pb, w + pl + pr, c), x.dtype)
-    out[:, pt:pt + h, pl:pl + w] = xh
+    padded = not pt == pb == pl == pr == 0
+    out = (np.zeros if padded else np.empty)((n, h + pt + pb, w + pl + pr, c), x.dtype)
+    inner = out[:, pt:pt + h, pl:pl + w]
+    if _jit.AVAILABLE and c > 1 and x.flags.c_contiguous and x.size >= _SPLIT_COPY:
+        # NCHW memory: a real transpose, by image rows, the images split between threads
+        _parallel.map_split(lambda lo, hi: _jit.nchw_to_nhwc(x[lo:hi], inner[lo:hi]), n)
+    else:
+        inner[...] = xh
     return out
+
+
+#: padded_nhwc transposes NCHW memory in a compiled, threaded copy from this many values
+_SPLIT_COPY = 1 << 18
 
 
 def crop_nchw(xp: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
