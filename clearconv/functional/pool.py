@@ -274,7 +274,9 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
             dy_h[lo:hi], idx_h[lo:hi], *geo.kernel, *geo.stride, pt, pl, dx_h[lo:hi]), n,
             _worth_splitting(dx_h))
         return dx_h.transpose(0, 3, 1, 2)
-    dxp = zeros_like_layout((n, c, h + pt + pb, w + pl + pr), dtype, is_channels_last(dy))
+    # dx in x's memory layout (which idx has), whatever dy's: the conv before it then
+    # gets the same layout whether or not a ReLU ran between (its rounding follows it)
+    dxp = zeros_like_layout((n, c, h + pt + pb, w + pl + pr), dtype, is_channels_last(idx))
     out_hw = geo.out_shape[2:]
     overlapping = _overlapping(geo)
     hit = np.empty(idx.shape, bool)
