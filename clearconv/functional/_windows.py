@@ -67,15 +67,17 @@ def padded_nhwc(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) ->
     padded = not pt == pb == pl == pr == 0
     out = (np.zeros if padded else np.empty)((n, h + pt + pb, w + pl + pr, c), x.dtype)
     inner = out[:, pt:pt + h, pl:pl + w]
-    if _jit.AVAILABLE and c > 1 and x.flags.c_contiguous and x.size >= _SPLIT_COPY:
-        # NCHW memory: a real transpose, by image rows, the images split between threads
-        _parallel.map_split(lambda lo, hi: _jit.nchw_to_nhwc(x[lo:hi], inner[lo:hi]), n)
+    if _jit.AVAILABLE and c > 1 and x.flags.c_contiguous:
+        # NCHW memory: a real transpose, by image rows, large ones split between threads
+        _parallel.map_split(lambda lo, hi: _jit.nchw_to_nhwc(x[lo:hi], inner[lo:hi]), n,
+                            x.size >= _SPLIT_COPY)
     else:
         inner[...] = xh
     return out
 
 
-#: padded_nhwc transposes NCHW memory in a compiled, threaded copy from this many values
+#: padded_nhwc's compiled transpose of NCHW memory is split between threads from this
+#: many values
 _SPLIT_COPY = 1 << 18
 
 
