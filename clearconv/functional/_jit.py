@@ -1,15 +1,17 @@
 """Optional compiled kernels (Numba): loops that NumPy can only run as many passes.
 
-Only the data movement around the matrix products is compiled here (the Winograd tile
-transforms, see :mod:`clearconv.functional.winograd`); the products themselves stay
-NumPy/BLAS. Each kernel has a readable NumPy twin in the module that calls it, and the
-tests hold the two together.
+Mostly the data movement around the matrix products is compiled here (the Winograd
+tile transforms, see :mod:`clearconv.functional.winograd`, col2im, pooling, layout
+copies); the products themselves stay NumPy/BLAS, except the direct convolution for
+few channels (:func:`conv_direct_forward`), whose products are too narrow for the BLAS.
+Each kernel is tested against the NumPy path it replaces (and the direct convolution
+against the loop reference and PyTorch).
 
 Numba is optional (``pip install "clearconv[fast]"``). Without it, or with the
 environment variable ``CLEARCONV_JIT=0``, :data:`AVAILABLE` is False and clearconv runs
 its pure-NumPy paths. Kernels are compiled on first use and cached on disk
-(``cache=True``), single-threaded: the BLAS already uses the cores, and a second thread
-pool would fight it for them.
+(``cache=True``), single-threaded (``nogil``): :mod:`._parallel` splits a batch between
+threads that each run a kernel on their images.
 """
 
 from __future__ import annotations
