@@ -327,6 +327,30 @@ def max_pool_nhwc(x: Any, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
                                 y[n, m, k, c] = 0
 
 
+@_njit_inline
+def _max_of_4(v0: Any, v1: Any, v2: Any, v3: Any, relu: bool, zero: Any
+              ) -> tuple[Any, int]:
+    """(maximum, its offset 0..3) of a 2x2 window in row-major order, branch-free: the
+    first maximum wins ties, NaN wins; with ``relu``, (0, 4) where the maximum is not
+    > 0 (NaN stays, with offset 4: no gradient)."""
+    best = v0
+    bi = 0
+    g = (v1 > best) | (v1 != v1)
+    best = v1 if g else best
+    bi = 1 if g else bi
+    g = (v2 > best) | (v2 != v2)
+    best = v2 if g else best
+    bi = 2 if g else bi
+    g = (v3 > best) | (v3 != v3)
+    best = v3 if g else best
+    bi = 3 if g else bi
+    if relu:
+        off = not best > 0
+        bi = 4 if off else bi
+        best = zero if (off and best == best) else best
+    return best, bi
+
+
 @_njit
 def max_pool_2x2_nhwc(x: Any, relu: bool, y: Any, idx: Any) -> None:
     """:func:`max_pool_nhwc` for 2x2 windows, stride 2, no padding, with the output width
@@ -337,6 +361,7 @@ def max_pool_2x2_nhwc(x: Any, relu: bool, y: Any, idx: Any) -> None:
     n_img = x.shape[0]
     c_n = x.shape[3]
     h_out, w_out = y.shape[1], y.shape[2]
+    zero = y.dtype.type(0)
     for n in range(n_img):
         for m in range(h_out):
             r = 2 * m
@@ -347,21 +372,7 @@ def max_pool_2x2_nhwc(x: Any, relu: bool, y: Any, idx: Any) -> None:
                     v1 = x[n, r, q + 1, c]
                     v2 = x[n, r + 1, q, c]
                     v3 = x[n, r + 1, q + 1, c]
-                    best = v0
-                    bi = 0
-                    g = (v1 > best) | (v1 != v1)
-                    best = v1 if g else best
-                    bi = 1 if g else bi
-                    g = (v2 > best) | (v2 != v2)
-                    best = v2 if g else best
-                    bi = 2 if g else bi
-                    g = (v3 > best) | (v3 != v3)
-                    best = v3 if g else best
-                    bi = 3 if g else bi
-                    if relu:
-                        off = not best > 0
-                        bi = 4 if off else bi
-                        best = 0 if (off and best == best) else best
+                    best, bi = _max_of_4(v0, v1, v2, v3, relu, zero)
                     y[n, m, k, c] = best
                     idx[n, m, k, c] = bi
 
@@ -388,21 +399,7 @@ def max_pool_2x2_planes(x: Any, relu: bool, y: Any, idx: Any) -> None:
                 v1 = r0[2 * k + 1]
                 v2 = r1[2 * k]
                 v3 = r1[2 * k + 1]
-                best = v0
-                bi = 0
-                g = (v1 > best) | (v1 != v1)
-                best = v1 if g else best
-                bi = 1 if g else bi
-                g = (v2 > best) | (v2 != v2)
-                best = v2 if g else best
-                bi = 2 if g else bi
-                g = (v3 > best) | (v3 != v3)
-                best = v3 if g else best
-                bi = 3 if g else bi
-                if relu:
-                    off = not best > 0
-                    bi = 4 if off else bi
-                    best = zero if (off and best == best) else best
+                best, bi = _max_of_4(v0, v1, v2, v3, relu, zero)
                 yr[k] = best
                 ir[k] = bi
 
