@@ -457,7 +457,7 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | winograd.WinogradCache,
             elif dyr is not None:
                 dw2 = _parallel.matmul_t(dyr, cols)
             else:
-                dw2 = _sum_over_images(lambda lo, hi: np.matmul(dzt[lo:hi], cols3[lo:hi]), n)
+                dw2 = _add_up(_parallel.map_split(dw_part, n))
             if dw2 is not None:
                 dweight = _weight_layout(dw2, weight.shape)
     if not input_grad:
