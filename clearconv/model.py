@@ -26,8 +26,8 @@ from .functional import (
     softmax_cross_entropy_forward,
     softmax_forward,
 )
-from .layers import Layer, MaxPool2D, ReLU
-from .layers.pooling import _MaxPoolReLU
+from .layers import Conv2D, Layer, MaxPool2D, ReLU
+from .layers.pooling import _ConvMaxPoolReLU, _MaxPoolReLU
 from .functional._parallel import step_context
 from .parameter import Parameter
 from .runtime import tune_allocator
@@ -177,7 +177,9 @@ class Sequential:
         """The layers as they run: as given, except that a ReLU next to a MaxPool2D (either
         order) runs fused with it, as one op. ``max(relu(x)) = relu(max(x))`` exactly
         (ReLU is monotone), and the gradients agree too (a window whose maximum is <= 0
-        passes no gradient either way), but the pair then reads its input once."""
+        passes no gradient either way), but the pair then reads its input once. A Conv2D
+        before such a pair with 2x2/2 pooling runs with it too, where the conv takes its
+        direct loop (``_ConvMaxPoolReLU``; bit-identical, the conv output never stored)."""
         order: list[Layer] = []
         i = 0
         layers = self.layers
@@ -185,7 +187,11 @@ class Sequential:
             pair = {type(layers[i]), type(layers[i + 1])} if i + 1 < len(layers) else set()
             if pair == {ReLU, MaxPool2D}:
                 pool = layers[i] if type(layers[i]) is MaxPool2D else layers[i + 1]
-                order.append(_MaxPoolReLU(pool))  # type: ignore[arg-type]
+                if (order and type(order[-1]) is Conv2D
+                        and _ConvMaxPoolReLU.fits(pool)):  # type: ignore[arg-type]
+                    order[-1] = _ConvMaxPoolReLU(order[-1], pool)  # type: ignore[assignment,arg-type]
+                else:
+                    order.append(_MaxPoolReLU(pool))  # type: ignore[arg-type]
                 i += 2
             else:
                 order.append(layers[i])

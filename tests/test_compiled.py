@@ -405,3 +405,46 @@ def test_compiled_nchw_to_padded_nhwc_copy(shape, pads, monkeypatch):
     assert out.flags.c_contiguous
     np.testing.assert_array_equal(out, expected)
     assert bool(calls) == (shape[1] > 1)
+
+
+# ----------------------------------------------------------------------------- conv + pool
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, c_out, kernel, padding", [
+    ((4, 1, 28, 28), 6, (5, 5), 2),
+    ((3, 2, 9, 7), 5, (3, 3), 1),       # odd conv output: the last row/column in no window
+    ((2, 3, 6, 6), 4, (2, 2), 0),
+])
+def test_fused_conv_relu_pool_is_bit_identical_to_the_three_ops(x_shape, c_out, kernel,
+                                                                 padding, dtype):
+    from clearconv.functional import conv2d_relu_max_pool2d
+
+    x, w, b = _direct_arrays(x_shape, c_out, kernel, seed=11, dtype=dtype)
+    x -= 0.3                               # many windows with a negative maximum
+    y, cache = conv2d_relu_max_pool2d(x, w, b, padding=padding)
+    z, z_cache = conv2d_forward(x, w, b, padding=padding)
+    y_ref, p_cache = pool.max_pool2d_forward(z, 2, 2, relu=True)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(cache.argmax, p_cache.argmax)
+    dy = np.random.default_rng(2).standard_normal(y.shape).astype(dtype)
+    for input_grad in (False, True):
+        got = conv2d_backward(dy, cache, input_grad)
+        ref = conv2d_backward(pool.max_pool2d_backward(dy, p_cache), z_cache, input_grad)
+        for a, r, name in zip(got, ref, ("dx", "dweight", "dbias")):
+            if r is None:
+                assert a is None, name
+            else:
+                np.testing.assert_array_equal(a, r, err_msg=name)
+    assert conv2d_relu_max_pool2d(x, w, b, padding=padding, need_backward=False)[1] is None
+
+
+def test_fused_conv_relu_pool_declines_where_the_direct_loop_does_not_run():
+    from clearconv.functional import conv2d_relu_max_pool2d
+
+    x, w, b = _direct_arrays((2, 8, 6, 6), 4, (3, 3), seed=1)   # 8 input channels
+    assert conv2d_relu_max_pool2d(x, w, b, padding=1) is None
+    x, w, b = _direct_arrays((2, 1, 6, 6), 4, (3, 3), seed=1)
+    assert conv2d_relu_max_pool2d(x, w, b, stride=2, padding=1) is None
+    assert (conv2d_relu_max_pool2d(x, w, b, padding=1) is None) == (not _jit.AVAILABLE)
+    with pytest.raises(Exception, match="channels"):
+        conv2d_relu_max_pool2d(x[:, :0], w, b)

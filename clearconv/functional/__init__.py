@@ -17,7 +17,7 @@ from .activations import (
     tanh_backward,
     tanh_forward,
 )
-from .conv import conv2d_backward, conv2d_forward, conv2d_geometry
+from .conv import conv2d_backward, conv2d_forward, conv2d_geometry, conv2d_relu_max_pool2d
 from .dropout import dropout_backward, dropout_forward
 from .linear import linear_backward, linear_forward
 from .losses import softmax_cross_entropy_backward, softmax_cross_entropy_forward
@@ -33,6 +33,7 @@ __all__ = [
     "avg_pool2d_backward",
     "avg_pool2d_forward",
     "conv2d_backward",
+    "conv2d_relu_max_pool2d",
     "conv2d_forward",
     "conv2d_geometry",
     "dropout_backward",

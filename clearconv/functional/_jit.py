@@ -497,97 +497,188 @@ _njit_reassoc = ((lambda fn: numba.njit(cache=True, nogil=True, error_model="num
                  if AVAILABLE else (lambda fn: fn))
 
 
+@_njit_inline
+def _direct_plane(xf: Any, w: Any, n: int, o: int, bo: Any, wp: int, acc: Any) -> None:
+    """acc[q] = bo + sum_{c,i,j} w[o, c, i, j] * xf[n, c, q + i*wp + j] for the wide
+    positions q of output channel o of image n, summed in (c, i, j) order."""
+    c_in, kh, kw = w.shape[1], w.shape[2], w.shape[3]
+    run = acc.shape[0]
+    for q in range(run):
+        acc[q] = bo
+    for c in range(c_in):
+        xc = xf[n, c]
+        for i in range(kh):
+            j = 0
+            while j + 3 <= kw:    # three offsets per pass over acc
+                w0 = w[o, c, i, j]
+                w1 = w[o, c, i, j + 1]
+                w2 = w[o, c, i, j + 2]
+                xs = xc[i * wp + j:i * wp + j + run + 2]
+                for q in range(run):
+                    a = acc[q]
+                    a += w0 * xs[q]
+                    a += w1 * xs[q + 1]
+                    a += w2 * xs[q + 2]
+                    acc[q] = a
+                j += 3
+            if j + 2 <= kw:       # then two, then one
+                w0 = w[o, c, i, j]
+                w1 = w[o, c, i, j + 1]
+                xs = xc[i * wp + j:i * wp + j + run + 1]
+                for q in range(run):
+                    a = acc[q]
+                    a += w0 * xs[q]
+                    a += w1 * xs[q + 1]
+                    acc[q] = a
+                j += 2
+            if j < kw:
+                w0 = w[o, c, i, j]
+                xs = xc[i * wp + j:i * wp + j + run]
+                for q in range(run):
+                    acc[q] += w0 * xs[q]
+
+
 @_njit
 def conv_direct_forward(xf: Any, w: Any, b: Any, wp: int, y: Any) -> None:
-    """y[n, m, k, o] = b[o] + sum_{c,i,j} w[o, c, i, j] * A_pad[n, c, m + i, k + j].
+    """y[n, o, m, k] = b[o] + sum_{c,i,j} w[o, c, i, j] * A_pad[n, c, m + i, k + j].
 
     xf: zero-padded input, (N, C, H_pad*W_pad) C-contiguous, rows of width ``wp``;
     w: (O, C, kh, kw); b: (O,) (zeros for no bias); y: (N, O, H_out, W_out).
     Each output is summed in (c, i, j) order, starting from the bias.
     """
-    c_out, c_in, kh, kw = w.shape
+    c_out = w.shape[0]
     n_img, ho, wo = y.shape[0], y.shape[2], y.shape[3]
-    run = (ho - 1) * wp + wo          # wide positions up to the last real output
-    acc = np.empty(run, y.dtype)
+    acc = np.empty((ho - 1) * wp + wo, y.dtype)   # wide positions up to the last output
     for n in range(n_img):
         for o in range(c_out):
-            bo = b[o]
-            for q in range(run):
-                acc[q] = bo
-            for c in range(c_in):
-                xc = xf[n, c]
-                for i in range(kh):
-                    j = 0
-                    while j + 3 <= kw:    # three offsets per pass over acc
-                        w0 = w[o, c, i, j]
-                        w1 = w[o, c, i, j + 1]
-                        w2 = w[o, c, i, j + 2]
-                        xs = xc[i * wp + j:i * wp + j + run + 2]
-                        for q in range(run):
-                            a = acc[q]
-                            a += w0 * xs[q]
-                            a += w1 * xs[q + 1]
-                            a += w2 * xs[q + 2]
-                            acc[q] = a
-                        j += 3
-                    while j < kw:
-                        w0 = w[o, c, i, j]
-                        xs = xc[i * wp + j:i * wp + j + run]
-                        for q in range(run):
-                            acc[q] += w0 * xs[q]
-                        j += 1
+            _direct_plane(xf, w, n, o, b[o], wp, acc)
             for m in range(ho):
                 y[n, o, m] = acc[m * wp:m * wp + wo]
+
+
+@_njit
+def conv_direct_relu_pool_forward(xf: Any, w: Any, b: Any, wp: int, ho: int, wo: int,
+                                  y: Any, idx: Any) -> None:
+    """:func:`conv_direct_forward` of an (H_out, W_out) output followed by ReLU and 2x2
+    max pooling, stride 2 (as :func:`max_pool_2x2_planes` with ``relu``), the conv
+    output never stored: y, idx: (N, O, H_out // 2, W_out // 2)."""
+    c_out = w.shape[0]
+    n_img, hq, wq = y.shape[0], y.shape[2], y.shape[3]
+    acc = np.empty((ho - 1) * wp + wo, y.dtype)
+    zero = y.dtype.type(0)
+    for n in range(n_img):
+        for o in range(c_out):
+            _direct_plane(xf, w, n, o, b[o], wp, acc)
+            for m in range(hq):
+                r0 = acc[2 * m * wp:2 * m * wp + 2 * wq]
+                r1 = acc[(2 * m + 1) * wp:(2 * m + 1) * wp + 2 * wq]
+                yr = y[n, o, m]
+                ir = idx[n, o, m]
+                for k in range(wq):
+                    best, bi = _max_of_4(r0[2 * k], r0[2 * k + 1], r1[2 * k], r1[2 * k + 1],
+                                         True, zero)
+                    yr[k] = best
+                    ir[k] = bi
+
+
+@_njit_inline
+def _direct_dots(xf: Any, g: Any, n: int, o: int, wp: int, kh: int, kw: int, dw: Any
+                 ) -> None:
+    """dw[o, c, i, j] += sum_q g[q] * xf[n, c, q + i*wp + j]: one image's share of the
+    weight gradient of output channel o, from its gradient g on the wide positions
+    (junk positions 0). Inlined into kernels compiled with reassociation: each dot
+    product is summed in vector lanes, like a BLAS dot."""
+    c_in = xf.shape[1]
+    run = g.shape[0]
+    zero = dw.dtype.type(0)
+    for c in range(c_in):
+        xc = xf[n, c]
+        for i in range(kh):
+            j = 0
+            while j + 3 <= kw:    # three offsets per pass over g
+                xs = xc[i * wp + j:i * wp + j + run + 2]
+                s0 = zero
+                s1 = zero
+                s2 = zero
+                for q in range(run):
+                    gq = g[q]
+                    s0 += gq * xs[q]
+                    s1 += gq * xs[q + 1]
+                    s2 += gq * xs[q + 2]
+                dw[o, c, i, j] += s0
+                dw[o, c, i, j + 1] += s1
+                dw[o, c, i, j + 2] += s2
+                j += 3
+            if j + 2 <= kw:       # then two, then one
+                xs = xc[i * wp + j:i * wp + j + run + 1]
+                s0 = zero
+                s1 = zero
+                for q in range(run):
+                    gq = g[q]
+                    s0 += gq * xs[q]
+                    s1 += gq * xs[q + 1]
+                dw[o, c, i, j] += s0
+                dw[o, c, i, j + 1] += s1
+                j += 2
+            if j < kw:
+                xs = xc[i * wp + j:i * wp + j + run]
+                s0 = zero
+                for q in range(run):
+                    s0 += g[q] * xs[q]
+                dw[o, c, i, j] += s0
 
 
 @_njit_reassoc
 def conv_direct_weight_grad(xf: Any, dy: Any, wp: int, kh: int, kw: int, dw: Any,
                             db: Any) -> None:
-    """dw[o, c, i, j] += sum_{n,m,k} dy[n, m, k, o] * A_pad[n, c, m + i, k + j] and
-    db[o] += sum_{n,m,k} dy[n, m, k, o], on :func:`conv_direct_forward`'s wide rows.
+    """dw[o, c, i, j] += sum_{n,m,k} dy[n, o, m, k] * A_pad[n, c, m + i, k + j] and
+    db[o] += sum_{n,m,k} dy[n, o, m, k], on :func:`conv_direct_forward`'s wide rows.
 
     xf: (N, C, H_pad*W_pad) as there; dy: (N, O, H_out, W_out); dw: (O, C, kh, kw);
-    db: (O,). Each dot product over an image's wide row is summed in vector lanes
-    (compiled with reassociation, like a BLAS dot); images add up in order.
+    db: (O,). Images add up in order.
     """
     n_img, c_out, ho, wo = dy.shape
-    c_in = xf.shape[1]
-    run = (ho - 1) * wp + wo
-    g = np.zeros(run, dy.dtype)       # dy of one channel on the wide grid, junk = 0
+    g = np.zeros((ho - 1) * wp + wo, dy.dtype)   # dy of one channel, wide; junk = 0
     zero = dw.dtype.type(0)
     for n in range(n_img):
         for o in range(c_out):
             for m in range(ho):
                 g[m * wp:m * wp + wo] = dy[n, o, m]
             s = zero
-            for q in range(run):
+            for q in range(g.shape[0]):
                 s += g[q]
             db[o] += s
-            for c in range(c_in):
-                xc = xf[n, c]
-                for i in range(kh):
-                    j = 0
-                    while j + 3 <= kw:    # three offsets per pass over g
-                        xs = xc[i * wp + j:i * wp + j + run + 2]
-                        s0 = zero
-                        s1 = zero
-                        s2 = zero
-                        for q in range(run):
-                            gq = g[q]
-                            s0 += gq * xs[q]
-                            s1 += gq * xs[q + 1]
-                            s2 += gq * xs[q + 2]
-                        dw[o, c, i, j] += s0
-                        dw[o, c, i, j + 1] += s1
-                        dw[o, c, i, j + 2] += s2
-                        j += 3
-                    while j < kw:
-                        xs = xc[i * wp + j:i * wp + j + run]
-                        s0 = zero
-                        for q in range(run):
-                            s0 += g[q] * xs[q]
-                        dw[o, c, i, j] += s0
-                        j += 1
+            _direct_dots(xf, g, n, o, wp, kh, kw, dw)
+
+
+@_njit_reassoc
+def conv_direct_pool_weight_grad(xf: Any, dy: Any, idx: Any, wp: int, kh: int, kw: int,
+                                 ho: int, wo: int, dw: Any, db: Any) -> None:
+    """:func:`conv_direct_weight_grad` of :func:`conv_direct_relu_pool_forward`: the
+    pooled gradient dy (N, O, H_out // 2, W_out // 2) goes to the conv output position
+    its window's idx names (none for idx 4, where the ReLU output 0), on the wide rows
+    directly: the conv output's gradient is never stored."""
+    n_img, c_out, hq, wq = dy.shape
+    g = np.zeros((ho - 1) * wp + wo, dy.dtype)
+    zero = dw.dtype.type(0)
+    for n in range(n_img):
+        for o in range(c_out):
+            for m in range(hq):
+                g0 = g[2 * m * wp:2 * m * wp + 2 * wq]
+                g1 = g[(2 * m + 1) * wp:(2 * m + 1) * wp + 2 * wq]
+                d = dy[n, o, m]
+                t = idx[n, o, m]
+                for q in range(2 * wq):
+                    gk = d[q >> 1]
+                    tk = t[q >> 1]
+                    j = q & 1
+                    g0[q] = gk if tk == j else zero
+                    g1[q] = gk if tk == j + 2 else zero
+            s = zero
+            for q in range(g.shape[0]):   # as conv_direct_weight_grad sums it
+                s += g[q]
+            db[o] += s
+            _direct_dots(xf, g, n, o, wp, kh, kw, dw)
 
 
 @_njit
@@ -636,6 +727,12 @@ def warm_up() -> bool:
         max_pool_2x2_planes_backward(y[0], idx8, planes)
         conv_direct_weight_grad(np.zeros((1, 1, 16), dt), y, 4, 3, 3,
                                 np.zeros((2, 1, 3, 3), dt), np.zeros(2, dt))
+        pooled = np.zeros((1, 2, 1, 1), dt)
+        idx1 = np.zeros((1, 2, 1, 1), np.uint8)
+        conv_direct_relu_pool_forward(np.zeros((1, 1, 16), dt), np.zeros((2, 1, 3, 3), dt),
+                                      np.zeros(2, dt), 4, 2, 2, pooled, idx1)
+        conv_direct_pool_weight_grad(np.zeros((1, 1, 16), dt), pooled, idx1, 4, 3, 3, 2, 2,
+                                     np.zeros((2, 1, 3, 3), dt), np.zeros(2, dt))
         for idx_dtype in (np.uint8,):
             y = np.zeros((1, 2, 2, 2), dt)
             idx = np.zeros((1, 2, 2, 2), idx_dtype)

@@ -151,18 +151,8 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
 
     The result dtype is float64 if any input is float64, else float32.
     """
-    x = np.asarray(x)
-    weight = np.asarray(weight)
-    check_nchw(x, "conv2d")
-    geo = conv2d_geometry(x.shape, weight.shape, stride, padding, dilation)
-    dtype = np.result_type(as_float(x[:0]).dtype, as_float(weight[:0]).dtype)
-    x = x.astype(dtype, copy=False)
-    weight = weight.astype(dtype, copy=False)
-    c_out = weight.shape[0]
-    if bias is not None:
-        bias = np.asarray(bias, dtype=dtype)
-        if bias.shape != (c_out,):
-            raise ShapeError(f"conv2d bias must have shape ({c_out},), got {bias.shape}")
+    x, weight, bias, geo = _checked(x, weight, bias, stride, padding, dilation)
+    dtype, c_out = x.dtype, weight.shape[0]
     if _use_winograd(algorithm, geo, dtype):
         return winograd.winograd_conv2d_forward(x, weight, bias, geo,
                                                 need_backward=need_backward)
@@ -215,6 +205,25 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
     return y, Conv2dCache(cols, weight, bias is not None, geo)
 
 
+def _checked(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: IntPair,
+             padding: PaddingArg, dilation: IntPair
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, ConvGeometry]:
+    """conv2d's arguments checked and cast to their common float dtype, and the geometry."""
+    x = np.asarray(x)
+    weight = np.asarray(weight)
+    check_nchw(x, "conv2d")
+    geo = conv2d_geometry(x.shape, weight.shape, stride, padding, dilation)
+    dtype = np.result_type(as_float(x[:0]).dtype, as_float(weight[:0]).dtype)
+    x = x.astype(dtype, copy=False)
+    weight = weight.astype(dtype, copy=False)
+    c_out = weight.shape[0]
+    if bias is not None:
+        bias = np.asarray(bias, dtype=dtype)
+        if bias.shape != (c_out,):
+            raise ShapeError(f"conv2d bias must have shape ({c_out},), got {bias.shape}")
+    return x, weight, bias, geo
+
+
 #: inference works through a batch in chunks of about this many bytes of columns
 _CHUNK_BYTES = 1 << 20
 
@@ -260,14 +269,8 @@ def _direct_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                     geo: ConvGeometry, need_backward: bool
                     ) -> tuple[np.ndarray, DirectCache | None]:
     """conv2d_forward by :func:`_jit.conv_direct_forward`, the batch split between threads."""
-    n, c, h, w = geo.in_shape
-    _, c_out, ho, wo = geo.out_shape
-    (pt, pb), (pl, pr) = geo.padding
-    hp, wp = h + pt + pb, w + pl + pr
-    xp = np.zeros((n, c, hp, wp), x.dtype)
-    xp[:, :, pt:pt + h, pl:pl + w] = x
-    xf = xp.reshape(n, c, hp * wp)
-    b = bias if bias is not None else np.zeros(c_out, x.dtype)
+    n, c_out, ho, wo = geo.out_shape
+    xf, wp, b = _direct_inputs(x, bias, geo)
     # NCHW memory (the im2col path returns channels-last): its rows come out of the
     # kernel whole, and the max pooling that usually follows reads planes
     y = np.empty((n, c_out, ho, wo), x.dtype)
@@ -276,26 +279,105 @@ def _direct_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     return y, (DirectCache(xf, weight, bias is not None, geo) if need_backward else None)
 
 
-def _direct_weight_grad(dy: np.ndarray, cache: DirectCache
-                        ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(dweight, dbias) of a direct forward by :func:`_jit.conv_direct_weight_grad`, each
-    thread summing its images, the threads' sums added."""
-    weight, geo = cache.weight, cache.geometry
+def _direct_inputs(x: np.ndarray, bias: np.ndarray | None, geo: ConvGeometry
+                   ) -> tuple[np.ndarray, int, np.ndarray]:
+    """(xf, W_pad, b) for the direct kernels: the zero-padded input as flat planes
+    (N, C, H_pad*W_pad), its row width, and the bias (zeros for none)."""
+    n, c, h, w = geo.in_shape
+    (pt, pb), (pl, pr) = geo.padding
+    hp, wp = h + pt + pb, w + pl + pr
+    xp = np.zeros((n, c, hp, wp), x.dtype)
+    xp[:, :, pt:pt + h, pl:pl + w] = x
+    b = bias if bias is not None else np.zeros(geo.out_shape[1], x.dtype)
+    return xp.reshape(n, c, hp * wp), wp, b
+
+
+class DirectPoolCache(NamedTuple):
+    """What :func:`conv2d_backward` needs from :func:`conv2d_relu_max_pool2d`."""
+
+    xf: np.ndarray          # the zero-padded input, (N, C_in, H_pad*W_pad)
+    weight: np.ndarray
+    has_bias: bool
+    geometry: ConvGeometry  # the conv's
+    argmax: np.ndarray      # (N, C_out, H_out // 2, W_out // 2) uint8: 2i + j, 4 = none
+
+
+@_parallel.splits_its_own_work
+def conv2d_relu_max_pool2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
+                           stride: IntPair = 1, padding: PaddingArg = 0,
+                           dilation: IntPair = 1, need_backward: bool = True
+                           ) -> tuple[np.ndarray, DirectPoolCache | None] | None:
+    """``max_pool2d(relu(conv2d(x)), 2, 2)`` in one compiled pass, where ``conv2d_forward``
+    would take its direct loop ('auto': stride 1, dilation 1, < 4 input and < 16 output
+    channels, Numba): each output plane is pooled as it is made, never stored, and
+    backward routes the pooled gradient straight into dW. None where that does not
+    apply: then run the three ops (the values are the same either way).
+
+    Returns y (N, C_out, H_out // 2, W_out // 2) and the cache for
+    :func:`conv2d_backward` (which then takes dL/dy of the pooled output), or None.
+    """
+    x, weight, bias, geo = _checked(x, weight, bias, stride, padding, dilation)
+    n, c_out, ho, wo = geo.out_shape
+    if not _use_direct("auto", geo) or ho < 2 or wo < 2:
+        return None
+    xf, wp, b = _direct_inputs(x, bias, geo)
+    y = np.empty((n, c_out, ho // 2, wo // 2), x.dtype)
+    idx = np.empty(y.shape, np.uint8)
+    _parallel.map_split(lambda lo, hi: _jit.conv_direct_relu_pool_forward(
+        xf[lo:hi], weight, b, wp, ho, wo, y[lo:hi], idx[lo:hi]), n)
+    return y, (DirectPoolCache(xf, weight, bias is not None, geo, idx) if need_backward
+               else None)
+
+
+def _direct_pool_backward(dy: np.ndarray, cache: DirectPoolCache, input_grad: bool
+                          ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """conv2d_backward of :func:`conv2d_relu_max_pool2d`, from the pooled gradient."""
+    geo, idx = cache.geometry, cache.argmax
+    if dy.shape != idx.shape:
+        raise ShapeError(f"conv2d_backward: dy has shape {dy.shape}, the fused conv, ReLU "
+                         f"and pooling output was {idx.shape}")
+    n, c_out, ho, wo = geo.out_shape
+    if input_grad:   # rare (the direct loop is for first layers): the conv output's gradient
+        dz = np.empty(geo.out_shape, dy.dtype)
+        _jit.max_pool_2x2_planes_backward(np.ascontiguousarray(dy).reshape(-1, *idx.shape[2:]),
+                                          idx.reshape(-1, *idx.shape[2:]),
+                                          dz.reshape(-1, ho, wo))
+        return conv2d_backward(dz, DirectCache(cache.xf, cache.weight, cache.has_bias, geo))
     kh, kw = geo.kernel
     wp = geo.in_shape[3] + sum(geo.padding[1])
-    dyp = np.ascontiguousarray(dy)       # NCHW memory, like the forward's output
+    dyp = np.ascontiguousarray(dy)
+    dweight, dbias = _direct_partials(lambda lo, hi, dw, db: _jit.conv_direct_pool_weight_grad(
+        cache.xf[lo:hi], dyp[lo:hi], idx[lo:hi], wp, kh, kw, ho, wo, dw, db), cache.weight, n)
+    return None, dweight, (dbias if cache.has_bias else None)
 
+
+def _direct_partials(kernel: Callable[[int, int, np.ndarray, np.ndarray], None],
+                     weight: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(dW, db) summed over images by ``kernel(lo, hi, dw, db)``, which adds images
+    lo..hi's shares into zeroed dw and db; each thread its images, then the sums added."""
     def part(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         dw = np.zeros(weight.shape, weight.dtype)
         db = np.zeros(weight.shape[0], weight.dtype)
-        _jit.conv_direct_weight_grad(cache.xf[lo:hi], dyp[lo:hi], wp, kh, kw, dw, db)
+        kernel(lo, hi, dw, db)
         return dw, db
 
-    parts = _parallel.map_split(part, geo.in_shape[0])
+    parts = _parallel.map_split(part, n)
     dweight, dbias = parts[0]
     for dw, db in parts[1:]:
         dweight += dw
         dbias += db
+    return dweight, dbias
+
+
+def _direct_weight_grad(dy: np.ndarray, cache: DirectCache
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(dweight, dbias) of a direct forward by :func:`_jit.conv_direct_weight_grad`."""
+    geo = cache.geometry
+    kh, kw = geo.kernel
+    wp = geo.in_shape[3] + sum(geo.padding[1])
+    dyp = np.ascontiguousarray(dy)       # NCHW memory, like the forward's output
+    dweight, dbias = _direct_partials(lambda lo, hi, dw, db: _jit.conv_direct_weight_grad(
+        cache.xf[lo:hi], dyp[lo:hi], wp, kh, kw, dw, db), cache.weight, geo.in_shape[0])
     return dweight, (dbias if cache.has_bias else None)
 
 
@@ -388,7 +470,8 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | winograd.WinogradCache,
     Parameters
     ----------
     dy : ndarray of shape (N, C_out, H_out, W_out), dL/dZ
-    cache : from :func:`conv2d_forward`
+    cache : from :func:`conv2d_forward` (or from :func:`conv2d_relu_max_pool2d`, and then
+        dy is the gradient of its pooled output)
     input_grad : compute dx (False skips it, e.g. for a network's first layer: dx is None)
 
     Returns
@@ -399,6 +482,8 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | winograd.WinogradCache,
     """
     weight, geo = cache.weight, cache.geometry
     dy = np.asarray(dy, dtype=weight.dtype)
+    if isinstance(cache, DirectPoolCache):   # dy is the pooled output's gradient
+        return _direct_pool_backward(dy, cache, input_grad)
     if dy.shape != geo.out_shape:
         raise ShapeError(
             f"conv2d_backward: dy has shape {dy.shape}, the forward output was {geo.out_shape}"

@@ -10,10 +10,12 @@ from ..errors import ShapeError
 from ..functional import (
     avg_pool2d_backward,
     avg_pool2d_forward,
+    conv2d_relu_max_pool2d,
     max_pool2d_backward,
     max_pool2d_forward,
     pool2d_geometry,
 )
+from ..functional.conv import DirectPoolCache
 from ..shapes import pair
 from .base import Layer
 
@@ -94,6 +96,44 @@ class _MaxPoolReLU:
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         return self.pool.backward(dy)
+
+
+class _ConvMaxPoolReLU:
+    """A Conv2D followed by a fused MaxPool2D(2) + ReLU pair, run as one op where the conv
+    takes its direct loop (:func:`~clearconv.functional.conv2d_relu_max_pool2d`: a first
+    layer with few channels): the conv output is pooled as it is made and its gradient
+    never stored. Values and gradients are bit-identical to the three ops one by one,
+    which run instead where the direct loop does not apply. Used by ``Sequential``.
+    """
+
+    skips_input_grad = True
+
+    def __init__(self, conv: Any, pool: MaxPool2D) -> None:
+        self.conv = conv
+        self.pool = pool
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        c = self.conv
+        fused = conv2d_relu_max_pool2d(x, c.weight.value,
+                                       None if c.bias is None else c.bias.value,
+                                       c.stride, c.padding, c.dilation, need_backward=training)
+        if fused is None:
+            return self.pool._pool(c.forward(x, training), training, relu=True)
+        y, c._cache = fused            # conv2d_backward takes the pooled gradient for it
+        self.pool._cache = None
+        return y
+
+    def backward(self, dy: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        if not isinstance(self.conv._cache, DirectPoolCache):
+            dy = self.pool.backward(dy)
+        return self.conv.backward(dy, input_grad)
+
+    @staticmethod
+    def fits(pool: MaxPool2D) -> bool:
+        """Whether the pool is the 2x2, stride 2, unpadded, floor-mode pooling the fused
+        kernel does."""
+        return (pool.kernel_size == (2, 2) and pool.stride == (2, 2)
+                and pool.padding == (0, 0) and not pool.ceil_mode)
 
 
 class AvgPool2D(_Pool2D):
