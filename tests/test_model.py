@@ -260,18 +260,9 @@ def test_parameters_are_named_and_optimizer_updates_them_in_place():
     assert not np.array_equal(view, before)
 
 
-@pytest.mark.parametrize("c_in", [1, 8])   # the direct loop (with Numba), then not
-def test_conv_relu_maxpool_run_fused_with_identical_values_and_gradients(c_in):
-    from clearconv.layers.pooling import _ConvMaxPoolReLU
-
-    g = np.random.default_rng(c_in)
-    model = cc.Sequential(Conv2D(c_in, 4, 5, padding=2, rng=g), ReLU(), MaxPool2D(2),
-                          Conv2D(4, 3, 3, rng=g), MaxPool2D(2), ReLU(), Flatten(),
-                          Dense(3, 2, rng=g), input_shape=(c_in, 9, 8))
-    order = model._execution_order()
-    assert [type(la) for la in order[:2]] == [_ConvMaxPoolReLU, _ConvMaxPoolReLU]
-    x = g.standard_normal((5, c_in, 9, 8)).astype(np.float32) - 0.2
-    y = g.integers(0, 2, 5)
+def _assert_fused_run_equals_literal_order(model, x, y):
+    """Sequential's run (fused ops) gives bit for bit the loss and gradients of running
+    model.layers one by one."""
     loss = model.loss_and_backward(x, y, training=True)
     grads = {p.name: p.grad.copy() for p in model.parameters()}
     model.zero_grad()
@@ -285,6 +276,21 @@ def test_conv_relu_maxpool_run_fused_with_identical_values_and_gradients(c_in):
     assert loss == ref_loss
     for p in model.parameters():
         np.testing.assert_array_equal(p.grad, grads[p.name], err_msg=p.name)
+
+
+@pytest.mark.parametrize("c_in", [1, 8])   # the direct loop (with Numba), then not
+def test_conv_relu_maxpool_run_fused_with_identical_values_and_gradients(c_in):
+    from clearconv.layers.pooling import _ConvMaxPoolReLU
+
+    g = np.random.default_rng(c_in)
+    model = cc.Sequential(Conv2D(c_in, 4, 5, padding=2, rng=g), ReLU(), MaxPool2D(2),
+                          Conv2D(4, 3, 3, rng=g), MaxPool2D(2), ReLU(), Flatten(),
+                          Dense(3, 2, rng=g), input_shape=(c_in, 9, 8))
+    order = model._execution_order()
+    assert [type(la) for la in order[:2]] == [_ConvMaxPoolReLU, _ConvMaxPoolReLU]
+    x = g.standard_normal((5, c_in, 9, 8)).astype(np.float32) - 0.2
+    y = g.integers(0, 2, 5)
+    _assert_fused_run_equals_literal_order(model, x, y)
     # input gradients (saliency) through the fused first layer too
     model.zero_grad()
     model.forward(x, training=True)
@@ -303,16 +309,4 @@ def test_relu_and_maxpool_run_fused_with_identical_values_and_gradients(pool_fir
         ["Conv2D", "_MaxPoolReLU", "Flatten"]
     x = g.standard_normal((3, 2, 6, 6)) - 0.5     # many windows with a negative maximum
     y = g.integers(0, 4, 3)
-    loss = model.loss_and_backward(x, y, training=True)
-    grads = {p.name: p.grad.copy() for p in model.parameters()}
-    model.zero_grad()
-    h = x                                        # the literal order, layer by layer
-    for layer in model.layers:
-        h = layer.forward(h, training=True)
-    ref_loss, cache = cc.functional.softmax_cross_entropy_forward(h, y)
-    d = cc.functional.softmax_cross_entropy_backward(1.0, cache)
-    for layer in reversed(model.layers):
-        d = layer.backward(d)
-    assert loss == ref_loss
-    for p in model.parameters():
-        np.testing.assert_array_equal(p.grad, grads[p.name])
+    _assert_fused_run_equals_literal_order(model, x, y)
