@@ -36,6 +36,41 @@ def test_map_split_covers_every_index_once(three_workers):
     assert _parallel.map_split(lambda lo, hi: (lo, hi), 2) == [(0, 1), (1, 2)]
 
 
+def test_parts_no_worker_has_started_are_run_by_the_caller(three_workers):
+    """Workers busy (here: blocked) -> the caller does their parts itself, in order, once;
+    the workers later find them taken and skip them."""
+    import threading
+
+    _parallel.map_split(lambda lo, hi: None, 3)          # the pool exists
+    release = threading.Event()
+    blockers = [_parallel._executor.submit(release.wait) for _ in range(2)]
+    try:
+        seen = np.zeros(9, int)
+
+        def fn(lo, hi):
+            seen[lo:hi] += 1
+            return threading.get_ident(), lo
+
+        parts = _parallel.map_split(fn, 9)
+        assert [lo for _, lo in parts] == [0, 3, 6] and (seen == 1).all()
+        assert {ident for ident, _ in parts} == {threading.get_ident()}
+        ran = []
+
+        def failing(lo, hi):
+            ran.append(lo)
+            return 1 // (0 if lo else 1)                # the part from 3 fails
+
+        with pytest.raises(ZeroDivisionError):          # a stolen part's error surfaces
+            _parallel.map_split(failing, 9)
+    finally:
+        release.set()
+        for b in blockers:
+            b.result()
+    _parallel._executor.submit(lambda: None).result()   # the workers' queue is drained
+    # skipped parts ran nowhere else, and nothing ran after the failed call returned
+    assert (seen == 1).all() and ran == [0, 3]
+
+
 def test_blas_threads_are_restored():
     before = [p["num_threads"] for p in threadpoolctl.threadpool_info()
               if p["user_api"] == "blas"]

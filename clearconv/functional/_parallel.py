@@ -123,19 +123,55 @@ def map_split(fn: Callable[[int, int], T], n: int, parallel: bool = True) -> lis
     bounds = [n * i // k for i in range(k + 1)]
     with blas_single_threaded():
         # the calling thread does the first part itself: one hand-off fewer
-        futures = [executor.submit(_in_worker, fn, bounds[i], bounds[i + 1])
-                   for i in range(1, k)]
+        parts = [_Part(fn, bounds[i], bounds[i + 1]) for i in range(1, k)]
+        futures = [executor.submit(part.run_in_worker) for part in parts]
         _state.in_worker = True
         try:
-            first = fn(bounds[0], bounds[1])
+            results = [fn(bounds[0], bounds[1])]
+            # a part no worker has started yet is done here: a worker's wake-up is
+            # sometimes late by 1-2 ms on a busy machine (measured in LeNet-5 steps),
+            # far longer than the part itself
+            for part in parts:
+                part.run_here_if_unclaimed()
+        except BaseException:
+            # no part may run after this call has failed: take the unstarted ones,
+            # wait for those running in a worker
+            for part, future in zip(parts, futures):
+                if not part.claim.acquire(blocking=False) and not part.here:
+                    contextlib.suppress(BaseException)(future.result)()
+            raise
         finally:
             _state.in_worker = False
-        return [first] + [f.result() for f in futures]
+        for part, future in zip(parts, futures):
+            if not part.here:
+                future.result()         # waits for the worker; re-raises its exception
+            results.append(part.result)
+        return results
 
 
-def _in_worker(fn: Callable[[int, int], T], lo: int, hi: int) -> T:
-    _state.in_worker = True
-    return fn(lo, hi)
+class _Part:
+    """One part of a :func:`map_split`: run once, by whichever thread claims it first."""
+
+    __slots__ = ("fn", "lo", "hi", "claim", "here", "result")
+
+    def __init__(self, fn: Callable[[int, int], Any], lo: int, hi: int) -> None:
+        self.fn, self.lo, self.hi = fn, lo, hi
+        self.claim = threading.Lock()
+        self.here = False          # claimed by the calling thread
+        self.result: Any = None
+
+    def run_in_worker(self) -> None:
+        if self.claim.acquire(blocking=False):
+            _state.in_worker = True
+            self.result = self.fn(self.lo, self.hi)
+
+    def run_here_if_unclaimed(self) -> bool:
+        """Run the part in this thread unless a worker has claimed it; whether it ran."""
+        if not self.claim.acquire(blocking=False):
+            return False
+        self.here = True
+        self.result = self.fn(self.lo, self.hi)
+        return True
 
 
 #: products smaller than this many multiply-adds are not worth a thread hand-off
