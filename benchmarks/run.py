@@ -128,6 +128,7 @@ def run_micro(cases: list[Case], args: argparse.Namespace) -> list[dict[str, Any
         if args.fresh_process:
             record["fresh"] = run_fresh({"kind": "case", "name": case.name,
                                          "samples": args.samples, "warmup": args.warmup,
+                                         "settle": args.settle, "settle_ms": args.settle_ms,
                                          "threads": args.threads})
         print(f"[{i:2d}/{len(cases)}] {case.name}: {_progress(record)} "
               f"({time.perf_counter() - t0:.1f} s)", flush=True)

@@ -2,7 +2,8 @@
 
 ``SPEC_JSON`` is a JSON object with a ``kind``:
 
-- ``"case"``: one micro case (``name``, ``samples``, ``warmup``, ``threads``) timed as in
+- ``"case"``: one micro case (``name``, ``samples``, ``warmup``, ``threads``, and
+  optionally ``settle``, ``settle_ms``) timed as in
   the main process, but in a process that has touched no memory before it;
 - ``"epoch"``: one training epoch (see :func:`benchmarks.epoch.run_epoch`).
 
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         from .harness import limit_threads, run_case
 
         with limit_threads(spec["threads"]):
-            result = run_case(find_case(spec["name"]), spec["samples"], spec["warmup"])
+            result = run_case(find_case(spec["name"]), spec["samples"], spec["warmup"],
+                              spec.get("settle", 0), spec.get("settle_ms", 0.0))
     elif spec["kind"] == "epoch":
         from .epoch import run_epoch
 
