@@ -200,7 +200,11 @@ def matmul_t(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     threads and the partial products added."""
     if not _split_pays(a, b):
         return a.T @ b
-    parts = map_split(lambda lo, hi: a[lo:hi].T @ b[lo:hi], a.shape[0])
+    return add_up(map_split(lambda lo, hi: a[lo:hi].T @ b[lo:hi], a.shape[0]))
+
+
+def add_up(parts: list[np.ndarray]) -> np.ndarray:
+    """The sum of the partial results of a :func:`map_split`, added into the first."""
     total = parts[0]
     for p in parts[1:]:
         total += p

@@ -62,9 +62,9 @@ def padded_nhwc(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) ->
     (pt, pb), (pl, pr) = pads
     n, c, h, w = x.shape
     xh = x.transpose(0, 2, 3, 1)
-    if pt == pb == pl == pr == 0 and (xh.flags.c_contiguous or c == 1):
-        return np.ascontiguousarray(xh)
     padded = not pt == pb == pl == pr == 0
+    if not padded and (xh.flags.c_contiguous or c == 1):
+        return np.ascontiguousarray(xh)
     out = (np.zeros if padded else np.empty)((n, h + pt + pb, w + pl + pr, c), x.dtype)
     inner = out[:, pt:pt + h, pl:pl + w]
     if _jit.AVAILABLE and c > 1 and x.flags.c_contiguous:

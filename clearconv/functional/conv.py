@@ -254,8 +254,16 @@ def _use_direct(algorithm: str, geo: ConvGeometry) -> bool:
                 f"(pip install \"clearconv[fast]\"); got stride {geo.stride}, dilation "
                 f"{geo.dilation}, Numba {'available' if _jit.AVAILABLE else 'not available'}")
         return True
-    return (algorithm == "auto" and fits and _jit.AVAILABLE
-            and geo.in_shape[1] < _FEW_CHANNELS and geo.out_shape[1] < _DIRECT_MAX_OUT)
+    return algorithm == "auto" and direct_loop_applies(geo.in_shape[1], geo.out_shape[1],
+                                                       geo.stride, geo.dilation)
+
+
+def direct_loop_applies(c_in: int, c_out: int, stride: tuple[int, int],
+                        dilation: tuple[int, int]) -> bool:
+    """Whether conv2d's 'auto' takes the compiled direct loop for this layer: stride 1,
+    dilation 1, fewer than 4 input and 16 output channels, Numba installed."""
+    return (_jit.AVAILABLE and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
+            and c_in < _FEW_CHANNELS and c_out < _DIRECT_MAX_OUT)
 
 
 #: 'auto' takes the direct loop below this many output channels (with < 4 input channels):
@@ -362,11 +370,8 @@ def _direct_partials(kernel: Callable[[int, int, np.ndarray, np.ndarray], None],
         return dw, db
 
     parts = _parallel.map_split(part, n)
-    dweight, dbias = parts[0]
-    for dw, db in parts[1:]:
-        dweight += dw
-        dbias += db
-    return dweight, dbias
+    return (_parallel.add_up([dw for dw, _ in parts]),
+            _parallel.add_up([db for _, db in parts]))
 
 
 def _direct_weight_grad(dy: np.ndarray, cache: DirectCache
@@ -432,14 +437,7 @@ def _rows_times(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _sum_over_images(product: Callable[[int, int], np.ndarray], n: int) -> np.ndarray:
     """sum over images of ``product(lo, hi)`` (a stack (hi - lo, p, q) of per-image
     products), the images split between the worker threads."""
-    return _add_up(_parallel.map_split(lambda lo, hi: product(lo, hi).sum(axis=0), n))
-
-
-def _add_up(parts: list[np.ndarray]) -> np.ndarray:
-    total = parts[0]
-    for p in parts[1:]:
-        total += p
-    return total
+    return _parallel.add_up(_parallel.map_split(lambda lo, hi: product(lo, hi).sum(axis=0), n))
 
 
 def _weight_layout(dw2: np.ndarray, shape: tuple[int, int, int, int]) -> np.ndarray:
@@ -542,7 +540,7 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | winograd.WinogradCache,
             elif dyr is not None:
                 dw2 = _parallel.matmul_t(dyr, cols)
             else:
-                dw2 = _add_up(_parallel.map_split(dw_part, n))
+                dw2 = _parallel.add_up(_parallel.map_split(dw_part, n))
             if dw2 is not None:
                 dweight = _weight_layout(dw2, weight.shape)
     if not input_grad:
@@ -576,7 +574,7 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache | winograd.WinogradCache,
 
         parts = _parallel.map_split(work, n)
         if dw_in_split:
-            dweight = _weight_layout(_add_up(parts), weight.shape)
+            dweight = _weight_layout(_parallel.add_up(parts), weight.shape)
         dxp = dxph.transpose(0, 3, 1, 2)
     else:            # one product per kernel offset: dcols[i, j] = dZ W[:, :, i, j], (N, Ho, Wo, C)
         w_off = weight.transpose(2, 3, 0, 1).reshape(kh * kw, c_out, c)

@@ -15,7 +15,7 @@ from ..functional import (
     max_pool2d_forward,
     pool2d_geometry,
 )
-from ..functional.conv import DirectPoolCache
+from ..functional.conv import DirectPoolCache, direct_loop_applies
 from ..shapes import pair
 from .base import Layer
 
@@ -114,9 +114,12 @@ class _ConvMaxPoolReLU:
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         c = self.conv
-        fused = conv2d_relu_max_pool2d(x, c.weight.value,
-                                       None if c.bias is None else c.bias.value,
-                                       c.stride, c.padding, c.dilation, need_backward=training)
+        fused = None
+        if direct_loop_applies(c.in_channels, c.out_channels, c.stride, c.dilation):
+            fused = conv2d_relu_max_pool2d(x, c.weight.value,
+                                           None if c.bias is None else c.bias.value,
+                                           c.stride, c.padding, c.dilation,
+                                           need_backward=training)
         if fused is None:
             return self.pool._pool(c.forward(x, training), training, relu=True)
         y, c._cache = fused            # conv2d_backward takes the pooled gradient for it
