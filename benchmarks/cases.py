@@ -164,7 +164,7 @@ def pool_case(shape: tuple[int, int, int, int] = POOL_SHAPE) -> Case:
 def build_models(arch: str, seed: int = SEED) -> tuple[Any, Any]:
     """A clearconv zoo model and its PyTorch twin with the same initial weights
     (the twin is None without PyTorch)."""
-    from clearconv import zoo
+    from clearconv.train import zoo
 
     model = getattr(zoo, arch)(rng=seed)
     if torch is None:

@@ -162,7 +162,7 @@ def _epoch_pair(base: dict[str, Any]) -> dict[str, Any]:
 
 def _epoch_base(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """Architecture, initial weights (written to ``workdir``) and optimizer of the epochs."""
-    from clearconv import zoo
+    from clearconv.train import zoo
 
     model = getattr(zoo, EPOCH_ARCH)(rng=SEED)
     weights = workdir / "initial-weights.npz"

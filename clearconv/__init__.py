@@ -7,14 +7,28 @@ Exact (every fast op has a loop-by-loop reference twin and a gradient check), fa
 >>> from clearconv.layers import Conv2D, ReLU, MaxPool2D, Flatten, Dense
 >>> model = cc.Sequential(Conv2D(1, 8, 3, padding="same"), ReLU(), MaxPool2D(2),
 ...                       Flatten(), Dense(8 * 4 * 4, 10), input_shape=(1, 8, 8))
+
+The package is grouped by purpose, each group using only the ones before it:
+``errors``, ``shapes``, ``reference``, ``functional``, ``layers``, ``train``, ``io``,
+``data``, ``filters``, ``gradcheck``, ``explain``, ``cli`` (docs/ARCHITECTURE.md).
 """
 
-from . import functional, layers, optim, shapes
-from .callbacks import Callback, EarlyStopping, ModelCheckpoint, TerminateOnNaN
+from typing import Any
+
+from . import _moved, functional, layers, shapes
 from .errors import ClearConvError, ModelFileError, NumericalError, ShapeError
 from .gradcheck import gradcheck
 from .layers import manual_seed
-from .model import History, Sequential, load
+from .train import (
+    Callback,
+    EarlyStopping,
+    History,
+    ModelCheckpoint,
+    Sequential,
+    TerminateOnNaN,
+    load,
+    optim,
+)
 
 __version__ = "0.1.0"
 
@@ -37,3 +51,12 @@ __all__ = [
     "optim",
     "shapes",
 ]
+
+_moved.install()
+
+
+def __getattr__(name: str) -> Any:
+    """``clearconv.zoo`` and the other moved modules as attributes (see clearconv._moved)."""
+    if name in _moved.MOVED:
+        return _moved.resolve(name)
+    raise AttributeError(f"module 'clearconv' has no attribute {name!r}")

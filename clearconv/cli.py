@@ -36,7 +36,7 @@ _DEFAULTS = {"digits": (20, 3e-3), "mnist": (5, 2e-3), "fashion-mnist": (10, 1e-
 
 
 def _write_json_atomic(path: str, data: dict[str, Any]) -> None:
-    from .io import atomic_write
+    from .io.files import atomic_write
 
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with atomic_write(path) as f:
@@ -52,8 +52,8 @@ def _load_data(args: argparse.Namespace) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from . import optim, zoo
-    from .callbacks import LearningRateScheduler, TerminateOnNaN
+    from .train import optim, zoo
+    from .train.callbacks import LearningRateScheduler, TerminateOnNaN
     from .data import compose, random_flip, random_shift, train_val_split
 
     if args.resume:
@@ -139,14 +139,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    from .model import load
+    from .train.sequential import load
 
     load(args.model).summary()
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .model import load
+    from .train.sequential import load
 
     model = load(args.model)
     ds = _load_data(args)
@@ -159,8 +159,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .images import fit_to_model, read_image
-    from .model import load
+    from .data.images import fit_to_model, read_image
+    from .train.sequential import load
 
     model = load(args.model)
     if model.input_shape is None or len(model.input_shape) != 3:
@@ -181,7 +181,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_filter(args: argparse.Namespace) -> int:
     from .filters import filter_image
-    from .images import read_image, save_image
+    from .data.images import read_image, save_image
 
     image, steps = read_image(args.image, mode=args.mode)
     padding: Any = args.padding
@@ -212,7 +212,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from . import explain
-    from .model import load
+    from .train.sequential import load
 
     model = load(args.model) if args.model else None
     if args.topic == "all":
@@ -227,7 +227,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .model import load
+    from .train.sequential import load
 
     model = load(args.model)
     model.to_onnx(args.onnx, opset=args.opset)

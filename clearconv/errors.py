@@ -1,4 +1,5 @@
-"""Error types. Every error clearconv raises on bad input subclasses ValueError."""
+"""Error types, all in one place. Every error clearconv raises on bad input subclasses
+ValueError (through :class:`ClearConvError`)."""
 
 
 class ClearConvError(ValueError):
@@ -15,3 +16,23 @@ class ModelFileError(ClearConvError):
 
 class NumericalError(ClearConvError, FloatingPointError):
     """A NaN or Inf appeared in a loss or gradient during training."""
+
+
+class GradcheckError(ClearConvError):
+    """An analytic gradient disagrees with its finite-difference estimate."""
+
+
+class DatasetError(ClearConvError):
+    """A dataset file that is missing, corrupt, truncated, foreign or unsafe to read."""
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """The files of a dataset are not where they were looked for.
+
+    Also a :class:`FileNotFoundError`, so ``except FileNotFoundError`` catches it.
+    """
+
+
+class ImageFileError(ClearConvError):
+    """An image file that cannot be read: not an image, corrupt or truncated, or with more
+    pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` (Pillow's decompression-bomb limit)."""

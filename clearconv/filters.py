@@ -40,7 +40,7 @@ the result is the stride-1 result subsampled ``[::s, ::s]``, of size
 Colour images are filtered one channel at a time (the channels go to the batch axis of
 conv2d and the kernel is a ``(1, 1, f_h, f_w)`` weight).
 
-    from clearconv.images import load_image, save_image
+    from clearconv.data.images import load_image, save_image
     from clearconv.filters import filter_image
     result, viewable, mapping = filter_image(load_image("photo.jpg"), "sobel")
     save_image(viewable, "edges.png")
@@ -58,7 +58,7 @@ import numpy as np
 
 from .errors import ClearConvError, ShapeError
 from .functional import conv2d_forward
-from .images import to_uint8
+from .data.images import to_uint8
 from .shapes import PaddingArg, conv_output_size, pair, resolve_padding
 
 _FIXED: dict[str, list[list[float]]] = {
@@ -388,7 +388,7 @@ def filter_image(image: np.ndarray, kernel: str | os.PathLike | np.ndarray | lis
     size, sigma : for named kernels, see :func:`get_kernel`
     padding, stride, correlate, padding_mode : see :func:`apply_filter` (``correlate``
         does not change a gradient magnitude)
-    output : how the float result becomes 0..255 (see :func:`clearconv.images.to_uint8`):
+    output : how the float result becomes 0..255 (see :func:`clearconv.data.images.to_uint8`):
         - ``"magnitude"``: ``|G|`` scaled so its maximum is 255 (0 stays black), one
           scale for all channels: edges of either sign show bright;
         - ``"rescale"``: ``min..max -> 0..255`` (0 becomes mid-grey for signed edges);

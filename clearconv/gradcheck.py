@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ClearConvError
+from .errors import ClearConvError, GradcheckError
 
 __all__ = [
     "GradcheckError",
@@ -42,9 +42,6 @@ __all__ = [
     "numerical_gradient_array",
 ]
 
-
-class GradcheckError(ClearConvError):
-    """An analytic gradient disagrees with its finite-difference estimate."""
 
 
 @dataclass(frozen=True)

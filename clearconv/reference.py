@@ -25,12 +25,19 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import ClearConvError, ShapeError
-from .functional._windows import as_float, check_nchw
-from .functional.conv import ConvGeometry, conv2d_geometry
-from .functional.linear import check_linear
-from .functional.losses import check_logits_labels
-from .functional.pool import PoolGeometry, pool2d_geometry
-from .shapes import IntPair, Padding2D, PaddingArg
+from .shapes import (
+    ConvGeometry,
+    IntPair,
+    Padding2D,
+    PaddingArg,
+    PoolGeometry,
+    as_float,
+    check_linear,
+    check_logits_labels,
+    check_nchw,
+    conv2d_geometry,
+    pool2d_geometry,
+)
 
 # --------------------------------------------------------------------------- helpers
 

@@ -1,11 +1,17 @@
-"""Shape arithmetic of MATH.md §4-6 and §10: output sizes, padding, parameter counts.
+"""Shape arithmetic of MATH.md §4-6 and §10: output sizes, padding, parameter counts,
+the geometry of a conv or pool call, and the argument checks at every op's boundary.
 
-Pure functions on ints, used by functional/, layers/, ``summary`` and ``explain``.
+Pure functions, used by functional/, reference.py, layers/, ``summary`` and ``explain``,
+so that the fast ops and their literal twins accept and refuse exactly the same input.
 Every check here raises :class:`~clearconv.errors.ClearConvError` (a ``ValueError``)
 with a message that names the offending numbers.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
 
 from .errors import ClearConvError, ShapeError
 
@@ -225,13 +231,163 @@ def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
+
+# --------------------------------------------------------------------------- the geometry of a call
+class ConvGeometry(NamedTuple):
+    """Everything about a conv2d call except the arrays."""
+
+    in_shape: tuple[int, int, int, int]      # (N, C_in, H, W)
+    out_shape: tuple[int, int, int, int]     # (N, C_out, H_out, W_out)
+    kernel: tuple[int, int]                  # (kh, kw)
+    stride: tuple[int, int]
+    padding: Padding2D                       # ((top, bottom), (left, right))
+    dilation: tuple[int, int]
+
+
+def conv2d_geometry(x_shape: tuple[int, ...], w_shape: tuple[int, ...],
+                    stride: IntPair = 1, padding: PaddingArg = 0,
+                    dilation: IntPair = 1) -> ConvGeometry:
+    """Check shapes and hyper-parameters of a conv2d and work out its geometry.
+
+    Raises :class:`~clearconv.errors.ShapeError` / ``ClearConvError`` (both ``ValueError``)
+    with the numbers: channel mismatch (MATH.md §6), kernel larger than the padded input,
+    stride, dilation or kernel <= 0, unknown padding.
+    """
+    if len(w_shape) != 4:
+        raise ShapeError(
+            f"conv2d weight must have shape (C_out, C_in, kh, kw), got {tuple(w_shape)}"
+        )
+    n, c, h, w = x_shape
+    c_out, c_in, kh, kw = w_shape
+    if c != c_in:
+        raise ShapeError(
+            f"conv2d: input has {c} channels but the kernel expects {c_in} "
+            f"(input shape {tuple(x_shape)}, weight shape {tuple(w_shape)})"
+        )
+    if kh <= 0 or kw <= 0 or c_out <= 0:
+        raise ShapeError(f"conv2d weight shape {tuple(w_shape)} has a zero dimension")
+    s = pair(stride, "stride")
+    d = pair(dilation, "dilation")
+    pads = resolve_padding(padding, (kh, kw), s, d, (h, w))
+    (pt, pb), (pl, pr) = pads
+    try:
+        ho = conv_output_size(h, kh, s[0], pt, pb, d[0])
+        wo = conv_output_size(w, kw, s[1], pl, pr, d[1])
+    except ShapeError as e:
+        raise ShapeError(
+            f"conv2d: kernel {kh}x{kw} (dilation {d}) does not fit the input {h}x{w} "
+            f"with padding {pads}: {e}"
+        ) from None
+    return ConvGeometry((n, c, h, w), (n, c_out, ho, wo), (kh, kw), s, pads, d)
+
+
+class PoolGeometry(NamedTuple):
+    """Everything about a pooling call except the arrays."""
+
+    in_shape: tuple[int, int, int, int]
+    out_shape: tuple[int, int, int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[tuple[int, int], tuple[int, int]]  # incl. the extra of ceil_mode
+
+
+def pool2d_geometry(x_shape: tuple[int, ...], kernel_size: IntPair, stride: IntPair | None,
+                    padding: IntPair, ceil_mode: bool, op: str = "pool2d") -> PoolGeometry:
+    """Check a pooling call and work out its geometry (PyTorch rules).
+
+    ``padding`` is symmetric (int or (ph, pw)) and at most half the window; with
+    ``ceil_mode`` the bottom/right are padded further so the last partial window exists.
+    """
+    n, c, h, w = x_shape
+    k = pair(kernel_size, "kernel_size")
+    s = k if stride is None else pair(stride, "stride")
+    p = pair(padding, "padding", minimum=0)
+    try:
+        ho = pool_output_size(h, k[0], s[0], p[0], ceil_mode)
+        wo = pool_output_size(w, k[1], s[1], p[1], ceil_mode)
+    except ClearConvError as e:
+        raise type(e)(f"{op}: window {k} with padding {p} on input {h}x{w}: {e}") from None
+    extra_h = max(0, (ho - 1) * s[0] + k[0] - (h + 2 * p[0]))
+    extra_w = max(0, (wo - 1) * s[1] + k[1] - (w + 2 * p[1]))
+    pads = ((p[0], p[0] + extra_h), (p[1], p[1] + extra_w))
+    return PoolGeometry((n, c, h, w), (n, c, ho, wo), k, s, pads)
+
+
+# --------------------------------------------------------------------------- arrays at an op's boundary
+# functional/ and reference.py call these, so the same bad input raises the same error in both
+def as_float(a: np.ndarray) -> np.ndarray:
+    """Return ``a`` as float32 or float64: those two stay, float16 becomes float32,
+    integers and bools become float64 (exact for every uint8 image)."""
+    a = np.asarray(a)
+    if a.dtype == np.float32 or a.dtype == np.float64:
+        return a
+    if a.dtype == np.float16:
+        return a.astype(np.float32)
+    return a.astype(np.float64)
+
+
+def check_nchw(x: np.ndarray, op: str) -> None:
+    """Raise a ShapeError naming the shape unless ``x`` is 4-D (N, C, H, W)."""
+    if x.ndim != 4:
+        raise ShapeError(
+            f"{op} expects input of shape (N, C, H, W) (4 dimensions), got shape "
+            f"{tuple(x.shape)} ({x.ndim} dimensions); add a batch axis with x[None] "
+            f"or a channel axis with x[:, None]"
+        )
+
+
+def check_linear(x: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Check x (N, in) against weight (out, in) and cast both to the common float dtype
+    (float64 if either is float64, else float32)."""
+    x = np.asarray(x)
+    weight = np.asarray(weight)
+    if x.ndim != 2 or weight.ndim != 2:
+        raise ShapeError(f"linear expects x (N, in) and weight (out, in), got x {x.shape} "
+                         f"and weight {weight.shape}")
+    if x.shape[1] != weight.shape[1]:
+        raise ShapeError(f"linear: input has {x.shape[1]} features but the weight expects "
+                         f"{weight.shape[1]} (x {x.shape}, weight {weight.shape})")
+    dtype = np.result_type(as_float(x[:0]).dtype, as_float(weight[:0]).dtype)
+    return x.astype(dtype, copy=False), weight.astype(dtype, copy=False)
+
+
+def check_logits_labels(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Check logits (N, K) against integer labels (N,) in [0, K); return the labels as ints.
+
+    Float labels holding whole numbers are accepted (converted to int64).
+    """
+    if z.ndim != 2:
+        raise ShapeError(f"logits must have shape (N, K), got {z.shape}")
+    n, k = z.shape
+    if labels.shape != (n,):
+        raise ShapeError(f"labels must have shape ({n},) to match logits {z.shape}, "
+                         f"got {labels.shape}")
+    if labels.dtype.kind not in "iu":
+        if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
+            labels = labels.astype(np.int64)
+        else:
+            raise ShapeError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    if n and (labels.min() < 0 or labels.max() >= k):
+        bad = labels[(labels < 0) | (labels >= k)]
+        raise ShapeError(f"labels must be in [0, {k}) for {k} classes, got {bad[:5].tolist()}")
+    return labels
+
+
 __all__ = [
+    "ConvGeometry",
+    "PoolGeometry",
+    "as_float",
     "ceil_div",
+    "check_linear",
+    "check_logits_labels",
+    "check_nchw",
+    "conv2d_geometry",
     "conv2d_output_shape",
     "conv2d_params",
     "conv_output_size",
     "dense_params",
     "pair",
+    "pool2d_geometry",
     "pool_output_size",
     "resolve_padding",
     "same_padding",

@@ -11,7 +11,7 @@ import pytest
 
 import clearconv as cc
 from clearconv import optim
-from clearconv.checkpoint import load_checkpoint
+from clearconv.train.checkpoint import load_checkpoint
 from clearconv.errors import NumericalError
 from clearconv.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
 

@@ -347,7 +347,7 @@ def test_model_trained_here(explained):
 def test_model_from_a_file_saliency_is_the_input_gradient(tmp_path):
     from clearconv import load
     from clearconv.explain.trained import saliency
-    from clearconv.zoo import digits_cnn
+    from clearconv.train.zoo import digits_cnn
 
     path = tmp_path / "net.npz"
     digits_cnn(rng=3, dtype="float64").save(str(path))

@@ -9,7 +9,7 @@ model     ``clearconv.load(path)``                    ModelFileError, FileNotFou
 arrays    ``clearconv.io.load_arrays(path)``          ModelFileError, FileNotFoundError
 idx       ``clearconv.data.read_idx(path)``           DatasetError
 cifar     ``clearconv.data.read_cifar_batch(src)``    DatasetError
-image     ``clearconv.images.load_image(path, ...)``  ImageFileError, FileNotFoundError
+image     ``clearconv.data.images.load_image(path, ...)``  ImageFileError, FileNotFoundError
 folder    ``clearconv.data.load_image_folder(...)``   DatasetError
 ========  ==========================================  ======================================
 
@@ -66,7 +66,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import clearconv
-import clearconv.zoo
+import clearconv.train.zoo
 from clearconv import io as ccio
 from clearconv.data import DatasetError, load_image_folder, read_cifar_batch, read_idx
 from clearconv.errors import ClearConvError, ModelFileError
@@ -79,7 +79,7 @@ except ImportError:  # pragma: no cover - not on Windows: the RSS check is skipp
 try:
     from PIL import Image
 
-    from clearconv import images as ccimages
+    from clearconv.data import images as ccimages
 except ImportError:  # pragma: no cover - Pillow is installed wherever images are read
     Image = None
     ccimages = None
@@ -296,7 +296,7 @@ def model_seed() -> bytes:
     """A real model file: the zoo's digits CNN, saved."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "digits.npz"
-        clearconv.zoo.digits_cnn(rng=0).save(str(path))
+        clearconv.train.zoo.digits_cnn(rng=0).save(str(path))
         return path.read_bytes()
 
 
@@ -986,7 +986,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("idx", "clearconv.data.read_idx(path)", (DatasetError,), idx_inputs, run_idx),
     Target("cifar", "clearconv.data.read_cifar_batch(path or file object)", (DatasetError,),
            cifar_inputs, run_cifar, variants=2),
-    Target("image", "clearconv.images.load_image(path, mode, size)",
+    Target("image", "clearconv.data.images.load_image(path, mode, size)",
            (getattr(ccimages, "ImageFileError", ClearConvError), FileNotFoundError),
            image_inputs, run_image,
            variants=len(IMAGE_VARIANTS), needs_pillow=True, trace_memory=False),

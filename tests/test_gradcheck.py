@@ -18,7 +18,7 @@ from clearconv.gradcheck import (
     numerical_gradient,
     numerical_gradient_array,
 )
-from clearconv.parameter import Parameter
+from clearconv.layers.parameter import Parameter
 
 
 def rng(seed: int = 0) -> np.random.Generator:

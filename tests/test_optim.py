@@ -22,7 +22,7 @@ from clearconv.optim import (
     StepLR,
     make_optimizer,
 )
-from clearconv.parameter import Parameter
+from clearconv.layers.parameter import Parameter
 
 SHAPES = {"conv.weight": (2, 3, 3, 3), "conv.bias": (2,), "fc.weight": (4, 5), "fc.bias": (4,)}
 

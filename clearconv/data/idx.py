@@ -38,20 +38,11 @@ from typing import Union
 
 import numpy as np
 
-from ..errors import ClearConvError
+from ..errors import DatasetError, DatasetNotFoundError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-class DatasetError(ClearConvError):
-    """A dataset file that is missing, corrupt, truncated, foreign or unsafe to read."""
-
-
-class DatasetNotFoundError(DatasetError, FileNotFoundError):
-    """The files of a dataset are not where they were looked for.
-
-    Also a :class:`FileNotFoundError`, so ``except FileNotFoundError`` catches it.
-    """
 
 
 #: IDX type code -> NumPy dtype of the stored (big-endian) data.

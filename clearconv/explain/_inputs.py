@@ -94,7 +94,7 @@ def default_photo() -> Picture:
 def load_picture(image: Any, mode: str | None = None) -> Picture:
     """A user's image: a path (any format Pillow reads) or an array (H, W) / (C, H, W).
 
-    ``mode`` "L" or "RGB" converts as :func:`clearconv.images.load_image` does.
+    ``mode`` "L" or "RGB" converts as :func:`clearconv.data.images.load_image` does.
     """
     if isinstance(image, np.ndarray):
         a = image
@@ -114,7 +114,7 @@ def load_picture(image: Any, mode: str | None = None) -> Picture:
     if not path.is_file():
         raise ClearConvError(f"image file not found: {path}")
     try:
-        from ..images import load_image
+        from ..data.images import load_image
     except ImportError:
         from PIL import Image
 

@@ -18,7 +18,7 @@ import numpy as np
 from ..data import DIGITS_MAX_VALUE, load_digits, to_float
 from ..errors import ClearConvError
 from ..layers import Conv2D, Dropout
-from ..model import History, Sequential, load
+from ..train.sequential import History, Sequential, load
 from . import _draw as D
 from ._inputs import load_picture, resize
 from ._result import ExplainResult
@@ -35,7 +35,7 @@ def train_default(seed: int = 0, epochs: int = 6) -> tuple[Sequential, History, 
     Returns the model, its History (with validation on the test split) and the seconds
     training took.
     """
-    from ..zoo import digits_cnn
+    from ..train.zoo import digits_cnn
 
     x, y = load_digits("train")
     xt, yt = load_digits("test")

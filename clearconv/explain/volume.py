@@ -197,7 +197,7 @@ def explain_volume(out_dir: Path, image: Any = None, seed: int = 0) -> ExplainRe
     ``Z`` and ``A_out`` (2, 3, 3), ``channel_parts`` (2, 3, 3, 3) (the one-channel
     convolutions that sum, with b, to Z), ``shapes``, ``layers`` (the boxed layers).
     """
-    from ..zoo import digits_cnn
+    from ..train.zoo import digits_cnn
 
     nums = _volume_numbers(image, seed)
     first = digits_cnn(rng=seed).layers[0]

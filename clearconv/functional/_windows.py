@@ -8,29 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import ShapeError
 from . import _jit, _parallel
-
-
-def as_float(a: np.ndarray) -> np.ndarray:
-    """Return ``a`` as float32 or float64: those two stay, float16 becomes float32,
-    integers and bools become float64 (exact for every uint8 image)."""
-    a = np.asarray(a)
-    if a.dtype == np.float32 or a.dtype == np.float64:
-        return a
-    if a.dtype == np.float16:
-        return a.astype(np.float32)
-    return a.astype(np.float64)
-
-
-def check_nchw(x: np.ndarray, op: str) -> None:
-    """Raise a ShapeError naming the shape unless ``x`` is 4-D (N, C, H, W)."""
-    if x.ndim != 4:
-        raise ShapeError(
-            f"{op} expects input of shape (N, C, H, W) (4 dimensions), got shape "
-            f"{tuple(x.shape)} ({x.ndim} dimensions); add a batch axis with x[None] "
-            f"or a channel axis with x[:, None]"
-        )
 
 
 def pad_nchw(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._windows import as_float
+from ..shapes import as_float
 
 
 def relu_forward(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -34,25 +34,14 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..errors import ClearConvError, ShapeError
-from ..shapes import IntPair, Padding2D, PaddingArg, conv_output_size, pair, resolve_padding
+from ..shapes import ConvGeometry, IntPair, PaddingArg, as_float, check_nchw, conv2d_geometry
 from . import _jit, _parallel, winograd
-from ._windows import as_float, check_nchw, padded_nhwc
+from ._windows import padded_nhwc
 
 #: conv2d ``algorithm`` values: 'auto' picks Winograd for float32 3x3 stride-1 convs with
 #: at least this many input and output channels when the compiled transforms are available
 ALGORITHMS = ("auto", "im2col", "winograd", "direct")
 _WINOGRAD_MIN_CHANNELS = 8
-
-
-class ConvGeometry(NamedTuple):
-    """Everything about a conv2d call except the arrays."""
-
-    in_shape: tuple[int, int, int, int]      # (N, C_in, H, W)
-    out_shape: tuple[int, int, int, int]     # (N, C_out, H_out, W_out)
-    kernel: tuple[int, int]                  # (kh, kw)
-    stride: tuple[int, int]
-    padding: Padding2D                       # ((top, bottom), (left, right))
-    dilation: tuple[int, int]
 
 
 class DirectCache(NamedTuple):
@@ -73,43 +62,6 @@ class Conv2dCache(NamedTuple):
     weight: np.ndarray      # (C_out, C_in, kh, kw)
     has_bias: bool
     geometry: ConvGeometry
-
-
-def conv2d_geometry(x_shape: tuple[int, ...], w_shape: tuple[int, ...],
-                    stride: IntPair = 1, padding: PaddingArg = 0,
-                    dilation: IntPair = 1) -> ConvGeometry:
-    """Check shapes and hyper-parameters of a conv2d and work out its geometry.
-
-    Raises :class:`~clearconv.errors.ShapeError` / ``ClearConvError`` (both ``ValueError``)
-    with the numbers: channel mismatch (MATH.md §6), kernel larger than the padded input,
-    stride, dilation or kernel <= 0, unknown padding.
-    """
-    if len(w_shape) != 4:
-        raise ShapeError(
-            f"conv2d weight must have shape (C_out, C_in, kh, kw), got {tuple(w_shape)}"
-        )
-    n, c, h, w = x_shape
-    c_out, c_in, kh, kw = w_shape
-    if c != c_in:
-        raise ShapeError(
-            f"conv2d: input has {c} channels but the kernel expects {c_in} "
-            f"(input shape {tuple(x_shape)}, weight shape {tuple(w_shape)})"
-        )
-    if kh <= 0 or kw <= 0 or c_out <= 0:
-        raise ShapeError(f"conv2d weight shape {tuple(w_shape)} has a zero dimension")
-    s = pair(stride, "stride")
-    d = pair(dilation, "dilation")
-    pads = resolve_padding(padding, (kh, kw), s, d, (h, w))
-    (pt, pb), (pl, pr) = pads
-    try:
-        ho = conv_output_size(h, kh, s[0], pt, pb, d[0])
-        wo = conv_output_size(w, kw, s[1], pl, pr, d[1])
-    except ShapeError as e:
-        raise ShapeError(
-            f"conv2d: kernel {kh}x{kw} (dilation {d}) does not fit the input {h}x{w} "
-            f"with padding {pads}: {e}"
-        ) from None
-    return ConvGeometry((n, c, h, w), (n, c_out, ho, wo), (kh, kw), s, pads, d)
 
 
 @_parallel.splits_its_own_work

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ClearConvError
-from ._windows import as_float
+from ..shapes import as_float
 
 
 def dropout_forward(x: np.ndarray, p: float, rng: np.random.Generator

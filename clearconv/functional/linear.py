@@ -7,29 +7,14 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import ShapeError
+from ..shapes import check_linear
 from . import _parallel
-from ._windows import as_float
 
 
 class LinearCache(NamedTuple):
     x: np.ndarray
     weight: np.ndarray
     has_bias: bool
-
-
-def check_linear(x: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Check x (N, in) against weight (out, in) and cast both to the common float dtype
-    (float64 if either is float64, else float32)."""
-    x = np.asarray(x)
-    weight = np.asarray(weight)
-    if x.ndim != 2 or weight.ndim != 2:
-        raise ShapeError(f"linear expects x (N, in) and weight (out, in), got x {x.shape} "
-                         f"and weight {weight.shape}")
-    if x.shape[1] != weight.shape[1]:
-        raise ShapeError(f"linear: input has {x.shape[1]} features but the weight expects "
-                         f"{weight.shape[1]} (x {x.shape}, weight {weight.shape})")
-    dtype = np.result_type(as_float(x[:0]).dtype, as_float(weight[:0]).dtype)
-    return x.astype(dtype, copy=False), weight.astype(dtype, copy=False)
 
 
 @_parallel.splits_its_own_work

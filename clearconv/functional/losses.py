@@ -6,35 +6,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import ShapeError
-from ._windows import as_float
+from ..shapes import as_float, check_logits_labels
 
 
 class SoftmaxCECache(NamedTuple):
     probs: np.ndarray    # (N, K) softmax of the logits
     labels: np.ndarray   # (N,) integer class indices
-
-
-def check_logits_labels(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Check logits (N, K) against integer labels (N,) in [0, K); return the labels as ints.
-
-    Float labels holding whole numbers are accepted (converted to int64).
-    """
-    if z.ndim != 2:
-        raise ShapeError(f"logits must have shape (N, K), got {z.shape}")
-    n, k = z.shape
-    if labels.shape != (n,):
-        raise ShapeError(f"labels must have shape ({n},) to match logits {z.shape}, "
-                         f"got {labels.shape}")
-    if labels.dtype.kind not in "iu":
-        if labels.dtype.kind == "f" and np.all(labels == np.round(labels)):
-            labels = labels.astype(np.int64)
-        else:
-            raise ShapeError(f"labels must be integer class indices, got dtype {labels.dtype}")
-    if n and (labels.min() < 0 or labels.max() >= k):
-        bad = labels[(labels < 0) | (labels >= k)]
-        raise ShapeError(f"labels must be in [0, {k}) for {k} classes, got {bad[:5].tolist()}")
-    return labels
 
 
 def softmax_cross_entropy_forward(logits: np.ndarray, labels: np.ndarray

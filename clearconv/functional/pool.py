@@ -17,28 +17,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..errors import ClearConvError, ShapeError
-from ..shapes import IntPair, pair, pool_output_size
+from ..errors import ShapeError
+from ..shapes import IntPair, PoolGeometry, as_float, check_nchw, pool2d_geometry
 from . import _jit, _parallel
 from ._windows import (
-    as_float,
-    check_nchw,
     crop_nchw,
     is_channels_last,
     offset_view,
     pad_like,
     zeros_like_layout,
 )
-
-
-class PoolGeometry(NamedTuple):
-    """Everything about a pooling call except the arrays."""
-
-    in_shape: tuple[int, int, int, int]
-    out_shape: tuple[int, int, int, int]
-    kernel: tuple[int, int]
-    stride: tuple[int, int]
-    padding: tuple[tuple[int, int], tuple[int, int]]  # incl. the extra of ceil_mode
 
 
 class MaxPool2dCache(NamedTuple):
@@ -56,28 +44,6 @@ class AvgPool2dCache(NamedTuple):
     divisor: np.ndarray     # (H_out, W_out): what each window sum was divided by
     dtype: np.dtype
     geometry: PoolGeometry
-
-
-def pool2d_geometry(x_shape: tuple[int, ...], kernel_size: IntPair, stride: IntPair | None,
-                    padding: IntPair, ceil_mode: bool, op: str = "pool2d") -> PoolGeometry:
-    """Check a pooling call and work out its geometry (PyTorch rules).
-
-    ``padding`` is symmetric (int or (ph, pw)) and at most half the window; with
-    ``ceil_mode`` the bottom/right are padded further so the last partial window exists.
-    """
-    n, c, h, w = x_shape
-    k = pair(kernel_size, "kernel_size")
-    s = k if stride is None else pair(stride, "stride")
-    p = pair(padding, "padding", minimum=0)
-    try:
-        ho = pool_output_size(h, k[0], s[0], p[0], ceil_mode)
-        wo = pool_output_size(w, k[1], s[1], p[1], ceil_mode)
-    except ClearConvError as e:
-        raise type(e)(f"{op}: window {k} with padding {p} on input {h}x{w}: {e}") from None
-    extra_h = max(0, (ho - 1) * s[0] + k[0] - (h + 2 * p[0]))
-    extra_w = max(0, (wo - 1) * s[1] + k[1] - (w + 2 * p[1]))
-    pads = ((p[0], p[0] + extra_h), (p[1], p[1] + extra_w))
-    return PoolGeometry((n, c, h, w), (n, c, ho, wo), k, s, pads)
 
 
 def _offsets(geo: PoolGeometry) -> list[tuple[int, int]]:

@@ -33,7 +33,7 @@ from . import _jit, _parallel
 from ._windows import padded_nhwc
 
 if TYPE_CHECKING:
-    from .conv import ConvGeometry
+    from ..shapes import ConvGeometry
 
 _BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64)
 _G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float64)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ClearConvError
-from ..parameter import Parameter
+from .parameter import Parameter
 
 _default_rng = np.random.default_rng()
 

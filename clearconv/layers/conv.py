@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..functional import conv2d_backward, conv2d_forward
-from ..parameter import Parameter
+from .parameter import Parameter
 from ..shapes import PaddingArg, conv2d_output_shape, conv2d_params, pair, resolve_padding
 from .base import _WeightLayer, as_rng, init_weight
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import ClearConvError, ShapeError
 from ..functional import dropout_backward, dropout_forward, linear_backward, linear_forward
-from ..parameter import Parameter
+from .parameter import Parameter
 from ..shapes import dense_params, pair
 from .base import Layer, _WeightLayer, as_rng, init_weight
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
-from .model import Sequential
+from ..layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
+from .sequential import Sequential
 
 
 def digits_cnn(rng: np.random.Generator | int | None = None, dtype: str = "float32") -> Sequential:

@@ -44,8 +44,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ClearConvError
-from .layers import (
+from ..errors import ClearConvError
+from ..layers import (
     AvgPool2D,
     Conv2D,
     Dense,
@@ -59,9 +59,9 @@ from .layers import (
     Softmax,
     Tanh,
 )
-from .model import Sequential
-from .parameter import Parameter
-from .shapes import resolve_padding
+from ..layers.parameter import Parameter
+from ..shapes import resolve_padding
+from ..train.sequential import Sequential
 
 __all__ = ["from_torch", "to_torch"]
 
@@ -79,7 +79,7 @@ def _import_torch() -> Any:
 
 # ------------------------------------------------------------------ torch -> clearconv
 def from_torch(torch_sequential: Any, input_shape: Sequence[int] | None = None) -> Sequential:
-    """A clearconv :class:`~clearconv.model.Sequential` with the modules and weights of
+    """A clearconv :class:`~clearconv.train.sequential.Sequential` with the modules and weights of
     a ``torch.nn.Sequential``.
 
     Parameters

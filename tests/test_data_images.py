@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from clearconv.errors import ClearConvError, ShapeError
-from clearconv.images import (
+from clearconv.data.images import (
     border_pixels,
     fit_to_model,
     image_to_tensor,

@@ -17,7 +17,7 @@ import pytest
 
 import clearconv as cc
 from clearconv.errors import ClearConvError
-from clearconv.export_onnx import to_onnx
+from clearconv.io.onnx import to_onnx
 from clearconv.layers import (
     AvgPool2D,
     Conv2D,

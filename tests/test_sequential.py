@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import clearconv as cc
-from clearconv import optim, zoo
+from clearconv.train import optim, zoo
 from clearconv.errors import ModelFileError, NumericalError, ShapeError
 from clearconv.layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Tanh
 

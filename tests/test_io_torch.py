@@ -18,7 +18,7 @@ import pytest
 
 import clearconv as cc
 from clearconv.errors import ClearConvError
-from clearconv.interop import from_torch, to_torch
+from clearconv.io.torch import from_torch, to_torch
 from clearconv.layers import (
     AvgPool2D,
     Conv2D,

@@ -31,8 +31,8 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ClearConvError, ShapeError
-from .io import atomic_write
+from ..errors import ClearConvError, ImageFileError, ShapeError
+from ..io.files import atomic_write
 
 #: where :func:`load_image` can read from: a path, an open binary file, or a Pillow image
 ImageSource = str | os.PathLike | IO[bytes] | Image.Image
@@ -126,10 +126,6 @@ def read_image(source: ImageSource, mode: str | None = None,
         img = img.resize((hw[1], hw[0]), Image.Resampling.BILINEAR)
     return _pil_to_chw(img), steps
 
-
-class ImageFileError(ClearConvError):
-    """An image file that cannot be read: not an image, corrupt or truncated, or with more
-    pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` (Pillow's decompression-bomb limit)."""
 
 
 def _check_pixels(img: Image.Image, source: object) -> None:

@@ -18,19 +18,19 @@ from typing import Any
 
 import numpy as np
 
-from . import io
-from .callbacks import Callback, TerminateOnNaN
-from .errors import ClearConvError, ModelFileError, NumericalError, ShapeError
-from .functional import (
+from ..errors import ClearConvError, ModelFileError, NumericalError, ShapeError
+from ..functional import (
     softmax_cross_entropy_backward,
     softmax_cross_entropy_forward,
     softmax_forward,
 )
-from .layers import Conv2D, Layer, MaxPool2D, ReLU
-from .layers.pooling import _ConvMaxPoolReLU, _MaxPoolReLU
-from .functional._parallel import step_context
-from .parameter import Parameter
-from .runtime import tune_allocator
+from ..functional._parallel import step_context
+from ..io import files as io
+from ..layers import Conv2D, Layer, MaxPool2D, ReLU
+from ..layers.parameter import Parameter
+from ..layers.pooling import _ConvMaxPoolReLU, _MaxPoolReLU
+from ..runtime import tune_allocator
+from .callbacks import Callback, TerminateOnNaN
 
 
 @dataclass
@@ -555,8 +555,8 @@ class Sequential:
 
     def to_onnx(self, path: str, **kwargs: Any) -> None:
         """Export to ONNX (needs ``pip install clearconv[onnx]``); see
-        :func:`clearconv.export_onnx.to_onnx` for the options."""
-        from .export_onnx import to_onnx
+        :func:`clearconv.io.onnx.to_onnx` for the options."""
+        from ..io.onnx import to_onnx
 
         to_onnx(self, path, **kwargs)
 
@@ -568,7 +568,7 @@ class Sequential:
 def _forward_keep_cache(layer: Layer, x: np.ndarray) -> np.ndarray:
     """Forward in inference mode but keep the cache for backward (for gradient checks:
     dropout stays off, every other layer caches as in training)."""
-    from .layers import Dropout
+    from ..layers import Dropout
 
     if isinstance(layer, Dropout):
         layer._active, layer._mask = True, None
@@ -579,7 +579,7 @@ def _forward_keep_cache(layer: Layer, x: np.ndarray) -> np.ndarray:
 def _announced_weights(config: dict[str, Any]) -> int:
     """The weight count of the Dense and Conv2D layers of an architecture, without
     building it (a layer whose config is invalid counts 0: building it reports why)."""
-    from .shapes import conv2d_params, dense_params
+    from ..shapes import conv2d_params, dense_params
 
     counts = {
         "Dense": lambda c: dense_params(c["in_features"], c["out_features"], False),

@@ -1,4 +1,4 @@
-"""Export a :class:`~clearconv.model.Sequential` to ONNX, to run it in onnxruntime and elsewhere.
+"""Export a :class:`~clearconv.train.sequential.Sequential` to ONNX, to run it in onnxruntime and elsewhere.
 
 Each layer becomes one ONNX operator (two for average pooling with both ``ceil_mode``
 and ``count_include_pad``), with the weights stored as initializers named by the
@@ -33,7 +33,7 @@ the overhang never counts in an average.
 Example
 -------
 >>> import clearconv as cc                                          # doctest: +SKIP
->>> from clearconv.export_onnx import to_onnx                       # doctest: +SKIP
+>>> from clearconv.io.onnx import to_onnx                       # doctest: +SKIP
 >>> to_onnx(model, "model.onnx")                                    # doctest: +SKIP
 >>> import onnxruntime as ort                                       # doctest: +SKIP
 >>> sess = ort.InferenceSession("model.onnx")                       # doctest: +SKIP
@@ -49,10 +49,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ClearConvError
-from .functional import pool2d_geometry
-from .io import atomic_write
-from .layers import (
+from ..errors import ClearConvError
+from ..functional import pool2d_geometry
+from ..layers import (
     AvgPool2D,
     Conv2D,
     Dense,
@@ -66,7 +65,8 @@ from .layers import (
     Softmax,
     Tanh,
 )
-from .shapes import resolve_padding
+from ..shapes import resolve_padding
+from .files import atomic_write
 
 __all__ = ["MIN_OPSET", "to_onnx"]
 
@@ -146,7 +146,7 @@ def to_onnx(model: Any, path: str | os.PathLike[str], opset: int = 17, batch_dim
     if not model.layers:
         graph.node("Identity", [input_name], [output_name], "identity")
 
-    from . import __version__
+    from .. import __version__
 
     onnx_graph = helper.make_graph(
         graph.nodes, "clearconv_sequential",

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import ClearConvError
+from ..errors import ClearConvError
 
 if TYPE_CHECKING:
-    from .model import Sequential
+    from .sequential import Sequential
 
 
 class Callback:

@@ -11,7 +11,7 @@ puts the biases in a second parameter group with ``weight_decay=0``.
 Example
 -------
 >>> import numpy as np
->>> from clearconv.parameter import Parameter
+>>> from clearconv.layers.parameter import Parameter
 >>> w = Parameter(np.ones(3))
 >>> opt = Adam([w], lr=0.1)
 >>> sched = StepLR(opt, step_size=10, gamma=0.5)
@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from clearconv.errors import ClearConvError
-from clearconv.parameter import Parameter
+from ..errors import ClearConvError
+from ..layers.parameter import Parameter
 
 __all__ = [
     "OPTIMIZERS",

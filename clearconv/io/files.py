@@ -29,7 +29,7 @@ from typing import Any, BinaryIO, Union
 
 import numpy as np
 
-from .errors import ClearConvError, ModelFileError
+from ..errors import ClearConvError, ModelFileError
 
 PathLike = Union[str, "os.PathLike[str]"]
 

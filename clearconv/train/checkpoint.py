@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from . import io
-from .errors import ModelFileError
+from ..errors import ModelFileError
+from ..io import files as io
 
 FILENAME = "checkpoint.npz"
 
