@@ -7,6 +7,8 @@
 - inference of both nets at batch 1,000.
 
 Everything is float32. Both sides get equal data (copies, not shared memory). The
+clearconv op cases run each call in ``clearconv.parallel()``, as a model's forward and
+backward do (its batch split between clearconv's threads, the BLAS at one inside). The
 PyTorch networks are twins of the clearconv ones (:mod:`benchmarks.torch_nets`) that
 start from clearconv's initial weights.
 
@@ -81,6 +83,7 @@ def _tensor(a: np.ndarray, requires_grad: bool = False) -> Any:
 
 # --------------------------------------------------------------------- conv2d
 def _conv_setup(shape: ConvShape, backward: bool) -> Pair:
+    from clearconv import parallel
     from clearconv.functional import conv2d_backward, conv2d_forward
 
     rng = np.random.default_rng(SEED)
@@ -92,8 +95,9 @@ def _conv_setup(shape: ConvShape, backward: bool) -> Pair:
     dy = _randn(rng, n, c_out, h_out, w_out)
 
     def ours() -> Any:
-        y, cache = conv2d_forward(x, weight, bias, stride=s, padding=p)
-        return conv2d_backward(dy, cache) if backward else y
+        with parallel():
+            y, cache = conv2d_forward(x, weight, bias, stride=s, padding=p)
+            return conv2d_backward(dy, cache) if backward else y
 
     if torch is None:
         return Pair(ours)
@@ -125,6 +129,7 @@ def conv_case(shape: ConvShape, backward: bool) -> Case:
 
 # --------------------------------------------------------------------- max pooling
 def _pool_setup(shape: tuple[int, int, int, int]) -> Pair:
+    from clearconv import parallel
     from clearconv.functional import max_pool2d_backward, max_pool2d_forward
 
     rng = np.random.default_rng(SEED)
@@ -133,8 +138,9 @@ def _pool_setup(shape: tuple[int, int, int, int]) -> Pair:
     dy = _randn(rng, n, c, h // 2, w // 2)
 
     def ours() -> Any:
-        y, cache = max_pool2d_forward(x, 2, 2)
-        return y, max_pool2d_backward(dy, cache)
+        with parallel():
+            y, cache = max_pool2d_forward(x, 2, 2)
+            return y, max_pool2d_backward(dy, cache)
 
     if torch is None:
         return Pair(ours)

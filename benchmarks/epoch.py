@@ -138,7 +138,7 @@ def clearconv_trainer(config: dict[str, Any], weights: dict[str, np.ndarray],
                       lr: float, momentum: float) -> Trainer:
     from clearconv import Sequential
     from clearconv.optim import SGD
-    from clearconv.runtime import load_compiled_kernels
+    from clearconv.kernels import load_compiled_kernels
 
     # Numba's compiled kernels (clearconv[fast]) are loaded with the imports, as PyTorch's
     # are: a fixed cost of the process (recorded as jit_load_rss_mib), not of the epoch
@@ -202,7 +202,8 @@ def run_epoch(spec: dict[str, Any]) -> dict[str, Any]:
     ``threads``.
     """
     framework = spec["framework"]
-    with limit_threads(spec["threads"], with_torch=framework == "torch"):
+    with limit_threads(spec["threads"], with_torch=framework == "torch",
+                       with_clearconv=framework == "clearconv"):
         with np.load(spec["weights"]) as f:
             weights = {k: f[k] for k in f.files}
         trainer = TRAINERS[framework](spec["config"], weights, spec["lr"], spec["momentum"])

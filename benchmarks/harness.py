@@ -207,18 +207,33 @@ def max_rel_diff(ours: np.ndarray, theirs: np.ndarray) -> float:
 
 # --------------------------------------------------------------------- threads
 @contextmanager
-def limit_threads(threads: int, with_torch: bool = True) -> Iterator[dict[str, Any]]:
-    """Run with ``threads`` threads in PyTorch (``set_num_threads``) and in every BLAS /
-    OpenMP pool that threadpoolctl finds (NumPy's OpenBLAS included); restores both after.
+def limit_threads(threads: int, with_torch: bool = True,
+                  with_clearconv: bool = True) -> Iterator[dict[str, Any]]:
+    """Run with ``threads`` threads in PyTorch (``set_num_threads``), in clearconv
+    (``clearconv.set_num_threads``: its batch split, the BLAS at one thread inside it) and
+    in every BLAS / OpenMP pool that threadpoolctl finds (NumPy's OpenBLAS included, for
+    the products clearconv does not split); restores all after.
 
-    ``with_torch=False`` leaves PyTorch unimported. Yields a dict with a ``note`` when
-    threadpoolctl is missing (NumPy's BLAS then runs with its own default).
+    With clearconv the allocator is tuned as clearconv's training entry points tune it
+    (:func:`clearconv.kernels.tune_allocator`, once per process).
+    ``with_torch=False`` leaves PyTorch unimported, ``with_clearconv=False`` clearconv.
+    Yields a dict with a ``note`` when threadpoolctl is missing (NumPy's BLAS then runs
+    with its own default).
     """
     info: dict[str, Any] = {"threads": threads, "note": None}
     torch = optional_torch() if with_torch else None
     old_torch = torch.get_num_threads() if torch is not None else None
     if torch is not None:
         torch.set_num_threads(threads)
+    if with_clearconv:
+        import clearconv
+        from clearconv.kernels import tune_allocator
+
+        old_clearconv = clearconv.get_num_threads()
+        clearconv.set_num_threads(threads)
+        # what fit, train_step and the CLI do once per process: glibc keeps freed memory
+        # (the op cases would otherwise get it only after the first training step)
+        info["allocator_tuned"] = tune_allocator()
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
@@ -234,6 +249,8 @@ def limit_threads(threads: int, with_torch: bool = True) -> Iterator[dict[str, A
             limiter.restore_original_limits()
         if old_torch is not None:
             torch.set_num_threads(old_torch)
+        if with_clearconv:
+            clearconv.set_num_threads(old_clearconv)
 
 
 # --------------------------------------------------------------------- machine
@@ -256,7 +273,8 @@ def environment(threads: int) -> dict[str, Any]:
         pools = threadpool_info()
     except ImportError:
         pools = "threadpoolctl not installed"
-    from clearconv.functional import _jit
+    import clearconv
+    from clearconv.kernels import compiled
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "threads": threads,
@@ -267,8 +285,9 @@ def environment(threads: int) -> dict[str, Any]:
         "numpy": np.__version__,
         "torch": torch.__version__ if torch is not None else None,
         "torch_threads": torch.get_num_threads() if torch is not None else None,
-        "numba": _jit.numba.__version__ if _jit.AVAILABLE else None,
-        "clearconv_jit": _jit.AVAILABLE,
+        "numba": compiled.numba.__version__ if compiled.AVAILABLE else None,
+        "clearconv_jit": compiled.AVAILABLE,
+        "clearconv_threads": clearconv.get_num_threads(),
         "threadpool_info": pools,
         "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")},
         "thread_env": {k: v for k, v in os.environ.items()

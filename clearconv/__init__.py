@@ -9,15 +9,18 @@ Exact (every fast op has a loop-by-loop reference twin and a gradient check), fa
 ...                       Flatten(), Dense(8 * 4 * 4, 10), input_shape=(1, 8, 8))
 
 The package is grouped by purpose, each group using only the ones before it:
-``errors``, ``shapes``, ``reference``, ``functional``, ``layers``, ``train``, ``io``,
-``data``, ``filters``, ``gradcheck``, ``explain``, ``cli`` (docs/ARCHITECTURE.md).
+``errors``, ``shapes``, ``reference``, ``functional``, ``kernels``, ``layers``,
+``train``, ``io``, ``data``, ``filters``, ``gradcheck``, ``explain``, ``cli``
+(docs/ARCHITECTURE.md).
 """
 
 from typing import Any
 
-from . import _moved, functional, layers, shapes
+from . import _moved, functional, kernels, layers, shapes
 from .errors import ClearConvError, ModelFileError, NumericalError, ShapeError
 from .gradcheck import gradcheck
+from .kernels import get_num_threads, set_num_threads
+from .kernels import region as parallel
 from .layers import manual_seed
 from .train import (
     Callback,
@@ -44,13 +47,18 @@ __all__ = [
     "ShapeError",
     "TerminateOnNaN",
     "functional",
+    "get_num_threads",
     "gradcheck",
     "layers",
     "load",
     "manual_seed",
     "optim",
+    "parallel",
+    "set_num_threads",
     "shapes",
 ]
+
+kernels.load_algorithms()
 
 _moved.install()
 

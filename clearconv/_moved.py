@@ -26,6 +26,7 @@ MOVED = {
     "export_onnx": "io.onnx",
     "interop": "io.torch",
     "images": "data.images",
+    "runtime": "kernels",
 }
 #: old names that stay without a warning
 KEPT = frozenset({"optim"})

@@ -1,4 +1,6 @@
-"""The fast ops of clearconv.functional agree with their loop-by-loop twins in reference.py.
+"""The readable ops of clearconv.functional agree with their loop-by-loop twins in reference.py.
+
+(The faster algorithms of clearconv.kernels are held to the same checks in test_kernels.)
 
 Float64 results must agree to rtol 1e-10 on Hypothesis-drawn shapes and hyper-parameters
 (every padding form, strides, dilations, even and non-square kernels, ceil_mode, ...),
@@ -10,159 +12,47 @@ the fast op and its reference raise the same error.
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from clearconv import functional as F
 from clearconv import reference as R
 from clearconv.errors import ClearConvError, ShapeError
-from clearconv.shapes import ceil_div, pair, pool_output_size, resolve_padding
+from clearconv.shapes import ceil_div, pair
 
-RTOL, ATOL = 1e-10, 1e-12
-PROPERTY = settings(max_examples=100, deadline=None)
-FEW = settings(max_examples=50, deadline=None)
-
-
-def assert_same(fast, ref):
-    """Fast result equals the reference result: same shape and dtype, values to rtol 1e-10."""
-    assert fast.shape == ref.shape
-    assert fast.dtype == ref.dtype
-    np.testing.assert_allclose(fast, ref, rtol=RTOL, atol=ATOL)
-
-
-def assert_close32(a32, a64):
-    """A float32 result is float32 and close to the float64 one (relative to its scale)."""
-    assert a32.dtype == np.float32
-    scale = max(1.0, float(np.abs(a64).max(initial=0.0)))
-    np.testing.assert_allclose(a32, a64, rtol=1e-4, atol=1e-4 * scale)
-
-
-def channels_last(a):
-    """The same values as ``a`` (N, C, H, W), stored NHWC in memory (as conv2d returns them)."""
-    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-
-
-def mentions(*items) -> str:
-    """A ``match`` pattern that needs every item somewhere in the message, not inside a
-    longer number (``mentions(3, 5)`` matches "3 channels ... expects 5")."""
-    return "".join(rf"(?=[\s\S]*(?<!\d){re.escape(str(i))}(?!\d))" for i in items)
-
-
-# ------------------------------------------------------------------------ strategies
-
-counts = st.integers(1, 3)
-sizes = st.integers(1, 9)
-kernels = st.integers(1, 4)
-strides = st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3)))
-dilations = st.one_of(st.integers(1, 2), st.tuples(st.integers(1, 2), st.integers(1, 2)))
-pad_widths = st.integers(0, 3)
-paddings = st.one_of(
-    pad_widths,
-    st.tuples(pad_widths, pad_widths),
-    st.tuples(st.tuples(pad_widths, pad_widths), st.tuples(pad_widths, pad_widths)),
-    st.sampled_from(["valid", "same", "SAME"]),
+from strategies import (  # noqa: E402  (tests/ is on sys.path under pytest)
+    ATOL,
+    FEW,
+    PROPERTY,
+    RTOL,
+    ConvCase,
+    PoolCase,
+    assert_close32,
+    assert_same,
+    conv_cases,
+    dilations,
+    kernels,
+    mentions,
+    pool_cases,
+    random_like,
+    seeds,
+    strides,
 )
-seeds = st.integers(0, 2**32 - 1)
-
-
-class ConvCase(NamedTuple):
-    x: np.ndarray
-    weight: np.ndarray
-    bias: np.ndarray | None
-    stride: object
-    padding: object
-    dilation: object
-    dy: np.ndarray
-
-
-@st.composite
-def conv_cases(draw):
-    """A conv2d call whose (dilated) kernel fits the padded input.
-
-    C_in goes up to 5 so that both of the fast path's im2col layouts (fewer than 4
-    input channels, and 4 or more) are exercised.
-    """
-    n, c_in, c_out = draw(counts), draw(st.integers(1, 5)), draw(counts)
-    h, w, kh, kw = draw(sizes), draw(sizes), draw(kernels), draw(kernels)
-    stride, padding, dilation = draw(strides), draw(paddings), draw(dilations)
-    (pt, pb), (pl, pr) = resolve_padding(padding, (kh, kw), pair(stride, "stride"),
-                                         pair(dilation, "dilation"), (h, w))
-    dh, dw = pair(dilation, "dilation")
-    assume(dh * (kh - 1) + 1 <= h + pt + pb and dw * (kw - 1) + 1 <= w + pl + pr)
-    rng = np.random.default_rng(draw(seeds))
-    x = rng.standard_normal((n, c_in, h, w))
-    if draw(st.booleans()):
-        x = channels_last(x)
-    weight = rng.standard_normal((c_out, c_in, kh, kw))
-    bias = rng.standard_normal(c_out) if draw(st.booleans()) else None
-    sh, sw = pair(stride, "stride")
-    ho = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
-    wo = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
-    dy = rng.standard_normal((n, c_out, ho, wo))
-    if draw(st.booleans()):
-        dy = channels_last(dy)
-    return ConvCase(x, weight, bias, stride, padding, dilation, dy)
-
-
-class PoolCase(NamedTuple):
-    x: np.ndarray
-    kernel_size: object
-    stride: object
-    padding: object
-    ceil_mode: bool
-    dy_rng: np.random.Generator
-
-
-@st.composite
-def pool_cases(draw, values: str = "tie_free"):
-    """A pooling call whose windows the geometry accepts (asked of clearconv.shapes).
-
-    ``values``: "tie_free" (a shuffled linspace), "ties" (only 0, 1 and 2, so that most
-    windows have tied maxima) or "nonfinite" (ties plus NaN, -inf and +inf).
-    """
-    n, c, h, w = draw(counts), draw(counts), draw(sizes), draw(sizes)
-    kh, kw = draw(kernels), draw(kernels)
-    kernel_size = draw(st.sampled_from([(kh, kw), kh]))
-    kh, kw = pair(kernel_size, "kernel_size")
-    stride = draw(st.one_of(st.none(), strides))
-    sh, sw = (kh, kw) if stride is None else pair(stride, "stride")
-    ph, pw = draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))
-    padding = ph if ph == pw and draw(st.booleans()) else (ph, pw)
-    ceil_mode = draw(st.booleans())
-    try:
-        pool_output_size(h, kh, sh, ph, ceil_mode)
-        pool_output_size(w, kw, sw, pw, ceil_mode)
-    except ShapeError:
-        assume(False)
-    rng = np.random.default_rng(draw(seeds))
-    if values == "tie_free":
-        x = rng.permutation(np.linspace(-1.0, 1.0, n * c * h * w)).reshape(n, c, h, w)
-    else:
-        x = rng.integers(0, 3, (n, c, h, w)).astype(np.float64)
-    if values == "nonfinite":
-        special = rng.random(x.shape) < 0.3
-        x[special] = rng.choice([np.nan, -np.inf, np.inf], size=int(special.sum()))
-    if draw(st.booleans()):
-        x = channels_last(x)
-    return PoolCase(x, kernel_size, stride, padding, ceil_mode, rng)
-
-
-def random_like(rng, y, layout_last: bool):
-    dy = rng.standard_normal(y.shape)
-    return channels_last(dy) if layout_last else dy
 
 
 # ------------------------------------------------------------------------ convolution
 
 
-def check_conv(case: ConvCase) -> None:
+def check_conv(case: ConvCase, algorithm: str = "im2col") -> None:
+    """conv2d by ``algorithm`` (default: functional's readable one) against the reference,
+    forward and every gradient, in float64 to 1e-10."""
     args = (case.stride, case.padding, case.dilation)
-    y, cache = F.conv2d_forward(case.x, case.weight, case.bias, *args)
+    y, cache = F.conv2d_forward(case.x, case.weight, case.bias, *args, algorithm=algorithm)
+    assert cache.algorithm == algorithm
     y_ref, cache_ref = R.conv2d_forward(case.x, case.weight, case.bias, *args)
     assert_same(y, y_ref)
     dx, dw, db = F.conv2d_backward(case.dy, cache)
@@ -247,9 +137,12 @@ def test_conv2d_dtype_policy():
 # ---------------------------------------------------------------------------- pooling
 
 
-def check_max_pool(case: PoolCase) -> None:
+def check_max_pool(case: PoolCase, algorithm: str = "views") -> None:
+    """max_pool2d by ``algorithm`` (default: functional's readable one) against the
+    reference, forward and gradient, for dy in both layouts."""
     args = (case.kernel_size, case.stride, case.padding, case.ceil_mode)
-    y, cache = F.max_pool2d_forward(case.x, *args)
+    y, cache = F.max_pool2d_forward(case.x, *args, algorithm=algorithm)
+    assert cache.algorithm == algorithm
     y_ref, cache_ref = R.max_pool2d_forward(case.x, *args)
     assert_same(y, y_ref)
     for layout_last in (False, True):

@@ -266,13 +266,14 @@ def _assert_fused_run_equals_literal_order(model, x, y):
     loss = model.loss_and_backward(x, y, training=True)
     grads = {p.name: p.grad.copy() for p in model.parameters()}
     model.zero_grad()
-    h = x                                        # the literal order, layer by layer
-    for layer in model.layers:
-        h = layer.forward(h, training=True)
-    ref_loss, cache = cc.functional.softmax_cross_entropy_forward(h, y)
-    d = cc.functional.softmax_cross_entropy_backward(1.0, cache)
-    for layer in reversed(model.layers):
-        d = layer.backward(d)
+    h = x                                        # the literal order, layer by layer,
+    with cc.parallel():                          # split between threads as the model is
+        for layer in model.layers:
+            h = layer.forward(h, training=True)
+        ref_loss, cache = cc.functional.softmax_cross_entropy_forward(h, y)
+        d = cc.functional.softmax_cross_entropy_backward(1.0, cache)
+        for layer in reversed(model.layers):
+            d = layer.backward(d)
     assert loss == ref_loss
     for p in model.parameters():
         np.testing.assert_array_equal(p.grad, grads[p.name], err_msg=p.name)
@@ -280,22 +281,42 @@ def _assert_fused_run_equals_literal_order(model, x, y):
 
 @pytest.mark.parametrize("c_in", [1, 8])   # the direct loop (with Numba), then not
 def test_conv_relu_maxpool_run_fused_with_identical_values_and_gradients(c_in):
-    from clearconv.layers.pooling import _ConvMaxPoolReLU
+    from clearconv.kernels import compiled
+    from clearconv.train.fusion import ConvReLUMaxPool2D
 
     g = np.random.default_rng(c_in)
     model = cc.Sequential(Conv2D(c_in, 4, 5, padding=2, rng=g), ReLU(), MaxPool2D(2),
                           Conv2D(4, 3, 3, rng=g), MaxPool2D(2), ReLU(), Flatten(),
                           Dense(3, 2, rng=g), input_shape=(c_in, 9, 8))
-    order = model._execution_order()
-    assert [type(la) for la in order[:2]] == [_ConvMaxPoolReLU, _ConvMaxPoolReLU]
+    steps = model.steps()
+    assert [type(s) for s in steps[:2]] == [ConvReLUMaxPool2D, ConvReLUMaxPool2D]
+    assert steps[0].indices == {"conv": 0, "relu": 1, "pool": 2}
+    assert steps[1].indices == {"conv": 3, "pool": 4, "relu": 5}
     x = g.standard_normal((5, c_in, 9, 8)).astype(np.float32) - 0.2
     y = g.integers(0, 2, 5)
     _assert_fused_run_equals_literal_order(model, x, y)
+    model.forward(x, training=True)
+    direct = c_in == 1 and compiled.AVAILABLE
+    assert [s.algorithm for s in steps[:2]] == ["direct-fused" if direct else "composed",
+                                                 "composed"]
+    # the fused steps keep their own caches: the layers' are untouched
+    assert all(layer._cache is None for layer in model.layers[:6])
     # input gradients (saliency) through the fused first layer too
     model.zero_grad()
-    model.forward(x, training=True)
     dx = model.backward(np.ones((5, 2), np.float32))
     assert dx.shape == x.shape and np.isfinite(dx).all() and np.abs(dx).max() > 0
+
+
+def test_fuse_false_runs_every_layer_on_its_own():
+    g = np.random.default_rng(0)
+    layers = [Conv2D(1, 4, 3, padding=1, rng=g), ReLU(), MaxPool2D(2), Flatten(),
+              Dense(4 * 4 * 4, 2, rng=g)]
+    model = cc.Sequential(*layers, fuse=False, input_shape=(1, 8, 8))
+    assert model.steps() == layers
+    assert cc.Sequential.from_config(model.get_config()).fuse is False
+    fused = cc.Sequential(*layers, input_shape=(1, 8, 8))
+    x = g.standard_normal((3, 1, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(model.forward(x), fused.forward(x))
 
 
 @pytest.mark.parametrize("pool_first", [False, True])
@@ -305,8 +326,7 @@ def test_relu_and_maxpool_run_fused_with_identical_values_and_gradients(pool_fir
     model = cc.Sequential(Conv2D(2, 3, 3, padding=1, rng=g, dtype="float64"),
                           *(pair[::-1] if pool_first else pair), Flatten(),
                           Dense(3 * 4 * 4, 4, rng=g, dtype="float64"), input_shape=(2, 6, 6))
-    assert [type(la).__name__ for la in model._execution_order()][:3] == \
-        ["Conv2D", "_MaxPoolReLU", "Flatten"]
+    assert [type(la).__name__ for la in model.steps()][:2] == ["ConvReLUMaxPool2D", "Flatten"]
     x = g.standard_normal((3, 2, 6, 6)) - 0.5     # many windows with a negative maximum
     y = g.integers(0, 4, 3)
     _assert_fused_run_equals_literal_order(model, x, y)

@@ -3,6 +3,12 @@
 ``<op>_forward(inputs..., hyper-params) -> (out, cache)`` and
 ``<op>_backward(d_out, cache) -> gradients``. See MATH.md for the formulas; each
 module's docstring names the section it implements.
+
+Each module is the op's one readable NumPy algorithm, exact and complete on its own.
+Faster algorithms (:mod:`clearconv.kernels`) plug in below through the registry; every
+cache records the ``algorithm`` that ran, and :func:`conv2d_algorithm` /
+:func:`max_pool2d_algorithm` say which one 'auto' takes for given shapes, and why.
+Nothing here sets threads, the allocator or any other process-wide state.
 """
 
 from .activations import (
@@ -17,24 +23,38 @@ from .activations import (
     tanh_backward,
     tanh_forward,
 )
-from .conv import conv2d_backward, conv2d_forward, conv2d_geometry, conv2d_relu_max_pool2d
+from ..shapes import conv2d_geometry, pool2d_geometry
+from .conv import conv2d_algorithm, conv2d_backward, conv2d_forward
+from .fused import (
+    conv2d_relu_max_pool2d_algorithm,
+    conv2d_relu_max_pool2d_backward,
+    conv2d_relu_max_pool2d_forward,
+)
 from .dropout import dropout_backward, dropout_forward
 from .linear import linear_backward, linear_forward
 from .losses import softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from .pool import (
     avg_pool2d_backward,
     avg_pool2d_forward,
+    max_pool2d_algorithm,
     max_pool2d_backward,
     max_pool2d_forward,
-    pool2d_geometry,
 )
+
+#: the name of 0.1 (which returned None where the fused loop did not apply): now the op
+#: always computes, choosing its algorithm as any other op; kept until 0.3
+conv2d_relu_max_pool2d = conv2d_relu_max_pool2d_forward
 
 __all__ = [
     "avg_pool2d_backward",
     "avg_pool2d_forward",
+    "conv2d_algorithm",
     "conv2d_backward",
-    "conv2d_relu_max_pool2d",
     "conv2d_forward",
+    "conv2d_relu_max_pool2d",
+    "conv2d_relu_max_pool2d_algorithm",
+    "conv2d_relu_max_pool2d_backward",
+    "conv2d_relu_max_pool2d_forward",
     "conv2d_geometry",
     "dropout_backward",
     "dropout_forward",
@@ -42,6 +62,7 @@ __all__ = [
     "leaky_relu_forward",
     "linear_backward",
     "linear_forward",
+    "max_pool2d_algorithm",
     "max_pool2d_backward",
     "max_pool2d_forward",
     "pool2d_geometry",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _jit, _parallel
 
 
 def pad_nchw(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]],
@@ -36,27 +35,16 @@ def pad_nchw(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]],
 
 def padded_nhwc(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
     """x (N, C, H, W) as a C-contiguous (N, H_pad, W_pad, C) array with zero borders
-    ``((top, bottom), (left, right))`` (the input of channels-last im2col and Winograd)."""
+    ``((top, bottom), (left, right))``: A_pad of MATH.md §4, channels last (the input of
+    channels-last im2col and Winograd). No copy when x is already such an array."""
     (pt, pb), (pl, pr) = pads
     n, c, h, w = x.shape
     xh = x.transpose(0, 2, 3, 1)
-    padded = not pt == pb == pl == pr == 0
-    if not padded and (xh.flags.c_contiguous or c == 1):
+    if pt == pb == pl == pr == 0:
         return np.ascontiguousarray(xh)
-    out = (np.zeros if padded else np.empty)((n, h + pt + pb, w + pl + pr, c), x.dtype)
-    inner = out[:, pt:pt + h, pl:pl + w]
-    if _jit.AVAILABLE and c > 1 and x.flags.c_contiguous:
-        # NCHW memory: a real transpose, by image rows, large ones split between threads
-        _parallel.map_split(lambda lo, hi: _jit.nchw_to_nhwc(x[lo:hi], inner[lo:hi]), n,
-                            x.size >= _SPLIT_COPY)
-    else:
-        inner[...] = xh
+    out = np.zeros((n, h + pt + pb, w + pl + pr, c), x.dtype)
+    out[:, pt:pt + h, pl:pl + w] = xh
     return out
-
-
-#: padded_nhwc's compiled transpose of NCHW memory is split between threads from this
-#: many values
-_SPLIT_COPY = 1 << 18
 
 
 def crop_nchw(xp: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:

@@ -1,10 +1,17 @@
 """Max and average pooling, forward and backward: MATH.md §10-11, PyTorch semantics.
 
 Both work on the kh*kw strided views of the input, one per kernel offset (no window
-copies). Max pooling keeps a running maximum and the offset where it was first reached:
-ties go to the first maximum in row-major window order, as PyTorch does. Those argmax
-offsets are the mask of MATH.md §11; backward writes each gradient to its window's
-argmax through the same views, adding where windows overlap (stride < kernel).
+copies). Max pooling keeps a running maximum and the offset where it was reached, by
+PyTorch's rule: only real (unpadded) cells compete, a window starts at its first real
+cell, and a cell wins when it is greater than the maximum so far or NaN. So ties go to
+the first maximum in row-major window order, NaN propagates, padding never wins. Those
+argmax offsets are the mask of MATH.md §11; backward writes each gradient to its
+window's argmax through the same views, adding where windows overlap (stride < kernel).
+
+This module is max pooling's readable algorithm, ``'views'``; faster ones (a NumPy
+variant for finite input, compiled kernels) are registered by
+:mod:`clearconv.kernels.pool` and chosen as for conv2d (:func:`max_pool2d_algorithm`
+says which one 'auto' takes, and why; the cache records it).
 
 Average pooling divides each window sum by the window size (``count_include_pad=True``:
 padding zeros count, PyTorch's default), and its backward spreads ``dZ / f^2`` over the
@@ -13,13 +20,13 @@ window.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..errors import ShapeError
+from ..kernels import registry
 from ..shapes import IntPair, PoolGeometry, as_float, check_nchw, pool2d_geometry
-from . import _jit, _parallel
 from ._windows import (
     crop_nchw,
     is_channels_last,
@@ -29,11 +36,40 @@ from ._windows import (
 )
 
 
+OP = "max_pool2d"
+
+
+class PoolCall(NamedTuple):
+    """What a max-pooling algorithm's predicate sees of a call."""
+
+    geometry: PoolGeometry
+    dtype: np.dtype
+    layout: str             # 'NCHW' (C-contiguous), 'channels-last' or 'strided'
+    relu: bool
+
+    def __str__(self) -> str:
+        g = self.geometry
+        return (f"x{g.in_shape} ({self.layout}) -> {g.out_shape} window {g.kernel} stride "
+                f"{g.stride} padding {g.padding}{' + relu' if self.relu else ''} "
+                f"{np.dtype(self.dtype).name}")
+
+
+def layout_of(x: np.ndarray) -> str:
+    """'NCHW' for C-contiguous memory, 'channels-last' for an NCHW view of C-contiguous
+    NHWC memory (what conv2d's im2col returns), else 'strided'."""
+    if x.flags.c_contiguous:
+        return "NCHW"
+    if is_channels_last(x) and x.transpose(0, 2, 3, 1).flags.c_contiguous:
+        return "channels-last"
+    return "strided"
+
+
 class MaxPool2dCache(NamedTuple):
     """What :func:`max_pool2d_backward` needs: the argmax mask and the geometry."""
 
-    argmax: np.ndarray      # (N, C, H_out, W_out): flat index of the max in its window
-                            # (kh*kw: no gradient, where a fused ReLU output 0)
+    algorithm: str          # the algorithm that computed the forward (and runs backward)
+    argmax: np.ndarray      # (N, C, H_out, W_out): offset i*kw + j of the max in its
+                            # window (kh*kw: no gradient, where a fused ReLU output 0)
     dtype: np.dtype
     geometry: PoolGeometry
 
@@ -46,18 +82,24 @@ class AvgPool2dCache(NamedTuple):
     geometry: PoolGeometry
 
 
-def _offsets(geo: PoolGeometry) -> list[tuple[int, int]]:
+def offsets(geo: PoolGeometry) -> list[tuple[int, int]]:
     """Kernel offsets (i, j) in row-major window order."""
     return [(i, j) for i in range(geo.kernel[0]) for j in range(geo.kernel[1])]
 
 
-def _overlapping(geo: PoolGeometry) -> bool:
+def overlapping(geo: PoolGeometry) -> bool:
+    """Whether neighbouring windows share cells (stride < kernel along an axis)."""
     return geo.stride[0] < geo.kernel[0] or geo.stride[1] < geo.kernel[1]
 
 
+def argmax_dtype(geo: PoolGeometry) -> type:
+    """uint8 for windows of fewer than 255 cells (kh*kw itself marks "no gradient")."""
+    return np.uint8 if geo.kernel[0] * geo.kernel[1] < 255 else np.int32
+
+
 def max_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None = None,
-                       padding: IntPair = 0, ceil_mode: bool = False, relu: bool = False
-                       ) -> tuple[np.ndarray, MaxPool2dCache]:
+                       padding: IntPair = 0, ceil_mode: bool = False, relu: bool = False,
+                       algorithm: str = "auto") -> tuple[np.ndarray, MaxPool2dCache]:
     """Max pooling (MATH.md §10): each output is the maximum of its window.
 
     Parameters
@@ -65,142 +107,26 @@ def max_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | No
     x : ndarray of shape (N, C, H, W)
     kernel_size : int or (kh, kw)
     stride : int or (sh, sw); defaults to kernel_size
-    padding : int or (ph, pw), at most half the window; padded cells count as -inf
+    padding : int or (ph, pw), at most half the window; padded cells never win
     ceil_mode : round the output size up (PyTorch's rule)
     relu : apply ReLU to the result, fused: ``relu(max(x)) = max(relu(x))`` exactly (ReLU
         is monotone), so this is also ReLU followed by max pooling; a window whose maximum
         is not > 0 outputs 0 (NaN stays NaN) and passes no gradient, as ReLU's g'.
+    algorithm : 'auto' (default) or a registered name ('views', the readable one here;
+        ``python -m clearconv.kernels`` lists the others)
 
     Returns
     -------
-    y : ndarray of shape (N, C, H_out, W_out), ``H_out = floor((H + 2p - k)/s) + 1``
+    y : ndarray of shape (N, C, H_out, W_out), ``H_out = floor((H + 2p - k)/s) + 1``, in
+        x's memory layout
     cache : MaxPool2dCache holding the argmax mask (MATH.md §11)
-
-    The maximum runs over the kh*kw strided views of the input, one per kernel offset,
-    keeping a running maximum and the offset where it was first reached (a strict
-    ``>`` keeps the earlier offset on ties: the first maximum in row-major order).
     """
     x = as_float(x)
     check_nchw(x, "max_pool2d")
     geo = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode, "max_pool2d")
-    out_hw = geo.out_shape[2:]
-    offsets = _offsets(geo)
-    idx_dtype = np.uint8 if len(offsets) < 256 else np.int32
-    if _jit.AVAILABLE and _compiled_pool_fits(x, geo):
-        return _max_pool_compiled(x, geo, idx_dtype, relu)
-    xp = pad_like(x, geo.padding, -np.inf)
-    y = offset_view(xp, 0, 0, out_hw, geo.stride).copy(order="K")
-    idx = np.zeros_like(y, dtype=idx_dtype)   # same memory layout as y (and x)
-    better = np.empty_like(y, dtype=bool)
-    for t, (i, j) in enumerate(offsets[1:], start=1):
-        v = offset_view(xp, i, j, out_hw, geo.stride)
-        np.greater(v, y, out=better)
-        # idx < t everywhere so far, so max(idx, t*better) sets idx = t exactly where better
-        np.maximum(idx, np.multiply(better, t, dtype=idx_dtype), out=idx)
-        np.maximum(y, v, out=y)
-    with np.errstate(over="ignore", invalid="ignore"):
-        suspicious = not np.isfinite(np.add.reduce(y, axis=None))  # one cheap pass
-    if suspicious and (np.isnan(y).any() or np.isneginf(y).any()):  # rare: exact torch rule
-        y, idx = _max_pool_nonfinite(x, geo, idx.dtype)
-    if relu:   # offset kh*kw (past the window) marks "no gradient"
-        off = ~(y > 0)
-        idx[off] = len(offsets)
-        np.maximum(y, 0, out=y, where=off)   # 0 where y <= 0; NaN stays (a no-op there)
-    return y, MaxPool2dCache(idx, x.dtype, geo)
-
-
-#: the general compiled max pooling needs this many channels: with fewer, its innermost
-#: (channel) loop is too short to pay; a 2x2/2 kernel without padding then has its own
-_COMPILED_POOL_MIN_CHANNELS = 16
-
-
-def _nhwc(a: np.ndarray) -> np.ndarray | None:
-    """The NHWC memory of a channels-last (N, C, H, W) array as a C-contiguous
-    (N, H, W, C) view; None for other layouts (the NumPy path then runs: for NCHW memory
-    its whole-array passes beat a compiled loop with one channel innermost)."""
-    if is_channels_last(a):
-        v = a.transpose(0, 2, 3, 1)
-        return v if v.flags.c_contiguous else None
-    return None
-
-
-def _is_2x2_unpadded(geo: PoolGeometry) -> bool:
-    return geo.kernel == (2, 2) and geo.stride == (2, 2) and geo.padding == ((0, 0), (0, 0))
-
-
-#: compiled pooling is split between threads from this many input values (below, the
-#: hand-off costs more than it saves: LeNet-5's second pool, 64x16x10x10, took 0.14 ms
-#: split and 0.09 ms in one thread; its first, 64x6x28x28, the same either way)
-_POOL_MIN_SPLIT = 1 << 19
-
-
-def _worth_splitting(x: np.ndarray) -> bool:
-    return x.size >= _POOL_MIN_SPLIT
-
-
-def _planes(a: np.ndarray, geo: PoolGeometry) -> np.ndarray | None:
-    """NCHW memory as (N*C, H, W) planes for the compiled 2x2/2 kernels, else None."""
-    if a.flags.c_contiguous and _is_2x2_unpadded(geo):
-        return a.reshape(-1, *a.shape[2:])
-    return None
-
-
-def _compiled_pool_fits(x: np.ndarray, geo: PoolGeometry) -> bool:
-    if _planes(x, geo) is not None:
-        return True
-    return _nhwc(x) is not None and (x.shape[1] >= _COMPILED_POOL_MIN_CHANNELS
-                                     or _is_2x2_unpadded(geo))
-
-
-def _max_pool_compiled(x: np.ndarray, geo: PoolGeometry, idx_dtype: type, relu: bool
-                       ) -> tuple[np.ndarray, MaxPool2dCache]:
-    """max_pool2d_forward in one compiled pass (Numba, :mod:`._jit`), in x's memory layout."""
-    xp = _planes(x, geo)
-    if xp is not None:   # NCHW memory, 2x2/2 unpadded: along the rows of each plane
-        y = np.empty(geo.out_shape, x.dtype)
-        idx = np.empty(geo.out_shape, idx_dtype)
-        yp, ip = y.reshape(-1, *y.shape[2:]), idx.reshape(-1, *idx.shape[2:])
-        _parallel.map_split(lambda lo, hi: _jit.max_pool_2x2_planes(
-            xp[lo:hi], relu, yp[lo:hi], ip[lo:hi]), xp.shape[0], _worth_splitting(x))
-        return y, MaxPool2dCache(idx, x.dtype, geo)
-    xh = _nhwc(x)
-    ho, wo = geo.out_shape[2:]
-    y = np.empty((xh.shape[0], ho, wo, xh.shape[3]), x.dtype)
-    idx = np.empty(y.shape, idx_dtype)
-    (pt, _), (pl, _) = geo.padding
-    if x.shape[1] < _COMPILED_POOL_MIN_CHANNELS:   # few channels: 2x2/2 unpadded
-        _parallel.map_split(lambda lo, hi: _jit.max_pool_2x2_nhwc(
-            xh[lo:hi], relu, y[lo:hi], idx[lo:hi]), xh.shape[0], _worth_splitting(x))
-    else:
-        _parallel.map_split(lambda lo, hi: _jit.max_pool_nhwc(
-            xh[lo:hi], *geo.kernel, *geo.stride, pt, pl, relu, y[lo:hi], idx[lo:hi]),
-            xh.shape[0], _worth_splitting(x))
-    return y.transpose(0, 3, 1, 2), MaxPool2dCache(idx.transpose(0, 3, 1, 2), x.dtype, geo)
-
-
-def _max_pool_nonfinite(x: np.ndarray, geo: PoolGeometry, idx_dtype: np.dtype
-                        ) -> tuple[np.ndarray, np.ndarray]:
-    """Max pooling with PyTorch's rule for NaN and -inf, used when the fast path saw them.
-
-    Only real (unpadded) cells compete; a window starts at its first real cell with
-    value -inf, and a cell wins when it is greater or NaN (so NaN propagates, and its
-    gradient goes to the last NaN of the window, as torch routes it).
-    """
-    out_hw = geo.out_shape[2:]
-    xp = pad_like(x, geo.padding, -np.inf)
-    real = pad_like(np.ones(x.shape, bool), geo.padding, 0.0)
-    offsets = _offsets(geo)
-    idx = np.zeros(geo.out_shape, idx_dtype)
-    for t in reversed(range(len(offsets))):   # the first real cell of each window
-        i, j = offsets[t]
-        idx[offset_view(real, i, j, out_hw, geo.stride)] = t
-    y = np.full(geo.out_shape, -np.inf, x.dtype)
-    for t, (i, j) in enumerate(offsets):
-        v = offset_view(xp, i, j, out_hw, geo.stride)
-        better = offset_view(real, i, j, out_hw, geo.stride) & ((v > y) | np.isnan(v))
-        y[better] = v[better]
-        idx[better] = t
-    return y, idx
+    algo = registry.resolve(OP, algorithm, PoolCall(geo, x.dtype, layout_of(x), bool(relu)))
+    y, idx = algo.forward(x, geo, bool(relu))
+    return y, MaxPool2dCache(algo.name, idx, x.dtype, geo)
 
 
 def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
@@ -215,45 +141,96 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
     -------
     dx : ndarray of shape (N, C, H, W); overlapping windows accumulate.
     """
-    idx, dtype, geo = cache
-    dy = np.asarray(dy, dtype=dtype)
-    if dy.shape != geo.out_shape:
+    dy = np.asarray(dy, dtype=cache.dtype)
+    if dy.shape != cache.geometry.out_shape:
         raise ShapeError(
             f"max_pool2d_backward: dy has shape {dy.shape}, the forward output was "
-            f"{geo.out_shape}"
+            f"{cache.geometry.out_shape}"
         )
+    return registry.get(OP, cache.algorithm).backward(dy, cache)
+
+
+def max_pool2d_algorithm(x_shape: tuple[int, ...], kernel_size: IntPair,
+                         stride: IntPair | None = None, padding: IntPair = 0,
+                         ceil_mode: bool = False, relu: bool = False, dtype: Any = np.float32,
+                         layout: str = "NCHW", algorithm: str = "auto") -> registry.Choice:
+    """Which algorithm :func:`max_pool2d_forward` takes for such an input, and why.
+
+    ``layout`` is the input's memory layout: 'NCHW' (C-contiguous), 'channels-last'
+    (what conv2d's im2col and Winograd return) or 'strided' (see :func:`layout_of`).
+    """
+    geo = pool2d_geometry(tuple(x_shape), kernel_size, stride, padding, ceil_mode,
+                          "max_pool2d")
+    return registry.choose(OP, algorithm, PoolCall(geo, np.dtype(dtype), layout, relu))
+
+
+# ----------------------------------------------------------------- the readable algorithm
+def first_real_offset(geo: PoolGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """Where each window starts by PyTorch's rule: ``real[t, m, k]`` says whether offset
+    t of window (m, k) is a cell of the input (not padding), ``first[m, k]`` the first
+    such offset."""
+    out_hw = geo.out_shape[2:]
+    inside = pad_like(np.ones((1, 1, *geo.in_shape[2:]), bool), geo.padding, 0.0)
+    real = np.stack([offset_view(inside, i, j, out_hw, geo.stride)[0, 0]
+                     for i, j in offsets(geo)])
+    return real, real.argmax(axis=0)
+
+
+def relu_of_max(y: np.ndarray, idx: np.ndarray, geo: PoolGeometry) -> None:
+    """The fused ReLU, in place: where the maximum is not > 0 the output is 0 (NaN stays)
+    and the offset is kh*kw, past the window: no gradient."""
+    off = ~(y > 0)
+    idx[off] = geo.kernel[0] * geo.kernel[1]
+    np.maximum(y, 0, out=y, where=off)   # 0 where y <= 0; NaN stays (a no-op there)
+
+
+def views_forward(x: np.ndarray, geo: PoolGeometry, relu: bool
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The running maximum over the kh*kw offset views, PyTorch's rule at every step."""
+    out_hw = geo.out_shape[2:]
+    xp = pad_like(x, geo.padding, 0.0)       # padded cells are never real: never compared
+    real, first = first_real_offset(geo)
+    y = np.empty_like(offset_view(xp, 0, 0, out_hw, geo.stride))    # x's memory layout
+    y.fill(-np.inf)
+    idx = np.empty_like(y, dtype=argmax_dtype(geo))
+    idx[...] = first
+    for t, (i, j) in enumerate(offsets(geo)):
+        v = offset_view(xp, i, j, out_hw, geo.stride)
+        wins = ((v > y) | np.isnan(v)) & real[t]    # greater than the maximum so far, or NaN
+        np.copyto(y, v, where=wins)
+        np.copyto(idx, t, where=wins, casting="unsafe")
+    if relu:
+        relu_of_max(y, idx, geo)
+    return y, idx
+
+
+def views_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
+    """dA_pad[window (m, k) at offset idx[m, k]] += dZ[m, k] through the offset views,
+    then the padding cropped; dx in x's memory layout (which idx has)."""
+    idx, geo = cache.argmax, cache.geometry
     n, c, h, w = geo.in_shape
     (pt, pb), (pl, pr) = geo.padding
-    idx_p = _planes(idx, geo) if _jit.AVAILABLE else None
-    if idx_p is not None:   # the forward ran on NCHW planes: so does its backward
-        dy_p = np.ascontiguousarray(dy).reshape(idx_p.shape)
-        dx = np.empty((n, c, h, w), dtype)
-        dx_p = dx.reshape(-1, h, w)
-        _parallel.map_split(lambda lo, hi: _jit.max_pool_2x2_planes_backward(
-            dy_p[lo:hi], idx_p[lo:hi], dx_p[lo:hi]), idx_p.shape[0], _worth_splitting(dx))
-        return dx
-    idx_h = _nhwc(idx) if _jit.AVAILABLE else None
-    if idx_h is not None:   # one compiled pass (Numba), channels-last like the forward
-        dy_h = np.ascontiguousarray(dy.transpose(0, 2, 3, 1))
-        dx_h = np.zeros((n, h, w, c), dtype)
-        _parallel.map_split(lambda lo, hi: _jit.max_pool_backward_nhwc(
-            dy_h[lo:hi], idx_h[lo:hi], *geo.kernel, *geo.stride, pt, pl, dx_h[lo:hi]), n,
-            _worth_splitting(dx_h))
-        return dx_h.transpose(0, 3, 1, 2)
-    # dx in x's memory layout (which idx has), whatever dy's: the conv before it then
-    # gets the same layout whether or not a ReLU ran between (its rounding follows it)
-    dxp = zeros_like_layout((n, c, h + pt + pb, w + pl + pr), dtype, is_channels_last(idx))
+    dxp = zeros_like_layout((n, c, h + pt + pb, w + pl + pr), cache.dtype,
+                            is_channels_last(idx))
     out_hw = geo.out_shape[2:]
-    overlapping = _overlapping(geo)
     hit = np.empty(idx.shape, bool)
-    for t, (i, j) in enumerate(_offsets(geo)):
+    for t, (i, j) in enumerate(offsets(geo)):
         np.equal(idx, t, out=hit)
         view = offset_view(dxp, i, j, out_hw, geo.stride)
-        if overlapping:
+        if overlapping(geo):
             view += dy * hit
         else:  # the views are disjoint: write, no accumulation needed
             np.multiply(dy, hit, out=view)
     return crop_nchw(dxp, geo.padding)
+
+
+def _supports_any(call: PoolCall) -> tuple[bool, str]:
+    return True, "any geometry and layout, NumPy only"
+
+
+registry.register(registry.Algorithm(
+    OP, "views", _supports_any, views_forward, views_backward,
+    "the readable path: a running maximum over the kernel-offset views (MATH.md §10-11)"))
 
 
 def _avg_divisor(geo: PoolGeometry, count_include_pad: bool) -> np.ndarray:
@@ -292,7 +269,7 @@ def avg_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | No
     xp = pad_like(x, geo.padding, 0.0)
     out_hw = geo.out_shape[2:]
     y = offset_view(xp, 0, 0, out_hw, geo.stride).copy(order="K")
-    for i, j in _offsets(geo)[1:]:
+    for i, j in offsets(geo)[1:]:
         y += offset_view(xp, i, j, out_hw, geo.stride)
     y /= divisor
     return y, AvgPool2dCache(divisor, x.dtype, geo)
@@ -314,6 +291,6 @@ def avg_pool2d_backward(dy: np.ndarray, cache: AvgPool2dCache) -> np.ndarray:
     n, c, h, w = geo.in_shape
     (pt, pb), (pl, pr) = geo.padding
     dxp = zeros_like_layout((n, c, h + pt + pb, w + pl + pr), dtype, is_channels_last(dy))
-    for i, j in _offsets(geo):
+    for i, j in offsets(geo):
         offset_view(dxp, i, j, geo.out_shape[2:], geo.stride)[...] += share
     return crop_nchw(dxp, geo.padding)

@@ -11,7 +11,11 @@ from .. import functional as F
 from .base import Layer
 
 
-class _Activation(Layer):
+class Activation(Layer):
+    """Base class of the elementwise activations: ``forward`` is ``_fwd``, ``backward``
+    ``_bwd`` with the forward's cache (MATH.md §7, §9)."""
+
+    _abstract = True
     _fwd: Callable[..., tuple[np.ndarray, Any]]
     _bwd: Callable[..., np.ndarray]
 
@@ -32,28 +36,28 @@ class _Activation(Layer):
         return dx
 
 
-class ReLU(_Activation):
+class ReLU(Activation):
     """``max(z, 0)``."""
 
     _fwd = F.relu_forward
     _bwd = F.relu_backward
 
 
-class Sigmoid(_Activation):
+class Sigmoid(Activation):
     """``1 / (1 + exp(-z))``."""
 
     _fwd = F.sigmoid_forward
     _bwd = F.sigmoid_backward
 
 
-class Tanh(_Activation):
+class Tanh(Activation):
     """``tanh(z)``."""
 
     _fwd = F.tanh_forward
     _bwd = F.tanh_backward
 
 
-class LeakyReLU(_Activation):
+class LeakyReLU(Activation):
     """``z`` if ``z > 0`` else ``negative_slope * z``."""
 
     _bwd = F.leaky_relu_backward
@@ -69,7 +73,7 @@ class LeakyReLU(_Activation):
         return {"negative_slope": self.negative_slope}
 
 
-class Softmax(_Activation):
+class Softmax(Activation):
     """Softmax over ``axis`` (default 1, the class axis of (N, K) logits).
 
     Do not put it before the training loss: ``fit`` applies softmax cross-entropy to

@@ -66,7 +66,8 @@ class Layer:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        Layer.registry[cls.__name__] = cls
+        if not cls.__dict__.get("_abstract", False):   # base classes are not saved
+            Layer.registry[cls.__name__] = cls
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         raise NotImplementedError

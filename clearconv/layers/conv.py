@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ShapeError
-from ..functional import conv2d_backward, conv2d_forward
+from ..functional import conv2d_algorithm, conv2d_backward, conv2d_forward
+from ..kernels import registry
 from .parameter import Parameter
 from ..shapes import PaddingArg, conv2d_output_shape, conv2d_params, pair, resolve_padding
 from .base import _WeightLayer, as_rng, init_weight
@@ -27,6 +28,9 @@ class Conv2D(_WeightLayer):
     padding : int, (ph, pw), ((top, bottom), (left, right)), 'valid' or 'same'
         ('same' with stride > 1 follows TensorFlow: output ceil(H/stride)).
     bias : bool
+    algorithm : 'auto' (default) or a registered conv2d algorithm ('im2col',
+        'im2col-split', 'winograd', 'direct'; ``python -m clearconv.kernels`` lists them):
+        how the layer computes; see :func:`clearconv.functional.conv2d_algorithm`
     init : 'he' (default), 'glorot' or 'torch'
     rng : seed or Generator for the initial weights (default: see ``manual_seed``)
     dtype : float32 (default) or float64
@@ -42,7 +46,7 @@ class Conv2D(_WeightLayer):
                  stride: int | tuple[int, int] = 1, padding: PaddingArg = 0,
                  dilation: int | tuple[int, int] = 1, bias: bool = True, init: str = "he",
                  rng: np.random.Generator | int | None = None,
-                 dtype: np.dtype | type | str = np.float32) -> None:
+                 dtype: np.dtype | type | str = np.float32, algorithm: str = "auto") -> None:
         self.in_channels = int(pair(in_channels, "in_channels")[0])
         self.out_channels = int(pair(out_channels, "out_channels")[0])
         self.kernel_size = pair(kernel_size, "kernel_size")
@@ -53,6 +57,7 @@ class Conv2D(_WeightLayer):
         if not (isinstance(padding, str) and padding.lower() == "same"):
             resolve_padding(padding, self.kernel_size, self.stride, self.dilation)
         self.init = init
+        self.algorithm = registry.check_name("conv2d", algorithm)
         kh, kw = self.kernel_size
         fan_in, fan_out = self.in_channels * kh * kw, self.out_channels * kh * kw
         g = as_rng(rng)
@@ -70,8 +75,8 @@ class Conv2D(_WeightLayer):
         y, cache = conv2d_forward(x, self.weight.value,
                                   None if self.bias is None else self.bias.value,
                                   self.stride, self.padding, self.dilation,
-                                  need_backward=training)
-        self._cache = cache
+                                  algorithm=self.algorithm, need_backward=training)
+        self._cache = cache if training else None
         return y
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -85,6 +90,14 @@ class Conv2D(_WeightLayer):
                                          self.stride, self.padding, self.dilation)
         return (c, h, w)
 
+    def algorithm_for(self, in_shape: tuple[int, ...], dtype: np.dtype | str | None = None
+                      ) -> Any:
+        """Which conv2d algorithm this layer runs on per-sample input ``in_shape`` (any batch
+        size), and why: a :class:`~clearconv.kernels.registry.Choice`."""
+        dtype = self.weight.value.dtype if dtype is None else dtype
+        return conv2d_algorithm((1, *in_shape), self.weight.value.shape, self.stride,
+                                self.padding, self.dilation, dtype, self.algorithm)
+
     def n_params(self) -> int:
         return conv2d_params(self.in_channels, self.out_channels, self.kernel_size,
                              self.bias is not None)
@@ -93,7 +106,8 @@ class Conv2D(_WeightLayer):
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
                 "kernel_size": list(self.kernel_size), "stride": list(self.stride),
                 "padding": self.padding, "dilation": list(self.dilation),
-                "bias": self.bias is not None, "init": self.init}
+                "bias": self.bias is not None, "init": self.init,
+                **({"algorithm": self.algorithm} if self.algorithm != "auto" else {})}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Conv2D:

@@ -10,13 +10,12 @@ from ..errors import ShapeError
 from ..functional import (
     avg_pool2d_backward,
     avg_pool2d_forward,
-    conv2d_relu_max_pool2d,
+    max_pool2d_algorithm,
     max_pool2d_backward,
     max_pool2d_forward,
-    pool2d_geometry,
 )
-from ..functional.conv import DirectPoolCache, direct_loop_applies
-from ..shapes import pair
+from ..kernels import registry
+from ..shapes import pair, pool2d_geometry
 from .base import Layer
 
 
@@ -55,19 +54,24 @@ class MaxPool2D(_Pool2D):
 
     (N, C, H, W) -> (N, C, H_out, W_out), ``H_out = floor((H + 2p - k)/s) + 1``
     (rounded up with ``ceil_mode``). Backward routes each gradient to its window's
-    first maximum (MATH.md §11).
+    first maximum (MATH.md §11). ``algorithm``: 'auto' or a registered name of
+    ``max_pool2d`` (``python -m clearconv.kernels``).
 
     >>> MaxPool2D(2).forward(np.arange(16.0).reshape(1, 1, 4, 4))[0, 0]
     array([[ 5.,  7.],
            [13., 15.]])
     """
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        return self._pool(x, training, relu=False)
+    def __init__(self, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] | None = None,
+                 padding: int | tuple[int, int] = 0, ceil_mode: bool = False,
+                 algorithm: str = "auto") -> None:
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        self.algorithm = registry.check_name("max_pool2d", algorithm)
 
-    def _pool(self, x: np.ndarray, training: bool, relu: bool) -> np.ndarray:
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         y, cache = max_pool2d_forward(x, self.kernel_size, self.stride, self.padding,
-                                      self.ceil_mode, relu=relu)
+                                      self.ceil_mode, algorithm=self.algorithm)
         self._cache = cache if training else None
         return y
 
@@ -76,67 +80,19 @@ class MaxPool2D(_Pool2D):
         self._cache = None
         return dx
 
+    def algorithm_for(self, in_shape: tuple[int, ...], dtype: Any = np.float32,
+                      layout: str = "NCHW", relu: bool = False) -> Any:
+        """Which max_pool2d algorithm this layer runs on per-sample input ``in_shape`` in
+        memory ``layout`` ('NCHW', 'channels-last'), and why."""
+        return max_pool2d_algorithm((1, *in_shape), self.kernel_size, self.stride,
+                                    self.padding, self.ceil_mode, relu, dtype, layout,
+                                    self.algorithm)
 
-class _MaxPoolReLU:
-    """A MaxPool2D and a ReLU next to each other (either order), run as one fused op.
-
-    ``relu(max(x)) = max(relu(x))`` exactly and the gradients agree (a window whose
-    maximum is not > 0 passes none either way), so the pair is one pass over the input
-    instead of three (see ``max_pool2d_forward(relu=True)``). The ReLU layer keeps no
-    cache; the pool's cache carries the mask. Used by ``Sequential`` when it runs.
-    """
-
-    skips_input_grad = False
-
-    def __init__(self, pool: MaxPool2D) -> None:
-        self.pool = pool
-
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        return self.pool._pool(x, training, relu=True)
-
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        return self.pool.backward(dy)
-
-
-class _ConvMaxPoolReLU:
-    """A Conv2D followed by a fused MaxPool2D(2) + ReLU pair, run as one op where the conv
-    takes its direct loop (:func:`~clearconv.functional.conv2d_relu_max_pool2d`: a first
-    layer with few channels): the conv output is pooled as it is made and its gradient
-    never stored. Values and gradients are bit-identical to the three ops one by one,
-    which run instead where the direct loop does not apply. Used by ``Sequential``.
-    """
-
-    skips_input_grad = True
-
-    def __init__(self, conv: Any, pool: MaxPool2D) -> None:
-        self.conv = conv
-        self.pool = pool
-
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        c = self.conv
-        fused = None
-        if direct_loop_applies(c.in_channels, c.out_channels, c.stride, c.dilation):
-            fused = conv2d_relu_max_pool2d(x, c.weight.value,
-                                           None if c.bias is None else c.bias.value,
-                                           c.stride, c.padding, c.dilation,
-                                           need_backward=training)
-        if fused is None:
-            return self.pool._pool(c.forward(x, training), training, relu=True)
-        y, c._cache = fused            # conv2d_backward takes the pooled gradient for it
-        self.pool._cache = None
-        return y
-
-    def backward(self, dy: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
-        if not isinstance(self.conv._cache, DirectPoolCache):
-            dy = self.pool.backward(dy)
-        return self.conv.backward(dy, input_grad)
-
-    @staticmethod
-    def fits(pool: MaxPool2D) -> bool:
-        """Whether the pool is the 2x2, stride 2, unpadded, floor-mode pooling the fused
-        kernel does."""
-        return (pool.kernel_size == (2, 2) and pool.stride == (2, 2)
-                and pool.padding == (0, 0) and not pool.ceil_mode)
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        if self.algorithm != "auto":
+            config["algorithm"] = self.algorithm
+        return config
 
 
 class AvgPool2D(_Pool2D):

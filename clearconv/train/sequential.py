@@ -24,12 +24,12 @@ from ..functional import (
     softmax_cross_entropy_forward,
     softmax_forward,
 )
-from ..functional._parallel import step_context
 from ..io import files as io
-from ..layers import Conv2D, Layer, MaxPool2D, ReLU
+from ..kernels.allocator import tune_allocator
+from ..kernels.threads import region
+from ..layers import Layer
 from ..layers.parameter import Parameter
-from ..layers.pooling import _ConvMaxPoolReLU, _MaxPoolReLU
-from ..runtime import tune_allocator
+from . import fusion
 from .callbacks import Callback, TerminateOnNaN
 
 
@@ -61,6 +61,10 @@ class Sequential:
         Per-sample input shape. When given, every layer's shape is checked now (a channel
         mismatch is reported before any data flows) and ``summary()`` needs no argument.
         ``fit`` records it from the data otherwise.
+    fuse : bool, default True
+        Run a ReLU next to a MaxPool2D, and a Conv2D before such a pair, as one op each
+        (:mod:`clearconv.train.fusion`: exact, the same values and gradients, fewer passes
+        over memory). ``summary()`` shows what runs fused.
 
     >>> from clearconv.layers import Conv2D, ReLU, MaxPool2D, Flatten, Dense
     >>> model = Sequential(Conv2D(1, 4, 3, padding="same", rng=0), ReLU(), MaxPool2D(2),
@@ -69,13 +73,16 @@ class Sequential:
     (5, 10)
     """
 
-    def __init__(self, *layers: Layer, input_shape: Sequence[int] | None = None) -> None:
+    def __init__(self, *layers: Layer, input_shape: Sequence[int] | None = None,
+                 fuse: bool = True) -> None:
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
             layers = tuple(layers[0])
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise ClearConvError(f"layer {i} is not a clearconv Layer: {layer!r}")
         self.layers: list[Layer] = list(layers)
+        self.fuse = bool(fuse)
+        self._steps: tuple[tuple[Any, ...], list[Any]] | None = None
         self.input_shape: tuple[int, ...] | None = None
         self.stop_training = False
         self.classes: list[str] | None = None
@@ -127,27 +134,32 @@ class Sequential:
         return self
 
     def summary(self, input_shape: Sequence[int] | None = None, print_fn: Any = print) -> str:
-        """Print (and return) each layer's output shape and parameter count, and the total.
+        """Print (and return) each layer's output shape, parameter count and the algorithm
+        it runs (conv and pooling layers; a run of fused layers is marked), and the total.
 
-        ``input_shape`` is per sample, (C, H, W); defaults to the recorded one.
+        ``input_shape`` is per sample, (C, H, W); defaults to the recorded one. The
+        algorithm column is what the registry picks for these shapes (any batch size;
+        :func:`clearconv.functional.conv2d_algorithm` says why).
         """
         shape = input_shape if input_shape is not None else self.input_shape
         if shape is None:
             raise ClearConvError("summary needs the input shape: pass input_shape=(C, H, W) "
                                  "or build the model with input_shape")
         shapes = self.build(shape) if input_shape is None else self._shapes(shape)
-        rows = [("Layer (type)", "Output shape", "Param #")]
+        runs = fusion.describe(self.steps(), tuple(int(s) for s in shape), self.dtype)
+        rows = [("Layer (type)", "Output shape", "Param #", "Algorithm")]
         total = 0
         for i, (layer, out) in enumerate(zip(self.layers, shapes)):
             n = sum(p.value.size for p in layer.parameters())
             total += n
             rows.append((f"{i}: {type(layer).__name__}", str(("N",) + out).replace("'", ""),
-                         f"{n:,}"))
-        widths = [max(len(r[c]) for r in rows) for c in range(3)]
-        line = "-" * (sum(widths) + 6)
+                         f"{n:,}", runs.get(i, "")))
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        line = "-" * (sum(widths) + 9)
         out_lines = [f"Input: (N, {', '.join(map(str, shape))})", line]
         for j, r in enumerate(rows):
-            out_lines.append(f"{r[0]:<{widths[0]}}   {r[1]:<{widths[1]}}   {r[2]:>{widths[2]}}")
+            out_lines.append(f"{r[0]:<{widths[0]}}   {r[1]:<{widths[1]}}   "
+                             f"{r[2]:>{widths[2]}}   {r[3]}".rstrip())
             if j == 0:
                 out_lines.append(line)
         out_lines += [line, f"Total params: {total:,}"]
@@ -173,37 +185,21 @@ class Sequential:
                              f", got {x.shape}")
         return x
 
-    def _execution_order(self) -> list[Layer]:
-        """The layers as they run: as given, except that a ReLU next to a MaxPool2D (either
-        order) runs fused with it, as one op. ``max(relu(x)) = relu(max(x))`` exactly
-        (ReLU is monotone), and the gradients agree too (a window whose maximum is <= 0
-        passes no gradient either way), but the pair then reads its input once. A Conv2D
-        before such a pair with 2x2/2 pooling runs with it too, where the conv takes its
-        direct loop (``_ConvMaxPoolReLU``; bit-identical, the conv output never stored)."""
-        order: list[Layer] = []
-        i = 0
-        layers = self.layers
-        while i < len(layers):
-            pair = {type(layers[i]), type(layers[i + 1])} if i + 1 < len(layers) else set()
-            if pair == {ReLU, MaxPool2D}:
-                pool = layers[i] if type(layers[i]) is MaxPool2D else layers[i + 1]
-                if (order and type(order[-1]) is Conv2D
-                        and _ConvMaxPoolReLU.fits(pool)):  # type: ignore[arg-type]
-                    order[-1] = _ConvMaxPoolReLU(order[-1], pool)  # type: ignore[assignment,arg-type]
-                else:
-                    order.append(_MaxPoolReLU(pool))  # type: ignore[arg-type]
-                i += 2
-            else:
-                order.append(layers[i])
-                i += 1
-        return order
+    def steps(self) -> list[Any]:
+        """What forward runs, in order: the layers, with runs of them fused into one op
+        where ``fuse`` (see :mod:`clearconv.train.fusion`). The same step objects from one
+        forward to the next backward (they hold the caches)."""
+        key = (self.fuse, *map(id, self.layers))
+        if self._steps is None or self._steps[0] != key:
+            self._steps = (key, fusion.plan(self.layers, self.fuse))
+        return self._steps[1]
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         """Apply every layer: (N, *input_shape) -> (N, K) outputs (logits)."""
         x = self._as_input(x)
-        with step_context():
-            for layer in self._execution_order():
-                x = layer.forward(x, training)
+        with region():
+            for step in self.steps():
+                x = step.forward(x, training)
         return x
 
     __call__ = forward
@@ -215,10 +211,10 @@ class Sequential:
         ``input_grad=False`` lets the first layer skip dL/d(input) when it can (returns
         None then): training needs only the parameter gradients.
         """
-        order = self._execution_order()
-        with step_context():
-            for layer in reversed(order[1:]):
-                dout = layer.backward(dout)
+        order = self.steps()
+        with region():
+            for step in reversed(order[1:]):
+                dout = step.backward(dout)
             first = order[0]
             if not input_grad and first.skips_input_grad:
                 return first.backward(dout, input_grad=False)  # type: ignore[call-arg]
@@ -235,10 +231,11 @@ class Sequential:
         is the identity, every other layer keeps its cache as in training.
         """
         x = self._as_input(x)
-        for layer in self._execution_order():
-            x = layer.forward(x, True) if training else _forward_keep_cache(layer, x)
-        loss, cache = softmax_cross_entropy_forward(x, y)
-        self.backward(softmax_cross_entropy_backward(1.0, cache))
+        with region():
+            for step in self.steps():
+                x = step.forward(x, True) if training else _forward_keep_cache(step, x)
+            loss, cache = softmax_cross_entropy_forward(x, y)
+            self.backward(softmax_cross_entropy_backward(1.0, cache))
         return loss
 
     def train_step(self, x: np.ndarray, y: np.ndarray, optimizer: Any) -> float:
@@ -248,7 +245,7 @@ class Sequential:
         applies no update) when the loss or a gradient is NaN/Inf.
         """
         tune_allocator()
-        with step_context():
+        with region():
             return self._train_step(x, y, optimizer)
 
     def _train_step(self, x: np.ndarray, y: np.ndarray, optimizer: Any) -> float:
@@ -518,7 +515,8 @@ class Sequential:
                            for layer in self.layers],
                 "input_shape": list(self.input_shape) if self.input_shape else None,
                 "dtype": str(self.dtype),
-                "classes": self.classes}
+                "classes": self.classes,
+                **({} if self.fuse else {"fuse": False})}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Sequential:
@@ -532,7 +530,7 @@ class Sequential:
                 if kind not in Layer.registry:
                     raise ClearConvError(f"unknown layer type {kind!r}")
                 layers.append(Layer.registry[kind].from_config(spec["config"]))
-            model = cls(*layers)
+            model = cls(*layers, fuse=bool(config.get("fuse", True)))
             dtype = config.get("dtype", "float32")
             if dtype not in ("float32", "float64"):
                 raise ClearConvError(f"dtype must be 'float32' or 'float64', got {dtype!r}")

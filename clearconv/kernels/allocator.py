@@ -1,4 +1,4 @@
-"""Process-level settings that make NumPy training loops faster.
+"""The allocator setting of the training entry points (fit, train_step, the CLI).
 
 NumPy allocates a fresh array for almost every intermediate result. On Linux, glibc's
 malloc serves large blocks with ``mmap`` and gives them back to the kernel on ``free``,
@@ -7,14 +7,10 @@ again (the first write to new memory is several times slower than to memory alre
 touched). :func:`tune_allocator` asks glibc to keep freed memory for reuse instead.
 It changes only how much memory the process keeps mapped, never a computed value.
 
-``Sequential.fit`` and ``train_step`` call it, and so does every op that splits its work
-between threads (:func:`clearconv.functional._parallel.map_split`: threads faulting in
-fresh pages at once also contend for the kernel's memory lock); it acts once per
-process. Set the environment variable ``CLEARCONV_TUNE_MALLOC=0`` to leave the
-allocator alone.
-
-:func:`load_compiled_kernels` loads the optional Numba kernels up front (see
-:mod:`clearconv.functional._jit`).
+``Sequential.fit``, ``train_step`` and the ``clearconv`` command call it (threads
+faulting in fresh pages at once also contend for the kernel's memory lock); no
+stateless op does. It acts once per process. Set the environment variable
+``CLEARCONV_TUNE_MALLOC=0`` to leave the allocator alone.
 """
 
 from __future__ import annotations
@@ -55,15 +51,3 @@ def tune_allocator(mmap_threshold: int = 32 * 2**20, trim_threshold: int = 2**30
             ok = False
     _state["done"] = ok
     return ok
-
-
-def load_compiled_kernels() -> bool:
-    """Load (or compile) the optional Numba kernels now instead of at their first use.
-
-    A fixed cost per process, paid once either way: about 0.4 s and 60 MiB (LLVM) when
-    the kernels are in Numba's on-disk cache. Returns False when Numba is absent or
-    disabled (``CLEARCONV_JIT=0``).
-    """
-    from .functional import _jit
-
-    return _jit.warm_up()

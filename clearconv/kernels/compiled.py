@@ -1,17 +1,18 @@
-"""Optional compiled kernels (Numba): loops that NumPy can only run as many passes.
+"""Optional compiled loops (Numba): what NumPy can only run as many passes.
 
 Mostly the data movement around the matrix products is compiled here (the Winograd
-tile transforms, see :mod:`clearconv.functional.winograd`, col2im, pooling, layout
-copies); the products themselves stay NumPy/BLAS, except the direct convolution for
-few channels (:func:`conv_direct_forward`), whose products are too narrow for the BLAS.
-Each kernel is tested against the NumPy path it replaces (and the direct convolution
-against the loop reference and PyTorch).
+tile transforms of :mod:`clearconv.kernels.winograd`, col2im, pooling, layout copies);
+the products themselves stay NumPy/BLAS, except the direct convolution for few channels
+(:func:`conv_direct_forward`), whose products are too narrow for the BLAS. The
+algorithms of :mod:`clearconv.kernels` that use them are tested against the loop
+reference and PyTorch, and the readable NumPy path of functional/ they stand in for.
 
 Numba is optional (``pip install "clearconv[fast]"``). Without it, or with the
-environment variable ``CLEARCONV_JIT=0``, :data:`AVAILABLE` is False and clearconv runs
-its pure-NumPy paths. Kernels are compiled on first use and cached on disk
-(``cache=True``), single-threaded (``nogil``): :mod:`._parallel` splits a batch between
-threads that each run a kernel on their images.
+environment variable ``CLEARCONV_JIT=0``, :data:`AVAILABLE` is False and no algorithm
+that needs these loops is registered as applying. Loops are compiled on first use and
+cached on disk (``cache=True``), single-threaded (``nogil``):
+:mod:`clearconv.kernels.threads` splits a batch between threads that each run a loop
+on their images.
 """
 
 from __future__ import annotations
@@ -286,6 +287,14 @@ def winograd_input_grad_tiles(dv: Any, th: int, tw: int, dxp: Any) -> None:
 # NaN. So ties keep the first maximum in row-major window order, NaN propagates (its
 # gradient goes to the window's last NaN), and padding never wins.
 
+@_njit_inline
+def _wins(v: Any, best: Any) -> bool:
+    """PyTorch's max-pooling rule, once for every compiled pooling loop: a cell replaces
+    the running maximum when it is greater or NaN (so ties keep the first maximum and
+    NaN propagates)."""
+    return (v > best) | (v != v)
+
+
 @_njit
 def max_pool_nhwc(x: Any, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
                   relu: bool, y: Any, idx: Any) -> None:
@@ -315,7 +324,7 @@ def max_pool_nhwc(x: Any, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
                         t = i * kw + j
                         for c in range(c_n):
                             v = x[n, r0 + i, q0 + j, c]
-                            if v > y[n, m, k, c] or v != v:
+                            if _wins(v, y[n, m, k, c]):
                                 y[n, m, k, c] = v
                                 idx[n, m, k, c] = t
                 if relu:
@@ -331,17 +340,17 @@ def max_pool_nhwc(x: Any, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
 def _max_of_4(v0: Any, v1: Any, v2: Any, v3: Any, relu: bool, zero: Any
               ) -> tuple[Any, int]:
     """(maximum, its offset 0..3) of a 2x2 window in row-major order, branch-free: the
-    first maximum wins ties, NaN wins; with ``relu``, (0, 4) where the maximum is not
+    first maximum wins ties, NaN wins (:func:`_wins`); with ``relu``, (0, 4) where the maximum is not
     > 0 (NaN stays, with offset 4: no gradient)."""
     best = v0
     bi = 0
-    g = (v1 > best) | (v1 != v1)
+    g = _wins(v1, best)
     best = v1 if g else best
     bi = 1 if g else bi
-    g = (v2 > best) | (v2 != v2)
+    g = _wins(v2, best)
     best = v2 if g else best
     bi = 2 if g else bi
-    g = (v3 > best) | (v3 != v3)
+    g = _wins(v3, best)
     best = v3 if g else best
     bi = 3 if g else bi
     if relu:

@@ -1,5 +1,5 @@
-"""3x3 convolution by Winograd's minimal filtering F(2x2, 3x3): MATH.md §7 and §9 with
-2.25 times fewer multiplications.
+"""conv2d algorithm ``'winograd'``: Winograd's minimal filtering F(2x2, 3x3), MATH.md
+§7 and §9 with 2.25 times fewer multiplications.
 
 The same ``Z = W * A + b`` as im2col (:mod:`clearconv.functional.conv`), for kernels
 3x3, stride 1, dilation 1. The padded input is cut into 4x4 tiles that overlap by two
@@ -15,7 +15,7 @@ Backward is the exact transpose of that computation (the chain rule through each
 step): ``dM = A dY A^T`` per tile, ``dU[k] = V[k]^T dM[k]`` (so ``dW = G^T dU G``), and
 ``dV[k] = dM[k] U[k]^T`` (so ``dA`` gets ``B dV B^T`` added at each tile's window).
 
-The transforms are pure data movement: :mod:`clearconv.functional._jit` runs them as
+The transforms are pure data movement: :mod:`clearconv.kernels.compiled` runs them as
 compiled loops when Numba is installed; the ``_*_numpy`` functions below are their
 readable NumPy twins (many whole-array passes, slower) and the tests hold the two
 together. Rounding differs from im2col's (different sums in a different order); the
@@ -24,36 +24,52 @@ tests hold both to the loop reference of MATH.md and to PyTorch at the same tole
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from . import _jit, _parallel
-from ._windows import padded_nhwc
-
-if TYPE_CHECKING:
-    from ..shapes import ConvGeometry
+from ..functional.conv import OP, Conv2dCache, ConvCall
+from ..shapes import ConvGeometry
+from . import compiled, registry, threads, tuning
+from .copies import padded_nhwc
 
 _BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64)
 _G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float64)
 _AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)
 
 
-class WinogradCache(NamedTuple):
-    """What the Winograd backward needs from the forward pass."""
+class WinogradSaved(NamedTuple):
+    """What the Winograd backward needs from the forward pass (``Conv2dCache.saved``)."""
 
     tiles: np.ndarray       # V: (T, 16, C_in), the transformed input tiles
     u: np.ndarray           # U: (16, C_in, C_out), the transformed kernels
-    weight: np.ndarray      # (C_out, C_in, 3, 3)
-    has_bias: bool
-    geometry: ConvGeometry
     jit: bool               # transforms compiled (Numba) or NumPy
 
 
-def supports(geo: ConvGeometry) -> bool:
-    """Whether the geometry is one F(2x2, 3x3) computes: a 3x3 kernel, stride 1, dilation 1."""
-    return geo.kernel == (3, 3) and geo.stride == (1, 1) and geo.dilation == (1, 1)
+def supports(call: ConvCall) -> tuple[bool, str]:
+    """Whether F(2x2, 3x3) computes the call: a 3x3 kernel, stride 1, dilation 1."""
+    geo = call.geometry
+    if geo.kernel == (3, 3) and geo.stride == (1, 1) and geo.dilation == (1, 1):
+        return True, "3x3 kernel, stride 1, dilation 1"
+    return False, (f"needs a 3x3 kernel, stride 1 and dilation 1; got kernel {geo.kernel}, "
+                   f"stride {geo.stride}, dilation {geo.dilation}")
+
+
+def prefer(call: ConvCall) -> tuple[bool, str]:
+    """'auto' takes Winograd for float32 with compiled transforms and enough channels."""
+    ok, why = supports(call)
+    if not ok:
+        return ok, why
+    if not compiled.AVAILABLE:
+        return False, "its NumPy transforms are slower than im2col: needs Numba"
+    if call.dtype != np.float32:
+        return False, f"float32 only under 'auto', got {np.dtype(call.dtype).name}"
+    c_in, c_out = call.geometry.in_shape[1], call.geometry.out_shape[1]
+    if min(c_in, c_out) < tuning.WINOGRAD_MIN_CHANNELS:
+        return False, (f"needs >= {tuning.WINOGRAD_MIN_CHANNELS} input and output channels, "
+                       f"got {c_in} -> {c_out}")
+    return True, f"3x3 stride 1, {c_in} -> {c_out} channels, float32, compiled transforms"
 
 
 def _tile_counts(geo: ConvGeometry) -> tuple[int, int]:
@@ -133,26 +149,22 @@ def _input_grad_tiles_numpy(dv: np.ndarray, th: int, tw: int, dxp: np.ndarray) -
 
 
 # ------------------------------------------------------------ forward and backward
-#: a chunk of images whose 16 product planes fill about this many bytes (cache-sized)
-_CHUNK_BYTES = 1 << 20
-
-
 def _images_per_chunk(tiles_per_image: int, width: int, dtype: np.dtype) -> int:
-    return max(1, _CHUNK_BYTES // (16 * width * np.dtype(dtype).itemsize * tiles_per_image))
+    return max(1, tuning.CHUNK_BYTES // (16 * width * np.dtype(dtype).itemsize * tiles_per_image))
 
 
 def winograd_conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                             geo: ConvGeometry, jit: bool | None = None,
                             need_backward: bool = True
-                            ) -> tuple[np.ndarray, WinogradCache | None]:
+                            ) -> tuple[np.ndarray, WinogradSaved | None]:
     """The 3x3 stride-1 convolution of checked, same-dtype inputs (see conv2d_forward).
 
     Returns y (N, C_out, H_out, W_out) as an NCHW view of NHWC memory, like im2col.
     ``jit`` picks the compiled transforms (default: when Numba is available); they run
     a few images at a time, so that each chunk's 16 product planes stay in cache, the
-    batch split between threads (:mod:`clearconv.functional._parallel`).
+    batch split between threads (:mod:`clearconv.kernels.threads`).
     """
-    jit = _jit.AVAILABLE if jit is None else jit
+    jit = compiled.AVAILABLE if jit is None else jit
     n, c, h, w = x.shape
     c_out = weight.shape[0]
     ho, wo = geo.out_shape[2:]
@@ -177,21 +189,22 @@ def winograd_conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray 
             for n0 in range(lo, hi, step):
                 n1 = min(n0 + step, hi)
                 v_c = v[n0 * per:n1 * per] if need_backward else v_buf[:(n1 - n0) * per]
-                _jit.winograd_input_tiles(xp[n0:n1], th, tw, v_c)
+                compiled.winograd_input_tiles(xp[n0:n1], th, tw, v_c)
                 m_c = m_buf[:, :(n1 - n0) * per]
                 np.matmul(v_c.transpose(1, 0, 2), u, out=m_c)           # (16, t, C_out)
-                _jit.winograd_output_tiles(m_c, b, th, tw, y[n0:n1])
+                compiled.winograd_output_tiles(m_c, b, th, tw, y[n0:n1])
 
-        _parallel.map_split(work, n)
+        threads.map_split(work, n)
     if not need_backward:
         return y.transpose(0, 3, 1, 2), None
-    return y.transpose(0, 3, 1, 2), WinogradCache(v, u, weight, bias is not None, geo, jit)
+    return y.transpose(0, 3, 1, 2), WinogradSaved(v, u, jit)
 
 
-def winograd_conv2d_backward(dy: np.ndarray, cache: WinogradCache, input_grad: bool = True
+def winograd_conv2d_backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool = True
                              ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Backward of :func:`winograd_conv2d_forward`: (dx, dweight, dbias) as conv2d_backward."""
-    v, u, weight, has_bias, geo, jit = cache
+    v, u, jit = cache.saved
+    weight, has_bias, geo = cache.weight, cache.has_bias, cache.geometry
     n, c, h, w = geo.in_shape
     th, tw = _tile_counts(geo)
     per = th * tw
@@ -225,17 +238,17 @@ def winograd_conv2d_backward(dy: np.ndarray, cache: WinogradCache, input_grad: b
                 n1 = min(n0 + step, hi)
                 k = (n1 - n0) * per
                 dm_c = dm_buf[:k]
-                _jit.winograd_output_grad_tiles(dyh[n0:n1], th, tw, dm_c, db_part)
+                compiled.winograd_output_grad_tiles(dyh[n0:n1], th, tw, dm_c, db_part)
                 dmk = dm_c.transpose(1, 0, 2)                          # (16, t, C_out)
                 np.matmul(v[n0 * per:n0 * per + k].transpose(1, 2, 0), dmk, out=du_c)
                 du_part += du_c
                 if input_grad:
                     dv_c = dv_buf[:, :k]
                     np.matmul(dmk, u_t, out=dv_c)                      # (16, t, C_in)
-                    _jit.winograd_input_grad_tiles(dv_c, th, tw, dxp[n0:n1])
+                    compiled.winograd_input_grad_tiles(dv_c, th, tw, dxp[n0:n1])
             return du_part, db_part
 
-        parts = _parallel.map_split(work, n)
+        parts = threads.map_split(work, n)
         du = parts[0][0] if len(parts) == 1 else np.sum([p[0] for p in parts], axis=0)
         dbias = np.sum([p[1] for p in parts], axis=0).astype(dy.dtype) if has_bias else None
     dweight = kernel_transform_backward(du, weight.dtype)
@@ -243,3 +256,14 @@ def winograd_conv2d_backward(dy: np.ndarray, cache: WinogradCache, input_grad: b
         return None, dweight, dbias
     (pt, _), (pl, _) = geo.padding
     return dxp[:, pt:pt + h, pl:pl + w].transpose(0, 3, 1, 2), dweight, dbias
+
+
+def _forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: ConvGeometry,
+             need_backward: bool) -> tuple[np.ndarray, WinogradSaved | None]:
+    return winograd_conv2d_forward(x, weight, bias, geo, need_backward=need_backward)
+
+
+registry.register(registry.Algorithm(
+    OP, "winograd", supports, _forward, winograd_conv2d_backward,
+    "Winograd F(2x2, 3x3): 3x3 stride-1 kernels, 2.25x fewer multiplications; compiled "
+    "tile transforms with Numba, NumPy twins without", prefer, layout="channels-last"))

@@ -1,0 +1,63 @@
+"""Every tuning threshold of clearconv's kernels, in one place, with what set it.
+
+None of these changes a computed value beyond rounding (each algorithm is held to the
+loop reference and PyTorch by the tests); they decide which algorithm 'auto' takes and
+how a batch is cut into parts. Measurements are paired (the two choices alternated in
+one process), float32, on a 2-core AMD EPYC (AVX2, OpenBLAS Haswell kernels) unless
+said otherwise; ``python -m benchmarks.run`` measures the result against PyTorch.
+"""
+
+from __future__ import annotations
+
+#: the order 'auto' tries each op's algorithms in: the first one that prefers the call
+#: wins; the readable algorithm of functional/ (which applies everywhere) comes last
+AUTO_ORDER: dict[str, tuple[str, ...]] = {
+    "conv2d": ("winograd", "direct", "im2col-split"),
+    "conv2d_relu_max_pool2d": ("direct-fused",),
+    "max_pool2d": ("nchw-2x2", "nhwc", "nhwc-2x2", "views-finite"),
+    "linear": ("split-rows",),
+}
+
+# ----------------------------------------------------------------------------- conv2d
+#: Winograd F(2x2, 3x3) from this many input and output channels (float32, compiled
+#: transforms): with the batch split between threads it beats im2col from 8 channels on
+#: (below, the 16 small products per chunk are too narrow for the BLAS)
+WINOGRAD_MIN_CHANNELS = 8
+
+#: the direct loop below this many input channels ...
+DIRECT_MAX_IN = 4
+#: ... and below this many output channels: from 16 on, the im2col product is wide
+#: enough for the BLAS to win (64 images of 28x28 or 32x32, forward: 5x5 1->6 0.53x the
+#: im2col time, 1->16 1.22x; 3x3 3->8 0.50x, 3->16 0.85x, 1->16 1.44x)
+DIRECT_MAX_OUT = 16
+
+#: im2col-split stores its columns transposed, (kh*kw*C, N*H_out*W_out), below this many
+#: input channels: it then copies one kernel offset at a time along long contiguous rows
+#: instead of C values at a time, and the bias rides in the product as a row of ones
+FEW_CHANNELS = 4
+
+#: inference (need_backward=False) works through a batch a few images at a time, each
+#: chunk's im2col columns (or Winograd's 16 product planes) about this many bytes, so
+#: that they stay in cache instead of filling memory
+CHUNK_BYTES = 1 << 20
+
+# ----------------------------------------------------------------------- max pooling
+#: the general compiled channels-last max pooling needs this many channels: with fewer,
+#: its innermost (channel) loop is too short to pay; a 2x2/2 unpadded window then has
+#: its own loop with the width innermost (6 channels: 0.4 ms instead of 1.5 ms on
+#: 64x6x28x28)
+COMPILED_POOL_MIN_CHANNELS = 16
+
+#: compiled pooling is split between threads from this many input values (below, the
+#: hand-off costs more than it saves: LeNet-5's second pool, 64x16x10x10, took 0.14 ms
+#: split and 0.09 ms in one thread; its first, 64x6x28x28, the same either way)
+POOL_MIN_SPLIT = 1 << 19
+
+# ---------------------------------------------------------------- products and copies
+#: matrix products below this many multiply-adds are not split between threads (a
+#: hand-off costs ~20-80 us)
+MIN_SPLIT_PRODUCT = 1 << 22
+
+#: the compiled NCHW -> channels-last copy (im2col-split's and Winograd's input) is
+#: split between threads from this many values
+MIN_SPLIT_COPY = 1 << 18

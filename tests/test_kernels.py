@@ -1,0 +1,419 @@
+"""Every registered algorithm is held to the loop reference (float64, 1e-10) and to
+PyTorch (float32), forward and backward, on Hypothesis-drawn calls it applies to: the
+property tests draw the algorithm, so Winograd, the direct loop, few-channel im2col and
+each compiled pooling loop meet the same checks as the readable path of functional/.
+
+Also: which algorithm 'auto' takes and why, the cache naming it, forced algorithms that
+do not apply, the log switch, CLEARCONV_JIT=0, chunked inference, the fused conv + ReLU
++ pool op. Algorithms that need Numba skip with a reason where it is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from strategies import FEW, PROPERTY, assert_same, channels_last, conv_cases, pool_cases
+from test_functional import check_conv, check_max_pool
+
+import clearconv as cc
+from clearconv import functional as F
+from clearconv import reference as R
+from clearconv.errors import ClearConvError
+from clearconv.functional.conv import ConvCall
+from clearconv.functional.pool import PoolCall, layout_of
+from clearconv.kernels import compiled, registry, tuning
+from clearconv.shapes import conv2d_geometry, pool2d_geometry
+
+NUMBA = compiled.AVAILABLE
+needs_numba = pytest.mark.skipif(not NUMBA, reason="Numba not installed (or CLEARCONV_JIT=0):"
+                                                   " the compiled algorithms are not checked")
+CONV = [a.name for a in registry.algorithms("conv2d")]
+POOL = [a.name for a in registry.algorithms("max_pool2d")]
+
+
+def test_every_op_has_its_readable_algorithm_and_the_fast_ones_registered():
+    assert set(CONV) == {"im2col", "im2col-split", "winograd", "direct"}
+    assert set(POOL) == {"views", "views-finite", "nchw-2x2", "nhwc", "nhwc-2x2"}
+    assert [a.name for a in registry.algorithms("conv2d_relu_max_pool2d")] == [
+        "direct-fused", "composed"]
+    assert [a.name for a in registry.algorithms("linear")] == ["split-rows", "matmul"]
+    # 'auto' tries the fast ones first, the readable one of functional/ last
+    assert CONV[-1] == "im2col" and POOL[-1] == "views"
+
+
+def _conv_call(case) -> ConvCall:
+    geo = conv2d_geometry(case.x.shape, case.weight.shape, case.stride, case.padding,
+                          case.dilation)
+    return ConvCall(geo, case.x.dtype)
+
+
+# ------------------------------------------------------------------ conv2d vs reference
+@PROPERTY
+@given(st.sampled_from(CONV), st.integers(1, 3), conv_cases(winograd_shapes=True))
+def test_every_conv_algorithm_matches_the_reference(algorithm, threads, case):
+    """Drawn: the algorithm, the thread count of the split, and a call (half of them 3x3
+    stride 1, so that Winograd and the direct loop apply often)."""
+    ok, why = registry.get("conv2d", algorithm).supports(_conv_call(case))
+    assume(ok)
+    with _threads(threads), cc.parallel():
+        check_conv(case, algorithm)
+
+
+@FEW
+@given(st.sampled_from(CONV), conv_cases(winograd_shapes=True))
+def test_every_conv_algorithm_matches_torch_in_float32(algorithm, case):
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: not checked")
+    ok, _ = registry.get("conv2d", algorithm).supports(_conv_call(case))
+    assume(ok)
+    x, w = case.x.astype(np.float32), case.weight.astype(np.float32)
+    b = None if case.bias is None else case.bias.astype(np.float32)
+    y, cache = F.conv2d_forward(x, w, b, case.stride, case.padding, case.dilation,
+                                algorithm=algorithm)
+    pads = cache.geometry.padding
+    xt = torch.tensor(x, requires_grad=True)
+    wt = torch.tensor(w, requires_grad=True)
+    bt = None if b is None else torch.tensor(b, requires_grad=True)
+    xp = torch.nn.functional.pad(xt, (pads[1][0], pads[1][1], pads[0][0], pads[0][1]))
+    yt = torch.nn.functional.conv2d(xp, wt, bt, cache.geometry.stride, 0,
+                                    cache.geometry.dilation)
+    dy = case.dy.astype(np.float32)
+    yt.backward(torch.tensor(np.ascontiguousarray(dy)))
+    grads = F.conv2d_backward(dy, cache)
+    for name, ours, theirs in [("y", y, yt), ("dx", grads[0], xt.grad),
+                               ("dw", grads[1], wt.grad),
+                               ("db", grads[2], None if bt is None else bt.grad)]:
+        if theirs is None:
+            assert ours is None
+            continue
+        theirs = theirs.detach().numpy()
+        assert ours.dtype == np.float32, name
+        scale = max(1.0, float(np.sqrt(np.mean(theirs.astype(np.float64) ** 2))))
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5 * scale, err_msg=name)
+
+
+@FEW
+@given(st.sampled_from(CONV), st.integers(1, 3), conv_cases(winograd_shapes=True))
+def test_inference_in_chunks_equals_the_training_forward(algorithm, threads, case):
+    """need_backward=False keeps nothing and works in cache-sized chunks (forced tiny
+    here, so that there are many): the same values, to rounding."""
+    assume(registry.get("conv2d", algorithm).supports(_conv_call(case))[0])
+    args = (case.x, case.weight, case.bias, case.stride, case.padding, case.dilation)
+    with _threads(threads), cc.parallel(), mock.patch.object(tuning, "CHUNK_BYTES", 1):
+        y, cache = F.conv2d_forward(*args, algorithm=algorithm)
+        y_inf, lean = F.conv2d_forward(*args, algorithm=algorithm, need_backward=False)
+    assert lean.algorithm == algorithm and lean.saved is None
+    np.testing.assert_allclose(y_inf, y, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ClearConvError, match="need_backward=False"):
+        F.conv2d_backward(case.dy, lean)
+
+
+# ------------------------------------------------------------------ 'auto' and its reasons
+def _shapes(c_in, c_out, k=3):
+    return (2, c_in, 8, 8), (c_out, c_in, k, k)
+
+
+@pytest.mark.parametrize("c_in, c_out, k, stride, dtype, expected", [
+    (32, 64, 3, 1, np.float32, "winograd"),
+    (32, 64, 3, 1, np.float64, "im2col-split"),     # Winograd only for float32 under auto
+    (4, 64, 3, 1, np.float32, "im2col-split"),      # too few channels for Winograd
+    (32, 64, 3, 2, np.float32, "im2col-split"),     # stride 2
+    (1, 6, 5, 1, np.float32, "direct"),             # few in and out channels
+    (3, 8, 3, 1, np.float64, "direct"),
+    (1, 16, 3, 1, np.float32, "im2col-split"),      # 16 outputs: the product pays
+    (1, 6, 5, 2, np.float32, "im2col-split"),
+])
+def test_auto_takes_the_first_algorithm_that_prefers_the_call(c_in, c_out, k, stride, dtype,
+                                                              expected):
+    x_shape, w_shape = _shapes(c_in, c_out, k)
+    choice = F.conv2d_algorithm(x_shape, w_shape, stride, 1, dtype=dtype)
+    if not NUMBA and expected in ("winograd", "direct"):
+        expected = "im2col-split"
+        assert "Numba" in str(choice)
+    assert choice.name == expected
+    assert choice.considered[-1][:2] == (expected, True)
+    assert all(not ok for _, ok, _ in choice.considered[:-1])
+    rng = np.random.default_rng(0)
+    _, cache = F.conv2d_forward(rng.standard_normal(x_shape).astype(dtype),
+                                rng.standard_normal(w_shape).astype(dtype), stride=stride,
+                                padding=1)
+    assert cache.algorithm == expected
+
+
+def test_the_choice_says_why_each_candidate_was_passed_over():
+    text = str(F.conv2d_algorithm((8, 4, 28, 28), (64, 4, 3, 3), stride=2, padding=1))
+    assert text.splitlines()[0].startswith("conv2d: im2col-split")
+    assert "winograd: needs a 3x3 kernel, stride 1 and dilation 1; got kernel (3, 3), " \
+           "stride (2, 2)" in text
+    assert ("direct: needs stride 1" in text) if NUMBA else ("direct: needs Numba" in text)
+
+
+def test_forced_algorithms_that_do_not_apply_name_the_reason():
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((1, 2, 6, 6)), rng.standard_normal((2, 2, 3, 3))
+    with pytest.raises(ClearConvError, match=r"algorithm='winograd' does not apply.*3x3.*"
+                                             r"got kernel \(3, 3\), stride \(2, 2\)"):
+        F.conv2d_forward(x, w, stride=2, algorithm="winograd")
+    with pytest.raises(ClearConvError, match=r"algorithm='direct' does not apply.*"
+                                             + (r"stride 1" if NUMBA else "Numba")):
+        F.conv2d_forward(x, w, stride=2, algorithm="direct")
+    with pytest.raises(ClearConvError, match=r"no algorithm 'fft'.*'auto', .*'im2col'"):
+        F.conv2d_forward(x, w, algorithm="fft")
+    with pytest.raises(ClearConvError, match="no algorithm 'fft'"):
+        cc.layers.Conv2D(2, 2, 3, algorithm="fft")
+
+
+def test_a_layer_runs_the_algorithm_it_was_given_and_saves_it(tmp_path):
+    from clearconv.layers import Conv2D, Flatten
+
+    layer = Conv2D(2, 3, 3, padding=1, rng=0, algorithm="im2col")
+    x = np.random.default_rng(1).standard_normal((2, 2, 5, 5)).astype(np.float32)
+    layer.forward(x, training=True)
+    assert layer._cache.algorithm == "im2col"
+    assert layer.algorithm_for((2, 5, 5)).name == "im2col"
+    model = cc.Sequential(layer, Flatten(), input_shape=(2, 5, 5))
+    model.save(str(tmp_path / "m.npz"))
+    assert cc.load(str(tmp_path / "m.npz")).layers[0].algorithm == "im2col"
+    rows = model.summary(print_fn=None).splitlines()
+    assert rows[4].startswith("0: Conv2D") and rows[4].endswith("   im2col")
+
+
+@pytest.mark.parametrize("arch", ["digits_cnn", "mnist_cnn", "lenet5"])
+def test_summary_names_the_algorithms_the_training_step_runs(arch):
+    """The summary's column is the registry's choice; a real training step records the
+    same algorithms in its caches."""
+    from clearconv.train import fusion, zoo
+
+    model = getattr(zoo, arch)(rng=0)
+    column = fusion.describe(model.steps(), model.input_shape, model.dtype)
+    x = np.random.default_rng(0).random((4, *model.input_shape), dtype=np.float32)
+    ran = {}
+    with cc.parallel():
+        h = x
+        for step in model.steps():
+            h = step.forward(h, training=True)
+            if isinstance(step, (fusion.ConvReLUMaxPool2D, fusion.ReLUMaxPool2D)):
+                first = min(step.indices.values())
+                if step.algorithm == "composed":
+                    conv_cache, pool_cache = step._cache.saved
+                    ran[step.indices["conv"]] = conv_cache.algorithm
+                    ran[step.indices["pool"]] = pool_cache.algorithm
+                else:
+                    ran[first if "conv" in step.indices else step.indices["pool"]] = \
+                        step.algorithm
+            elif hasattr(step, "_cache") and hasattr(step._cache, "algorithm") \
+                    and not isinstance(step, cc.layers.Dense):
+                ran[model.layers.index(step)] = step._cache.algorithm
+    for i, name in ran.items():
+        assert column[i].split(",")[0].split(":")[0] == name, (i, column[i], name)
+    assert ran, "no conv or pooling layer ran"
+
+
+def test_python_m_kernels_lists_every_algorithm():
+    out = subprocess.run([sys.executable, "-m", "clearconv.kernels"], capture_output=True,
+                         text=True, check=True).stdout
+    for name in CONV + POOL + ["direct-fused", "composed", "split-rows", "matmul"]:
+        assert f"  {name} " in out, name
+
+
+def test_log_switch_prints_each_calls_choice():
+    code = ("import numpy as np, clearconv.functional as F; "
+            "F.conv2d_forward(np.ones((1, 1, 5, 5)), np.ones((2, 1, 3, 3)), stride=2)")
+    env = {**os.environ, "CLEARCONV_LOG_KERNELS": "1"}
+    err = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stderr
+    assert "clearconv.kernels: conv2d x(1, 1, 5, 5) -> (1, 2, 2, 2)" in err
+    assert "-> im2col-split" in err
+
+
+def test_jit_switched_off_by_environment_leaves_the_numpy_algorithms():
+    code = ("import numpy as np; from clearconv.kernels import compiled; "
+            "import clearconv.functional as F; "
+            "x = np.ones((1, 32, 4, 4), np.float32); w = np.ones((32, 32, 3, 3), np.float32); "
+            "print(compiled.AVAILABLE, F.conv2d_forward(x, w, padding=1)[1].algorithm, "
+            "F.max_pool2d_forward(x, 2)[1].algorithm)")
+    env = {**os.environ, "CLEARCONV_JIT": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out == ["False", "im2col-split", "views-finite"]
+
+
+# ------------------------------------------------------------------ max pooling
+def _pool_call(case, relu=False) -> PoolCall:
+    geo = pool2d_geometry(case.x.shape, case.kernel_size, case.stride, case.padding,
+                          case.ceil_mode)
+    return PoolCall(geo, case.x.dtype, layout_of(case.x), relu)
+
+
+@PROPERTY
+@given(st.sampled_from(POOL), st.sampled_from(["tie_free", "ties", "nonfinite"]),
+       st.integers(1, 3), st.data())
+def test_every_max_pool_algorithm_matches_the_reference(algorithm, values, threads, data):
+    """The rule of PyTorch (first maximum on ties, NaN propagates, padding never wins)
+    in every algorithm, on channels-last and NCHW input, 2x2/2 windows drawn often."""
+    case = data.draw(pool_cases(values, two_by_two=True))
+    assume(registry.get("max_pool2d", algorithm).supports(_pool_call(case))[0])
+    with _threads(threads), cc.parallel():
+        check_max_pool(case, algorithm)
+
+
+@PROPERTY
+@given(st.sampled_from(POOL), st.data())
+def test_fused_relu_pool_equals_relu_then_pool_in_every_algorithm(algorithm, data):
+    """max_pool2d(relu=True) against ReLU then max pooling in the reference: values,
+    mask and gradient (a window whose maximum is not > 0 passes none)."""
+    case = data.draw(pool_cases("ties", two_by_two=True, negative=True))
+    assume(registry.get("max_pool2d", algorithm).supports(_pool_call(case, True))[0])
+    args = (case.kernel_size, case.stride, case.padding, case.ceil_mode)
+    y, cache = F.max_pool2d_forward(case.x, *args, relu=True, algorithm=algorithm)
+    a, relu_cache = R.relu_forward(case.x)
+    y_ref, pool_cache = R.max_pool2d_forward(a, *args)
+    assert_same(y, y_ref)
+    dy = case.dy_rng.standard_normal(y.shape)
+    dx_ref = R.relu_backward(R.max_pool2d_backward(dy, pool_cache), relu_cache)
+    assert_same(F.max_pool2d_backward(dy, cache), dx_ref)
+
+
+@FEW
+@given(st.sampled_from(POOL), pool_cases("tie_free", two_by_two=True))
+def test_every_max_pool_algorithm_matches_torch_in_float32(algorithm, case):
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: not checked")
+    x = case.x.astype(np.float32)
+    x = channels_last(x) if layout_of(case.x) == "channels-last" else np.ascontiguousarray(x)
+    geo = pool2d_geometry(x.shape, case.kernel_size, case.stride, case.padding,
+                          case.ceil_mode)
+    assume(registry.get("max_pool2d", algorithm).supports(
+        PoolCall(geo, x.dtype, layout_of(x), False))[0])
+    args = (case.kernel_size, case.stride, case.padding, case.ceil_mode)
+    y, cache = F.max_pool2d_forward(x, *args, algorithm=algorithm)
+    xt = torch.tensor(np.ascontiguousarray(x), requires_grad=True)
+    stride = geo.stride
+    yt = torch.nn.functional.max_pool2d(xt, geo.kernel, stride,
+                                        (geo.padding[0][0], geo.padding[1][0]),
+                                        ceil_mode=case.ceil_mode)
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    dy = case.dy_rng.standard_normal(y.shape).astype(np.float32)
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_allclose(F.max_pool2d_backward(dy, cache), xt.grad.numpy(),
+                               rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("layout, c, kernel, expected", [
+    ("NCHW", 6, 2, "nchw-2x2"),
+    ("NCHW", 6, 3, "views-finite"),
+    ("channels-last", 32, 3, "nhwc"),
+    ("channels-last", 32, 2, "nhwc"),
+    ("channels-last", 6, 2, "nhwc-2x2"),
+    ("channels-last", 6, 3, "views-finite"),
+    ("strided", 6, 2, "views-finite"),
+])
+def test_auto_pooling_follows_the_memory_layout(layout, c, kernel, expected):
+    choice = F.max_pool2d_algorithm((2, c, 8, 8), kernel, layout=layout)
+    assert choice.name == (expected if NUMBA else "views-finite"), str(choice)
+
+
+# ------------------------------------------------------------------ conv + ReLU + pool
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("x_shape, c_out, kernel, padding", [
+    ((4, 1, 28, 28), 6, (5, 5), 2),
+    ((3, 2, 9, 7), 5, (3, 3), 1),       # odd conv output: the last row/column in no window
+    ((2, 3, 6, 6), 4, (2, 2), 0),
+])
+def test_direct_fused_is_bit_identical_to_composed(x_shape, c_out, kernel, padding, dtype):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(x_shape).astype(dtype) - 0.3   # many all-negative windows
+    w = rng.standard_normal((c_out, x_shape[1], *kernel)).astype(dtype)
+    b = rng.standard_normal(c_out).astype(dtype)
+    y, cache = F.conv2d_relu_max_pool2d_forward(x, w, b, padding=padding)
+    assert cache.algorithm == "direct-fused"
+    y_ref, ref = F.conv2d_relu_max_pool2d_forward(x, w, b, padding=padding,
+                                                  algorithm="composed")
+    assert ref.saved[0].algorithm == "direct"
+    np.testing.assert_array_equal(y, y_ref)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    for input_grad in (False, True):
+        got = F.conv2d_relu_max_pool2d_backward(dy, cache, input_grad)
+        want = F.conv2d_relu_max_pool2d_backward(dy, ref, input_grad)
+        for a, r, name in zip(got, want, ("dx", "dweight", "dbias")):
+            if r is None:
+                assert a is None, name
+            else:
+                np.testing.assert_array_equal(a, r, err_msg=name)
+
+
+@FEW
+@given(st.sampled_from(["composed", "direct-fused"]), conv_cases(winograd_shapes=True),
+       st.booleans())
+def test_fused_op_matches_the_three_reference_ops(algorithm, case, two_by_two):
+    pool = (2, 2, 0, False) if two_by_two else (3, 1, 1, True)
+    geo = conv2d_geometry(case.x.shape, case.weight.shape, case.stride, case.padding,
+                          case.dilation)
+    try:
+        pgeo = pool2d_geometry(geo.out_shape, *pool)
+    except ClearConvError:
+        assume(False)
+    from clearconv.functional.fused import FusedCall
+
+    assume(registry.get("conv2d_relu_max_pool2d", algorithm).supports(
+        FusedCall(geo, pgeo, case.x.dtype))[0])
+    args = (case.stride, case.padding, case.dilation)
+    y, cache = F.conv2d_relu_max_pool2d_forward(case.x, case.weight, case.bias, *args, *pool,
+                                                algorithm=algorithm)
+    z, zc = R.conv2d_forward(case.x, case.weight, case.bias, *args)
+    a, ac = R.relu_forward(z)
+    y_ref, pc = R.max_pool2d_forward(a, *pool)
+    assert_same(y, y_ref)
+    dy = np.random.default_rng(0).standard_normal(y.shape)
+    dx, dw, db = F.conv2d_relu_max_pool2d_backward(dy, cache)
+    dx_ref, dw_ref, db_ref = R.conv2d_backward(
+        R.relu_backward(R.max_pool2d_backward(dy, pc), ac), zc)
+    assert_same(dx, dx_ref)
+    assert_same(dw, dw_ref)
+    if case.bias is not None:
+        assert_same(db, db_ref)
+
+
+# ------------------------------------------------------------------ linear
+@FEW
+@given(st.sampled_from(["matmul", "split-rows"]), st.integers(1, 40), st.integers(1, 30),
+       st.integers(1, 9), st.booleans(), st.integers(1, 3))
+def test_every_linear_algorithm_matches_the_reference(algorithm, n, fan_in, fan_out, bias,
+                                                      threads):
+    rng = np.random.default_rng(n * fan_in)
+    x, w = rng.standard_normal((n, fan_in)), rng.standard_normal((fan_out, fan_in))
+    b = rng.standard_normal(fan_out) if bias else None
+    with _threads(threads), cc.parallel(), \
+            mock.patch.object(tuning, "MIN_SPLIT_PRODUCT", 0):
+        y, cache = F.linear_forward(x, w, b, algorithm=algorithm)
+        dy = rng.standard_normal(y.shape)
+        grads = F.linear_backward(dy, cache)
+    y_ref, ref = R.linear_forward(x, w, b)
+    assert cache.algorithm == algorithm
+    assert_same(y, y_ref)
+    for g, r in zip(grads, R.linear_backward(dy, ref)):
+        if r is None:
+            assert g is None
+        else:
+            assert_same(g, r)
+
+
+# ------------------------------------------------------------------ helpers
+class _threads:
+    """``with _threads(n):`` clearconv splits into n threads inside, restored after."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __enter__(self) -> None:
+        self.before = cc.get_num_threads()
+        cc.set_num_threads(self.n)
+
+    def __exit__(self, *exc: object) -> None:
+        cc.set_num_threads(self.before)
