@@ -21,11 +21,6 @@ from clearconv.data import load_image_folder
 from clearconv.data.images import fit_to_model, read_image
 from clearconv.explain._inputs import load_picture
 
-# the bug of issue 11, item 7, before the readers share one decoder: the folder drops the
-# alpha channel (a transparent pixel shows its hidden colour), keeps the high byte of
-# 16-bit levels where read_image rounds value / 257, and ignores the EXIF rotation
-pytestmark = pytest.mark.xfail(reason="three image decoders with different rules")
-
 
 def _rgba(path: Path) -> None:
     rgba = np.zeros((4, 6, 4), np.uint8)
