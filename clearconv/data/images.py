@@ -85,8 +85,8 @@ MAPPINGS = ("auto", "clip", "rescale", "magnitude")
 #: the grey level transparency is composited on (rule 4 of the module docstring): white
 ALPHA_BACKGROUND = 255
 
-#: modes that hold one grey level per pixel (and no colour) once alpha is removed
-_GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
+#: the 8-bit grey modes that may carry transparency: one channel once it is composited
+_GRAY_MODES = ("L", "LA", "La")
 
 
 # --------------------------------------------------------------------------- reading
