@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
+import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from clearconv.errors import ClearConvError, ShapeError
 from clearconv.data.images import (
     border_pixels,
+    decode_image,
     fit_to_model,
     image_to_tensor,
     load_image,
@@ -21,6 +23,7 @@ from clearconv.data.images import (
     to_image,
     to_uint8,
 )
+from clearconv.errors import ClearConvError, ShapeError
 
 RNG = np.random.default_rng(7)
 
@@ -100,14 +103,117 @@ def test_palette_with_a_transparent_index(tmp_path):
     assert steps == ["P -> RGB (alpha composited on white)"]
 
 
-def test_16_bit_grayscale_is_scaled_to_8_bits(tmp_path):
-    a = np.array([[0, 257, 1000, 65535], [128, 129, 30000, 65534]], dtype=np.uint16)
-    img = Image.fromarray(a)
+def test_a_transparent_pixel_is_white_whatever_colour_it_hides(tmp_path):
+    rgba = np.array([[[200, 0, 0, 0], [0, 0, 0, 0], [13, 200, 7, 0]]], np.uint8)
+    Image.fromarray(rgba).save(tmp_path / "hidden.png")
+    out, _ = read_image(tmp_path / "hidden.png")
+    assert (out == 255).all()
+
+
+def test_premultiplied_and_palette_alpha_modes_are_composited_on_white():
+    # RGBa stores c * a; Pillow un-premultiplies it, then the same rule applies
+    out, steps = read_image(Image.new("RGBA", (2, 1), (200, 100, 0, 128)).convert("RGBa"))
+    assert out[:, 0, 0].tolist() == [(200 * 128 + 255 * 127 + 127) // 255,
+                                      (100 * 128 + 255 * 127 + 127) // 255, 127]
+    assert steps == ["RGBa -> RGB (alpha composited on white)"]
+    pa = Image.new("PA", (2, 1))
+    pa.putpalette([0, 0, 0, 10, 10, 10] + [0] * 762)
+    pa.putpixel((0, 0), (1, 255))
+    pa.putpixel((1, 0), (1, 0))
+    out, steps = read_image(pa)
+    assert out.tolist() == [[[10, 255]]]
+    assert steps == ["PA -> grayscale (alpha composited on white)"]
+
+
+def test_a_png_transparent_colour_is_white(tmp_path):
+    rgb = np.array([[[1, 2, 3], [4, 5, 6]]], np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "c.png", transparency=(1, 2, 3))
+    out, steps = read_image(tmp_path / "c.png")
+    assert out[:, 0].T.tolist() == [[255, 255, 255], [4, 5, 6]]
+    assert steps == ["RGB -> RGB (alpha composited on white)"]
+    Image.fromarray(np.array([[9, 50]], np.uint8)).save(tmp_path / "g.png", transparency=9)
+    out, steps = read_image(tmp_path / "g.png")
+    assert out.tolist() == [[[255, 50]]]
+    assert steps == ["L -> grayscale (alpha composited on white)"]
+
+
+def test_palette_with_partly_transparent_entries(tmp_path):
+    p = Image.new("P", (3, 1), 0)
+    p.putpalette([255, 0, 0, 0, 0, 255, 0, 128, 0] + [0] * 759)
+    p.putpixel((1, 0), 1)
+    p.putpixel((2, 0), 2)
+    p.save(tmp_path / "p.png", transparency=bytes([255, 64, 0]))   # alpha per entry
+    out, steps = read_image(tmp_path / "p.png")
+    blue = [(255 * 191 + 127) // 255, (255 * 191 + 127) // 255,
+            (255 * 64 + 255 * 191 + 127) // 255]
+    assert out[:, 0].T.tolist() == [[255, 0, 0], blue, [255, 255, 255]]
+    assert steps == ["P -> RGB (alpha composited on white)"]
+
+
+def _png16(path, samples: np.ndarray, colour_type: int) -> None:
+    """Write a 16-bit PNG by hand (Pillow writes 16-bit grey only): ``samples`` (H, W, C)
+    of uint16, colour type 0 grey, 2 RGB, 4 grey + alpha, 6 RGBA (PNG spec, 11.2.2)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    h, w = samples.shape[:2]
+    rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in samples)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n"
+                     + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+
+
+#: 16-bit levels and their high byte; round(v / 257) would give 1 for 255 and 254 for 65280
+LEVELS_16 = np.array([[0, 255, 256, 32767], [32768, 32834, 65280, 65535]], np.uint16)
+HIGH_BYTE = np.array([[0, 0, 1, 127], [128, 128, 255, 255]], np.uint8)
+
+
+def test_16_bit_grey_png_keeps_the_high_byte(tmp_path):
+    img = Image.fromarray(LEVELS_16)
     assert img.mode == "I;16"
     img.save(tmp_path / "d.png")
     out, steps = read_image(tmp_path / "d.png")
-    np.testing.assert_array_equal(out[0], np.rint(a / 257.0))
-    assert "16-bit" in steps[0] and "257" in steps[0]
+    np.testing.assert_array_equal(out, HIGH_BYTE[None])
+    assert steps == ["I;16 (16-bit) -> 8-bit grayscale (high byte: value >> 8)"]
+
+
+def test_16_bit_big_endian_tiff_and_pgm_keep_the_high_byte(tmp_path):
+    big = Image.fromarray(LEVELS_16.astype(">u2"))
+    assert big.mode == "I;16B"
+    out, _ = read_image(big)
+    np.testing.assert_array_equal(out, HIGH_BYTE[None])
+    big.save(tmp_path / "b.tif")
+    np.testing.assert_array_equal(read_image(tmp_path / "b.tif")[0], HIGH_BYTE[None])
+    h, w = LEVELS_16.shape
+    (tmp_path / "d.pgm").write_bytes(f"P5\n{w} {h}\n65535\n".encode()
+                                     + LEVELS_16.astype(">u2").tobytes())
+    assert Image.open(tmp_path / "d.pgm").mode == "I"
+    out, steps = read_image(tmp_path / "d.pgm")
+    np.testing.assert_array_equal(out, HIGH_BYTE[None])
+    assert steps == ["I (16-bit) -> 8-bit grayscale (high byte: value >> 8)"]
+
+
+def test_16_bit_colour_and_grey_alpha_pngs_get_the_same_rule(tmp_path):
+    rgb = np.stack([LEVELS_16, LEVELS_16[::-1], 65535 - LEVELS_16], axis=-1)
+    _png16(tmp_path / "rgb.png", rgb, 2)
+    out, _ = read_image(tmp_path / "rgb.png")
+    np.testing.assert_array_equal(out, (rgb >> 8).astype(np.uint8).transpose(2, 0, 1))
+    opaque = np.full(LEVELS_16.shape + (1,), 65535, np.uint16)
+    _png16(tmp_path / "rgba.png", np.concatenate([rgb, opaque], axis=-1), 6)
+    out, _ = read_image(tmp_path / "rgba.png")
+    np.testing.assert_array_equal(out, (rgb >> 8).astype(np.uint8).transpose(2, 0, 1))
+    _png16(tmp_path / "la.png", np.stack([LEVELS_16, opaque[..., 0]], axis=-1), 4)
+    out, _ = read_image(tmp_path / "la.png")         # Pillow opens it as RGBA: 3 equal planes
+    np.testing.assert_array_equal(out, np.stack([HIGH_BYTE] * 3))
+
+
+def test_16_bit_transparent_level_is_white(tmp_path):
+    Image.fromarray(LEVELS_16).save(tmp_path / "t.png", transparency=32834)
+    out, steps = read_image(tmp_path / "t.png")
+    expected = HIGH_BYTE.copy()
+    expected[1, 1] = 255
+    np.testing.assert_array_equal(out, expected[None])
+    assert steps[-1] == "transparent level 32834 -> white"
 
 
 def test_32_bit_and_float_grayscale(tmp_path):
@@ -115,28 +221,39 @@ def test_32_bit_and_float_grayscale(tmp_path):
     Image.fromarray(wide).save(tmp_path / "i.tif")
     out, steps = read_image(tmp_path / "i.tif")
     np.testing.assert_array_equal(out[0], [[0, 13], [38, 255]])         # rescaled -5..95
-    assert "rescaled -5..95" in steps[0]
+    assert steps == ["I -> 8-bit grayscale (rescaled -5..95 -> 0..255)"]
     unit = np.array([[0.0, 0.5], [0.25, 1.0]], dtype=np.float32)
     out, steps = read_image(Image.fromarray(unit))
     np.testing.assert_array_equal(out[0], [[0, 128], [64, 255]])
-    assert "value * 255" in steps[0]
+    assert steps == ["F -> 8-bit grayscale (values in [0, 1] times 255)"]
+    with pytest.raises(ClearConvError, match="NaN"):
+        read_image(Image.fromarray(np.array([[np.nan, 1.0]], np.float32)))
 
 
-def test_bilevel_and_cmyk(tmp_path):
+def test_bilevel(tmp_path):
     bits = Image.new("1", (3, 2))
     bits.putpixel((1, 1), 1)
     bits.save(tmp_path / "b.png")
     out, steps = read_image(tmp_path / "b.png")
     np.testing.assert_array_equal(out[0], [[0, 0, 0], [0, 255, 0]])
     assert steps == ["1-bit -> grayscale (0/255)"]
-    cmyk = Image.new("CMYK", (4, 3), (0, 255, 255, 0))        # red
-    cmyk.save(tmp_path / "c.tif")
-    out, steps = read_image(tmp_path / "c.tif")
-    assert out.shape == (3, 3, 4) and out[:, 0, 0].tolist() == [255, 0, 0]
-    assert steps == ["CMYK -> RGB"]
-    cmyk.save(tmp_path / "c.jpg")
-    out, _ = read_image(tmp_path / "c.jpg")
-    assert out.shape == (3, 3, 4)
+
+
+#: CMYK colours and their RGB: R = round((255 - C)(255 - K) / 255), G from M, B from Y
+CMYK_TO_RGB = {(0, 255, 255, 0): (255, 0, 0), (100, 30, 200, 50): (125, 181, 44),
+               (0, 0, 0, 0): (255, 255, 255), (0, 0, 0, 255): (0, 0, 0),
+               (255, 0, 64, 10): (0, 245, 184), (37, 201, 90, 77): (152, 38, 115)}
+
+
+@pytest.mark.parametrize("ext", ["tif", "jpg"])
+def test_cmyk_tiff_and_jpeg_to_rgb(tmp_path, ext):
+    for (c, m, y, k), rgb in CMYK_TO_RGB.items():       # the table is the formula
+        assert rgb == tuple(round((255 - v) * (255 - k) / 255) for v in (c, m, y))
+    for i, (cmyk, rgb) in enumerate(CMYK_TO_RGB.items()):
+        Image.new("CMYK", (16, 8), cmyk).save(tmp_path / f"{i}.{ext}")   # flat: JPEG exact
+        out, steps = read_image(tmp_path / f"{i}.{ext}")
+        assert out.shape == (3, 8, 16) and steps == ["CMYK -> RGB"]
+        assert (out == np.array(rgb, np.uint8)[:, None, None]).all(), (cmyk, out[:, 0, 0])
 
 
 @pytest.mark.parametrize("pil_mode", ["L", "RGB", "RGBA", "P", "I;16", "LA", "CMYK", "1",
@@ -170,17 +287,56 @@ def test_resize_is_stated_width_by_height():
     assert read_image(Image.fromarray(_rgb(28, 30)), size=(28, 30))[1] == []
 
 
-def test_exif_orientation_is_applied(tmp_path):
-    a = np.zeros((20, 40, 3), np.uint8)
-    a[:, :20] = 255                                  # left half white as stored
-    img = Image.fromarray(a)
+#: what a viewer shows for each EXIF orientation, from the pixels as stored (EXIF 2.3,
+#: tag 0x0112: 6 is "rotate 90 degrees clockwise to view", 8 counter-clockwise)
+UPRIGHT = {
+    2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].swapaxes(0, 1), 8: lambda a: np.rot90(a, 1),
+}
+
+
+def _with_orientation(img: Image.Image, orientation: int) -> Image.Exif:
     exif = img.getexif()
-    exif[0x0112] = 6                                 # the viewer rotates it 90° clockwise
-    img.save(tmp_path / "phone.jpg", exif=exif, quality=95)
-    out, steps = read_image(tmp_path / "phone.jpg")
-    assert out.shape == (3, 40, 20)
-    assert out[:, :18].mean() > 200 and out[:, 22:].mean() < 50   # white is now on top
-    assert steps == ["rotated/flipped upright (EXIF orientation 6)"]
+    exif[0x0112] = orientation
+    return exif
+
+
+@pytest.mark.parametrize("orientation", sorted(UPRIGHT))
+def test_exif_orientation_is_applied_exactly(tmp_path, orientation):
+    a = np.arange(3 * 5 * 3, dtype=np.uint8).reshape(3, 5, 3) * 5   # no two pixels alike
+    img = Image.fromarray(a)
+    img.save(tmp_path / "o.png", exif=_with_orientation(img, orientation))
+    out, steps = read_image(tmp_path / "o.png")
+    np.testing.assert_array_equal(out, UPRIGHT[orientation](a).transpose(2, 0, 1))
+    assert steps == [f"rotated/flipped upright (EXIF orientation {orientation})"]
+
+
+@pytest.mark.parametrize("orientation", [6, 8])
+def test_exif_rotation_of_a_phone_jpeg_is_applied_once(tmp_path, orientation):
+    a = np.zeros((16, 24, 3), np.uint8)
+    a[:, :8] = 255                                   # left third white as stored
+    a[:8, 16:] = (0, 0, 200)
+    img = Image.fromarray(a)
+    img.save(tmp_path / "phone.jpg", exif=_with_orientation(img, orientation), quality=90)
+    with Image.open(tmp_path / "phone.jpg") as raw:          # the pixels as stored
+        stored = np.asarray(raw.convert("RGB"))
+    decoded, steps = decode_image(tmp_path / "phone.jpg")
+    np.testing.assert_array_equal(np.asarray(decoded), UPRIGHT[orientation](stored))
+    assert steps == [f"rotated/flipped upright (EXIF orientation {orientation})"]
+    again, more = decode_image(decoded)                      # the tag went with the turn
+    assert again.size == (16, 24) and more == []
+    np.testing.assert_array_equal(np.asarray(again), np.asarray(decoded))
+
+
+@pytest.mark.parametrize("orientation", [0, 1, 9, 65535])
+def test_orientation_values_that_are_not_rotations_are_ignored(tmp_path, orientation):
+    a = _rgb(3, 4)
+    img = Image.fromarray(a)
+    img.save(tmp_path / "o.png", exif=_with_orientation(img, orientation))
+    out, steps = read_image(tmp_path / "o.png")
+    np.testing.assert_array_equal(out, a.transpose(2, 0, 1))
+    assert steps == []
 
 
 def test_animated_gif_reads_the_first_frame(tmp_path):

@@ -7,8 +7,7 @@
       dog/  a.jpeg  b.bmp ...
 
 Class names are the sub-folder names, sorted (``"cat"`` is label 0, ``"dog"`` label 1);
-each class folder is searched recursively. Any format Pillow reads works; every image is
-converted to one mode and resized to one size with Pillow, so the result is one array.
+each class folder is searched recursively. Any format Pillow reads works.
 
 Python API::
 
@@ -16,12 +15,19 @@ Python API::
     x, y, classes = load_image_folder("photos", size=(32, 32), mode="RGB")
     # x: uint8 (N, 3, 32, 32), y: int64 (N,), classes: ("cat", "dog")
 
-Conversions (all by Pillow): ``mode="L"`` uses the ITU-R 601-2 luma
-``L = R*299/1000 + G*587/1000 + B*114/1000``; ``mode="RGB"`` repeats a grey channel three
-times; an alpha channel is dropped (RGBA, LA, P with transparency); CMYK uses Pillow's
-plain conversion; 16-bit greyscale keeps its 8 high bits. ``mode=None`` picks ``"RGB"``
-if any image has colour (some pixel with R, G, B not all equal), else ``"L"``.
-Resizing is bilinear (Pillow's, which filters when it shrinks) to ``size = (H, W)``.
+Each file is decoded by :func:`clearconv.data.images.decode_image`, the decoder that
+``clearconv predict`` uses too, so a model is trained on the pixels it is later shown:
+EXIF rotation applied, transparency composited on white, 16-bit levels reduced to their
+high byte, palettes and CMYK to RGB (the rule is in :mod:`clearconv.data.images`).
+Then every image gets one channel count and one size:
+
+* ``mode="L"``: one channel, colour by Pillow's ITU-R 601-2 luma
+  ``L = R*299/1000 + G*587/1000 + B*114/1000``; ``mode="RGB"``: three, grey repeated.
+* ``mode=None`` picks ``"RGB"`` if any decoded image has colour (some pixel with R, G,
+  B not all equal), else ``"L"``; the result is the same array as with that mode given.
+* Resizing is bilinear (Pillow's, which filters when it shrinks) to ``size = (H, W)``,
+  after the channel conversion, as :func:`clearconv.data.images.read_image` does.
+
 Pillow is needed (``pip install pillow``); it is imported on the first call.
 """
 
@@ -36,12 +42,12 @@ from typing import Any, Union
 
 import numpy as np
 
+from ..errors import ImageFileError
 from .idx import DatasetError, DatasetNotFoundError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 _MODES = ("L", "RGB")
-_GREY_MODES = ("1", "L", "LA", "La", "I", "F")
 #: how many skipped files a warning names before it only counts the rest.
 _WARN_NAMES = 10
 
@@ -66,42 +72,42 @@ def image_extensions() -> frozenset[str]:
                      if fmt in Image.OPEN)
 
 
-def _is_16bit(mode: str) -> bool:
-    return mode.startswith("I;16")
+def _read(path: Path, mode: str | None, hw: tuple[int, int] | None) -> tuple[np.ndarray, bool]:
+    """One file as uint8 (C, H, W) through the shared decoder, and whether it has colour.
 
+    ``mode`` None keeps the decoder's channels (1 for a grey file, 3 otherwise) and looks
+    for colour; with a mode given, colour is not looked for (False).
+    """
+    _pillow()
+    from .images import decode_image, read_image
 
-def _normalise_mode(image: Any, Image: Any) -> Any:
-    """The image in ``"L"`` (greyscale content) or ``"RGB"`` (anything else)."""
-    if _is_16bit(image.mode):
-        return Image.fromarray((np.asarray(image, dtype=np.uint16) >> 8).astype(np.uint8))
-    if image.mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    return image.convert("L" if image.mode in _GREY_MODES else "RGB")
-
-
-def _has_colour(image: Any) -> bool:
-    """True for an RGB image with a pixel whose channels differ."""
-    if image.mode != "RGB":
-        return False
-    a = np.asarray(image)
-    return bool((a[..., 0] != a[..., 1]).any() or (a[..., 1] != a[..., 2]).any())
-
-
-def _open(path: Path, Image: Any) -> Any:
     try:
-        with Image.open(path) as image:
-            limit = Image.MAX_IMAGE_PIXELS  # Pillow only warns up to twice this, then decodes
-            if limit is not None and image.width * image.height > limit:
-                raise DatasetError(f"{path}: {image.width}x{image.height} pixels is more than "
-                                   f"PIL.Image.MAX_IMAGE_PIXELS = {limit} (a decompression "
-                                   "bomb?); raise that limit to read it")
-            image.load()
-            return _normalise_mode(image, Image)
-    except DatasetError:
-        raise
-    except Exception as exc:  # Pillow's decoders raise many types on damaged data
-        raise DatasetError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") \
+        image, _ = decode_image(path)
+    except FileNotFoundError as exc:
+        raise DatasetNotFoundError(f"{path}: the file went away while the folder was read") \
             from exc
+    except ImageFileError as exc:      # its message names the file
+        raise DatasetError(str(exc)) from exc
+    colour = mode is None and image.mode == "RGB" and _has_colour(np.asarray(image))
+    # the decoded image is upright, opaque and 8-bit: only the channels and size change
+    return read_image(image, mode, hw)[0], colour
+
+
+def _has_colour(rgb: np.ndarray) -> bool:
+    """True for an (H, W, 3) array with a pixel whose channels differ."""
+    return bool((rgb[..., 0] != rgb[..., 1]).any() or (rgb[..., 1] != rgb[..., 2]).any())
+
+
+def _to_channels(image: np.ndarray, mode: str) -> np.ndarray:
+    """A decoded (C, H, W) image with the channels of ``mode``, for ``mode=None`` once the
+    dataset's mode is known: grey to RGB copies the grey level (as Pillow's conversion),
+    and an RGB image of a dataset without colour has R = G = B, which is its L exactly
+    (the luma weights 299 + 587 + 114 sum to 1000)."""
+    if mode == "RGB" and image.shape[0] == 1:
+        return np.repeat(image, 3, axis=0)
+    if mode == "L" and image.shape[0] == 3:
+        return image[:1]
+    return image
 
 
 def _walk_files(folder: Path) -> list[Path]:
@@ -163,7 +169,6 @@ def load_image_folder(root: PathLike, size: Iterable[int] | None = None,
             image extension that Pillow cannot read, differing sizes with
             ``size=None``, or a bad ``size`` / ``mode``.
     """
-    Image = _pillow()
     root = Path(root)
     hw = _check_size(size)
     if mode not in (*_MODES, None):
@@ -191,23 +196,22 @@ def load_image_folder(root: PathLike, size: Iterable[int] | None = None,
     if skipped:
         _warn_skipped(root, skipped)
 
-    if mode is None:
-        mode = "RGB" if any(_has_colour(_open(p, Image)) for p, _ in files) else "L"
-    arrays = []
+    arrays: list[np.ndarray] = []
+    colour = False
     for path, _ in files:
-        image = _open(path, Image).convert(mode)
-        if hw is not None and image.size != (hw[1], hw[0]):
-            image = image.resize((hw[1], hw[0]), Image.Resampling.BILINEAR)
-        arrays.append(np.asarray(image, dtype=np.uint8))
+        array, has_colour = _read(path, mode, hw)
+        arrays.append(array)
+        colour = colour or has_colour
+    if mode is None:
+        mode = "RGB" if colour else "L"
+        arrays = [_to_channels(a, mode) for a in arrays]
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
-        first = arrays[0].shape[:2]
-        other = next((p, a.shape[:2]) for (p, _), a in zip(files, arrays)
-                     if a.shape[:2] != first)
+        first = arrays[0].shape[1:]
+        other = next((p, a.shape[1:]) for (p, _), a in zip(files, arrays)
+                     if a.shape[1:] != first)
         raise DatasetError(f"{root}: images differ in size ({files[0][0]} is {first[0]}x"
                            f"{first[1]}, {other[0]} is {other[1][0]}x{other[1][1]} as HxW); "
                            "pass size=(H, W) to resize them")
-    stacked = np.stack(arrays)
-    images_nchw = stacked[:, None] if mode == "L" else stacked.transpose(0, 3, 1, 2)
     labels = np.array([label for _, label in files], dtype=np.int64)
-    return np.ascontiguousarray(images_nchw), labels, classes
+    return np.stack(arrays), labels, classes

@@ -19,6 +19,48 @@ command line can state the conversion it applied::
 
 Sizes in these strings are written ``width x height`` as image viewers do; array
 shapes and ``size`` arguments are ``(H, W)`` as everywhere else in the library.
+
+One decoder, one rule
+---------------------
+:func:`decode_image` is the only place where a file becomes pixels. ``read_image`` and
+``load_image`` (behind ``clearconv predict``, ``clearconv filter`` and explain's
+``--image``) and :func:`clearconv.data.load_image_folder` (``train --dataset folder``)
+all call it, so a model is trained and asked on the same view of a picture; each reader
+then applies only its own choice of channels and size. The rule, in the order applied:
+
+1. **Size budget.** A file announcing more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels is
+   refused before a pixel is decoded (Pillow itself only warns up to twice that limit).
+   Of an animated or multi-page file the first frame is read.
+2. **EXIF orientation** (values 2..8) is applied once, by ``ImageOps.exif_transpose``,
+   which also deletes the tag: the picture is upright as a viewer shows it, and decoding
+   the result again leaves it as it is.
+3. **16 bits keep their high byte**, ``v >> 8`` (``floor(v / 256)``): grey ``I;16``,
+   ``I;16L``, ``I;16B`` and ``I`` whose values fit in 0..65535 (16-bit PGM). Pillow's own
+   decoders reduce 16-bit colour and grey-with-alpha PNGs this way before any code here
+   sees them (the latter to RGBA, three equal channels), so it is the one rule that
+   every 16-bit file can get. It is also torchvision's ``to_dtype(..., scale=True)`` and
+   scikit-image's ``img_as_ubyte``, and an 8-bit picture stored in 16 bits (``v * 257``)
+   comes back exactly. Other ``I`` (32-bit) and float ``F`` images: values in [0, 1]
+   times 255, anything else rescaled min..max -> 0..255 (see :func:`to_uint8`).
+4. **Transparency is composited on white**: an alpha channel (RGBA, LA, PA, RGBa, La), a
+   palette with transparent entries, a PNG's transparent colour or grey level all become
+   ``c' = round(c a + 255 (1 - a))`` with ``a = alpha / 255``. A fully transparent pixel
+   has no colour of its own: what it stores (black in canvas exports, anything in an
+   editor's) is what nobody sees, so dropping alpha would train on hidden colours. White
+   is what a browser or a page shows behind it and the paper that ink is drawn on: a
+   digit drawn in black on a transparent layer stays visible (on black it would vanish),
+   and ``predict`` then inverts it to MNIST's light-on-dark like any photo of ink on paper
+   (:func:`fit_to_model`). Save a light-on-dark drawing opaque, on black.
+5. **Other modes**: a palette (``P``) becomes its colours, one grey channel when every
+   colour it shows is grey; bilevel ``1`` becomes 0/255; ``CMYK`` becomes RGB by Pillow's
+   conversion, ``R = round((255 - C)(255 - K) / 255)`` (G from M, B from Y; an embedded
+   ICC profile is not applied); ``YCbCr``, ``LAB``, ``HSV`` by Pillow's conversions.
+
+The result is an 8-bit Pillow image: ``"L"`` (C = 1) for a grey file (a grey mode or a
+grey palette), ``"RGB"`` (C = 3) for every other one; a folder dataset then gives all
+its images one channel count (:func:`clearconv.data.load_image_folder`). Errors: :class:`ImageFileError`
+(a ``ValueError``) naming the file for anything that is not a readable image, or too
+large; ``FileNotFoundError`` for a missing file.
 """
 
 from __future__ import annotations
@@ -29,7 +71,7 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ClearConvError, ImageFileError, ShapeError
 from ..io.files import atomic_write
@@ -40,21 +82,65 @@ ImageSource = str | os.PathLike | IO[bytes] | Image.Image
 #: the array -> 0..255 mappings of :func:`to_uint8` (and to_image, save_image)
 MAPPINGS = ("auto", "clip", "rescale", "magnitude")
 
-#: the alpha channel is composited on this colour when an image with transparency is read
-_BACKGROUND = 255.0
+#: the grey level transparency is composited on (rule 4 of the module docstring): white
+ALPHA_BACKGROUND = 255
 
-#: the EXIF tag that says how the camera was held
-_ORIENTATION = 0x0112
-
-#: modes that hold one grey level per pixel (and no colour) once alpha is removed
-_GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
+#: the 8-bit grey modes that may carry transparency: one channel once it is composited
+_GRAY_MODES = ("L", "LA", "La")
 
 
 # --------------------------------------------------------------------------- reading
 
+def decode_image(source: ImageSource) -> tuple[Image.Image, list[str]]:
+    """Decode an image into an upright, opaque, 8-bit Pillow image: the one decoder.
+
+    Every reader of image files calls this (see the module docstring for the rule it
+    applies and why), then chooses channels and size itself.
+
+    Parameters
+    ----------
+    source : path, open binary file, or ``PIL.Image.Image``
+        Any format Pillow reads (PNG, JPEG, GIF, BMP, TIFF, WebP, ...). A Pillow image is
+        normalised the same way (without the size budget: it is already in memory).
+
+    Returns
+    -------
+    image : ``PIL.Image.Image`` of mode ``"L"`` (grey) or ``"RGB"``; decoding it again
+        returns it unchanged.
+    conversions : list of str, one per change, in the order applied (empty for an 8-bit
+        grey or RGB file without transparency or rotation).
+
+    Raises :class:`ImageFileError` (a :class:`~clearconv.errors.ClearConvError`, so a
+    ``ValueError``) naming the file for one that is not an image, is corrupt or
+    truncated, or has more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``;
+    ``FileNotFoundError`` for a missing file.
+    """
+    steps: list[str] = []
+    if isinstance(source, Image.Image):
+        return _normalise(source, steps), steps
+    try:
+        with Image.open(source) as opened:
+            _check_pixels(opened, source)
+            frames = getattr(opened, "n_frames", 1)
+            if frames > 1:
+                steps.append(f"first frame of {frames} read")
+            return _normalise(opened, steps), steps
+    except (FileNotFoundError, ImageFileError):
+        raise
+    except UnidentifiedImageError as e:
+        raise ImageFileError(f"cannot read {_name(source)} as an image: {e}") from None
+    except Exception as e:  # noqa: BLE001 - Pillow raises many types on damaged data
+        raise ImageFileError(f"cannot decode the image {_name(source)}: "
+                             f"{type(e).__name__}: {e}") from None
+
+
 def read_image(source: ImageSource, mode: str | None = None,
                size: tuple[int, int] | None = None) -> tuple[np.ndarray, list[str]]:
     """Read an image into a uint8 array ``(C, H, W)`` and say what was converted.
+
+    The file is decoded by :func:`decode_image` (EXIF rotation, 16 bits, transparency on
+    white, palettes, CMYK: the rule of the module docstring); then ``mode`` and ``size``
+    apply.
 
     Parameters
     ----------
@@ -76,45 +162,13 @@ def read_image(source: ImageSource, mode: str | None = None,
     conversions : list of str, one per change, in the order applied (empty when the
         file was already what was asked).
 
-    What is normalised on the way, before ``mode`` and ``size`` apply:
-
-    - the EXIF orientation tag is applied (``ImageOps.exif_transpose``), so a phone photo
-      is upright as a viewer shows it;
-    - transparency (RGBA, LA, PA, a palette or a PNG with a transparent colour) is
-      composited on white: ``c' = c a + 255 (1 - a)`` with ``a = alpha / 255``;
-    - 16-bit grayscale (``I;16*``, and ``I`` with values in 0..65535) is scaled to 8 bits,
-      ``round(v / 257)`` (65535 / 257 = 255); 32-bit ``I`` and float ``F`` images outside
-      those ranges are rescaled min..max -> 0..255, a float image in [0, 1] is multiplied
-      by 255;
-    - bilevel ``1`` becomes 0/255, palette ``P`` becomes RGB, ``CMYK``, ``YCbCr``, ``LAB``
-      and ``HSV`` become RGB through Pillow's conversions.
-
-    Raises :class:`ImageFileError` (a :class:`~clearconv.errors.ClearConvError`, so a
-    ``ValueError``) for a file that is not an image, is corrupt or truncated, or has more
-    pixels than ``PIL.Image.MAX_IMAGE_PIXELS``; ``ClearConvError`` for an unknown ``mode``
-    or a bad ``size``; ``FileNotFoundError`` for a missing file.
+    Raises the errors of :func:`decode_image`, and ``ClearConvError`` for an unknown
+    ``mode`` or a bad ``size`` (checked before the file is read).
     """
     if mode not in (None, "L", "RGB"):
         raise ClearConvError(f"mode must be None, 'L' or 'RGB', got {mode!r}")
     hw = None if size is None else _check_size(size)
-    steps: list[str] = []
-    if isinstance(source, Image.Image):
-        img = _normalise(source, steps)
-    else:
-        try:
-            with Image.open(source) as opened:
-                _check_pixels(opened, source)
-                frames = getattr(opened, "n_frames", 1)
-                if frames > 1:
-                    steps.append(f"first frame of {frames} read")
-                img = _normalise(opened, steps)
-        except (FileNotFoundError, ImageFileError):
-            raise
-        except UnidentifiedImageError as e:
-            raise ImageFileError(f"cannot read {_name(source)} as an image: {e}") from None
-        except Exception as e:  # noqa: BLE001 - Pillow raises many types on damaged data
-            raise ImageFileError(f"cannot decode the image {_name(source)}: "
-                                 f"{type(e).__name__}: {e}") from None
+    img, steps = decode_image(source)
     if mode == "L" and img.mode == "RGB":
         img = img.convert("L")
         steps.append("RGB -> grayscale (ITU-R 601-2 luma)")
@@ -126,6 +180,16 @@ def read_image(source: ImageSource, mode: str | None = None,
         img = img.resize((hw[1], hw[0]), Image.Resampling.BILINEAR)
     return _pil_to_chw(img), steps
 
+
+def load_image(source: ImageSource, mode: str | None = None,
+               size: tuple[int, int] | None = None) -> np.ndarray:
+    """Read an image into a uint8 array ``(C, H, W)``: :func:`read_image` without the
+    list of conversions.
+
+    >>> load_image(Image.new("RGBA", (4, 2), (255, 0, 0, 0))).shape   # alpha on white
+    (3, 2, 4)
+    """
+    return read_image(source, mode, size)[0]
 
 
 def _check_pixels(img: Image.Image, source: object) -> None:
@@ -140,23 +204,13 @@ def _check_pixels(img: Image.Image, source: object) -> None:
         )
 
 
-def load_image(source: ImageSource, mode: str | None = None,
-               size: tuple[int, int] | None = None) -> np.ndarray:
-    """Read an image into a uint8 array ``(C, H, W)``: :func:`read_image` without the
-    list of conversions.
-
-    >>> load_image(Image.new("RGBA", (4, 2), (255, 0, 0, 0))).shape   # alpha on white
-    (3, 2, 4)
-    """
-    return read_image(source, mode, size)[0]
-
-
 def _normalise(img: Image.Image, steps: list[str]) -> Image.Image:
-    """Upright, 8-bit, no alpha: an "L" or "RGB" image, recording each change."""
+    """Upright, 8-bit, opaque: an "L" or "RGB" image (rules 2 to 5 of the module
+    docstring), recording each change."""
     img.load()
-    orientation = img.getexif().get(_ORIENTATION, 1)
-    if orientation in range(2, 9):
-        img = ImageOps.exif_transpose(img)
+    orientation = img.getexif().get(ExifTags.Base.Orientation, 1)
+    if orientation in range(2, 9):              # 1 is upright, other values mean nothing
+        img = ImageOps.exif_transpose(img)      # also deletes the tag: applied once
         steps.append(f"rotated/flipped upright (EXIF orientation {orientation})")
     src = img.mode
     if src in ("L", "RGB") and not img.has_transparency_data:
@@ -166,52 +220,57 @@ def _normalise(img: Image.Image, steps: list[str]) -> Image.Image:
     if src == "1":
         steps.append("1-bit -> grayscale (0/255)")
         return img.convert("L")
-    gray = src in _GRAY_MODES or (src in ("P", "PA") and _gray_palette(img))
     if img.has_transparency_data:
-        # c' = round(c a + 255 (1 - a)), a = alpha / 255, in integers: exactly
-        # (c alpha + 255 (255 - alpha) + 127) // 255 (never a tie: 255 is odd), with a
-        # quarter of the memory of float64 (an image may have up to 89 M pixels)
-        rgba = np.asarray(img.convert("RGBA"))
-        alpha = rgba[..., 3:].astype(np.uint32)
-        out = rgba[..., :3].astype(np.uint32)
-        out *= alpha
-        out += int(_BACKGROUND) * (255 - alpha) + 127
-        out //= 255
-        out = out.astype(np.uint8)
-        if gray:
-            steps.append(f"{src} -> grayscale (alpha composited on white)")
-            return Image.fromarray(np.ascontiguousarray(out[..., 0]))
-        steps.append(f"{src} -> RGB (alpha composited on white)")
-        return Image.fromarray(out)
-    if gray:
+        return _on_white(img, steps)
+    if src == "P" and _all_grey(np.asarray(img.convert("RGB"))):
         steps.append(f"{src} -> grayscale (grey palette)")
         return img.convert("L")
     steps.append(f"{src} -> RGB")
     return img.convert("RGB")
 
 
-def _gray_palette(img: Image.Image) -> bool:
-    """Whether a palette image uses only grey colours (R = G = B)."""
-    rgb = np.asarray(img.convert("RGB"))
+def _on_white(img: Image.Image, steps: list[str]) -> Image.Image:
+    """Composite any transparency on :data:`ALPHA_BACKGROUND` (rule 4); one channel for a
+    grey mode, or a palette whose composited colours are all grey."""
+    # c' = round(c a + 255 (1 - a)), a = alpha / 255, in integers: exactly
+    # (c alpha + 255 (255 - alpha) + 127) // 255 (never a tie: 255 is odd), with a
+    # quarter of the memory of float64 (an image may have up to 89 M pixels)
+    rgba = np.asarray(img.convert("RGBA"))      # Pillow applies palettes and tRNS here
+    alpha = rgba[..., 3:].astype(np.uint32)
+    out = rgba[..., :3].astype(np.uint32)
+    out *= alpha
+    out += ALPHA_BACKGROUND * (255 - alpha) + 127
+    out //= 255
+    out = out.astype(np.uint8)
+    if img.mode in _GRAY_MODES or (img.mode in ("P", "PA") and _all_grey(out)):
+        steps.append(f"{img.mode} -> grayscale (alpha composited on white)")
+        return Image.fromarray(np.ascontiguousarray(out[..., 0]))
+    steps.append(f"{img.mode} -> RGB (alpha composited on white)")
+    return Image.fromarray(out)
+
+
+def _all_grey(rgb: np.ndarray) -> bool:
+    """Whether every pixel of an (H, W, 3) array has R = G = B."""
     return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
 
 
 def _deep_to_l(img: Image.Image, steps: list[str]) -> Image.Image:
-    """16-bit, 32-bit integer or float grayscale -> 8-bit "L" (see :func:`read_image`)."""
-    a = np.asarray(img).astype(np.float64)
+    """16-bit, 32-bit integer or float grey -> 8-bit "L" (rule 3 of the module docstring);
+    a transparent grey level (a 16-bit PNG's tRNS) becomes white (rule 4)."""
     src = img.mode
-    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    a = np.asarray(img)
+    lo, hi = _range(a)
     if src.startswith("I;16") or (src == "I" and lo >= 0 and hi <= 65535):
-        out = a / 257.0
-        steps.append(f"{src} (16-bit) -> 8-bit grayscale (value / 257)")
-    elif src == "F" and lo >= 0 and hi <= 1:
-        out = a * 255.0
-        steps.append("F (float in [0, 1]) -> 8-bit grayscale (value * 255)")
+        out = (a >> 8).astype(np.uint8)
+        steps.append(f"{src} (16-bit) -> 8-bit grayscale (high byte: value >> 8)")
     else:
-        span = hi - lo
-        out = (a - lo) * (255.0 / span) if span > 0 else np.zeros_like(a)
-        steps.append(f"{src} -> 8-bit grayscale (rescaled {lo:g}..{hi:g} -> 0..255)")
-    return Image.fromarray(np.clip(np.rint(out), 0, 255).astype(np.uint8))
+        out, how = to_uint8(a, "auto")
+        steps.append(f"{src} -> 8-bit grayscale ({how})")
+    transparent = img.info.get("transparency")
+    if isinstance(transparent, int) and src != "F":
+        out[a == transparent] = ALPHA_BACKGROUND
+        steps.append(f"transparent level {transparent} -> white")
+    return Image.fromarray(out)
 
 
 def _pil_to_chw(img: Image.Image) -> np.ndarray:
@@ -554,10 +613,12 @@ def _pad_to_aspect(img: Image.Image, hw: tuple[int, int], steps: list[str]) -> I
 
 
 __all__ = [
+    "ALPHA_BACKGROUND",
     "MAPPINGS",
     "ImageFileError",
     "ImageSource",
     "border_pixels",
+    "decode_image",
     "fit_to_model",
     "image_to_tensor",
     "load_image",

@@ -94,7 +94,9 @@ def default_photo() -> Picture:
 def load_picture(image: Any, mode: str | None = None) -> Picture:
     """A user's image: a path (any format Pillow reads) or an array (H, W) / (C, H, W).
 
-    ``mode`` "L" or "RGB" converts as :func:`clearconv.data.images.load_image` does.
+    A path is read by :func:`clearconv.data.images.load_image`, the decoder ``predict``
+    and the folder datasets use (EXIF rotation, transparency on white, 16 bits, CMYK:
+    the rule of :mod:`clearconv.data.images`); ``mode`` "L" or "RGB" converts as it does.
     """
     if isinstance(image, np.ndarray):
         a = image
@@ -113,18 +115,9 @@ def load_picture(image: Any, mode: str | None = None) -> Picture:
     path = Path(image)
     if not path.is_file():
         raise ClearConvError(f"image file not found: {path}")
-    try:
-        from ..data.images import load_image
-    except ImportError:
-        from PIL import Image
+    from ..data.images import load_image  # imports Pillow: only when a file is read
 
-        with Image.open(path) as im:
-            im = im.convert("RGB" if mode is None else mode)
-            arr = np.asarray(im)
-        pixels = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-    else:
-        pixels = load_image(path, mode=mode)
-    return Picture(np.ascontiguousarray(pixels), f"your image {path.name}")
+    return Picture(load_image(path, mode=mode), f"your image {path.name}")
 
 
 def photo(image: Any = None, min_side: int = 16) -> Picture:
