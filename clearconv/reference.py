@@ -4,8 +4,15 @@ Slow on purpose. Every function here has the name, the signature and the return 
 of its fast twin in ``functional/`` (``<op>_forward(...) -> (out, cache)``,
 ``<op>_backward(d_out, cache) -> gradients``), but computes the formula of MATH.md the
 way it is written: one output element at a time, with the window of each output pixel
-picked out by explicit index arithmetic. The tests hold the fast ops to these, and the
-``explain`` figures draw their intermediate arrays.
+picked out by explicit index arithmetic. The tests hold the fast ops to these.
+
+The ``explain`` figures draw their intermediate arrays, from the same loops written once
+more to keep every step: :func:`conv2d_forward_steps` (each window, its products, the
+per-channel sums, Z), :func:`conv2d_backward_steps` (each term of dW, db, and dA through
+:func:`conv2d_input_gradient_steps`: dZ with its stride gaps, the kernel rotated 180°,
+the full convolution position by position), :func:`max_pool2d_forward_steps` (each
+window, its mask and argmax) and :func:`max_pool2d_backward_steps` (what each window
+routes back). Their results equal the plain functions' bit for bit.
 
 Notation (MATH.md): ``A`` is a layer input of shape (N, C_in, H, W) (NCHW; the article's
 single image ``[n, n, n_c]`` is ``A[0].transpose(1, 2, 0)``), ``W`` a kernel bank of
@@ -65,6 +72,15 @@ def _window_index(m: int, k: int, kernel: tuple[int, int], stride: tuple[int, in
     return rows[:, None], cols[None, :]
 
 
+def _gradient_in(dy: np.ndarray, dtype: np.dtype, out_shape: tuple[int, ...], op: str
+                 ) -> np.ndarray:
+    """``dy`` as the dtype of the forward pass, checked against the forward's output shape."""
+    dz = np.asarray(dy, dtype=dtype)
+    if dz.shape != out_shape:
+        raise ShapeError(f"{op}: dy has shape {dz.shape}, the forward output was {out_shape}")
+    return dz
+
+
 # ------------------------------------------------------------------------ convolution
 
 
@@ -75,6 +91,25 @@ class Conv2dCache(NamedTuple):
     weight: np.ndarray      # (C_out, C_in, f_h, f_w)
     has_bias: bool
     geometry: ConvGeometry
+
+
+def _conv2d_operands(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                     stride: IntPair, padding: PaddingArg, dilation: IntPair
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, ConvGeometry]:
+    """The checked operands of a convolution: ``x`` and ``W`` cast to one float dtype, the
+    bias ``b`` (zeros when None) and the geometry (padding, output size: MATH.md §4-5)."""
+    x = np.asarray(x)
+    weight = np.asarray(weight)
+    check_nchw(x, "conv2d")
+    geo = conv2d_geometry(x.shape, weight.shape, stride, padding, dilation)
+    dtype = np.result_type(as_float(x[:0]).dtype, as_float(weight[:0]).dtype)
+    c_out = geo.out_shape[1]
+    b = np.zeros(c_out, dtype)
+    if bias is not None:
+        b = np.asarray(bias, dtype=dtype)
+        if b.shape != (c_out,):
+            raise ShapeError(f"conv2d bias must have shape ({c_out},), got {b.shape}")
+    return x.astype(dtype), weight.astype(dtype), b, geo
 
 
 def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
@@ -90,6 +125,7 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
     where ``A_pad`` is ``A`` with a border of zeros (§4), and
     ``H_out = floor((H + p_t + p_b - d_h*(f_h - 1) - 1) / s_h) + 1`` (§5; the article's
     ``floor((n + 2p - f)/s) + 1`` when d = 1 and the padding is symmetric).
+    :func:`conv2d_forward_steps` is the same loop keeping every product.
 
     Parameters
     ----------
@@ -104,21 +140,10 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
     z : ndarray of shape (N, C_out, H_out, W_out)
     cache : Conv2dCache for :func:`conv2d_backward`
     """
-    x = np.asarray(x)
-    weight = np.asarray(weight)
-    check_nchw(x, "conv2d")
-    geo = conv2d_geometry(x.shape, weight.shape, stride, padding, dilation)
-    dtype = np.result_type(as_float(x[:0]).dtype, as_float(weight[:0]).dtype)
-    x = x.astype(dtype)
-    weight = weight.astype(dtype)
+    x, weight, b, geo = _conv2d_operands(x, weight, bias, stride, padding, dilation)
     n_batch, c_out, h_out, w_out = geo.out_shape
-    b = np.zeros(c_out, dtype)
-    if bias is not None:
-        b = np.asarray(bias, dtype=dtype)
-        if b.shape != (c_out,):
-            raise ShapeError(f"conv2d bias must have shape ({c_out},), got {b.shape}")
     a_pad = _pad(x, geo.padding)
-    z = np.zeros(geo.out_shape, dtype)
+    z = np.zeros(geo.out_shape, x.dtype)
     for n in range(n_batch):
         for o in range(c_out):
             for m in range(h_out):
@@ -127,6 +152,73 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
                     window = a_pad[n][:, rows, cols]          # (C_in, f_h, f_w)
                     z[n, o, m, k] = np.sum(window * weight[o]) + b[o]
     return z, Conv2dCache(a_pad, weight, bias is not None, geo)
+
+
+class Conv2dSteps(NamedTuple):
+    """Every array that goes into ``Z = W * A + b``, window by window (MATH.md §3-7).
+
+    Output pixel (m, k) of sample n reads the window ``windows[n, m, k]`` (the cells
+    ``A_pad[n, :, rows[m, i], cols[k, j]]``); kernel o multiplies it cell by cell
+    (``products``); the products of each input channel add up to that channel's share
+    (``channel_sums``, §6), and all products plus ``b[o]`` give ``Z[n, o, m, k]``.
+    """
+
+    a_pad: np.ndarray          # (N, C_in, H_pad, W_pad): A inside its zero border (§4)
+    weight: np.ndarray         # (C_out, C_in, f_h, f_w)
+    bias: np.ndarray           # (C_out,): b, zeros when the call had none
+    rows: np.ndarray           # (H_out, f_h) int: A_pad row of window cell i, m*s_h + i*d_h
+    cols: np.ndarray           # (W_out, f_w) int: A_pad column of window cell j, k*s_w + j*d_w
+    windows: np.ndarray        # (N, H_out, W_out, C_in, f_h, f_w): A_pad under window (m, k)
+    products: np.ndarray       # (N, C_out, H_out, W_out, C_in, f_h, f_w): W[o] ⊙ window
+    channel_sums: np.ndarray   # (N, C_out, H_out, W_out, C_in): sum_i sum_j of the products
+    z: np.ndarray              # (N, C_out, H_out, W_out): sum of the products + b[o]
+    has_bias: bool
+    geometry: ConvGeometry
+
+    @property
+    def cache(self) -> Conv2dCache:
+        """The cache :func:`conv2d_forward` returns for the same call."""
+        return Conv2dCache(self.a_pad, self.weight, self.has_bias, self.geometry)
+
+
+def conv2d_forward_steps(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
+                         stride: IntPair = 1, padding: PaddingArg = 0,
+                         dilation: IntPair = 1) -> Conv2dSteps:
+    """:func:`conv2d_forward` keeping its intermediate arrays (MATH.md §3-7), for figures.
+
+    The same loop over output pixels; for window (m, k) of sample n and kernel o::
+
+        products[n, o, m, k]     = W[o] ⊙ A_pad[n, :, rows[m], cols[k]]      (C_in, f_h, f_w)
+        channel_sums[n, o, m, k] = sum_i sum_j products[n, o, m, k]            (C_in,)
+        Z[n, o, m, k]            = sum_c sum_i sum_j products[n, o, m, k] + b[o]
+
+    ``z`` equals conv2d_forward's bit for bit; ``channel_sums`` adds up to ``z - b`` up to
+    rounding. Same arguments as :func:`conv2d_forward`; memory grows with
+    N * C_out * H_out * W_out * C_in * f_h * f_w, so keep the shapes small.
+    """
+    x, weight, b, geo = _conv2d_operands(x, weight, bias, stride, padding, dilation)
+    n_batch, c_out, h_out, w_out = geo.out_shape
+    c_in, f_h, f_w = weight.shape[1:]
+    dtype = x.dtype
+    a_pad = _pad(x, geo.padding)
+    rows = np.zeros((h_out, f_h), dtype=int)
+    cols = np.zeros((w_out, f_w), dtype=int)
+    windows = np.zeros((n_batch, h_out, w_out, c_in, f_h, f_w), dtype)
+    products = np.zeros((n_batch, c_out, h_out, w_out, c_in, f_h, f_w), dtype)
+    channel_sums = np.zeros((n_batch, c_out, h_out, w_out, c_in), dtype)
+    z = np.zeros(geo.out_shape, dtype)
+    for n in range(n_batch):
+        for o in range(c_out):
+            for m in range(h_out):
+                for k in range(w_out):
+                    r, q = _window_index(m, k, geo.kernel, geo.stride, geo.dilation)
+                    rows[m], cols[k] = r[:, 0], q[0, :]
+                    windows[n, m, k] = a_pad[n][:, r, q]
+                    products[n, o, m, k] = windows[n, m, k] * weight[o]
+                    channel_sums[n, o, m, k] = products[n, o, m, k].sum(axis=(1, 2))
+                    z[n, o, m, k] = np.sum(products[n, o, m, k]) + b[o]
+    return Conv2dSteps(a_pad, weight, b, rows, cols, windows, products, channel_sums, z,
+                       bias is not None, geo)
 
 
 def conv2d_backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool = True
@@ -142,6 +234,8 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool = True
         dA             = the "full" convolution of dZ with the kernel rotated 180°,
                          cropped by the padding (see :func:`conv2d_input_gradient`)
 
+    :func:`conv2d_backward_steps` is the same loop keeping every term.
+
     Parameters
     ----------
     dy : ndarray of shape (N, C_out, H_out, W_out), dL/dZ
@@ -155,11 +249,7 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool = True
     dbias : ndarray of shape (C_out,), or None when the forward had no bias
     """
     a_pad, weight, has_bias, geo = cache
-    dz = np.asarray(dy, dtype=weight.dtype)
-    if dz.shape != geo.out_shape:
-        raise ShapeError(
-            f"conv2d_backward: dy has shape {dz.shape}, the forward output was {geo.out_shape}"
-        )
+    dz = _gradient_in(dy, weight.dtype, geo.out_shape, "conv2d_backward")
     n_batch, c_out, h_out, w_out = geo.out_shape
     db = np.zeros(c_out, weight.dtype)
     dw = np.zeros_like(weight)
@@ -172,6 +262,48 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool = True
                     dw[o] += a_pad[n][:, rows, cols] * dz[n, o, m, k]
     dx = conv2d_input_gradient(dz, weight, geo) if input_grad else None
     return dx, dw, (db if has_bias else None)
+
+
+class ConvInputGradientSteps(NamedTuple):
+    """The steps 1-5 of :func:`conv2d_input_gradient` (MATH.md §9), as arrays.
+
+    ``e = d*(f - 1) + 1`` is the extent of the dilated kernel and
+    ``R_h = (H_out - 1)*s_h + e_h`` the number of rows of ``dA_pad`` a window reaches.
+    """
+
+    dz_gapped: np.ndarray      # 1. (N, C_out, (H_out-1)*s_h + 1, (W_out-1)*s_w + 1): s - 1 gaps
+    w_rot: np.ndarray          # 2. (C_out, C_in, f_h, f_w): W rotated 180°
+    w_rot_dilated: np.ndarray  # 2. (C_out, C_in, e_h, e_w): with d - 1 zeros between taps
+    dz_full: np.ndarray        # 3. dz_gapped inside a zero border of e - 1 on every side
+    products: np.ndarray       # 4. (N, C_in, R_h, R_w, C_out, e_h, e_w): patch (r, q) ⊙ W_rot[:, c]
+    da_pad: np.ndarray         # 4. (N, C_in, H_pad, W_pad): the sums; unreached rows stay 0
+    dx: np.ndarray             # 5. (N, C_in, H, W): da_pad without the padding
+
+
+def _scatter_with_gaps(dz: np.ndarray, stride: tuple[int, int]) -> np.ndarray:
+    """Step 1 of MATH.md §9's dA: dZ (N, C, H_out, W_out) with ``s - 1`` zeros between its
+    entries, shape (N, C, (H_out - 1)*s_h + 1, (W_out - 1)*s_w + 1) (undoes the stride)."""
+    (s_h, s_w), (n_batch, c, h_out, w_out) = stride, dz.shape
+    dz_gapped = np.zeros((n_batch, c, (h_out - 1) * s_h + 1, (w_out - 1) * s_w + 1), dz.dtype)
+    for m in range(h_out):
+        for k in range(w_out):
+            dz_gapped[:, :, m * s_h, k * s_w] = dz[:, :, m, k]
+    return dz_gapped
+
+
+def _rotate_and_dilate(weight: np.ndarray, dilation: tuple[int, int]
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Step 2 of MATH.md §9's dA: the kernel (C_out, C_in, f_h, f_w) rotated by 180°, and
+    the rotated kernel with ``d - 1`` zeros between its taps, (C_out, C_in, e_h, e_w) with
+    ``e = d*(f - 1) + 1``."""
+    (d_h, d_w), (c_out, c_in, f_h, f_w) = dilation, weight.shape
+    w_rot = weight[:, :, ::-1, ::-1]
+    e_h, e_w = d_h * (f_h - 1) + 1, d_w * (f_w - 1) + 1
+    w_rot_dilated = np.zeros((c_out, c_in, e_h, e_w), weight.dtype)
+    for i in range(f_h):
+        for j in range(f_w):
+            w_rot_dilated[:, :, i * d_h, j * d_w] = w_rot[:, :, i, j]
+    return w_rot, w_rot_dilated
 
 
 def conv2d_input_gradient(dz: np.ndarray, weight: np.ndarray, geo: ConvGeometry) -> np.ndarray:
@@ -196,31 +328,20 @@ def conv2d_input_gradient(dz: np.ndarray, weight: np.ndarray, geo: ConvGeometry)
        reached (when the stride skips the last ones) stay zero;
     5. crop the padding from ``dA_pad``.
 
+    :func:`conv2d_input_gradient_steps` returns the array of every step.
     Returns dA of shape (N, C_in, H, W).
     """
-    (s_h, s_w), (d_h, d_w) = geo.stride, geo.dilation
-    f_h, f_w = geo.kernel
     n_batch, c_in, h, w = geo.in_shape
     (p_t, p_b), (p_l, p_r) = geo.padding
-    c_out, h_out, w_out = dz.shape[1:]
-    dtype = weight.dtype
-    # 1. dZ scattered with s - 1 gaps
-    dz_gapped = np.zeros((n_batch, c_out, (h_out - 1) * s_h + 1, (w_out - 1) * s_w + 1), dtype)
-    for m in range(h_out):
-        for k in range(w_out):
-            dz_gapped[:, :, m * s_h, k * s_w] = dz[:, :, m, k]
-    # 2. the kernel rotated 180°, then dilated with d - 1 zeros between taps
-    w_rot = weight[:, :, ::-1, ::-1]
-    e_h, e_w = d_h * (f_h - 1) + 1, d_w * (f_w - 1) + 1
-    w_rot_dilated = np.zeros((c_out, c_in, e_h, e_w), dtype)
-    for i in range(f_h):
-        for j in range(f_w):
-            w_rot_dilated[:, :, i * d_h, j * d_w] = w_rot[:, :, i, j]
-    # 3. zero border of e - 1 on every side: the "full" convolution
-    dz_full = _pad(dz_gapped, ((e_h - 1, e_h - 1), (e_w - 1, e_w - 1)))
+    h_out, w_out = dz.shape[2:]
+    dz = np.asarray(dz, dtype=weight.dtype)
+    dz_gapped = _scatter_with_gaps(dz, geo.stride)                        # 1.
+    _, w_rot_dilated = _rotate_and_dilate(weight, geo.dilation)           # 2.
+    e_h, e_w = w_rot_dilated.shape[2:]
+    dz_full = _pad(dz_gapped, ((e_h - 1, e_h - 1), (e_w - 1, e_w - 1)))   # 3.
     # 4. valid cross-correlation of dZ_full with the rotated kernel
-    da_pad = np.zeros((n_batch, c_in, h + p_t + p_b, w + p_l + p_r), dtype)
-    reach_h, reach_w = (h_out - 1) * s_h + e_h, (w_out - 1) * s_w + e_w
+    da_pad = np.zeros((n_batch, c_in, h + p_t + p_b, w + p_l + p_r), weight.dtype)
+    reach_h, reach_w = (h_out - 1) * geo.stride[0] + e_h, (w_out - 1) * geo.stride[1] + e_w
     for n in range(n_batch):
         for c in range(c_in):
             for r in range(reach_h):
@@ -229,6 +350,89 @@ def conv2d_input_gradient(dz: np.ndarray, weight: np.ndarray, geo: ConvGeometry)
                     da_pad[n, c, r, q] = np.sum(patch * w_rot_dilated[:, c])
     # 5. crop the padding
     return da_pad[:, :, p_t:p_t + h, p_l:p_l + w].copy()
+
+
+def conv2d_input_gradient_steps(dz: np.ndarray, weight: np.ndarray, geo: ConvGeometry
+                                ) -> ConvInputGradientSteps:
+    """:func:`conv2d_input_gradient` keeping the array of each of its steps (MATH.md §9).
+
+    The same steps 1-5; step 4 keeps, for every pixel (r, q) of ``dA_pad`` and input
+    channel c, the products it sums::
+
+        products[n, c, r, q] = dZ_full[n, :, r:r + e_h, q:q + e_w] ⊙ W_rot_dilated[:, c]
+        dA_pad[n, c, r, q]   = sum_o sum_u sum_v products[n, c, r, q, o, u, v]
+
+    ``dx`` equals conv2d_input_gradient's bit for bit. Arguments as
+    :func:`conv2d_input_gradient`: dz (N, C_out, H_out, W_out), weight (C_out, C_in, f_h,
+    f_w), the forward's geometry.
+    """
+    n_batch, c_in, h, w = geo.in_shape
+    (p_t, p_b), (p_l, p_r) = geo.padding
+    c_out, h_out, w_out = dz.shape[1:]
+    dz = np.asarray(dz, dtype=weight.dtype)
+    dz_gapped = _scatter_with_gaps(dz, geo.stride)                        # 1.
+    w_rot, w_rot_dilated = _rotate_and_dilate(weight, geo.dilation)       # 2.
+    e_h, e_w = w_rot_dilated.shape[2:]
+    dz_full = _pad(dz_gapped, ((e_h - 1, e_h - 1), (e_w - 1, e_w - 1)))   # 3.
+    da_pad = np.zeros((n_batch, c_in, h + p_t + p_b, w + p_l + p_r), weight.dtype)
+    reach_h, reach_w = (h_out - 1) * geo.stride[0] + e_h, (w_out - 1) * geo.stride[1] + e_w
+    products = np.zeros((n_batch, c_in, reach_h, reach_w, c_out, e_h, e_w), weight.dtype)
+    for n in range(n_batch):                                              # 4.
+        for c in range(c_in):
+            for r in range(reach_h):
+                for q in range(reach_w):
+                    patch = dz_full[n, :, r:r + e_h, q:q + e_w]
+                    products[n, c, r, q] = patch * w_rot_dilated[:, c]
+                    da_pad[n, c, r, q] = np.sum(products[n, c, r, q])
+    dx = da_pad[:, :, p_t:p_t + h, p_l:p_l + w].copy()                   # 5.
+    return ConvInputGradientSteps(dz_gapped, w_rot.copy(), w_rot_dilated, dz_full, products,
+                                  da_pad, dx)
+
+
+class Conv2dBackwardSteps(NamedTuple):
+    """Every term of :func:`conv2d_backward` (MATH.md §9)."""
+
+    dz: np.ndarray             # (N, C_out, H_out, W_out): dL/dZ as given
+    dw_terms: np.ndarray       # (N, C_out, H_out, W_out, C_in, f_h, f_w): slice(m, k) * dZ[m, k]
+    dw: np.ndarray             # (C_out, C_in, f_h, f_w): the sum of dw_terms over n, m, k
+    db: np.ndarray | None      # (C_out,): the sum of dZ over n, m, k; None without a bias
+    input_gradient: ConvInputGradientSteps   # dA, step by step
+
+    @property
+    def dx(self) -> np.ndarray:
+        """dA of shape (N, C_in, H, W), as :func:`conv2d_backward` returns it."""
+        return self.input_gradient.dx
+
+
+def conv2d_backward_steps(dy: np.ndarray, cache: Conv2dCache) -> Conv2dBackwardSteps:
+    """:func:`conv2d_backward` keeping every term it sums (MATH.md §9), for figures.
+
+    The same loop over output pixels::
+
+        dw_terms[n, o, m, k] = A_pad[n, :, rows(m), cols(k)] * dZ[n, o, m, k]   (C_in, f_h, f_w)
+        dW[o]                = sum_n sum_m sum_k dw_terms[n, o, m, k]
+        db[o]                = sum_n sum_m sum_k dZ[n, o, m, k]
+
+    and dA by :func:`conv2d_input_gradient_steps`. ``dw``, ``db`` and ``dx`` equal
+    conv2d_backward's bit for bit. ``cache`` is conv2d_forward's (or
+    :attr:`Conv2dSteps.cache`).
+    """
+    a_pad, weight, has_bias, geo = cache
+    dz = _gradient_in(dy, weight.dtype, geo.out_shape, "conv2d_backward")
+    n_batch, c_out, h_out, w_out = geo.out_shape
+    db = np.zeros(c_out, weight.dtype)
+    dw = np.zeros_like(weight)
+    dw_terms = np.zeros((n_batch, c_out, h_out, w_out, *weight.shape[1:]), weight.dtype)
+    for n in range(n_batch):
+        for o in range(c_out):
+            for m in range(h_out):
+                for k in range(w_out):
+                    rows, cols = _window_index(m, k, geo.kernel, geo.stride, geo.dilation)
+                    db[o] += dz[n, o, m, k]
+                    dw_terms[n, o, m, k] = a_pad[n][:, rows, cols] * dz[n, o, m, k]
+                    dw[o] += dw_terms[n, o, m, k]
+    return Conv2dBackwardSteps(dz, dw_terms, dw, db if has_bias else None,
+                               conv2d_input_gradient_steps(dz, weight, geo))
 
 
 # ---------------------------------------------------------------------------- pooling
@@ -341,12 +545,7 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
     Returns dx of shape (N, C, H, W).
     """
     a_pad, geo = cache
-    dz = np.asarray(dy, dtype=a_pad.dtype)
-    if dz.shape != geo.out_shape:
-        raise ShapeError(
-            f"max_pool2d_backward: dy has shape {dz.shape}, the forward output was "
-            f"{geo.out_shape}"
-        )
+    dz = _gradient_in(dy, a_pad.dtype, geo.out_shape, "max_pool2d_backward")
     n_batch, channels, h_out, w_out = geo.out_shape
     da_pad = np.zeros_like(a_pad)
     for n in range(n_batch):
@@ -357,6 +556,98 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
                     mask = first_max_mask(a_pad[n, c, rows, cols], _in_input(rows, cols, geo))
                     da_pad[n, c, rows, cols] += dz[n, c, m, k] * mask
     return _crop(da_pad, geo)
+
+
+class MaxPool2dSteps(NamedTuple):
+    """Max pooling window by window, with the mask of MATH.md §10-11."""
+
+    a_pad: np.ndarray      # (N, C, H_pad, W_pad): A inside a border of -inf (padding never wins)
+    windows: np.ndarray    # (N, C, H_out, W_out, f_h, f_w): A_pad under window (m, k)
+    masks: np.ndarray      # (N, C, H_out, W_out, f_h, f_w) bool: first_max_mask of each window
+    argmax: np.ndarray     # (N, C, H_out, W_out, 2) int: input (row, col) of each window's max
+    z: np.ndarray          # (N, C, H_out, W_out): the window maxima
+    geometry: PoolGeometry
+
+    @property
+    def cache(self) -> MaxPool2dCache:
+        """The cache :func:`max_pool2d_forward` returns for the same call."""
+        return MaxPool2dCache(self.a_pad, self.geometry)
+
+
+def max_pool2d_forward_steps(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None = None,
+                             padding: IntPair = 0, ceil_mode: bool = False) -> MaxPool2dSteps:
+    """:func:`max_pool2d_forward` keeping each window and its mask (MATH.md §10-11).
+
+    The same loop; for window (m, k)::
+
+        masks[n, c, m, k]  = first_max_mask(windows[n, c, m, k])    (one True cell)
+        Z[n, c, m, k]      = the window's value under its mask
+        argmax[n, c, m, k] = the input pixel (row, col) under the True cell, where
+                             max_pool2d_backward sends dZ[n, c, m, k]
+
+    ``z`` equals max_pool2d_forward's. Same arguments as :func:`max_pool2d_forward`.
+    """
+    x = as_float(x)
+    check_nchw(x, "max_pool2d")
+    geo = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode, "max_pool2d")
+    a_pad = _pad(x, geo.padding, -np.inf)
+    n_batch, channels, h_out, w_out = geo.out_shape
+    (p_t, _), (p_l, _) = geo.padding
+    windows = np.zeros((*geo.out_shape, *geo.kernel), x.dtype)
+    masks = np.zeros((*geo.out_shape, *geo.kernel), dtype=bool)
+    argmax = np.zeros((*geo.out_shape, 2), dtype=int)
+    z = np.zeros(geo.out_shape, x.dtype)
+    for n in range(n_batch):
+        for c in range(channels):
+            for m in range(h_out):
+                for k in range(w_out):
+                    rows, cols = _window_index(m, k, geo.kernel, geo.stride)
+                    windows[n, c, m, k] = a_pad[n, c, rows, cols]
+                    masks[n, c, m, k] = first_max_mask(windows[n, c, m, k],
+                                                       _in_input(rows, cols, geo))
+                    z[n, c, m, k] = windows[n, c, m, k][masks[n, c, m, k]][0]
+                    (i, j), = np.argwhere(masks[n, c, m, k])
+                    argmax[n, c, m, k] = rows[i, 0] - p_t, cols[0, j] - p_l
+    return MaxPool2dSteps(a_pad, windows, masks, argmax, z, geo)
+
+
+class MaxPool2dBackwardSteps(NamedTuple):
+    """How max pooling's backward routes each gradient through its mask (MATH.md §11)."""
+
+    dz: np.ndarray         # (N, C, H_out, W_out): dL/dZ as given
+    masks: np.ndarray      # (N, C, H_out, W_out, f_h, f_w) bool: each window's mask
+    routed: np.ndarray     # (N, C, H_out, W_out, f_h, f_w): dZ[m, k] * mask(m, k), sent back
+    da_pad: np.ndarray     # (N, C, H_pad, W_pad): the routed windows added up in place
+    dx: np.ndarray         # (N, C, H, W): da_pad without the padding
+
+
+def max_pool2d_backward_steps(dy: np.ndarray, cache: MaxPool2dCache) -> MaxPool2dBackwardSteps:
+    """:func:`max_pool2d_backward` keeping what each window sends back (MATH.md §11).
+
+    The same loop::
+
+        routed[n, c, m, k]          = dZ[n, c, m, k] * mask(m, k)      (f_h, f_w)
+        dA_pad[n, c, window(m, k)] += routed[n, c, m, k]
+
+    ``dx`` equals max_pool2d_backward's. ``cache`` is max_pool2d_forward's (or
+    :attr:`MaxPool2dSteps.cache`).
+    """
+    a_pad, geo = cache
+    dz = _gradient_in(dy, a_pad.dtype, geo.out_shape, "max_pool2d_backward")
+    n_batch, channels, h_out, w_out = geo.out_shape
+    masks = np.zeros((*geo.out_shape, *geo.kernel), dtype=bool)
+    routed = np.zeros((*geo.out_shape, *geo.kernel), a_pad.dtype)
+    da_pad = np.zeros_like(a_pad)
+    for n in range(n_batch):
+        for c in range(channels):
+            for m in range(h_out):
+                for k in range(w_out):
+                    rows, cols = _window_index(m, k, geo.kernel, geo.stride)
+                    masks[n, c, m, k] = first_max_mask(a_pad[n, c, rows, cols],
+                                                       _in_input(rows, cols, geo))
+                    routed[n, c, m, k] = dz[n, c, m, k] * masks[n, c, m, k]
+                    da_pad[n, c, rows, cols] += routed[n, c, m, k]
+    return MaxPool2dBackwardSteps(dz, masks, routed, da_pad, _crop(da_pad, geo))
 
 
 def avg_window_divisor(m: int, k: int, geo: PoolGeometry, count_include_pad: bool) -> int:
@@ -417,12 +708,7 @@ def avg_pool2d_backward(dy: np.ndarray, cache: AvgPool2dCache) -> np.ndarray:
     Returns dx of shape (N, C, H, W).
     """
     dtype, count_include_pad, geo = cache
-    dz = np.asarray(dy, dtype=dtype)
-    if dz.shape != geo.out_shape:
-        raise ShapeError(
-            f"avg_pool2d_backward: dy has shape {dz.shape}, the forward output was "
-            f"{geo.out_shape}"
-        )
+    dz = _gradient_in(dy, dtype, geo.out_shape, "avg_pool2d_backward")
     n_batch, channels, h_out, w_out = geo.out_shape
     (p_t, p_b), (p_l, p_r) = geo.padding
     h, w = geo.in_shape[2:]
@@ -730,16 +1016,24 @@ def dropout_backward(dy: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
 
 __all__ = [
     "AvgPool2dCache",
+    "Conv2dBackwardSteps",
     "Conv2dCache",
+    "Conv2dSteps",
+    "ConvInputGradientSteps",
     "LinearCache",
+    "MaxPool2dBackwardSteps",
     "MaxPool2dCache",
+    "MaxPool2dSteps",
     "SoftmaxCECache",
     "avg_pool2d_backward",
     "avg_pool2d_forward",
     "avg_window_divisor",
     "conv2d_backward",
+    "conv2d_backward_steps",
     "conv2d_forward",
+    "conv2d_forward_steps",
     "conv2d_input_gradient",
+    "conv2d_input_gradient_steps",
     "dropout_backward",
     "dropout_forward",
     "first_max_mask",
@@ -748,7 +1042,9 @@ __all__ = [
     "linear_backward",
     "linear_forward",
     "max_pool2d_backward",
+    "max_pool2d_backward_steps",
     "max_pool2d_forward",
+    "max_pool2d_forward_steps",
     "relu_backward",
     "relu_forward",
     "sigmoid_backward",

@@ -1,13 +1,18 @@
 """The oracle itself: reference.py against hand-worked examples of MATH.md, against its
 own formulas (finite differences, strides as subsampling, dilation as zero-inserted
-kernels), and against PyTorch when it is installed, independently of functional/."""
+kernels), and against PyTorch when it is installed, independently of functional/.
+
+The step functions that explain/ draws (``*_steps``) are held to the plain reference ops
+bit for bit and, as the one place here that uses it, to functional/ (float64, 1e-10)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from clearconv import functional as F
 from clearconv import reference as R
+from clearconv.errors import ShapeError
 
 
 def image(values) -> np.ndarray:
@@ -360,6 +365,195 @@ def test_pooling_gradients_match_finite_differences(kind, kernel_size, stride, p
     dy = rng.standard_normal(y.shape)
     assert_gradient(lambda: np.sum(forward(x, kernel_size, stride, padding, ceil_mode)[0] * dy),
                     x, backward(dy, cache))
+
+
+# ------------------------------------------- step by step: what explain/ draws
+
+
+STEP_CASES = [   # x shape, w shape, stride, padding, dilation, bias
+    ((2, 3, 6, 5), (2, 3, 3, 2), 1, 0, 1, True),
+    ((1, 2, 7, 6), (3, 2, 3, 3), 2, 1, 1, False),                 # stride 2, padding
+    ((1, 2, 7, 8), (2, 2, 2, 3), (2, 1), ((1, 0), (2, 1)), (2, 1), True),   # dilation
+    ((1, 1, 6, 6), (1, 1, 3, 3), 1, "same", 2, True),
+    ((2, 1, 6, 6), (2, 1, 2, 2), 3, 0, 1, True),                  # a row no window reaches
+]
+
+
+def conv_case(x_shape, w_shape, bias, seed=7):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(x_shape), rng.standard_normal(w_shape),
+            rng.standard_normal(w_shape[0]) if bias else None, rng)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation, bias", STEP_CASES)
+def test_conv2d_forward_steps_are_the_plain_forward_window_by_window(
+        x_shape, w_shape, stride, padding, dilation, bias):
+    x, w, b, _ = conv_case(x_shape, w_shape, bias)
+    steps = R.conv2d_forward_steps(x, w, b, stride, padding, dilation)
+    z, cache = R.conv2d_forward(x, w, b, stride, padding, dilation)
+    np.testing.assert_array_equal(steps.z, z)                      # bit for bit
+    np.testing.assert_array_equal(steps.cache.a_pad, cache.a_pad)
+    assert steps.cache.geometry == cache.geometry and steps.cache.has_bias == bias
+    z_fast, _ = F.conv2d_forward(x, w, b, stride, padding, dilation)
+    np.testing.assert_allclose(steps.z, z_fast, rtol=1e-10, atol=1e-10)
+    geo = steps.geometry
+    (s_h, s_w), (d_h, d_w) = geo.stride, geo.dilation
+    h_out, w_out = geo.out_shape[2:]
+    np.testing.assert_array_equal(steps.rows, [[m * s_h + i * d_h for i in range(w_shape[2])]
+                                               for m in range(h_out)])
+    np.testing.assert_array_equal(steps.cols, [[k * s_w + j * d_w for j in range(w_shape[3])]
+                                               for k in range(w_out)])
+    for m in range(h_out):
+        for k in range(w_out):
+            np.testing.assert_array_equal(
+                steps.windows[:, m, k], steps.a_pad[:, :, steps.rows[m][:, None],
+                                                    steps.cols[k][None, :]])
+    np.testing.assert_array_equal(steps.products,
+                                  steps.windows[:, None] * w[None, :, None, None])
+    np.testing.assert_allclose(steps.channel_sums, steps.products.sum(axis=(-2, -1)),
+                               rtol=1e-10, atol=1e-10)
+    bias_or_zero = np.zeros(w_shape[0]) if b is None else b
+    np.testing.assert_allclose(steps.channel_sums.sum(axis=-1)
+                               + bias_or_zero[None, :, None, None], z, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, dilation, bias", STEP_CASES)
+def test_conv2d_backward_steps_are_the_plain_backward_term_by_term(
+        x_shape, w_shape, stride, padding, dilation, bias):
+    x, w, b, rng = conv_case(x_shape, w_shape, bias)
+    forward = R.conv2d_forward_steps(x, w, b, stride, padding, dilation)
+    dy = rng.standard_normal(forward.z.shape)
+    steps = R.conv2d_backward_steps(dy, forward.cache)
+    dx, dw, db = R.conv2d_backward(dy, forward.cache)
+    np.testing.assert_array_equal(steps.dx, dx)                    # bit for bit
+    np.testing.assert_array_equal(steps.dw, dw)
+    assert (steps.db is None) == (db is None) == (not bias)
+    if bias:
+        np.testing.assert_array_equal(steps.db, db)
+        np.testing.assert_allclose(steps.db, dy.sum(axis=(0, 2, 3)), rtol=1e-10)
+    _, fast_cache = F.conv2d_forward(x, w, b, stride, padding, dilation)
+    for ours, theirs in zip((steps.dx, steps.dw, steps.db),
+                            F.conv2d_backward(dy, fast_cache), strict=True):
+        if ours is not None:
+            np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
+    # dW: the input slice under each window, weighted by dZ there, summed over the windows
+    np.testing.assert_array_equal(
+        steps.dw_terms, forward.windows[:, None] * dy[:, :, :, :, None, None, None])
+    np.testing.assert_allclose(steps.dw, steps.dw_terms.sum(axis=(0, 2, 3)),
+                               rtol=1e-10, atol=1e-10)
+    # dA: the full convolution of the gapped dZ with the rotated, dilated kernel
+    g = steps.input_gradient
+    (s_h, s_w), (d_h, d_w) = forward.geometry.stride, forward.geometry.dilation
+    gaps = np.ones(g.dz_gapped.shape, bool)
+    gaps[:, :, ::s_h, ::s_w] = False
+    np.testing.assert_array_equal(g.dz_gapped[:, :, ::s_h, ::s_w], dy)
+    assert not g.dz_gapped[gaps].any()
+    np.testing.assert_array_equal(g.w_rot, w[:, :, ::-1, ::-1])
+    holes = np.ones(g.w_rot_dilated.shape, bool)
+    holes[:, :, ::d_h, ::d_w] = False
+    np.testing.assert_array_equal(g.w_rot_dilated[:, :, ::d_h, ::d_w], g.w_rot)
+    assert not g.w_rot_dilated[holes].any()
+    e_h, e_w = g.w_rot_dilated.shape[2:]
+    np.testing.assert_array_equal(
+        g.dz_full, np.pad(g.dz_gapped, ((0, 0), (0, 0), (e_h - 1,) * 2, (e_w - 1,) * 2)))
+    reach_h, reach_w = g.products.shape[2:4]
+    for r in range(reach_h):
+        for q in range(reach_w):
+            np.testing.assert_array_equal(
+                g.products[:, :, r, q],
+                g.dz_full[:, None, :, r:r + e_h, q:q + e_w] * np.moveaxis(g.w_rot_dilated, 1, 0))
+    np.testing.assert_allclose(g.da_pad[:, :, :reach_h, :reach_w],
+                               g.products.sum(axis=(-3, -2, -1)), rtol=1e-10, atol=1e-10)
+    assert not g.da_pad[:, :, reach_h:].any() and not g.da_pad[:, :, :, reach_w:].any()
+    (p_t, _), (p_l, _) = forward.geometry.padding
+    np.testing.assert_array_equal(g.dx, g.da_pad[:, :, p_t:p_t + x_shape[2],
+                                                 p_l:p_l + x_shape[3]])
+    np.testing.assert_array_equal(
+        R.conv2d_input_gradient_steps(dy, w, forward.geometry).dx,
+        R.conv2d_input_gradient(dy, w, forward.geometry))
+
+
+def test_conv2d_steps_of_the_hand_worked_example():
+    """The example of test_hand_worked_3x3_input_and_2x2_kernel, one step at a time:
+    Z[0, 0] = sum([[1*1, 2*2], [3*4, 4*5]]) + 1 = 38; dA[0, 0] is the rotated kernel
+    [[4, 3], [2, 1]] on the top-left 2x2 of dZ padded by 1, [[0, 0], [0, 1]]: 1."""
+    forward = R.conv2d_forward_steps(image([[1, 2, 3], [4, 5, 6], [7, 8, 9]]),
+                                     image([[1, 2], [3, 4]]), np.array([1.0]))
+    np.testing.assert_array_equal(forward.products[0, 0, 0, 0, 0], [[1, 4], [12, 20]])
+    assert forward.channel_sums[0, 0, 0, 0, 0] == 37 and forward.z[0, 0, 0, 0] == 38
+    back = R.conv2d_backward_steps(image([[1, -1], [2, 0]]), forward.cache)
+    g = back.input_gradient
+    np.testing.assert_array_equal(g.w_rot[0, 0], [[4, 3], [2, 1]])
+    np.testing.assert_array_equal(g.dz_full[0, 0], [[0, 0, 0, 0], [0, 1, -1, 0],
+                                                    [0, 2, 0, 0], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(g.products[0, 0, 0, 0, 0], [[0, 0], [0, 1]])
+    np.testing.assert_array_equal(back.dx, image([[1, 1, -2], [5, 5, -4], [6, 8, 0]]))
+    np.testing.assert_array_equal(back.dw_terms[0, 0, 1, 0, 0], 2 * np.array([[4, 5], [7, 8]]))
+
+
+def test_a_stride_of_2_scatters_dz_with_one_zero_between_entries():
+    _, cache = R.conv2d_forward(np.zeros((1, 1, 5, 5)), np.ones((1, 1, 3, 3)), stride=2)
+    g = R.conv2d_backward_steps(image([[1, 2], [3, 4]]), cache).input_gradient
+    np.testing.assert_array_equal(g.dz_gapped[0, 0], [[1, 0, 2], [0, 0, 0], [3, 0, 4]])
+    assert g.dz_full.shape == (1, 1, 3 + 2 * 2, 3 + 2 * 2)
+
+
+POOL_CASES = [(2, None, 0, False), (3, 1, 1, False), ((2, 3), (2, 1), (1, 1), True),
+              (3, 2, 0, True)]
+
+
+@pytest.mark.parametrize("kernel_size, stride, padding, ceil_mode", POOL_CASES)
+def test_max_pool2d_steps_are_the_plain_pooling_window_by_window(kernel_size, stride, padding,
+                                                                 ceil_mode):
+    rng = np.random.default_rng(8)
+    x = rng.integers(0, 5, size=(2, 2, 5, 6)).astype(np.float64)   # many ties
+    steps = R.max_pool2d_forward_steps(x, kernel_size, stride, padding, ceil_mode)
+    z, cache = R.max_pool2d_forward(x, kernel_size, stride, padding, ceil_mode)
+    np.testing.assert_array_equal(steps.z, z)
+    np.testing.assert_array_equal(steps.cache.a_pad, cache.a_pad)
+    z_fast, fast_cache = F.max_pool2d_forward(x, kernel_size, stride, padding, ceil_mode)
+    np.testing.assert_allclose(steps.z, z_fast, rtol=1e-10, atol=1e-10)
+    assert (steps.masks.sum(axis=(-2, -1)) == 1).all()             # one cell per window
+    np.testing.assert_array_equal(steps.windows[steps.masks], z.ravel())
+    n, c, m, k = np.indices(z.shape)
+    rows, cols = steps.argmax[..., 0], steps.argmax[..., 1]
+    assert (0 <= rows).all() and (rows < 5).all() and (0 <= cols).all() and (cols < 6).all()
+    np.testing.assert_array_equal(x[n, c, rows, cols], z)         # the max is an input pixel
+    geo = steps.geometry
+    top, left = m * geo.stride[0] - geo.padding[0][0], k * geo.stride[1] - geo.padding[1][0]
+    assert ((top <= rows) & (rows < top + geo.kernel[0])).all()    # ... of its own window
+    assert ((left <= cols) & (cols < left + geo.kernel[1])).all()
+    dy = rng.standard_normal(z.shape)
+    back = R.max_pool2d_backward_steps(dy, steps.cache)
+    np.testing.assert_array_equal(back.dx, R.max_pool2d_backward(dy, cache))
+    np.testing.assert_allclose(back.dx, F.max_pool2d_backward(dy, fast_cache),
+                               rtol=1e-10, atol=1e-10)
+    np.testing.assert_array_equal(back.masks, steps.masks)
+    np.testing.assert_array_equal(back.routed, dy[..., None, None] * steps.masks)
+    routed_to_argmax = np.zeros_like(x)                            # dZ goes to the argmax
+    np.add.at(routed_to_argmax, (n, c, rows, cols), dy)
+    np.testing.assert_allclose(back.dx, routed_to_argmax, rtol=1e-10, atol=1e-10)
+
+
+def test_max_pool2d_steps_mark_the_first_maximum_of_tied_windows():
+    steps = R.max_pool2d_forward_steps(image([[5, 5, 0, 2], [5, 5, 2, 2]]), 2)
+    np.testing.assert_array_equal(steps.argmax[0, 0], [[[0, 0], [0, 3]]])
+    np.testing.assert_array_equal(steps.masks[0, 0, 0, 1], [[False, True], [False, False]])
+    back = R.max_pool2d_backward_steps(image([[10, 20]]), steps.cache)
+    np.testing.assert_array_equal(back.routed[0, 0, 0, 1], [[0, 20], [0, 0]])
+
+
+def test_step_functions_raise_what_the_plain_ones_raise():
+    x, w = np.zeros((1, 1, 4, 4)), np.ones((1, 1, 3, 3))
+    with pytest.raises(ShapeError, match="bias must have shape"):
+        R.conv2d_forward_steps(x, w, np.zeros(2))
+    with pytest.raises(ShapeError, match="expects input of shape"):
+        R.conv2d_forward_steps(x[0], w)
+    with pytest.raises(ShapeError, match="conv2d_backward: dy has shape"):
+        R.conv2d_backward_steps(np.zeros((1, 1, 3, 3)), R.conv2d_forward_steps(x, w).cache)
+    with pytest.raises(ShapeError, match="max_pool2d_backward: dy has shape"):
+        R.max_pool2d_backward_steps(np.zeros((1, 1, 3, 3)),
+                                    R.max_pool2d_forward_steps(x, 2).cache)
 
 
 # ------------------------------------------------------- activations, loss, linear

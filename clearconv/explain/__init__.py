@@ -2,7 +2,10 @@
 
 Each topic draws one or more figures (PNG, or an animated GIF for step-by-step
 computations) with a title and the formula it shows (MATH.md notation and section), and
-returns the numbers it drew, as clearconv's own ops computed them::
+returns the numbers it drew. The formula topics take every number from
+:mod:`clearconv.reference` (the ops written loop by loop, whose ``*_steps`` functions
+keep each window, product, mask and rotated kernel); the filters topic from
+:mod:`clearconv.filters`; the model topic from the model's own layers::
 
     from clearconv.explain import run, explain_all, TOPICS
     result = run("convolution", "figures/")          # an ExplainResult

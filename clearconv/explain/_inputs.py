@@ -4,11 +4,6 @@ No photo ships with clearconv. When the user gives no ``--image``, the photo top
 scikit-learn's sample photo ``china.jpg`` if scikit-learn happens to be installed, and
 otherwise a synthetic scene generated here (deterministic); the figure titles say which.
 The small examples use a real hand-written digit of the embedded dataset.
-
-Classic kernels and their application come from :mod:`clearconv.filters` when that
-module is present; otherwise the same kernels are defined here and applied as a true
-convolution with :func:`clearconv.functional.conv2d_forward` (MATH.md §3: convolution
-is cross-correlation with the kernel rotated 180°).
 """
 
 from __future__ import annotations
@@ -21,7 +16,6 @@ import numpy as np
 
 from ..data import DIGITS_MAX_VALUE, load_digits
 from ..errors import ClearConvError
-from ..functional import conv2d_forward
 
 
 @dataclass
@@ -135,7 +129,8 @@ def photo(image: Any = None, min_side: int = 16) -> Picture:
 
 
 def to_gray(rgb: np.ndarray) -> np.ndarray:
-    """uint8 (3, H, W) -> uint8 (H, W) by ITU-R 601-2 luma (as Pillow): 0.299 R + 0.587 G + 0.114 B."""
+    """uint8 (3, H, W) -> uint8 (H, W) by ITU-R 601-2 luma (as Pillow):
+    0.299 R + 0.587 G + 0.114 B."""
     if rgb.shape[0] == 1:
         return rgb[0].copy()
     r, g, b = (rgb[i].astype(float) for i in range(3))
@@ -172,64 +167,3 @@ def small_gray(image: Any, size: int, seed: int = 0) -> tuple[np.ndarray, str, i
     pic = load_picture(image)
     gray = to_gray(pic.pixels)[None]
     return resize(gray, size, size)[0], f"{pic.source} as grayscale, resized to {size}x{size}", 255
-
-
-# ------------------------------------------------------------------------- kernels
-
-_SOBEL_X = [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]
-_KERNELS = {
-    "sobel_x": np.array(_SOBEL_X, float),
-    "sobel_y": np.array(_SOBEL_X, float).T.copy(),
-    "laplacian": np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], float),
-    "sharpen": np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], float),
-    "box_blur": np.full((3, 3), 1 / 9),
-    "gaussian_blur": np.outer([1, 2, 1], [1, 2, 1]) / 16.0,
-}
-#: names tried in clearconv.filters for each kernel above
-_ALIASES = {
-    "sobel_x": ("sobel_x", "sobel-x", "sobelx"),
-    "sobel_y": ("sobel_y", "sobel-y", "sobely"),
-    "laplacian": ("laplacian", "laplace"),
-    "sharpen": ("sharpen",),
-    "box_blur": ("box_blur", "box", "box-blur", "blur"),
-    "gaussian_blur": ("gaussian_blur", "gaussian", "gaussian-blur"),
-}
-
-
-def kernel(name: str) -> np.ndarray:
-    """A classic 3x3 kernel by name: from :mod:`clearconv.filters` if it has it, else local."""
-    try:
-        from .. import filters  # type: ignore[attr-defined]
-    except ImportError:
-        return _KERNELS[name].copy()
-    for alias in _ALIASES[name]:
-        k = _kernel_from_filters(filters, alias)
-        if k is not None and k.shape == (3, 3):
-            return k
-    return _KERNELS[name].copy()
-
-
-def _kernel_from_filters(filters: Any, alias: str) -> np.ndarray | None:
-    """``filters.get_kernel(alias, size=3)``, or None when that module does not know it."""
-    try:
-        return np.asarray(filters.get_kernel(alias, size=3), dtype=float)
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
-
-
-def convolve_same(image: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """True convolution ``G = f * h`` (MATH.md §3) of a 2-D image, zero 'same' padding.
-
-    Uses :func:`clearconv.filters.apply_filter` (``correlate=False``) when present, else
-    conv2d_forward with the kernel rotated 180° (cross-correlation with the rotated kernel
-    is convolution). Returns float64 (H, W).
-    """
-    f = np.asarray(image, dtype=float)
-    try:
-        from ..filters import apply_filter  # type: ignore[attr-defined]
-    except ImportError:
-        out, _ = conv2d_forward(f[None, None], k[::-1, ::-1][None, None].copy(),
-                                padding="same")
-        return out[0, 0]
-    return np.asarray(apply_filter(f, k, padding="same", stride=1, correlate=False),
-                      dtype=float).reshape(f.shape)

@@ -15,8 +15,9 @@ class ExplainResult:
     ----------
     topic : the topic name, e.g. ``"convolution"``
     files : the files written (PNG and GIF), in the order the page shows them
-    numbers : every array and value the figures show, as clearconv's ops computed them
-        (NumPy arrays, ints, floats, strings); the tests hold them to the ops
+    numbers : every array and value the figures show (NumPy arrays, ints, floats,
+        strings) as clearconv computed them: clearconv.reference for the formulas, the
+        model's layers for the model topic; the tests hold them to the ops
     description : one sentence saying what was computed, with its key numbers
     captions : one sentence per file name: what that file shows
     title : the figure title (with the MATH.md section)

@@ -1,4 +1,8 @@
-"""Figures of MATH.md §9-11: convolution backpropagation, pooling and its backward pass."""
+"""Figures of MATH.md §9-11: convolution backpropagation, pooling and its backward pass.
+
+Every number drawn is computed by :mod:`clearconv.reference` (conv2d_backward_steps,
+max_pool2d_forward_steps, ...); the figure code only places it.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..functional import (
-    avg_pool2d_backward,
-    avg_pool2d_forward,
-    conv2d_backward,
-    conv2d_forward,
-    max_pool2d_backward,
-    max_pool2d_forward,
-    relu_backward,
-    relu_forward,
-)
+from .. import reference as R
 from ..shapes import pool_output_size
 from . import _draw as D
 from ._inputs import default_digit, small_gray
@@ -25,25 +20,23 @@ from ._result import ExplainResult
 # --------------------------------------------------------------------------- backward
 
 
-def full_convolution_steps(dz: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
-    """dA of a stride-1, unpadded conv layer as MATH.md §9 draws it, step by step.
+def full_convolution_frames(steps: R.ConvInputGradientSteps) -> dict[str, np.ndarray]:
+    """The frames of ``backward.gif``: dA of sample 0, input channel 0, of a layer with one
+    kernel, as :func:`clearconv.reference.conv2d_input_gradient_steps` computed it
+    (MATH.md §9: the rotated kernel slides over dZ padded by ``f - 1``; one position per
+    pixel of dA).
 
-    ``dZ`` (n_out, n_out) is padded with ``f - 1`` zeros on every side, the kernel
-    ``W`` (f, f) is rotated 180°, and the rotated kernel slides over the padded dZ
-    (one position per pixel of dA): ``dA[r, q] = sum_i sum_j W_rot[i, j] dZ_full[r + i, q + j]``.
-
-    Returns ``dz_full``, ``w_rot``, ``positions`` (P, 2), ``products`` (P, f, f), ``sums`` (P,)
-    and ``dA`` (n, n) assembled from the sums.
+    Returns ``dz_full`` (the padded dZ), ``w_rot`` (the kernel rotated 180°),
+    ``positions`` (P, 2), ``products`` (P, f, f) and ``sums`` (P,) of each position, and
+    ``dA`` assembled from the sums.
     """
-    f = w.shape[0]
-    w_rot = w[::-1, ::-1].copy()
-    dz_full = np.pad(dz, f - 1)
-    n = dz.shape[0] + f - 1
-    positions = [(r, q) for r in range(n) for q in range(n)]
-    products = np.stack([dz_full[r:r + f, q:q + f] * w_rot for r, q in positions])
-    sums = products.sum(axis=(1, 2))
-    return {"dz_full": dz_full, "w_rot": w_rot, "positions": np.array(positions),
-            "products": products, "sums": sums, "dA": sums.reshape(n, n)}
+    reach_h, reach_w, _, e_h, e_w = steps.products.shape[2:]
+    positions = [(r, q) for r in range(reach_h) for q in range(reach_w)]
+    sums = steps.da_pad[0, 0, :reach_h, :reach_w]
+    return {"dz_full": steps.dz_full[0, 0], "w_rot": steps.w_rot[0, 0],
+            "positions": np.array(positions),
+            "products": steps.products[0, 0, :, :, 0].reshape(-1, e_h, e_w),
+            "sums": sums.ravel(), "dA": sums.copy()}
 
 
 def _backward_numbers(image: Any, seed: int, size: int) -> dict[str, Any]:
@@ -53,20 +46,19 @@ def _backward_numbers(image: Any, seed: int, size: int) -> dict[str, Any]:
     for _ in range(200):   # a kernel whose output has both signs, so that g' shows
         w = rng.choice([-2.0, -1.0, 0.0, 1.0, 2.0], size=(3, 3))
         b = float(rng.integers(-5, 6))
-        z, cache = conv2d_forward(a_prev[None, None], w[None, None], np.array([b]))
+        z, cache = R.conv2d_forward(a_prev[None, None], w[None, None], np.array([b]))
         positive = int((z > 0).sum())
         if 3 <= positive <= z.size - 3:
             break
-    a, relu_cache = relu_forward(z)
+    a, relu_cache = R.relu_forward(z)
     da = rng.choice([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0], size=z.shape)
-    dz = relu_backward(da, relu_cache)
-    da_prev, dw, db = conv2d_backward(dz, cache)
-    steps = full_convolution_steps(dz[0, 0], w)
-    if not np.allclose(steps["dA"], da_prev[0, 0]):
-        raise AssertionError("the step-by-step full convolution differs from conv2d_backward")
+    dz = R.relu_backward(da, relu_cache)
+    g_prime = R.relu_backward(np.ones_like(z), relu_cache)   # dZ/dA = g'(Z), cell by cell
+    back = R.conv2d_backward_steps(dz, cache)
     return {"A_prev": a_prev, "W": w, "b": b, "Z": z[0, 0], "A": a[0, 0], "dA": da[0, 0],
-            "g_prime": (z[0, 0] > 0).astype(float), "dZ": dz[0, 0], "dW": dw[0, 0],
-            "db": float(db[0]), "dA_prev": da_prev[0, 0], "full": steps, "source": source,
+            "g_prime": g_prime[0, 0], "dZ": dz[0, 0], "dW": back.dw[0, 0],
+            "db": float(back.db[0]), "dA_prev": back.dx[0, 0],
+            "full": full_convolution_frames(back.input_gradient), "source": source,
             "vmax": vmax}
 
 
@@ -133,10 +125,10 @@ def explain_backward(out_dir: Path, image: Any = None, seed: int = 0,
     A ``size`` x ``size`` input (a real digit crop), a 3x3 kernel, ReLU and an incoming
     gradient. Writes ``backward.png`` (every tensor with its shape) and ``backward.gif``
     (dA[l-1] as the full convolution of dZ with the kernel rotated 180°: one frame per
-    pixel of dA[l-1], size² frames). ``numbers``: ``A_prev``, ``W``, ``b``, ``Z``, ``A``,
-    ``dA``, ``g_prime``, ``dZ``, ``dW``, ``db``, ``dA_prev`` (from conv2d_backward) and
-    ``full`` (:func:`full_convolution_steps`: ``dz_full``, ``w_rot``, ``positions``,
-    ``products``, ``sums``, ``dA``), ``frames``.
+    pixel of dA[l-1], size² frames). ``numbers`` (from :mod:`clearconv.reference`):
+    ``A_prev``, ``W``, ``b``, ``Z``, ``A``, ``dA``, ``g_prime``, ``dZ``, ``dW``, ``db``,
+    ``dA_prev`` (conv2d_backward_steps) and ``full`` (:func:`full_convolution_frames`:
+    ``dz_full``, ``w_rot``, ``positions``, ``products``, ``sums``, ``dA``), ``frames``.
     """
     nums = _backward_numbers(image, seed, size)
     png = _draw_backward_tensors(nums, out_dir / "backward.png")
@@ -219,25 +211,13 @@ def explain_backward(out_dir: Path, image: Any = None, seed: int = 0,
 
 # ---------------------------------------------------------------------------- pooling
 
-def argmax_positions(cache: Any) -> np.ndarray:
-    """The mask of MATH.md §11 as input coordinates: for each output (m, k) of a
-    max_pool2d_forward cache (no padding), the (row, col) of its window's maximum.
-    Returns an int array (H_out, W_out, 2) for the first sample and channel."""
-    geo = cache.geometry
-    fw = geo.kernel[1]
-    sh, sw = geo.stride
-    idx = np.asarray(cache.argmax[0, 0], dtype=int)
-    m, k = np.indices(idx.shape)
-    return np.stack([m * sh + idx // fw, k * sw + idx % fw], axis=-1)
-
-
 def explain_pooling(out_dir: Path, image: Any = None, seed: int = 0) -> ExplainResult:
     """MATH.md §10 (article fig. 12): max and average pooling (2x2 windows, stride 2) of a
     real 8x8 digit.
 
-    Writes ``pooling.png``. ``numbers``: ``A`` (8, 8), ``max`` and ``avg`` (4, 4) (from
-    max_pool2d_forward / avg_pool2d_forward), ``argmax`` (4, 4, 2) (where each max came
-    from), ``f``, ``s``, ``n_out``.
+    Writes ``pooling.png``. ``numbers``: ``A`` (8, 8), ``max`` and ``argmax`` (4, 4, 2)
+    (where each max came from) from reference.max_pool2d_forward_steps, ``avg`` (4, 4)
+    from reference.avg_pool2d_forward, ``f``, ``s``, ``n_out``.
     """
     if image is None:
         a, _, source = default_digit(seed)
@@ -246,10 +226,10 @@ def explain_pooling(out_dir: Path, image: Any = None, seed: int = 0) -> ExplainR
         a, source, vmax = small_gray(image, 8, seed)
     a = a.astype(np.float64)
     f = s = 2
-    mx, mcache = max_pool2d_forward(a[None, None], f, s)
-    av, _ = avg_pool2d_forward(a[None, None], f, s)
-    mx, av = mx[0, 0], av[0, 0]
-    where = argmax_positions(mcache)
+    max_steps = R.max_pool2d_forward_steps(a[None, None], f, s)
+    av, _ = R.avg_pool2d_forward(a[None, None], f, s)
+    mx, av = max_steps.z[0, 0], av[0, 0]
+    where = max_steps.argmax[0, 0]
     n, n_out = a.shape[0], mx.shape[0]
     cell = 0.44
     width = 0.7 + n * cell + 1.2 + 2 * (n_out * 0.6 + 1.2) + 0.3
@@ -297,10 +277,12 @@ def explain_pooling_backward(out_dir: Path, image: Any = None, seed: int = 0) ->
     A tie-free 4x4 input (a seeded permutation of 1..16) through three cases: max pooling
     2x2/stride 2 (windows apart), max pooling 2x2/stride 1 (overlapping windows: a pixel
     can win several windows and its gradients add up) and average pooling 2x2/stride 2
-    (every cell gets dZ / f²). Writes ``pooling_backward.png``. ``numbers``: ``A`` and,
-    per case in ``cases``, ``name``, ``f``, ``s``, ``Z``, ``argmax`` (H_out, W_out, 2) (the
-    mask, from the forward cache), ``wins`` (4, 4) (how many windows each pixel won),
-    ``dZ`` and ``dA`` (from max_pool2d_backward / avg_pool2d_backward).
+    (every cell gets dZ / f²). Writes ``pooling_backward.png``. ``numbers``, all from
+    :mod:`clearconv.reference`: ``A`` and, per case in ``cases``, ``name``, ``f``, ``s``,
+    ``Z``, ``argmax`` (H_out, W_out, 2) (the mask, max_pool2d_forward_steps), ``wins``
+    (4, 4) (how many windows each pixel won), ``share`` (4, 4) (average: each cell's share
+    of its window's dZ), ``dZ`` and ``dA`` (max_pool2d_backward_steps /
+    avg_pool2d_backward).
     """
     rng = np.random.default_rng(seed)
     a = rng.permutation(np.arange(1, 17)).reshape(4, 4).astype(np.float64)
@@ -311,18 +293,20 @@ def explain_pooling_backward(out_dir: Path, image: Any = None, seed: int = 0) ->
         n_out = pool_output_size(4, f, s)
         dz = rng.integers(1, 10, size=(n_out, n_out)).astype(np.float64)
         if kind == "max":
-            z, cache = max_pool2d_forward(a[None, None], f, s)
-            da = max_pool2d_backward(dz[None, None], cache)[0, 0]
-            where = argmax_positions(cache)
-            wins = np.zeros_like(a)
-            for r, c in where.reshape(-1, 2):
-                wins[r, c] += 1
+            steps = R.max_pool2d_forward_steps(a[None, None], f, s)
+            z, where = steps.z, steps.argmax[0, 0]
+            da = R.max_pool2d_backward_steps(dz[None, None], steps.cache).dx[0, 0]
+            # every window sends a gradient of 1 to its maximum: the windows each pixel won
+            wins = R.max_pool2d_backward(np.ones_like(z), steps.cache)[0, 0]
+            share = None
         else:
-            z, cache = avg_pool2d_forward(a[None, None], f, s)
-            da = avg_pool2d_backward(dz[None, None], cache)[0, 0]
+            z, cache = R.avg_pool2d_forward(a[None, None], f, s)
+            da = R.avg_pool2d_backward(dz[None, None], cache)[0, 0]
+            # every window sends a gradient of 1, shared out: what each cell gets of it
+            share = R.avg_pool2d_backward(np.ones_like(z), cache)[0, 0]
             where, wins = None, None
         cases.append({"name": name, "kind": kind, "f": f, "s": s, "Z": z[0, 0],
-                      "argmax": where, "wins": wins, "dZ": dz, "dA": da})
+                      "argmax": where, "wins": wins, "share": share, "dZ": dz, "dA": da})
 
     cell = 0.44
     widest = max(c["Z"].shape[0] for c in cases) * cell
@@ -332,7 +316,8 @@ def explain_pooling_backward(out_dir: Path, image: Any = None, seed: int = 0) ->
     top = D.header(
         fig, "§11 Pooling backward: the mask routes each gradient to its window's maximum "
              "(article fig. 13)",
-        r"max: $dA[window(m, k)]\ {+}{=}\ dZ[m, k] \cdot mask(m, k)$   (overlapping windows add up);"
+        r"max: $dA[window(m, k)]\ {+}{=}\ dZ[m, k] \cdot mask(m, k)$"
+        r"   (overlapping windows add up);"
         r"   average: every cell of the window gets $dZ[m, k] / f^2$",
         note="A: a seeded permutation of 1..16 (no ties); dZ: small integers; orange: the "
              "mask (the argmax stored by the forward pass)")
@@ -362,8 +347,7 @@ def explain_pooling_backward(out_dir: Path, image: Any = None, seed: int = 0) ->
             D.matrix_at(fig, x, y, case["wins"], D.COUNTS, 0, 4, cell, decimals=0,
                         title="mask: windows won", chars=2)
         else:
-            share = np.full((4, 4), 1 / case["f"] ** 2)
-            D.matrix_at(fig, x, y, share, D.COUNTS, 0, 1, cell, decimals=2,
+            D.matrix_at(fig, x, y, case["share"], D.COUNTS, 0, 1, cell, decimals=2,
                         title="share 1/f² of each window", chars=4)
         x += 4 * cell + 0.9
         D.matrix_at(fig, x, yo, case["dZ"], D.SIGNED, -lim, lim, cell, decimals=0,
@@ -403,5 +387,5 @@ def explain_pooling_backward(out_dir: Path, image: Any = None, seed: int = 0) ->
         "§11 Pooling backward")
 
 
-__all__ = ["argmax_positions", "explain_backward", "explain_pooling",
-           "explain_pooling_backward", "full_convolution_steps"]
+__all__ = ["explain_backward", "explain_pooling", "explain_pooling_backward",
+           "full_convolution_frames"]

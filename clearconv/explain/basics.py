@@ -1,7 +1,8 @@
 """Figures of MATH.md §2-5: digital images, kernel convolution, filters, padding, stride.
 
-Every number drawn is computed by :mod:`clearconv.functional` (conv2d_forward,
-conv2d_backward) or read from the image; the figure code only places it.
+Every number drawn is computed by :mod:`clearconv.reference` (the literal loops:
+conv2d_forward_steps, conv2d_backward), by :mod:`clearconv.filters` (the photo through
+classic kernels) or read from the image; the figure code only places it.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from ..functional import conv2d_backward, conv2d_forward
+from .. import reference as R
+from ..filters import apply_filter, get_kernel
 from ..shapes import conv_output_size
 from . import _draw as D
-from ._inputs import convolve_same, kernel, photo, shrink_to, small_gray, to_gray
+from ._inputs import photo, shrink_to, small_gray, to_gray
 from ._result import ExplainResult
 
 # ------------------------------------------------------------------------------ image
@@ -119,6 +121,14 @@ def explain_image(out_dir: Path, image: Any = None, seed: int = 0) -> ExplainRes
 # ------------------------------------------------------------------------ convolution
 
 SOBEL = "sobel_x"
+#: the :func:`clearconv.filters.get_kernel` name of each kernel drawn (all 3x3)
+KERNEL_NAMES = {"sobel_x": "sobel-x", "sobel_y": "sobel-y", "laplacian": "laplacian",
+                "sharpen": "sharpen", "gaussian_blur": "gaussian"}
+
+
+def kernel(name: str) -> np.ndarray:
+    """A classic 3x3 kernel of :mod:`clearconv.filters` by its key in :data:`KERNEL_NAMES`."""
+    return get_kernel(KERNEL_NAMES[name], size=3)
 
 
 def explain_convolution(out_dir: Path, image: Any = None, seed: int = 0,
@@ -131,30 +141,28 @@ def explain_convolution(out_dir: Path, image: Any = None, seed: int = 0,
     window, the 9 products ``h[j, k] f[m + j, n + k]`` and their sum, and the outputs
     filling in.
 
-    ``numbers``: ``image`` (size, size), ``kernel`` (3, 3), ``padded`` (size+2, size+2),
-    ``same_output`` / ``valid_output`` (from conv2d_forward), ``same_positions`` (F, 2),
-    ``same_products`` (F, 3, 3), ``same_sums`` (F,), the same three for ``valid_*``,
-    ``frames`` F.
+    ``numbers`` (all from :func:`clearconv.reference.conv2d_forward_steps`): ``image``
+    (size, size), ``kernel`` (3, 3), ``padded`` (size+2, size+2), ``same_output`` /
+    ``valid_output``, ``same_positions`` (F, 2), ``same_products`` (F, 3, 3), ``same_sums``
+    (F,), the same three for ``valid_*``, ``frames`` F.
     """
     img, source, vmax_pix = small_gray(image, size, seed)
     k = kernel(SOBEL)
     f = k.shape[0]
     x = img.astype(np.float64)[None, None]
-    z_valid, _ = conv2d_forward(x, k[None, None], padding="valid")
-    z_same, cache_same = conv2d_forward(x, k[None, None], padding="same")
-    z_valid, z_same = z_valid[0, 0], z_same[0, 0]
-    pads = cache_same.geometry.padding
-    (pt, pb), (pl, pr) = pads
-    padded = np.pad(img.astype(np.float64), ((pt, pb), (pl, pr)))
-    # every step: window, products and their sum (checked against conv2d_forward)
+    valid = R.conv2d_forward_steps(x, k[None, None], padding="valid")
+    same = R.conv2d_forward_steps(x, k[None, None], padding="same")
+    z_valid, z_same = valid.z[0, 0], same.z[0, 0]
+    pads = same.geometry.padding
+    (pt, _), (pl, _) = pads
+    padded = same.a_pad[0, 0]
+    # every step: the window's products and their sum, output pixel by output pixel
     positions = [(m, n) for m in range(z_same.shape[0]) for n in range(z_same.shape[1])]
-    same_products = np.stack([padded[m:m + f, n:n + f] * k for m, n in positions])
-    same_sums = same_products.sum(axis=(1, 2))
+    same_products = same.products[0, 0, :, :, 0].reshape(-1, f, f)
+    same_sums = same.channel_sums[0, 0, :, :, 0].ravel()
     valid_positions = [(m, n) for m in range(z_valid.shape[0]) for n in range(z_valid.shape[1])]
-    valid_products = np.stack([img[m:m + f, n:n + f] * k for m, n in valid_positions])
-    valid_sums = valid_products.sum(axis=(1, 2))
-    if not (np.allclose(same_sums, z_same.ravel()) and np.allclose(valid_sums, z_valid.ravel())):
-        raise AssertionError("the step-by-step sums differ from conv2d_forward")
+    valid_products = valid.products[0, 0, :, :, 0].reshape(-1, f, f)
+    valid_sums = valid.channel_sums[0, 0, :, :, 0].ravel()
 
     n_frames = len(positions)
     cell = 0.38
@@ -283,14 +291,16 @@ def explain_filters(out_dir: Path, image: Any = None, seed: int = 0) -> ExplainR
     """MATH.md §3 (article fig. 4): a real photo through classic kernels (true convolution).
 
     Writes ``filters.png``. ``numbers``: ``gray`` uint8 (H, W), ``kernels`` and
-    ``outputs`` (name -> array, each output the 'same' convolution of ``gray``).
+    ``outputs`` (name -> array, each output the 'same' convolution of ``gray`` by
+    :func:`clearconv.filters.apply_filter`).
     """
     pic = photo(image)
     pixels, resized = shrink_to(pic.pixels, 480)
     gray = to_gray(pixels)
     kernels = {"identity": np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]], float)}
     kernels.update({name: kernel(name) for name, _ in FILTERS[1:]})
-    outputs = {name: convolve_same(gray, kernels[name]) for name, _ in FILTERS}
+    outputs = {name: apply_filter(gray.astype(np.float64), kernels[name], padding="same")
+               for name, _ in FILTERS}
 
     h, w = gray.shape
     box_w, box_h = 3.6, 2.5
@@ -343,14 +353,16 @@ def explain_filters(out_dir: Path, image: Any = None, seed: int = 0) -> ExplainR
 
 # ---------------------------------------------------------------------------- padding
 
-def usage_counts(n: int, f: int, padding: Any, stride: int = 1) -> tuple[np.ndarray, Any]:
-    """How many output positions read each input pixel: conv2d_backward of ``dZ = 1`` with
-    a kernel of ones (each window adds 1 to every pixel it covers). Returns (counts (n, n),
-    the conv geometry)."""
-    x = np.zeros((1, 1, n, n))
-    z, cache = conv2d_forward(x, np.ones((1, 1, f, f)), stride=stride, padding=padding)
-    counts, _, _ = conv2d_backward(np.ones_like(z), cache)
-    return np.rint(counts[0, 0]).astype(int), cache.geometry
+def usage_counts(n: int, f: int, padding: Any, stride: int = 1
+                 ) -> tuple[np.ndarray, R.Conv2dSteps]:
+    """How many output positions read each input pixel of an ``n`` x ``n`` input under an
+    ``f`` x ``f`` kernel: :func:`clearconv.reference.conv2d_backward` of ``dZ = 1`` with a
+    kernel of ones (each window adds 1 to every pixel it covers). Returns (counts (n, n),
+    the steps of that convolution: its geometry and the windows it visited)."""
+    steps = R.conv2d_forward_steps(np.zeros((1, 1, n, n)), np.ones((1, 1, f, f)),
+                                   stride=stride, padding=padding)
+    counts, _, _ = R.conv2d_backward(np.ones_like(steps.z), steps.cache)
+    return np.rint(counts[0, 0]).astype(int), steps
 
 
 def explain_padding(out_dir: Path, seed: int = 0, size: int = 6) -> ExplainResult:
@@ -364,9 +376,9 @@ def explain_padding(out_dir: Path, seed: int = 0, size: int = 6) -> ExplainResul
     """
     cases = []
     for name, f, pad in (("valid", 3, "valid"), ("same", 3, "same"), ("same", 4, "same")):
-        counts, geo = usage_counts(size, f, pad)
-        cases.append({"name": name, "f": f, "padding": geo.padding, "counts": counts,
-                      "n_out": geo.out_shape[2]})
+        counts, steps = usage_counts(size, f, pad)
+        cases.append({"name": name, "f": f, "padding": steps.geometry.padding,
+                      "counts": counts, "n_out": steps.geometry.out_shape[2]})
     cell = 0.4
     widths = [(size + sum(c["padding"][1])) * cell for c in cases]
     gap = 0.9
@@ -421,18 +433,19 @@ def explain_stride(out_dir: Path, seed: int = 0, size: int = 7, f: int = 3) -> E
     """MATH.md §5 (article fig. 6): the positions a 3x3 kernel visits with stride 1, 2, 3.
 
     Writes ``stride.png``. ``numbers``: ``strides`` [1, 2, 3] and, per stride, ``n_out``
-    (from conv2d_forward), ``formula`` (conv_output_size), ``positions`` (top-left
-    corners visited, row-major) and ``counts`` (size, size) (how many windows read each
-    pixel; 0 = skipped).
+    (from reference.conv2d_forward_steps), ``formula`` (conv_output_size), ``positions``
+    (top-left corners of the windows it visited, row-major) and ``counts`` (size, size)
+    (how many windows read each pixel; 0 = skipped).
     """
     from matplotlib.patches import Rectangle
 
     strides = [1, 2, 3]
     per = []
     for s in strides:
-        counts, geo = usage_counts(size, f, 0, stride=s)
-        n_out = geo.out_shape[2]
-        positions = [(m * s, k * s) for m in range(n_out) for k in range(n_out)]
+        counts, steps = usage_counts(size, f, 0, stride=s)
+        n_out = steps.geometry.out_shape[2]
+        positions = [(int(steps.rows[m, 0]), int(steps.cols[k, 0]))
+                     for m in range(n_out) for k in range(n_out)]
         per.append({"stride": s, "n_out": n_out, "formula": conv_output_size(size, f, s),
                     "positions": np.array(positions), "counts": counts})
     cell = 0.42
@@ -488,4 +501,4 @@ def explain_stride(out_dir: Path, seed: int = 0, size: int = 7, f: int = 3) -> E
 
 
 __all__ = ["explain_convolution", "explain_filters", "explain_image", "explain_padding",
-           "explain_stride", "usage_counts"]
+           "explain_stride", "kernel", "usage_counts"]

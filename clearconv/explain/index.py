@@ -104,8 +104,10 @@ def write_index(out_dir: Path, results: Sequence[ExplainResult], settings: str) 
 <h1>The math behind convolutional networks, on real numbers</h1>
 <p>Each figure below follows a section of the article "Gentle Dive into Math Behind
 Convolutional Neural Networks" (section numbers as in clearconv's MATH.md). Every number
-drawn was computed by clearconv's own operations (<code>clearconv.functional</code>) on a
-real input, so each figure is also a check of the library.</p>
+drawn was computed by clearconv on a real input: the formulas by the literal, loop-by-loop
+operations of <code>clearconv.reference</code> (the oracle the fast
+<code>clearconv.functional</code> is tested against), the trained model by its own
+layers, so each figure is also a check of the library.</p>
 <p>{esc(settings)}</p>
 <nav><ol>
 {toc}

@@ -1,5 +1,10 @@
 """Figures of MATH.md §6-8: convolution over volume, the conv layer's shapes, and sparse
-connections with shared parameters."""
+connections with shared parameters.
+
+Every number drawn is computed by :mod:`clearconv.reference` (conv2d_forward_steps,
+conv2d_backward) or read from the input and the model's layers; the figure code only
+places it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..functional import conv2d_backward, conv2d_forward, relu_forward
+from .. import reference as R
 from ..shapes import conv2d_output_shape, conv2d_params, dense_params
 from . import _draw as D
 from ._inputs import default_digit, photo, to_gray
@@ -21,7 +26,8 @@ N_IN, N_F, F = 5, 2, 3
 
 
 def _volume_numbers(image: Any, seed: int) -> dict[str, Any]:
-    """A 3x5x5 crop of a real photo through 2 kernels of 3x3x3 (conv2d_forward, ReLU)."""
+    """A 3x5x5 crop of a real photo through 2 kernels of 3x3x3 (reference.conv2d_forward_steps,
+    ReLU)."""
     pic = photo(image)
     pixels = pic.pixels if pic.pixels.shape[0] == 3 else np.repeat(pic.pixels, 3, axis=0)
     r0, c0 = _busiest_crop(to_gray(pixels).astype(float), N_IN)
@@ -30,17 +36,17 @@ def _volume_numbers(image: Any, seed: int) -> dict[str, Any]:
     for _ in range(100):   # kernels whose maps have both signs, so that ReLU shows
         w = rng.integers(-1, 2, size=(N_F, 3, F, F)).astype(np.float64)
         b = rng.integers(-20, 21, size=N_F).astype(np.float64)
-        z, cache = conv2d_forward(a[None], w, b)
+        steps = R.conv2d_forward_steps(a[None], w, b)
+        z = steps.z
         if all((z[0, o] > 0).any() and (z[0, o] < 0).any() for o in range(N_F)):
             break
-    a_out, _ = relu_forward(z)
-    # the share of each input channel: a one-channel convolution per (kernel, channel)
-    parts = np.stack([np.stack([conv2d_forward(a[None, c:c + 1], w[o:o + 1, c:c + 1])[0][0, 0]
-                                for c in range(3)]) for o in range(N_F)])
+    a_out, _ = R.relu_forward(z)
+    # the share of each input channel in each output: (kernel o, channel c, m, k)
+    parts = np.moveaxis(steps.channel_sums[0], -1, 1)
     return {"A": a, "W": w, "b": b, "Z": z[0], "A_out": a_out[0], "channel_parts": parts,
             "crop_origin": (r0, c0), "source": pic.source,
             "shapes": {"A": (1, 3, N_IN, N_IN), "W": w.shape, "b": b.shape,
-                       "Z": tuple(cache.geometry.out_shape)}}
+                       "Z": tuple(steps.geometry.out_shape)}}
 
 
 def _draw_volume_numbers(nums: dict[str, Any], path: Path) -> Path:
@@ -69,7 +75,8 @@ def _draw_volume_numbers(nums: dict[str, Any], path: Path) -> Path:
         (x_a + N_IN * cell / 2,
          f"A[l-1]: (n_c, n, n) = (3, {N_IN}, {N_IN})\narticle [n, n, n_c] = [{N_IN}, {N_IN}, 3]"),
         ((x_w0 + x_w1 + F * cell) / 2, w_head),
-        (x_z + n_out * zcell / 2, f"Z = W * A + b\n(n_f, n_out, n_out) = ({N_F}, {n_out}, {n_out})"),
+        (x_z + n_out * zcell / 2,
+         f"Z = W * A + b\n(n_f, n_out, n_out) = ({N_F}, {n_out}, {n_out})"),
         (x_act + n_out * zcell / 2, f"A[l] = g(Z) = ReLU(Z)\n({N_F}, {n_out}, {n_out})"),
     ]
     for x, s in heads:
@@ -194,8 +201,9 @@ def explain_volume(out_dir: Path, image: Any = None, seed: int = 0) -> ExplainRe
     5x5x3 photo crop, with the per-channel shares of ``Z[0, 0, 0]``) and
     ``volume_shapes.png`` (the same layer and the first conv layer of the default digits
     CNN as labelled boxes). ``numbers``: ``A`` (3, 5, 5), ``W`` (2, 3, 3, 3), ``b`` (2,),
-    ``Z`` and ``A_out`` (2, 3, 3), ``channel_parts`` (2, 3, 3, 3) (the one-channel
-    convolutions that sum, with b, to Z), ``shapes``, ``layers`` (the boxed layers).
+    ``Z`` and ``A_out`` (2, 3, 3), ``channel_parts`` (2, 3, 3, 3) (each input channel's
+    share of each output, ``channel_sums`` of reference.conv2d_forward_steps: they sum,
+    with b, to Z), ``shapes``, ``layers`` (the boxed layers).
     """
     from ..train.zoo import digits_cnn
 
@@ -241,29 +249,20 @@ def _factor(v: float) -> str:
     return f"({s})" if v < 0 else s
 
 
-def sharing_edges(n: int = 3, f: int = 2) -> list[tuple[tuple[int, int], tuple[int, int],
+def sharing_edges(steps: R.Conv2dSteps) -> list[tuple[tuple[int, int], tuple[int, int],
                                                         tuple[int, int]]]:
-    """Which weight joins which input to which output, found with conv2d_backward.
+    """Which weight joins which input pixel to which output (MATH.md §8), read off the
+    windows of :func:`clearconv.reference.conv2d_forward_steps`: tap (i, j) of output
+    (m, k) multiplies input pixel ``(rows[m, i] - p_top, cols[k, j] - p_left)``.
 
-    For each output (m, k) and kernel tap (i, j): a kernel that is 1 at (i, j) only, and
-    ``dZ`` that is 1 at (m, k) only; the gradient reaching the input is 1 at exactly the
-    pixel that tap multiplies. Returns [(input (r, c), output (m, k), weight (i, j)), ...].
+    Returns [(input (r, c), output (m, k), weight (i, j)), ...] for sample 0 in the order
+    (m, k, i, j).
     """
-    n_out = n - f + 1
-    edges = []
-    for m in range(n_out):
-        for k in range(n_out):
-            for i in range(f):
-                for j in range(f):
-                    w = np.zeros((1, 1, f, f))
-                    w[0, 0, i, j] = 1
-                    z, cache = conv2d_forward(np.zeros((1, 1, n, n)), w)
-                    dz = np.zeros_like(z)
-                    dz[0, 0, m, k] = 1
-                    dx, _, _ = conv2d_backward(dz, cache)
-                    (r,), (c,) = np.nonzero(dx[0, 0])
-                    edges.append(((int(r), int(c)), (m, k), (i, j)))
-    return edges
+    (p_t, _), (p_l, _) = steps.geometry.padding
+    h_out, f_h = steps.rows.shape
+    w_out, f_w = steps.cols.shape
+    return [((int(steps.rows[m, i]) - p_t, int(steps.cols[k, j]) - p_l), (m, k), (i, j))
+            for m in range(h_out) for k in range(w_out) for i in range(f_h) for j in range(f_w)]
 
 
 def explain_sharing(out_dir: Path, image: Any = None, seed: int = 0) -> ExplainResult:
@@ -271,8 +270,8 @@ def explain_sharing(out_dir: Path, image: Any = None, seed: int = 0) -> ExplainR
     2x2 kernel, 2x2 output, against a dense layer with the same inputs and outputs.
 
     Writes ``sharing.png``. ``numbers``: ``A`` (3, 3) (a real digit crop), ``W`` (2, 2),
-    ``b``, ``Z`` (2, 2), ``edges`` (16 (input, output, weight) triples from conv2d_backward),
-    ``dZ`` (2, 2), ``dW`` (2, 2), ``db`` (from conv2d_backward), ``conv_params`` and
+    ``b``, ``Z`` (2, 2), ``edges`` (16 (input, output, weight) triples, :func:`sharing_edges`),
+    ``dZ`` (2, 2), ``dW`` (2, 2), ``db`` (reference.conv2d_backward), ``conv_params`` and
     ``dense_params`` (shapes.conv2d_params / dense_params), ``conv_connections``,
     ``dense_connections``.
     """
@@ -284,10 +283,11 @@ def explain_sharing(out_dir: Path, image: Any = None, seed: int = 0) -> ExplainR
     rng = np.random.default_rng(seed)
     w = rng.choice([-2.0, -1.0, 1.0, 2.0], size=(2, 2))
     b = float(rng.integers(-3, 4))
-    z, cache = conv2d_forward(a[None, None], w[None, None], np.array([b]))
+    steps = R.conv2d_forward_steps(a[None, None], w[None, None], np.array([b]))
+    z = steps.z
     dz = rng.permutation(np.array([-2.0, -1.0, 1.0, 3.0])).reshape(2, 2)
-    _, dw, db = conv2d_backward(dz[None, None], cache)
-    edges = sharing_edges(3, 2)
+    _, dw, db = R.conv2d_backward(dz[None, None], steps.cache, input_grad=False)
+    edges = sharing_edges(steps)
     conv_p, dense_p = conv2d_params(1, 1, 2), dense_params(9, 4)
     z, dw = z[0, 0], dw[0, 0]
 
