@@ -71,10 +71,10 @@ class Case:
     setup: Callable[[], Pair] = field(repr=False)
 
 
-def _time_call(fn: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
+def _time_call(fn: Callable[[], Any], clock: Callable[[], float] = time.perf_counter) -> float:
+    t0 = clock()
     fn()
-    return time.perf_counter() - t0
+    return clock() - t0
 
 
 @contextmanager
@@ -90,7 +90,8 @@ def _gc_paused() -> Iterator[None]:
 
 
 def measure_pair(a: Callable[[], Any], b: Callable[[], Any] | None, samples: int,
-                 warmup: int = 2, settle: int = 0, settle_ms: float = 0.0) -> dict[str, Any]:
+                 warmup: int = 2, settle: int = 0, settle_ms: float = 0.0,
+                 clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
     """Time ``a`` and ``b`` interleaved: first calls, ``warmup`` untimed pairs, then ``samples`` pairs.
 
     Untimed calls of the same side go before every timed call: at least ``settle`` of
@@ -100,6 +101,8 @@ def measure_pair(a: Callable[[], Any], b: Callable[[], Any] | None, samples: int
     OpenBLAS's after a multi-threaded product) and compete for the cores; once they
     sleep, the timed call runs as the next call of a training loop would.
 
+    ``clock`` (seconds) times the calls and the settling (the tests pass a fake one).
+
     Returns seconds: ``{'first': (a, b), 'a': [...], 'b': [...]}`` (b entries None without b).
     The first call of each side is timed on its own (it includes lazy initialisation and
     the first touch of fresh memory: the cold number of a fresh process).
@@ -107,8 +110,8 @@ def measure_pair(a: Callable[[], Any], b: Callable[[], Any] | None, samples: int
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
     with _gc_paused():
-        first_a = _time_call(a)
-        first_b = _time_call(b) if b is not None else None
+        first_a = _time_call(a, clock)
+        first_b = _time_call(b, clock) if b is not None else None
         for _ in range(warmup):
             a()
             if b is not None:
@@ -116,19 +119,20 @@ def measure_pair(a: Callable[[], Any], b: Callable[[], Any] | None, samples: int
         times_a: list[float] = []
         times_b: list[float] = []
         for _ in range(samples):
-            _settle(a, settle, settle_ms)
-            times_a.append(_time_call(a))
+            _settle(a, settle, settle_ms, clock)
+            times_a.append(_time_call(a, clock))
             if b is not None:
-                _settle(b, settle, settle_ms)
-                times_b.append(_time_call(b))
+                _settle(b, settle, settle_ms, clock)
+                times_b.append(_time_call(b, clock))
     return {"first": (first_a, first_b), "a": times_a, "b": times_b if b is not None else None}
 
 
-def _settle(fn: Callable[[], Any], calls: int, ms: float) -> None:
+def _settle(fn: Callable[[], Any], calls: int, ms: float,
+            clock: Callable[[], float] = time.perf_counter) -> None:
     """Call ``fn`` untimed at least ``calls`` times and until ``ms`` milliseconds have passed."""
-    t0 = time.perf_counter()
+    t0 = clock()
     done = 0
-    while done < calls or (time.perf_counter() - t0) * 1e3 < ms:
+    while done < calls or (clock() - t0) * 1e3 < ms:
         fn()
         done += 1
 

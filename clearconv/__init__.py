@@ -17,6 +17,7 @@ The package is grouped by purpose, each group using only the ones before it:
 from typing import Any
 
 from . import _moved, functional, kernels, layers, shapes
+from ._version import __version__
 from .errors import ClearConvError, ModelFileError, NumericalError, ShapeError
 from .gradcheck import gradcheck
 from .kernels import get_num_threads, set_num_threads
@@ -32,8 +33,6 @@ from .train import (
     load,
     optim,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Callback",
@@ -58,7 +57,7 @@ __all__ = [
     "shapes",
 ]
 
-kernels.load_algorithms()
+from .kernels import algorithms  # noqa: E402, F401  (registers the fast algorithms)
 
 _moved.install()
 

@@ -27,29 +27,52 @@ def test_pairs_are_interleaved_after_first_calls_and_warmup():
     assert all(t >= 0 for t in raw["a"] + raw["b"])
 
 
-def test_settling_calls_go_before_each_timed_call_until_the_time_is_up():
-    import time
+class FakeClock:
+    """A clock that advances only when a call says so: no test depends on real time."""
 
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, ms: float) -> None:
+        self.now += ms / 1e3
+
+
+def test_settling_calls_go_before_each_timed_call_until_the_time_is_up():
+    clock = FakeClock()
     calls: list[str] = []
 
     def side(name: str):
         def call() -> None:
             calls.append(name)
-            time.sleep(0.004)
+            clock.advance(4.0)          # each call "takes" 4 ms
         return call
 
-    raw = measure_pair(side("a"), side("b"), samples=3, warmup=0, settle=1, settle_ms=10)
+    raw = measure_pair(side("a"), side("b"), samples=3, warmup=0, settle=1, settle_ms=10,
+                       clock=clock)
     assert len(raw["a"]) == len(raw["b"]) == 3
+    assert raw["a"] == pytest.approx([0.004] * 3) and raw["b"] == pytest.approx([0.004] * 3)
     runs = []            # the calls grouped into runs of the same side
     for name in calls:
         if runs and runs[-1][0] == name:
             runs[-1][1] += 1
         else:
             runs.append([name, 1])
-    # first calls, then per sample: >= 10 ms of 4 ms settling calls (3) + the timed one
+    # first calls, then per sample: settling calls until >= 10 ms have passed (3 calls of
+    # 4 ms: 4, 8, 12), then the timed one
     assert [r[0] for r in runs] == ["a", "b"] * 4
     assert runs[0][1] == runs[1][1] == 1
-    assert all(4 <= n <= 6 for _, n in runs[2:])
+    assert all(n == 4 for _, n in runs[2:])
+
+
+def test_settling_makes_at_least_the_asked_number_of_calls():
+    clock = FakeClock()
+    calls: list[str] = []
+    measure_pair(lambda: calls.append("a"), None, samples=2, warmup=0, settle=3,
+                 settle_ms=0.0, clock=clock)
+    assert calls == ["a"] + ["a"] * (3 + 1) * 2
 
 
 def test_case_filter_matches_substrings_and_globs():

@@ -86,9 +86,11 @@ except ImportError:  # pragma: no cover - Pillow is installed wherever images ar
 
 #: examples per target in this test file; tools/fuzz.py passes its own count
 FUZZ_EXAMPLES = int(os.environ.get("CLEARCONV_FUZZ_EXAMPLES", "150"))
-#: Hypothesis deadline per example (ms): a slow input fails the short run
-DEADLINE_MS = 2000
-#: hard wall-clock limit per input (s): longer is reported as a hang
+#: Hypothesis deadline per example (ms): none, as no test may depend on the clock (a busy
+#: machine is slow, not wrong); runaway inputs are caught by TIME_LIMIT_S of CPU time
+DEADLINE_MS = None
+#: CPU time (of this process: user + system, not wall-clock, so other load does not
+#: count) one input may use: more is reported as a hang
 TIME_LIMIT_S = 10.0
 #: peak Python/NumPy allocation (tracemalloc) allowed for one input of a few KB
 TRACED_LIMIT = 64 << 20
@@ -129,7 +131,7 @@ class Outcome:
 
 
 class InputTimeout(BaseException):
-    """Raised in the main thread by SIGALRM when one input runs past TIME_LIMIT_S."""
+    """Raised in the main thread by SIGPROF when one input uses TIME_LIMIT_S of CPU time."""
 
 
 def _on_alarm(signum: int, frame: Any) -> None:
@@ -138,19 +140,21 @@ def _on_alarm(signum: int, frame: Any) -> None:
 
 @contextlib.contextmanager
 def _time_limit(seconds: float):
-    """Interrupt the input after ``seconds`` (SIGALRM, main thread only); a C-level hang
-    that never returns to Python is ended by faulthandler with a traceback instead."""
-    main = threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGALRM")
-    faulthandler.dump_traceback_later(max(60.0, 6 * seconds), exit=True)
+    """Interrupt the input after ``seconds`` of this process's CPU time (SIGPROF, main
+    thread only). A hang that blocks without using CPU (or a C-level one that never returns
+    to Python) is ended by faulthandler with a traceback after a generous wall-clock
+    bound instead: the last resort against a suite that would never finish."""
+    main = threading.current_thread() is threading.main_thread() and hasattr(signal, "SIGPROF")
+    faulthandler.dump_traceback_later(max(600.0, 60 * seconds), exit=True)
     if main:
-        previous = signal.signal(signal.SIGALRM, _on_alarm)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
+        previous = signal.signal(signal.SIGPROF, _on_alarm)
+        signal.setitimer(signal.ITIMER_PROF, seconds)
     try:
         yield
     finally:
         if main:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            signal.signal(signal.SIGPROF, previous)
         faulthandler.cancel_dump_traceback_later()
 
 
@@ -192,7 +196,7 @@ def run_case(target: Target, case: Case, workdir: Path | None = None,
                 target.run(workdir, case)
             outcome = Outcome("success", "ok")
         except InputTimeout:
-            outcome = Outcome("failure", f"hang: still running after {TIME_LIMIT_S:g} s")
+            outcome = Outcome("failure", f"hang: {TIME_LIMIT_S:g} s of CPU time and running")
         except target.documented as exc:
             outcome = Outcome("documented", type(exc).__name__)
         except KeyboardInterrupt:
@@ -1202,25 +1206,23 @@ def test_cifar_dtype_state_cannot_mark_data_as_objects(flags: int) -> None:
             assert not images.dtype.hasobject and images.dtype.flags == np.dtype(np.uint8).flags
 
 
-def _peak_traced(func: Callable[[], Any]) -> tuple[int, BaseException | None, float]:
-    """Peak bytes traced by tracemalloc while ``func`` runs, the exception it raised, and
-    the seconds it took."""
+def _peak_traced(func: Callable[[], Any]) -> tuple[int, BaseException | None]:
+    """Peak bytes traced by tracemalloc while ``func`` runs and the exception it raised
+    (a refusal "at once" is checked by what it allocates, never by the clock)."""
     started = not tracemalloc.is_tracing()
     if started:
         tracemalloc.start()
     tracemalloc.reset_peak()
     base = tracemalloc.get_traced_memory()[0]
-    t0 = time.perf_counter()
     error = None
     try:
         func()
     except Exception as exc:  # noqa: BLE001 - returned for the caller to check
         error = exc
-    seconds = time.perf_counter() - t0
     peak = tracemalloc.get_traced_memory()[1] - base
     if started:
         tracemalloc.stop()
-    return peak, error, seconds
+    return peak, error
 
 
 @pytest.mark.parametrize("compress", [False, True])
@@ -1231,11 +1233,10 @@ def test_idx_header_claiming_huge_size_is_refused_before_allocation(
     raw = bytes([0, 0, 8, len(dims)]) + struct.pack(f">{len(dims)}I", *dims) + b"\x00" * 64
     path = tmp_path / "huge.idx"
     path.write_bytes(gzip.compress(raw) if compress else raw)
-    peak, error, seconds = _peak_traced(lambda: read_idx(path))
+    peak, error = _peak_traced(lambda: read_idx(path))
     assert isinstance(error, DatasetError), error
     assert "announces" in str(error) or "absurd" in str(error)
     assert peak < 4 << 20, f"{peak} bytes allocated before refusing"
-    assert seconds < 1.0
 
 
 @pytest.mark.parametrize("shape", [(10**12,), (10**6, 10**6), (2**30,), (2**62, 4)])
@@ -1255,10 +1256,9 @@ def test_model_member_claiming_huge_shape_is_refused_before_allocation(
     path = tmp_path / "bomb.npz"
     path.write_bytes(data)
     for loader in (clearconv.load, ccio.load_arrays):
-        peak, error, seconds = _peak_traced(lambda loader=loader: loader(str(path)))
+        peak, error = _peak_traced(lambda loader=loader: loader(str(path)))
         assert isinstance(error, ModelFileError), error
         assert peak < 16 << 20, f"{peak / 2**20:.0f} MiB allocated before refusing"
-        assert seconds < 2.0
 
 
 @pytest.mark.parametrize("field, value", [
@@ -1282,10 +1282,9 @@ def test_model_config_claiming_huge_layers_is_refused_before_allocation(
     members["__config__.npy"] = npy_array(np.frombuffer(json.dumps(config).encode(), np.uint8))
     path = tmp_path / "huge-config.npz"
     path.write_bytes(make_zip(list(members.items())))
-    peak, error, seconds = _peak_traced(lambda: clearconv.load(str(path)))
+    peak, error = _peak_traced(lambda: clearconv.load(str(path)))
     assert isinstance(error, ModelFileError), error
     assert peak < 16 << 20, f"{peak / 2**20:.0f} MiB allocated before refusing"
-    assert seconds < 2.0
 
 
 def test_model_config_nested_too_deep_is_refused(tmp_path: Path) -> None:
@@ -1305,9 +1304,12 @@ def test_image_header_claiming_huge_size_is_refused(tmp_path: Path, side: int) -
     png = _set_dims("png", image_seeds()[1][1], side, side)
     path = tmp_path / "huge.png"
     path.write_bytes(png)
-    _peak, error, seconds = _peak_traced(lambda: ccimages.load_image(str(path)))
+    peak, error = _peak_traced(lambda: ccimages.load_image(str(path)))
     assert isinstance(error, ccimages.ImageFileError), error
-    assert seconds < 2.0
+    # refused from the header, before a pixel buffer exists (Pillow's decompression-bomb
+    # check names the announced size)
+    assert f"Image size ({side * side} pixels) exceeds limit" in str(error)
+    assert peak < 16 << 20, f"{peak / 2**20:.0f} MiB allocated before refusing"
     root = tmp_path / "folder"
     (root / "a").mkdir(parents=True)
     (root / "a" / "huge.png").write_bytes(png)

@@ -36,6 +36,7 @@ from typing import IO, Any, Union
 
 import numpy as np
 
+from .cache import data_home
 from .idx import DatasetError, DatasetNotFoundError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -259,7 +260,7 @@ def load_cifar10(root: PathLike | None = None,
         root: ``cifar-10-python.tar.gz`` itself, a folder holding it, a
             ``cifar-10-batches-py/`` folder, or a folder holding that folder (the archive
             is read in place, never extracted). None: the download cache,
-            :func:`clearconv.data.download.default_root` of ``"cifar10"``.
+            :func:`clearconv.data.data_home` / ``"cifar10"``.
         split: ``"train"`` (``data_batch_1`` .. ``data_batch_5``, 50000 images) or
             ``"test"`` (``test_batch``, 10000).
 
@@ -276,9 +277,7 @@ def load_cifar10(root: PathLike | None = None,
     if split not in _SPLIT_BATCHES:
         raise DatasetError(f"split must be one of {tuple(_SPLIT_BATCHES)}, got {split!r}")
     if root is None:
-        from .download import default_root
-
-        root = default_root("cifar10")
+        root = data_home() / "cifar10"
     location = _locate(Path(root))
     batches = _SPLIT_BATCHES[split]
     if location.is_file():

@@ -51,12 +51,12 @@ from typing import Union
 
 from tqdm.auto import tqdm
 
+from .cache import data_home
 from .idx import DatasetError, read_idx
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 #: environment variable naming the cache base folder (default ``~/.cache/clearconv``).
-DATA_ENV = "CLEARCONV_DATA"
 _CHUNK = 1 << 16
 _USER_AGENT = "clearconv-download (Python urllib)"
 
@@ -137,12 +137,6 @@ DATASETS: dict[str, DatasetSource] = {
         idx=False,
     ),
 }
-
-
-def data_home() -> Path:
-    """The cache base folder: ``$CLEARCONV_DATA`` if set, else ``~/.cache/clearconv``."""
-    env = os.environ.get(DATA_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "clearconv"
 
 
 def default_root(name: str) -> Path:

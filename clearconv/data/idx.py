@@ -39,6 +39,7 @@ from typing import Union
 import numpy as np
 
 from ..errors import DatasetError, DatasetNotFoundError
+from .cache import data_home
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -245,7 +246,7 @@ def load_mnist(root: PathLike | None = None, split: str = "train",
             ``t10k-labels-idx1-ubyte.gz``), or a folder with a ``<kind>/`` sub-folder
             holding them. The uncompressed names (``train-images-idx3-ubyte``,
             ``train-images.idx3-ubyte``) work too. None: the download cache,
-            :func:`clearconv.data.download.default_root` of ``kind``.
+            :func:`clearconv.data.data_home` / ``kind``.
         split: ``"train"`` (60000 samples) or ``"test"`` (10000, the ``t10k`` files).
         kind: ``"mnist"``, ``"fashion-mnist"`` or ``"kmnist"``: the class names
             (:func:`idx_classes`) and the sub-folder looked for; the format is the same.
@@ -266,9 +267,7 @@ def load_mnist(root: PathLike | None = None, split: str = "train",
         raise DatasetError(f"split must be one of {tuple(_SPLIT_PREFIX)}, got {split!r}")
     idx_classes(kind)
     if root is None:
-        from .download import default_root
-
-        root = default_root(kind)
+        root = data_home() / kind
     prefix = _SPLIT_PREFIX[split]
     images_names = _idx_candidates(prefix, "images", 3)
     labels_names = _idx_candidates(prefix, "labels", 1)

@@ -146,7 +146,7 @@ def to_onnx(model: Any, path: str | os.PathLike[str], opset: int = 17, batch_dim
     if not model.layers:
         graph.node("Identity", [input_name], [output_name], "identity")
 
-    from .. import __version__
+    from .._version import __version__
 
     onnx_graph = helper.make_graph(
         graph.nodes, "clearconv_sequential",

@@ -26,7 +26,7 @@ exact and complete.
 
 The registry, the thread policy and the tuning constants import nothing from
 functional/ (which asks the registry); the algorithm modules build on functional/ and
-are loaded by :func:`load_algorithms` when ``clearconv`` is imported.
+are registered by :mod:`clearconv.kernels.algorithms`, which ``import clearconv`` loads.
 """
 
 from __future__ import annotations
@@ -35,16 +35,8 @@ from . import registry, tuning
 from .allocator import tune_allocator
 from .threads import get_num_threads, region, set_num_threads
 
-__all__ = ["get_num_threads", "load_algorithms", "load_compiled_kernels", "region",
+__all__ = ["get_num_threads", "load_compiled_kernels", "region",
            "registry", "set_num_threads", "tune_allocator", "tuning"]
-
-
-def load_algorithms() -> None:
-    """Register every algorithm of this package (idempotent)."""
-    from . import direct, im2col, linear, pool, winograd  # noqa: F401 (they register)
-
-    for op, order in tuning.AUTO_ORDER.items():
-        registry.set_auto_order(op, order)
 
 
 def load_compiled_kernels() -> bool:
