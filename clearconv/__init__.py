@@ -20,6 +20,7 @@ from .errors import ClearConvError, ModelFileError, NumericalError, ShapeError
 from .gradcheck import gradcheck
 from .layers import manual_seed
 from .train import (
+    BackupAndRestore,
     Callback,
     EarlyStopping,
     History,
@@ -33,6 +34,7 @@ from .train import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackupAndRestore",
     "Callback",
     "ClearConvError",
     "EarlyStopping",
