@@ -278,7 +278,9 @@ def _checked_data(model: Sequential, x: Any, y: Any, epochs: int, batch_size: in
         raise ClearConvError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
     if model.input_shape is None:
         model.build(x.shape[1:])
-    model._as_input(x[:1])   # the model's own dtype and shape check, on one sample
+    if x.shape[1:] != tuple(model.input_shape):
+        raise ShapeError(f"model expects input of shape (N, "
+                         f"{', '.join(map(str, model.input_shape))}), got x of shape {x.shape}")
     return x, y
 
 
