@@ -8,10 +8,12 @@
 * :mod:`~clearconv.train.callbacks`: Keras-style callbacks, :class:`BackupAndRestore`
   (checkpoint and resume) among them;
 * :mod:`~clearconv.train.checkpoint`: the checkpoint file of a run;
+* :mod:`~clearconv.train.recipes`: per-dataset defaults, :func:`recipe` (what
+  ``clearconv train`` does, in Python);
 * :mod:`~clearconv.train.zoo`: ready architectures (digits CNN, MNIST CNN, LeNet-5).
 """
 
-from . import callbacks, optim, zoo
+from . import callbacks, optim, recipes, zoo
 from .callbacks import (
     BackupAndRestore,
     Callback,
@@ -21,8 +23,9 @@ from .callbacks import (
     TerminateOnNaN,
 )
 from .loop import History, Trainer
+from .recipes import Recipe, recipe
 from .sequential import Sequential, load
 
 __all__ = ["BackupAndRestore", "Callback", "EarlyStopping", "History", "LearningRateScheduler",
-           "ModelCheckpoint", "Sequential", "TerminateOnNaN", "Trainer", "callbacks", "load",
-           "optim", "zoo"]
+           "ModelCheckpoint", "Recipe", "Sequential", "TerminateOnNaN", "Trainer", "callbacks",
+           "load", "optim", "recipe", "recipes", "zoo"]
