@@ -155,3 +155,15 @@ def test_the_digits_recipe_trains_on_the_embedded_digits():
     model, history = recipe("digits", epochs=2).train(ds, seed=0, verbose=0)
     assert history.epochs == 2 and "lr" not in history.history
     assert model.evaluate(ds.x_test, ds.y_test)["accuracy"] > 0.5
+
+
+@pytest.mark.parametrize(("dataset", "shape", "classes"), [
+    ("digits", (1, 8, 8), 10), ("mnist", (1, 28, 28), 10), ("cifar10", (3, 32, 32), 10),
+    ("folder", (3, 16, 24), 5),
+])
+def test_zoo_default_model_is_the_recipe_model(dataset, shape, classes):
+    a = zoo.default_model(dataset, shape, classes, rng=1)
+    b = recipe(dataset).build_model(shape, classes, seed=1)
+    assert a.get_config() == b.get_config()
+    for k, v in a.state_dict().items():
+        np.testing.assert_array_equal(b.state_dict()[k], v)

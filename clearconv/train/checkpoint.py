@@ -92,7 +92,7 @@ def _is_array_value(value: Any) -> bool:
 
 @dataclass
 class Checkpoint:
-    """A loaded checkpoint: the raw parts, for :meth:`Sequential.fit` to restore."""
+    """A loaded checkpoint: the raw parts, for :meth:`clearconv.train.loop.Trainer.restore`."""
 
     path: str
     model_config: dict[str, Any]
