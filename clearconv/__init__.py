@@ -24,6 +24,7 @@ from .kernels import get_num_threads, set_num_threads
 from .kernels import region as parallel
 from .layers import manual_seed
 from .train import (
+    BackupAndRestore,
     Callback,
     EarlyStopping,
     History,
@@ -35,6 +36,7 @@ from .train import (
 )
 
 __all__ = [
+    "BackupAndRestore",
     "Callback",
     "ClearConvError",
     "EarlyStopping",
@@ -45,9 +47,11 @@ __all__ = [
     "Sequential",
     "ShapeError",
     "TerminateOnNaN",
+    "__version__",
     "functional",
     "get_num_threads",
     "gradcheck",
+    "kernels",
     "layers",
     "load",
     "manual_seed",

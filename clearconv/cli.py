@@ -26,13 +26,8 @@ from typing import Any
 
 from .errors import ClearConvError
 
-_RUN_FILE = "run.json"
-#: train options a resumed run takes from the interrupted one
-_RESUMED = ("dataset", "data_dir", "image_size", "epochs", "batch_size", "lr", "optimizer",
-            "seed", "val_split", "augment")
-#: per-dataset defaults: (epochs, learning rate)
-_DEFAULTS = {"digits": (20, 3e-3), "mnist": (5, 2e-3), "fashion-mnist": (10, 1e-3),
-             "kmnist": (10, 1e-3), "cifar10": (20, 1e-3), "folder": (20, 1e-3)}
+#: train flags that change the dataset's recipe (clearconv.train.recipes) when given
+_RECIPE_FLAGS = ("epochs", "lr", "optimizer", "batch_size", "val_split")
 
 
 def _write_json_atomic(path: str, data: dict[str, Any]) -> None:
@@ -51,88 +46,71 @@ def _load_data(args: argparse.Namespace) -> Any:
                         image_size=size, seed=args.seed)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from .train import optim, zoo
-    from .train.callbacks import LearningRateScheduler, TerminateOnNaN
-    from .data import compose, random_flip, random_shift, train_val_split
+def _train_recipe(args: argparse.Namespace) -> Any:
+    """The run's recipe: the dataset's, changed by the flags given; with ``--resume D`` the
+    one saved in D's checkpoint, whose seed and data options then replace the flags'."""
+    from .train import BackupAndRestore, Recipe, recipe
 
-    if args.resume:
-        run_file = os.path.join(args.resume, _RUN_FILE)
-        if not os.path.exists(run_file):
-            raise ClearConvError(f"nothing to resume in {args.resume}: no {_RUN_FILE} "
-                                 f"(start with clearconv train --checkpoint-dir DIR)")
-        with open(run_file) as f:
-            saved = json.load(f)
-        for key in _RESUMED:
-            setattr(args, key, saved[key])
-        args.checkpoint_dir = args.resume
-    default_epochs, default_lr = _DEFAULTS[args.dataset]
-    args.epochs = args.epochs or default_epochs
-    args.lr = args.lr or default_lr
-    if args.out is None:
-        args.out = f"{args.dataset}-cnn.npz"
+    if not args.resume:
+        changes = {k: getattr(args, k) for k in _RECIPE_FLAGS if getattr(args, k) is not None}
+        return recipe(args.dataset, augment=args.augment, **changes)
+    saved = BackupAndRestore.saved_options(args.resume)
+    if not {"recipe", "seed", "data"} <= set(saved):
+        raise ClearConvError(f"the checkpoint in {args.resume} holds no clearconv train options "
+                             f"(written by a script, or by clearconv 0.1): resume it from there")
+    r = Recipe.from_dict(saved["recipe"])
+    args.dataset, args.seed = r.dataset, saved["seed"]
+    args.data_dir, args.image_size = saved["data"]["data_dir"], saved["data"]["image_size"]
+    return r
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .errors import NumericalError
+
+    r = _train_recipe(args)
     ds = _load_data(args)
-    x_train, y_train = ds.x_train, ds.y_train
-    validation = None
-    if args.val_split:
-        x_train, y_train, x_val, y_val = train_val_split(x_train, y_train, args.val_split,
-                                                         args.seed)
-        validation = (x_val, y_val)
-    model = zoo.default_model(args.dataset, ds.input_shape, len(ds.classes), rng=args.seed)
+    x, y, validation = r.split(ds.x_train, ds.y_train, seed=args.seed)
+    model = r.build_model(ds.input_shape, len(ds.classes), seed=args.seed)
     model.classes = list(ds.classes)
-    augment = None
-    if args.augment:
-        augment = compose(random_shift(2), random_flip()) if args.dataset == "cifar10" \
-            else random_shift(2)
     if args.verbose:
-        print(f"dataset: {ds.source}: {len(x_train)} train"
+        print(f"dataset: {ds.source}: {len(x)} train"
               + (f" / {len(validation[0])} validation" if validation else "")
               + f" / {len(ds.x_test)} test, {len(ds.classes)} classes")
         model.summary()
-    opt = optim.make_optimizer(args.optimizer, model.parameters(), lr=args.lr)
-    schedule = optim.CosineAnnealingLR(opt, T_max=args.epochs) if args.dataset != "digits" \
-        else None
-    if args.checkpoint_dir and not args.resume:
-        _write_json_atomic(os.path.join(args.checkpoint_dir, _RUN_FILE),
-                           {key: getattr(args, key) for key in _RESUMED})
-    nan_guard = TerminateOnNaN()
-    callbacks: list[Any] = [nan_guard]
-    if schedule is not None:
-        callbacks.append(LearningRateScheduler(schedule))
+    backup_dir = args.resume or args.checkpoint_dir
+    data = {"data_dir": os.path.abspath(args.data_dir) if args.data_dir else None,
+            "image_size": args.image_size}
     t0 = time.perf_counter()
     try:
-        history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                            optimizer=opt, validation_data=validation,
-                            verbose=1 if args.verbose else 0, seed=args.seed,
-                            callbacks=callbacks, checkpoint_dir=args.checkpoint_dir,
-                            resume=bool(args.resume), augment=augment)
+        history = r.fit(model, x, y, validation_data=validation, seed=args.seed,
+                        verbose=1 if args.verbose else 0, backup_dir=backup_dir,
+                        resume=bool(args.resume), options={"data": data})
     except KeyboardInterrupt as e:
         where = f" {e}" if str(e) else ""
         print(f"\nclearconv: interrupted.{where}", file=sys.stderr)
-        if args.checkpoint_dir:
-            print(f"resume with: clearconv train --resume {args.checkpoint_dir}", file=sys.stderr)
+        if backup_dir:
+            print(f"resume with: clearconv train --resume {backup_dir}", file=sys.stderr)
         return 130
-    train_seconds = time.perf_counter() - t0
-    if nan_guard.message is not None:
-        kept = (f"; the last good checkpoint is kept in {args.checkpoint_dir}"
-                if args.checkpoint_dir else "")
-        print(f"clearconv: training stopped: {nan_guard.message}{kept}", file=sys.stderr)
+    except NumericalError as e:
+        kept = f"; the last good checkpoint is kept in {backup_dir}" if backup_dir else ""
+        print(f"clearconv: training stopped: {e}{kept}", file=sys.stderr)
         return 3
+    train_seconds = time.perf_counter() - t0
     result = model.evaluate(ds.x_test, ds.y_test)
-    model.save(args.out)
-    epochs_run = max(history.epochs, 1)
+    out = args.out or f"{r.dataset}-cnn.npz"
+    model.save(out)
     print(f"test accuracy: {result['accuracy']:.4f}  test loss: {result['loss']:.4f}  "
           f"({history.epochs} epochs, {train_seconds:.1f} s)")
-    print(f"model saved to {args.out}")
+    print(f"model saved to {out}")
     if args.metrics:
         _write_json_atomic(args.metrics, {
-            "dataset": args.dataset, "test_accuracy": result["accuracy"],
+            "dataset": r.dataset, "test_accuracy": result["accuracy"],
             "test_loss": result["loss"], "epochs": history.epochs,
             "train_seconds": train_seconds,
-            "seconds_per_epoch": history.history.get("seconds", [train_seconds])[-1]
-            if history.epochs else train_seconds / epochs_run,
-            "batch_size": args.batch_size, "lr": args.lr, "optimizer": args.optimizer,
-            "seed": args.seed, "augment": bool(args.augment), "val_split": args.val_split,
+            "seconds_per_epoch": history.history["seconds"][-1] if history.epochs
+            else train_seconds,
+            "batch_size": r.batch_size, "lr": r.lr, "optimizer": r.optimizer,
+            "seed": args.seed, "augment": bool(r.augment), "val_split": r.val_split,
             "history": history.history,
         })
     return 0
@@ -248,6 +226,17 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def _recipe_defaults(field: str) -> str:
+    """``'digits 20, mnist 5, ...'``: a recipe field's default for every dataset."""
+    from .train.recipes import RECIPES
+
+    def default(r: Any) -> str:
+        value = f"{getattr(r, field)}"
+        return f"{value} {r.schedule}" if field == "lr" and r.schedule else value
+
+    return ", ".join(f"{name} {default(r)}" for name, r in RECIPES.items())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clearconv", description="A NumPy-only CNN library: train, inspect, predict, "
@@ -259,14 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--download", action="store_true",
                    help="download the dataset first if missing (checksums verified)")
     p.add_argument("--epochs", type=int, default=None,
-                   help="default 20 for digits, 5 for mnist, 10 for fashion-mnist/kmnist")
-    p.add_argument("--batch-size", type=int, default=64)
+                   help=f"default: the dataset's recipe ({_recipe_defaults('epochs')})")
+    p.add_argument("--batch-size", type=int, default=None, help="default 64")
     p.add_argument("--lr", type=float, default=None,
-                   help="default 0.003 for digits, 0.002 for mnist, else 0.001 (cosine-annealed)")
-    p.add_argument("--optimizer", default="adam",
+                   help=f"default: the dataset's recipe ({_recipe_defaults('lr')})")
+    p.add_argument("--optimizer", default=None,
                    help="sgd, momentum, nesterov, rmsprop, adam, adamw (default adam)")
-    p.add_argument("--val-split", type=float, default=0.0,
-                   help="hold out this fraction of the training set for validation")
+    p.add_argument("--val-split", type=float, default=None,
+                   help="hold out this fraction of the training set for validation (default 0)")
     p.add_argument("--augment", action="store_true",
                    help="random shifts of up to 2 pixels (and horizontal flips for cifar10)")
     p.add_argument("--out", default=None, help="where to save the model (default DATASET-cnn.npz)")
@@ -274,8 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", dest="verbose", action="store_false",
                    help="no progress bar or summary")
     p.add_argument("--checkpoint-dir", default=None,
-                   help="save model, optimizer and RNG state there after every epoch and on "
-                        "Ctrl-C")
+                   help="save the whole run there (model, optimizer, schedule, RNG states, "
+                        "position, options) when it starts, after every epoch and on Ctrl-C")
     p.add_argument("--resume", default=None, metavar="DIR",
                    help="continue the run checkpointed in DIR (its options are reused)")
     p.set_defaults(func=cmd_train)

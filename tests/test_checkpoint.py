@@ -1,19 +1,19 @@
 """Checkpoints, resume after an interruption or a kill, determinism, NaN guards."""
 
-import os
+import gzip
+import json
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 import clearconv as cc
 from clearconv import optim
-from clearconv.train.checkpoint import load_checkpoint
 from clearconv.errors import NumericalError
 from clearconv.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
+from clearconv.train.checkpoint import load_checkpoint
 
 
 def data(n=90, seed=0):
@@ -98,78 +98,184 @@ def test_resume_refuses_another_optimizer(tmp_path):
                   checkpoint_dir=str(tmp_path), resume=True)
 
 
+class BlowUpAt(cc.Callback):
+    """Records the weights at the end of epoch 1 and sets a Dense weight to inf after the
+    first step of epoch 2, so that the second step of epoch 2 has a NaN loss."""
+
+    def __init__(self):
+        self.epoch, self.weights_after_epoch_1 = 0, None
+
+    def on_epoch_end(self, epoch, logs):
+        self.epoch = epoch + 1
+        if epoch == 0:
+            self.weights_after_epoch_1 = {k: v.copy() for k, v in self.model.state_dict().items()}
+
+    def on_batch_end(self, step, logs):
+        if (self.epoch, step) == (1, 0):
+            self.model.layers[5].weight.value[0, 0] = np.inf
+
+
 @pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
 def test_nan_names_the_layer_and_step_and_keeps_the_last_good_checkpoint(tmp_path):
     model = make_model()
-    fit(model, str(tmp_path), epochs=1)
-    good = load_checkpoint(str(tmp_path)).model_state["0.weight"].copy()
-    model.layers[5].weight.value[0, 0] = np.inf        # the dense layer blows up
-    x, y = data()
-    with pytest.raises(NumericalError, match=r"epoch 1, step 1/6.*layer 5 \(Dense\)"):
-        model.fit(x, y, epochs=3, batch_size=16, verbose=0, seed=11,
-                  optimizer=optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
-                  checkpoint_dir=str(tmp_path))
-    np.testing.assert_array_equal(load_checkpoint(str(tmp_path)).model_state["0.weight"], good)
-
-
-def _cli(*args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "clearconv.cli", "train", "--quiet",
-                             "--epochs", "5", "--batch-size", "4", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    blow_up = BlowUpAt()
+    with pytest.raises(NumericalError, match=r"epoch 2, step 2/6.*layer 5 \(Dense\)"):
+        fit(model, str(tmp_path), callbacks=[blow_up])
+    ck = load_checkpoint(str(tmp_path))
+    assert (ck.state.epoch, ck.state.step) == (1, 0)
+    for k, v in blow_up.weights_after_epoch_1.items():
+        np.testing.assert_array_equal(ck.model_state[k], v)
+    assert np.isinf(model.layers[5].weight.value[0, 0])   # the failing update was not applied
 
 
 def _weights(path):
     return cc.load(str(path)).state_dict()
 
 
-def _wait_for_epoch(ckdir, epoch, proc, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"training ended before epoch {epoch}: {proc.communicate()}")
-        try:
-            if load_checkpoint(str(ckdir)).state.epoch >= epoch:
-                return
-        except (FileNotFoundError, ValueError):
-            pass
-        time.sleep(0.02)
-    pytest.fail("no checkpoint appeared in time")
+# --- kill -9 and resume, through the command line, with the cosine schedule ---------------
+# The child process is the real `clearconv train`, with Sequential.train_step wrapped so that
+# it reports a step on stdout and then holds still (reading stdin) until the test kills or
+# releases it: the kill lands exactly where the test says, whatever the machine's load.
+
+CHILD = r"""
+import sys
+from clearconv import cli
+from clearconv.train.sequential import Sequential
+
+when, at = sys.argv[1], int(sys.argv[2])
+count = 0
+train_step = Sequential.train_step
+
+
+def hold():
+    print(f"holding {when} step {count}", flush=True)
+    sys.stdin.read()
+
+
+def reporting_step(self, x, y, optimizer):
+    global count
+    count += 1
+    if when == "before" and count == at:
+        hold()
+    loss = train_step(self, x, y, optimizer)
+    if when == "after" and count == at:
+        hold()
+    return loss
+
+
+Sequential.train_step = reporting_step
+sys.exit(cli.main(sys.argv[3:]))
+"""
+
+#: 64 training images, a quarter held out: 48 train, 3 steps of 16 per epoch, 3 epochs
+STEPS_PER_EPOCH, EPOCHS = 3, 3
+
+
+def write_idx(path, array):
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+def idx_dir(tmp_path_factory):
+    """A tiny MNIST-format folder: a bright stroke whose position is the class."""
+    d = tmp_path_factory.mktemp("idx")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 64), ("t10k", 16)):
+        y = rng.integers(0, 10, n)
+        x = (rng.random((n, 28, 28)) * 40).astype(np.uint8)
+        for i, c in enumerate(y):
+            r, col = 2 + (c // 5) * 12, 2 + (c % 5) * 5
+            x[i, r:r + 8, col:col + 4] = 250
+        write_idx(d / f"{split}-images-idx3-ubyte.gz", x)
+        write_idx(d / f"{split}-labels-idx1-ubyte.gz", y)
+    return d
+
+
+def _train_args(idx_dir, out, *more):
+    return ["train", "--quiet", "--dataset", "mnist", "--data-dir", str(idx_dir),
+            "--epochs", str(EPOCHS), "--batch-size", "16", "--val-split", "0.25", "--augment",
+            "--out", str(out), "--metrics", str(out.with_suffix(".json")), *more]
+
+
+def _held(when, at, args):
+    """Start the command line in a child that holds still at step ``at`` (1-based, counted
+    over the whole run), ``before`` or ``after`` that step's update; returns the child once
+    it says it holds."""
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, when, str(at), *args],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if not line.startswith("holding"):
+        proc.kill()
+        pytest.fail(f"the child never reached step {at}: {line!r} {proc.communicate()}")
+    return proc
+
+
+def _run_cli(args):
+    proc = subprocess.run([sys.executable, "-m", "clearconv.cli", *args], capture_output=True,
+                          text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def _result(out):
+    return _weights(out), json.loads(out.with_suffix(".json").read_text())["history"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_idx(idx_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("ref") / "ref.npz"
-    proc = _cli("--out", str(out))
-    assert proc.wait(timeout=300) == 0, proc.communicate()
-    return _weights(out)
+    _run_cli(_train_args(idx_dir, out))
+    return _result(out)
 
 
-def test_sigkill_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path, uninterrupted):
+def _assert_same_run(got, expected):
+    (weights, history), (ref_weights, ref_history) = got, expected
+    assert set(weights) == set(ref_weights)
+    for k, v in ref_weights.items():
+        np.testing.assert_array_equal(weights[k], v, err_msg=k)
+    for key in ref_history:
+        if key != "seconds":
+            assert history[key] == ref_history[key], key
+
+
+@pytest.mark.parametrize("when, at", [
+    ("after", 2),                        # in epoch 1, before any epoch ended
+    ("after", 5),                        # in epoch 2: resumes from the end of epoch 1
+    ("after", 6),                        # epoch 2's steps done, its end not reached
+    ("before", STEPS_PER_EPOCH + 1),     # between epochs 1 and 2
+])
+def test_sigkill_then_resume_gives_the_uninterrupted_run_with_a_cosine_schedule(
+        when, at, idx_dir, tmp_path, uninterrupted_idx):
     ckdir = tmp_path / "ck"
-    proc = _cli("--checkpoint-dir", str(ckdir), "--out", str(tmp_path / "killed.npz"))
-    _wait_for_epoch(ckdir, 2, proc)
-    time.sleep(0.1)   # into epoch 3
+    proc = _held(when, at, _train_args(idx_dir, tmp_path / "killed.npz",
+                                       "--checkpoint-dir", str(ckdir)))
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
     assert not (tmp_path / "killed.npz").exists()
-    done = _cli("--resume", str(ckdir), "--out", str(tmp_path / "resumed.npz"))
-    assert done.wait(timeout=300) == 0, done.communicate()
-    resumed = _weights(tmp_path / "resumed.npz")
-    for k, v in uninterrupted.items():
-        np.testing.assert_array_equal(resumed[k], v)
+    out = tmp_path / "resumed.npz"
+    _run_cli(["train", "--quiet", "--resume", str(ckdir), "--out", str(out), "--metrics",
+              str(out.with_suffix(".json"))])
+    _assert_same_run(_result(out), uninterrupted_idx)
 
 
-def test_sigint_saves_a_checkpoint_and_exits_cleanly(tmp_path, uninterrupted):
+def test_sigint_saves_a_checkpoint_between_two_steps_and_resume_matches(
+        idx_dir, tmp_path, uninterrupted_idx):
     ckdir = tmp_path / "ck"
-    proc = _cli("--checkpoint-dir", str(ckdir), "--out", str(tmp_path / "m.npz"))
-    _wait_for_epoch(ckdir, 1, proc)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    proc = _held("after", 5, _train_args(idx_dir, tmp_path / "m.npz",
+                                         "--checkpoint-dir", str(ckdir)))
+    proc.send_signal(signal.SIGINT)       # deferred: the update of step 5 is complete
+    _out, err = proc.communicate(input="", timeout=120)   # release it: step 6 sees the flag
     assert proc.returncode == 130, err
-    assert "interrupted" in err and f"clearconv train --resume {ckdir}" in err
-    assert os.path.exists(ckdir / "checkpoint.npz")
-    done = _cli("--resume", str(ckdir), "--out", str(tmp_path / "resumed.npz"))
-    assert done.wait(timeout=300) == 0, done.communicate()
-    resumed = _weights(tmp_path / "resumed.npz")
-    for k, v in uninterrupted.items():
-        np.testing.assert_array_equal(resumed[k], v)
+    assert "interrupted at epoch 2, step 3/3" in err
+    assert f"clearconv train --resume {ckdir}" in err
+    ck = load_checkpoint(str(ckdir))
+    assert (ck.state.epoch, ck.state.step) == (1, 2)
+    out = tmp_path / "resumed.npz"
+    _run_cli(["train", "--quiet", "--resume", str(ckdir), "--out", str(out), "--metrics",
+              str(out.with_suffix(".json"))])
+    _assert_same_run(_result(out), uninterrupted_idx)

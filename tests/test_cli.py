@@ -44,7 +44,7 @@ def test_summary_of_saved_model(trained, capsys):
 def test_console_entry_point_runs_as_a_module(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "clearconv.cli", "train", "--quiet",
                            "--epochs", "1", "--out", str(tmp_path / "m.npz")],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "test accuracy:" in proc.stdout and (tmp_path / "m.npz").exists()
 
@@ -56,3 +56,40 @@ def test_corrupt_model_file_gives_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("clearconv: error:") and "bad.npz" in err
     assert main(["evaluate", str(tmp_path / "missing.npz")]) == 2
+
+
+def test_three_lines_of_python_give_the_weights_of_the_command(tmp_path):
+    import numpy as np
+
+    import clearconv as cc
+    from clearconv.data import load_dataset
+    from clearconv.train import recipe
+
+    out = tmp_path / "cli.npz"
+    assert main(["train", "--quiet", "--epochs", "2", "--lr", "0.01", "--augment",
+                 "--val-split", "0.2", "--out", str(out)]) == 0
+    ds = load_dataset("digits")
+    model, _ = recipe("digits", epochs=2, lr=0.01, augment=True, val_split=0.2).train(
+        ds, seed=0, verbose=0)
+    cli_model = cc.load(str(out))
+    assert cli_model.classes == model.classes
+    for k, v in cli_model.state_dict().items():
+        np.testing.assert_array_equal(model.state_dict()[k], v, err_msg=k)
+
+
+def test_resume_of_an_empty_folder_says_there_is_nothing_to_resume(tmp_path, capsys):
+    assert main(["train", "--quiet", "--resume", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"nothing to resume in {tmp_path}: no checkpoint.npz" in err
+
+
+def test_resume_of_a_checkpoint_a_script_wrote_is_refused(tmp_path, capsys):
+    import numpy as np
+
+    from clearconv.train import zoo
+
+    model = zoo.digits_cnn(rng=0)
+    x, y = np.zeros((4, 1, 8, 8), np.float32), np.arange(4)
+    model.fit(x, y, epochs=1, verbose=0, checkpoint_dir=str(tmp_path))
+    assert main(["train", "--quiet", "--resume", str(tmp_path)]) == 2
+    assert "holds no clearconv train options" in capsys.readouterr().err

@@ -1,12 +1,15 @@
-"""Training checkpoints: model, optimizer state, RNG state and position, in one file.
+"""Training checkpoints: the whole state of a run of ``fit``, in one file.
 
 A checkpoint is ``DIR/checkpoint.npz`` written atomically by :func:`clearconv.io.save_arrays`
 (no pickle): the JSON part holds the model architecture, the optimizer's name and
-hyper-parameters, the epoch and step reached, the random generators' states and the
-history so far; the arrays are the model's parameters (``model/<name>``) and the
-optimizer's buffers (``optim/<key>``). Resuming from it continues the same run: with
-the same data, seed, library versions and thread count, the final weights are
-bit-identical to those of an uninterrupted run.
+hyper-parameters, the epoch and step reached, the random generators' states, the history
+so far, the run's settings and options, and the JSON-able part of each callback's state;
+the arrays are the model's parameters (``model/<name>``), the optimizer's buffers
+(``optim/<key>``) and the numbers and arrays of the callbacks' states
+(``callbacks/<callback>/<key>``, numbers as 0-d arrays, so that ``inf`` and every float
+come back exactly). Resuming from it continues the same run: with the same data, seed,
+library versions and thread count, the final weights are bit-identical to those of an
+uninterrupted run. :class:`~clearconv.train.callbacks.BackupAndRestore` writes and reads it.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ class TrainState:
 
     ``epoch`` and ``step`` index the next mini-batch to train on; ``epoch_rng`` is the
     shuffling generator's state at the start of that epoch (the batch order is drawn
-    again from it); ``layer_rngs`` are the dropout generators' states now.
+    again from it); ``layer_rngs`` are the dropout generators' states now; ``totals``
+    the running sums of the epoch so far; ``extra["fit"]`` the settings a resumed run
+    must share (batch size, sample count, shuffle, seed).
     """
 
     epoch: int = 0
@@ -45,26 +50,49 @@ def checkpoint_path(directory: str) -> str:
     return os.path.join(directory, FILENAME)
 
 
-def save_checkpoint(directory: str, model: Any, optimizer: Any, state: TrainState) -> str:
-    """Write ``DIR/checkpoint.npz`` atomically; returns its path."""
+def save_checkpoint(directory: str, model: Any, optimizer: Any, state: TrainState,
+                    callbacks: dict[str, dict[str, Any]] | None = None,
+                    options: dict[str, Any] | None = None) -> str:
+    """Write ``DIR/checkpoint.npz`` atomically; returns its path.
+
+    ``callbacks`` maps a callback's key (its class name, ``#2`` etc. for repeats) to its
+    ``state_dict()``; ``options`` is JSON-able data kept with the checkpoint.
+    """
     os.makedirs(directory, exist_ok=True)
     arrays = {f"model/{k}": np.ascontiguousarray(v) for k, v in model.state_dict().items()}
     arrays.update({f"optim/{k}": np.asarray(v) for k, v in optimizer.state_dict().items()})
+    callback_json: dict[str, dict[str, Any]] = {}
+    for key, cb_state in (callbacks or {}).items():
+        callback_json[key] = {}
+        for name, value in cb_state.items():
+            if _is_array_value(value):
+                arrays[f"callbacks/{key}/{name}"] = np.asarray(value)
+            else:
+                callback_json[key][name] = value
     config = {"checkpoint": {
         "model": model.get_config(),
         "optimizer": {"name": optimizer.name, "hyperparams": optimizer.hyperparams()},
         "epoch": state.epoch, "step": state.step, "epoch_rng": state.epoch_rng,
         "layer_rngs": state.layer_rngs, "totals": list(state.totals),
         "history": state.history, "extra": state.extra,
+        "callbacks": callback_json, "options": options,
     }}
     path = checkpoint_path(directory)
     io.save_arrays(path, config, arrays)
     return path
 
 
+def _is_array_value(value: Any) -> bool:
+    """Numbers and arrays of a callback's state go to the arrays (exact, inf included);
+    strings, None, booleans and lists go to the JSON part."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    return isinstance(value, (int, float, np.number, np.ndarray))
+
+
 @dataclass
 class Checkpoint:
-    """A loaded checkpoint: the raw parts, for :meth:`Sequential.fit` to restore."""
+    """A loaded checkpoint: the raw parts, for :meth:`clearconv.train.loop.Trainer.restore`."""
 
     path: str
     model_config: dict[str, Any]
@@ -73,6 +101,10 @@ class Checkpoint:
     model_state: dict[str, np.ndarray]
     optimizer_state: dict[str, np.ndarray]
     state: TrainState
+    #: each callback's state by its key (numbers as 0-d arrays)
+    callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the ``options`` given to :func:`save_checkpoint` (None if none)
+    options: dict[str, Any] | None = None
 
 
 def load_checkpoint(directory: str) -> Checkpoint:
@@ -87,12 +119,26 @@ def load_checkpoint(directory: str) -> Checkpoint:
                                    int(ck["totals"][2])),
                            history={k: list(v) for k, v in ck["history"].items()},
                            extra=dict(ck["extra"]))
+        options = ck.get("options")
         return Checkpoint(
             path, ck["model"], ck["optimizer"]["name"], dict(ck["optimizer"]["hyperparams"]),
             {k[6:]: v for k, v in arrays.items() if k.startswith("model/")},
-            {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}, state)
+            {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}, state,
+            _callback_states(ck.get("callbacks", {}), arrays),
+            None if options is None else dict(options))
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
         raise ModelFileError(f"{path}: not a valid clearconv checkpoint ({e!r})") from None
+
+
+def _callback_states(json_part: dict[str, Any], arrays: dict[str, np.ndarray]
+                     ) -> dict[str, dict[str, Any]]:
+    """Join each callback's JSON part and its ``callbacks/<key>/<name>`` arrays."""
+    states = {str(key): dict(part) for key, part in json_part.items()}
+    for name, value in arrays.items():
+        if name.startswith("callbacks/"):
+            _, key, entry = name.split("/", 2)
+            states.setdefault(key, {})[entry] = value
+    return states
 
 
 def generator_state(g: np.random.Generator) -> dict[str, Any]:

@@ -8,12 +8,7 @@ cross-entropy on the model's raw outputs (logits) and integer labels.
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
-import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,24 +25,8 @@ from ..kernels.threads import region
 from ..layers import Layer
 from ..layers.parameter import Parameter
 from . import fusion
-from .callbacks import Callback, TerminateOnNaN
-
-
-@dataclass
-class History:
-    """What :meth:`Sequential.fit` returns: per-epoch metrics.
-
-    ``history`` maps ``'loss'``, ``'accuracy'`` (and ``'val_loss'``, ``'val_accuracy'``
-    with validation data, ``'seconds'``) to lists with one value per epoch.
-    """
-
-    history: dict[str, list[float]] = field(default_factory=dict)
-    epochs: int = 0
-
-    def append(self, logs: dict[str, float]) -> None:
-        for k, v in logs.items():
-            self.history.setdefault(k, []).append(float(v))
-        self.epochs += 1
+from .callbacks import BackupAndRestore, Callback
+from .loop import History, Trainer
 
 
 class Sequential:
@@ -293,20 +272,26 @@ class Sequential:
         optimizer : a :mod:`clearconv.optim` optimizer; default Adam(lr=1e-3)
         validation_data : (x_val, y_val), evaluated after every epoch
         shuffle : draw each epoch's batches as a permutation (without replacement)
-        callbacks : EarlyStopping, ModelCheckpoint, TerminateOnNaN, or your own
+        callbacks : EarlyStopping, ModelCheckpoint, TerminateOnNaN, LearningRateScheduler,
+            BackupAndRestore, or your own (:mod:`clearconv.train.callbacks`)
         verbose : 0 silent, 1 a progress bar per epoch with loss and samples/s, 2 a line per epoch
         seed : seeds the shuffling (and dropout layers without their own rng)
-        checkpoint_dir : write ``checkpoint.npz`` there after every epoch (model, optimizer,
-            RNG states, position; atomically), and on Ctrl-C before stopping
+        checkpoint_dir : shorthand for ``callbacks=[..., BackupAndRestore(checkpoint_dir,
+            resume=resume)]``: write ``checkpoint.npz`` there when training begins, after
+            every epoch (model, optimizer, callbacks' state, RNG states, position;
+            atomically), and on Ctrl-C before stopping
         resume : continue from the checkpoint in ``checkpoint_dir`` if there is one; the
-            result is bit-identical to an uninterrupted run (same data, seed, threads)
+            result is bit-identical to an uninterrupted run (same data, seed, callbacks,
+            threads)
         augment : optional ``aug(x_batch, rng) -> x_batch`` applied to each training batch
             (see :mod:`clearconv.data.augment`); its generator is seeded by
             (seed, epoch, step), so augmented runs are reproducible and resumable
 
         Returns
         -------
-        History with per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ``seconds``.
+        History with per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``,
+        ``seconds`` and what callbacks add to the logs (``lr``). The loop itself is
+        :class:`clearconv.train.loop.Trainer`.
 
         Raises
         ------
@@ -314,141 +299,14 @@ class Sequential:
         step; no update is applied) unless a TerminateOnNaN callback stops quietly.
         KeyboardInterrupt after saving a checkpoint, when ``checkpoint_dir`` is set.
         """
-        from .checkpoint import (
-            TrainState,
-            generator_from_state,
-            generator_state,
-            load_checkpoint,
-            save_checkpoint,
-        )
-        from .optim import Adam
-
-        x = np.asarray(x)
-        y = np.asarray(y)
-        if len(x) != len(y):
-            raise ShapeError(f"x has {len(x)} samples but y has {len(y)} labels")
-        if len(x) == 0:
-            raise ShapeError("fit needs at least one sample, got 0")
-        if int(epochs) < 1 or int(batch_size) < 1:
-            raise ClearConvError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
         if resume and checkpoint_dir is None:
             raise ClearConvError("resume=True needs checkpoint_dir")
-        if self.input_shape is None:
-            self.build(x.shape[1:])
-        self._as_input(x[:1])
-        optimizer = optimizer if optimizer is not None else Adam(self.parameters(), lr=1e-3)
-        rng = np.random.default_rng(seed)
-        dropouts = {str(i): layer for i, layer in enumerate(self.layers) if hasattr(layer, "rng")}
-        for layer in dropouts.values():
-            if layer.rng is None:  # type: ignore[attr-defined]
-                layer.rng = np.random.default_rng(rng.integers(2**63))  # type: ignore[attr-defined]
-        state = TrainState()
-        if resume and os.path.exists(os.path.join(checkpoint_dir, "checkpoint.npz")):  # type: ignore[arg-type]
-            ck = load_checkpoint(checkpoint_dir)  # type: ignore[arg-type]
-            if ck.optimizer_name != optimizer.name:
-                raise ClearConvError(f"the checkpoint was trained with {ck.optimizer_name!r}, "
-                                     f"not {optimizer.name!r}")
-            self.load_state_dict(ck.model_state)
-            optimizer.load_state_dict(ck.optimizer_state)
-            state = ck.state
-            for key, st in state.layer_rngs.items():
-                dropouts[key].rng = generator_from_state(st)  # type: ignore[attr-defined]
-        history = History()
-        for values in zip(*state.history.values()):
-            history.append(dict(zip(state.history, values)))
         callbacks = list(callbacks)
-        for cb in callbacks:
-            cb.set_model(self)
-            cb.on_train_begin()
-        nan_stop = next((cb for cb in callbacks if isinstance(cb, TerminateOnNaN)), None)
-        self.stop_training = False
-        n = len(x)
-        steps = -(-n // batch_size)
-        interrupted = _InterruptFlag() if checkpoint_dir is not None else None
-
-        def save(epoch: int, step: int, epoch_rng: dict[str, Any] | None,
-                 totals: tuple[float, int, int]) -> None:
-            state.epoch, state.step, state.epoch_rng, state.totals = epoch, step, epoch_rng, totals
-            state.layer_rngs = {k: generator_state(layer.rng)  # type: ignore[attr-defined]
-                                for k, layer in dropouts.items()}
-            state.history = history.history
-            save_checkpoint(checkpoint_dir, self, optimizer, state)  # type: ignore[arg-type]
-
-        try:
-            for epoch in range(state.epoch, int(epochs)):
-                t0 = time.perf_counter()
-                resuming = epoch == state.epoch and state.step > 0
-                if resuming and state.epoch_rng is not None or epoch == state.epoch and state.epoch_rng is not None:
-                    rng = generator_from_state(state.epoch_rng)
-                epoch_rng = generator_state(rng)
-                order = rng.permutation(n) if shuffle else np.arange(n)
-                first = state.step if resuming else 0
-                total_loss, total_correct, seen = state.totals if resuming else (0.0, 0, 0)
-                bar = _progress(steps, epoch, int(epochs), verbose, first)
-                for step in range(first, steps):
-                    if interrupted is not None and interrupted.flag:
-                        if bar is not None:
-                            bar.close()
-                        save(epoch, step, epoch_rng, (total_loss, total_correct, seen))
-                        raise KeyboardInterrupt(
-                            f"interrupted at epoch {epoch + 1}, step {step + 1}/{steps}; "
-                            f"checkpoint saved in {checkpoint_dir}")
-                    idx = order[step * batch_size:(step + 1) * batch_size]
-                    xb, yb = x[idx], y[idx]
-                    if augment is not None:
-                        xb = augment(xb, np.random.default_rng([seed or 0, epoch, step]))
-                    try:
-                        loss = self.train_step(xb, yb, optimizer)
-                    except NumericalError as e:
-                        if bar is not None:
-                            bar.close()
-                        message = (f"epoch {epoch + 1}, step {step + 1}/{steps}: {e}. "
-                                   f"Try a lower learning rate.")
-                        if nan_stop is not None:
-                            nan_stop.terminated_at = (epoch, step)
-                            nan_stop.message = message
-                            self.stop_training = True
-                            break
-                        raise NumericalError(message) from None
-                    total_loss += loss * len(idx)
-                    total_correct += int((self._last_pred == yb).sum())
-                    seen += len(idx)
-                    if bar is not None:
-                        el = time.perf_counter() - t0
-                        bar.set_postfix_str(f"loss={total_loss / seen:.4f} "
-                                            f"acc={total_correct / seen:.4f} "
-                                            f"{seen / el:,.0f} samples/s", refresh=False)
-                        bar.update(1)
-                    for cb in callbacks:
-                        cb.on_batch_end(step, {"loss": loss})
-                if nan_stop is not None and nan_stop.terminated_at is not None:
-                    break   # the failed epoch is not recorded
-                logs = {"loss": total_loss / max(seen, 1),
-                        "accuracy": total_correct / max(seen, 1)}
-                if validation_data is not None:
-                    val = self.evaluate(*validation_data, batch_size=max(batch_size, 256))
-                    logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
-                logs["seconds"] = time.perf_counter() - t0
-                if bar is not None:
-                    bar.set_postfix_str(" ".join(f"{k}={v:.4f}" for k, v in logs.items()
-                                                 if k != "seconds"), refresh=True)
-                    bar.close()
-                elif verbose == 2:
-                    print(f"epoch {epoch + 1}/{int(epochs)} "
-                          + " ".join(f"{k}={v:.4f}" for k, v in logs.items()), flush=True)
-                history.append(logs)
-                for cb in callbacks:
-                    cb.on_epoch_end(epoch, logs)
-                if checkpoint_dir is not None:
-                    save(epoch + 1, 0, generator_state(rng), (0.0, 0, 0))
-                if self.stop_training:
-                    break
-        finally:
-            if interrupted is not None:
-                interrupted.restore()
-        for cb in callbacks:
-            cb.on_train_end()
-        return history
+        if checkpoint_dir is not None:
+            callbacks.append(BackupAndRestore(checkpoint_dir, resume=resume))
+        return Trainer(self, x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                       validation_data=validation_data, shuffle=shuffle, callbacks=callbacks,
+                       verbose=verbose, seed=seed, augment=augment).run()
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Raw model outputs (logits) for x, computed in batches: (N, K)."""
@@ -617,33 +475,3 @@ def load(path: str) -> Sequential:
     except ClearConvError as e:
         raise ModelFileError(f"{path}: weights do not match the architecture: {e}") from None
     return model
-
-
-def _progress(steps: int, epoch: int, epochs: int, verbose: int, initial: int = 0) -> Any:
-    if verbose != 1:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=steps, initial=initial, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
-                leave=True, dynamic_ncols=True)
-
-
-class _InterruptFlag:
-    """While training with checkpoints, Ctrl-C sets a flag instead of raising mid-update;
-    the loop saves a consistent checkpoint between steps and then stops."""
-
-    def __init__(self) -> None:
-        self.flag = False
-        self._previous: Any = None
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self.flag:   # a second Ctrl-C stops at once
-            raise KeyboardInterrupt
-        self.flag = True
-
-    def restore(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None

@@ -85,8 +85,10 @@ def small_image_cnn(input_shape: tuple[int, int, int], num_classes: int,
 
 def default_model(dataset: str, input_shape: tuple[int, ...], num_classes: int,
                   rng: np.random.Generator | int | None = None) -> Sequential:
-    """The architecture ``clearconv train`` uses for a dataset: :func:`digits_cnn` for the
-    embedded digits, :func:`small_image_cnn` for everything else."""
+    """:func:`digits_cnn` for the embedded digits, :func:`small_image_cnn` for everything
+    else: the architectures of the recipes ``clearconv train`` uses, as
+    ``clearconv.train.recipe(dataset).build_model(input_shape, num_classes, rng)`` gives
+    them (:mod:`clearconv.train.recipes`, where a recipe can name another model)."""
     if dataset == "digits":
         return digits_cnn(rng=rng)
     return small_image_cnn(tuple(input_shape), num_classes, rng=rng)  # type: ignore[arg-type]

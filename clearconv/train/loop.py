@@ -1,0 +1,375 @@
+"""The training loop behind :meth:`Sequential.fit`: one :class:`Trainer` per run.
+
+``model.fit(x, y, ...)`` is ``Trainer(model, x, y, ...).run()``. The trainer holds what
+the run is (model, data, optimizer, callbacks, settings) and where it stands (a
+:class:`~clearconv.train.checkpoint.TrainState`: epoch, step, the shuffling generator's
+state at the start of the epoch, the running totals), and it writes all of that to a
+checkpoint and takes it back (:meth:`Trainer.save_checkpoint`, :meth:`Trainer.restore`);
+:class:`~clearconv.train.callbacks.BackupAndRestore` decides when.
+
+One epoch, in order:
+
+1. the batch order, a permutation drawn from the shuffling generator restored from
+   ``state.epoch_rng`` (so a resumed epoch draws the same one);
+2. each step: if Ctrl-C was pressed (with a backup callback), save and raise
+   KeyboardInterrupt; the batch ``x[order[step*B:(step+1)*B]]``; ``augment(batch, rng)``
+   with a generator seeded by (seed, epoch, step); ``model.train_step``; the running
+   loss and accuracy; every callback's ``on_batch_end``, then the backups';
+3. the epoch's logs (``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``,
+   ``seconds``) and the progress line; every callback's ``on_epoch_end`` (which may add
+   to the logs, e.g. ``lr``); the :class:`History` entry; the position moved to the next
+   epoch; then the backups' ``on_epoch_end``, so their checkpoint holds all of the above.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import ClearConvError, ModelFileError, NumericalError, ShapeError
+from ..kernels.allocator import tune_allocator
+from ..kernels.threads import region
+from .callbacks import BackupAndRestore, Callback, TerminateOnNaN
+from .checkpoint import (
+    Checkpoint,
+    TrainState,
+    generator_from_state,
+    generator_state,
+    save_checkpoint,
+)
+from .optim import Adam, Optimizer
+
+if TYPE_CHECKING:
+    from .sequential import Sequential
+
+
+@dataclass
+class History:
+    """What :meth:`Sequential.fit` returns: per-epoch metrics.
+
+    ``history`` maps ``'loss'``, ``'accuracy'`` (and ``'val_loss'``, ``'val_accuracy'``
+    with validation data, ``'seconds'``, and what callbacks add such as ``'lr'``) to
+    lists with one value per epoch.
+    """
+
+    history: dict[str, list[float]] = field(default_factory=dict)
+    epochs: int = 0
+
+    def append(self, logs: dict[str, float]) -> None:
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(float(v))
+        self.epochs += 1
+
+    @classmethod
+    def from_dict(cls, history: dict[str, list[float]]) -> History:
+        """A History holding ``history`` (as saved in a checkpoint)."""
+        values = {k: [float(v) for v in vs] for k, vs in history.items()}
+        return cls(values, max((len(vs) for vs in values.values()), default=0))
+
+
+class Trainer:
+    """One run of mini-batch training; :meth:`Sequential.fit` documents the arguments.
+
+    Attributes
+    ----------
+    model, optimizer : what trains and how
+    steps : mini-batches per epoch, ``ceil(N / batch_size)``
+    state : :class:`~clearconv.train.checkpoint.TrainState`, where the run stands
+    history : :class:`History` of the epochs done so far
+    callbacks, backups : the callbacks, the :class:`BackupAndRestore` ones apart (they
+        run after the others)
+    """
+
+    def __init__(self, model: Sequential, x: np.ndarray, y: np.ndarray, *, epochs: int = 1,
+                 batch_size: int = 32, optimizer: Optimizer | None = None,
+                 validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+                 shuffle: bool = True, callbacks: Iterable[Callback] = (), verbose: int = 1,
+                 seed: int | None = None, augment: Any = None) -> None:
+        self.x, self.y = _checked_data(model, x, y, epochs, batch_size)
+        self.model = model
+        self.epochs, self.batch_size = int(epochs), int(batch_size)
+        self.optimizer = optimizer if optimizer is not None else Adam(model.parameters(), lr=1e-3)
+        self.validation_data = validation_data
+        self.shuffle, self.verbose, self.seed, self.augment = shuffle, verbose, seed, augment
+        self.steps = -(-len(self.x) // self.batch_size)
+        callbacks = list(callbacks)
+        self.backups = [cb for cb in callbacks if isinstance(cb, BackupAndRestore)]
+        self.callbacks = [cb for cb in callbacks if not isinstance(cb, BackupAndRestore)]
+        self._nan_stop = next((cb for cb in self.callbacks if isinstance(cb, TerminateOnNaN)),
+                              None)
+        rng = np.random.default_rng(seed)
+        self.dropouts = _seed_dropouts(model, rng)
+        self.state = TrainState(epoch_rng=generator_state(rng))
+        self.history = History()
+
+    @property
+    def global_step(self) -> int:
+        """Steps trained so far in the whole run."""
+        return self.state.epoch * self.steps + self.state.step
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> History:
+        """Train the remaining epochs; returns the History of the whole run."""
+        everyone = self.callbacks + self.backups
+        for cb in everyone:
+            cb.set_model(self.model)
+            cb.set_trainer(self)
+        for cb in everyone:    # the backups last: a restore overrides the others' fresh state
+            cb.on_train_begin()
+        self.model.stop_training = False
+        interrupt = _DeferredInterrupt(active=bool(self.backups))
+        interrupt.install()
+        tune_allocator()
+        try:
+            with region():    # the thread policy once for the run, not per step
+                while self.state.epoch < self.epochs and self._run_epoch(interrupt):
+                    pass
+        finally:
+            interrupt.restore()
+        for cb in everyone:
+            cb.on_train_end()
+        return self.history
+
+    def _run_epoch(self, interrupt: _DeferredInterrupt) -> bool:
+        """Train the rest of the current epoch; False when training must stop."""
+        epoch, t0 = self.state.epoch, time.perf_counter()
+        rng = generator_from_state(self.state.epoch_rng)  # type: ignore[arg-type]
+        order = rng.permutation(len(self.x)) if self.shuffle else np.arange(len(self.x))
+        bar = _progress(self.steps, epoch, self.epochs, self.verbose, self.state.step)
+        while self.state.step < self.steps:
+            if interrupt.flag:
+                self._save_and_stop(bar)
+            if not self._train_batch(order, bar, t0):
+                return False   # TerminateOnNaN stopped it: the failed epoch is not recorded
+        logs = self._epoch_logs(t0)
+        _report(bar, logs, epoch, self.epochs, self.verbose)
+        for cb in self.callbacks:
+            cb.on_epoch_end(epoch, logs)
+        self.history.append(logs)
+        st = self.state
+        st.epoch, st.step, st.epoch_rng, st.totals = epoch + 1, 0, generator_state(rng), (0.0, 0, 0)
+        for cb in self.backups:
+            cb.on_epoch_end(epoch, logs)
+        return not self.model.stop_training
+
+    def _train_batch(self, order: np.ndarray, bar: Any, t0: float) -> bool:
+        """One step: batch, augmentation, update, totals, callbacks. False after a NaN
+        that TerminateOnNaN turns into a quiet stop."""
+        st = self.state
+        epoch, step = st.epoch, st.step
+        idx = order[step * self.batch_size:(step + 1) * self.batch_size]
+        xb, yb = self.x[idx], self.y[idx]
+        if self.augment is not None:
+            xb = self.augment(xb, np.random.default_rng([self.seed or 0, epoch, step]))
+        try:
+            loss = self.model.train_step(xb, yb, self.optimizer)
+        except NumericalError as e:
+            self._numerical_stop(e, bar)
+            return False
+        total_loss, correct, seen = st.totals
+        # Sequential.train_step keeps the batch's predicted classes for this count
+        correct += int((self.model._last_pred == yb).sum())
+        st.totals = (total_loss + loss * len(idx), correct, seen + len(idx))
+        st.step += 1
+        _advance(bar, st.totals, t0)
+        for cb in self.callbacks + self.backups:
+            cb.on_batch_end(step, {"loss": loss})
+        return True
+
+    def _epoch_logs(self, t0: float) -> dict[str, float]:
+        total_loss, correct, seen = self.state.totals
+        logs = {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1)}
+        if self.validation_data is not None:
+            val = self.model.evaluate(*self.validation_data, batch_size=max(self.batch_size, 256))
+            logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
+        logs["seconds"] = time.perf_counter() - t0
+        return logs
+
+    def _numerical_stop(self, error: NumericalError, bar: Any) -> None:
+        """Raise NumericalError naming the epoch and step, or stop quietly with
+        TerminateOnNaN. The failing step's update was not applied."""
+        _close(bar)
+        st = self.state
+        message = (f"epoch {st.epoch + 1}, step {st.step + 1}/{self.steps}: {error}. "
+                   f"Try a lower learning rate.")
+        if self._nan_stop is None:
+            raise NumericalError(message) from None
+        self._nan_stop.terminated_at = (st.epoch, st.step)
+        self._nan_stop.message = message
+        self.model.stop_training = True
+
+    def _save_and_stop(self, bar: Any) -> None:
+        _close(bar)
+        for cb in self.backups:
+            cb.backup()
+        folders = ", ".join(cb.backup_dir for cb in self.backups)
+        raise KeyboardInterrupt(f"interrupted at epoch {self.state.epoch + 1}, step "
+                                f"{self.state.step + 1}/{self.steps}; checkpoint saved in "
+                                f"{folders}")
+
+    # ------------------------------------------------------------------ checkpoints
+    def settings(self) -> dict[str, Any]:
+        """What a resumed run must share with the interrupted one (besides the data)."""
+        return {"batch_size": self.batch_size, "samples": len(self.x),
+                "shuffle": bool(self.shuffle), "seed": self.seed}
+
+    def callback_states(self) -> dict[str, dict[str, Any]]:
+        """``{key: state_dict()}`` of the callbacks that keep a state (backups aside)."""
+        return {key: state for key, cb in _keyed(self.callbacks).items()
+                if (state := cb.state_dict())}
+
+    def save_checkpoint(self, directory: str, options: dict[str, Any] | None = None) -> str:
+        """Write the whole run to ``directory/checkpoint.npz`` (atomic); returns its path."""
+        st = self.state
+        st.layer_rngs = {k: generator_state(layer.rng) for k, layer in self.dropouts.items()}
+        st.history = self.history.history
+        st.extra["fit"] = self.settings()
+        return save_checkpoint(directory, self.model, self.optimizer, st,
+                               self.callback_states(), options)
+
+    def restore(self, ck: Checkpoint) -> None:
+        """Continue from a checkpoint: model, optimizer, callbacks, generators, position
+        and history. Everything is checked before anything changes."""
+        if ck.optimizer_name != self.optimizer.name:
+            raise ClearConvError(f"the checkpoint was trained with {ck.optimizer_name!r}, "
+                                 f"not {self.optimizer.name!r}")
+        self._check_compatible(ck)
+        self.model.load_state_dict(ck.model_state)
+        self.optimizer.load_state_dict(ck.optimizer_state)
+        keyed = _keyed(self.callbacks)
+        for key, cb_state in ck.callbacks.items():
+            keyed[key].load_state_dict(cb_state)
+        for key, rng_state in ck.state.layer_rngs.items():
+            self.dropouts[key].rng = generator_from_state(rng_state)
+        self.state = ck.state
+        self.history = History.from_dict(ck.state.history)
+
+    def _check_compatible(self, ck: Checkpoint) -> None:
+        """ClearConvError naming what differs between the checkpoint's run and this one."""
+        if ck.state.epoch_rng is None:
+            raise ModelFileError(f"{ck.path}: the checkpoint holds no shuffling generator state")
+        saved, now = ck.state.extra.get("fit"), self.settings()
+        if saved is not None and saved != now:
+            diff = ", ".join(f"{k} {saved.get(k)!r} there, {v!r} here" for k, v in now.items()
+                             if saved.get(k) != v)
+            raise ClearConvError(f"{ck.path} is from a run with other settings ({diff}): resume "
+                                 f"with the same data, batch size, shuffle and seed")
+        stateful = set(self.callback_states())
+        if set(ck.callbacks) != stateful:
+            raise ClearConvError(f"resume with the callbacks of the interrupted run: the "
+                                 f"checkpoint holds the state of {sorted(ck.callbacks)}, this "
+                                 f"run's callbacks keep {sorted(stateful)}")
+        if set(ck.state.layer_rngs) != set(self.dropouts):
+            raise ClearConvError(f"the checkpoint has random generators for layers "
+                                 f"{sorted(ck.state.layer_rngs)}, the model has them for "
+                                 f"{sorted(self.dropouts)}")
+
+
+def _checked_data(model: Sequential, x: Any, y: Any, epochs: int, batch_size: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    x, y = np.asarray(x), np.asarray(y)
+    if len(x) != len(y):
+        raise ShapeError(f"x has {len(x)} samples but y has {len(y)} labels")
+    if len(x) == 0:
+        raise ShapeError("fit needs at least one sample, got 0")
+    if int(epochs) < 1 or int(batch_size) < 1:
+        raise ClearConvError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    if model.input_shape is None:
+        model.build(x.shape[1:])
+    if x.shape[1:] != tuple(model.input_shape):
+        raise ShapeError(f"model expects input of shape (N, "
+                         f"{', '.join(map(str, model.input_shape))}), got x of shape {x.shape}")
+    return x, y
+
+
+def _seed_dropouts(model: Sequential, rng: np.random.Generator) -> dict[str, Any]:
+    """The layers with a generator (dropout) by index; those without one get a generator
+    drawn from the run's ``rng``."""
+    dropouts = {str(i): layer for i, layer in enumerate(model.layers) if hasattr(layer, "rng")}
+    for layer in dropouts.values():
+        if layer.rng is None:
+            layer.rng = np.random.default_rng(rng.integers(2**63))
+    return dropouts
+
+
+def _keyed(callbacks: list[Callback]) -> dict[str, Callback]:
+    """Callbacks by key: the class name, with ``#2``, ``#3``, ... for repeats."""
+    keyed: dict[str, Callback] = {}
+    counts: dict[str, int] = {}
+    for cb in callbacks:
+        name = type(cb).__name__
+        counts[name] = counts.get(name, 0) + 1
+        keyed[name if counts[name] == 1 else f"{name}#{counts[name]}"] = cb
+    return keyed
+
+
+# ---------------------------------------------------------------------- progress output
+def _progress(steps: int, epoch: int, epochs: int, verbose: int, initial: int = 0) -> Any:
+    """A tqdm bar for the epoch with ``verbose=1``, else None."""
+    if verbose != 1:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=steps, initial=initial, desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+                leave=True, dynamic_ncols=True)
+
+
+def _advance(bar: Any, totals: tuple[float, int, int], t0: float) -> None:
+    if bar is None:
+        return
+    total_loss, correct, seen = totals
+    elapsed = time.perf_counter() - t0
+    bar.set_postfix_str(f"loss={total_loss / seen:.4f} acc={correct / seen:.4f} "
+                        f"{seen / elapsed:,.0f} samples/s", refresh=False)
+    bar.update(1)
+
+
+def _report(bar: Any, logs: dict[str, float], epoch: int, epochs: int, verbose: int) -> None:
+    """The epoch's metrics: on the bar (verbose 1) or as one line (verbose 2)."""
+    if bar is not None:
+        bar.set_postfix_str(" ".join(f"{k}={v:.4f}" for k, v in logs.items()
+                                     if k != "seconds"), refresh=True)
+        bar.close()
+    elif verbose == 2:
+        print(f"epoch {epoch + 1}/{epochs} " + " ".join(f"{k}={v:.4f}" for k, v in logs.items()),
+              flush=True)
+
+
+def _close(bar: Any) -> None:
+    if bar is not None:
+        bar.close()
+
+
+class _DeferredInterrupt:
+    """While a backup callback is there to write a checkpoint, Ctrl-C sets ``flag``
+    instead of raising mid-update; the loop saves a consistent checkpoint between two
+    steps and then stops. A second Ctrl-C stops at once. Only the main thread can
+    handle signals: elsewhere Ctrl-C keeps its usual effect."""
+
+    def __init__(self, active: bool) -> None:
+        self.active = active
+        self.flag = False
+        self._installed = False
+        self._previous: Any = None
+
+    def install(self) -> None:
+        if self.active and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+            self._installed = True
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.flag:
+            raise KeyboardInterrupt
+        self.flag = True
+
+    def restore(self) -> None:
+        if self._installed:
+            previous = self._previous if self._previous is not None else signal.default_int_handler
+            signal.signal(signal.SIGINT, previous)
+            self._installed = False
