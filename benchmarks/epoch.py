@@ -136,8 +136,9 @@ class Trainer(NamedTuple):
 
 def clearconv_trainer(config: dict[str, Any], weights: dict[str, np.ndarray],
                       lr: float, momentum: float) -> Trainer:
-    from clearconv import Sequential
     from clearconv.optim import SGD
+
+    from clearconv import Sequential
     from clearconv.kernels import load_compiled_kernels
 
     # Numba's compiled kernels (clearconv[fast]) are loaded with the imports, as PyTorch's

@@ -92,7 +92,8 @@ def _gc_paused() -> Iterator[None]:
 def measure_pair(a: Callable[[], Any], b: Callable[[], Any] | None, samples: int,
                  warmup: int = 2, settle: int = 0, settle_ms: float = 0.0,
                  clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
-    """Time ``a`` and ``b`` interleaved: first calls, ``warmup`` untimed pairs, then ``samples`` pairs.
+    """Time ``a`` and ``b`` interleaved: first calls, ``warmup`` untimed pairs, then
+    ``samples`` pairs.
 
     Untimed calls of the same side go before every timed call: at least ``settle`` of
     them, and more until ``settle_ms`` milliseconds have passed since the switch. After

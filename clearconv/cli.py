@@ -158,8 +158,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_filter(args: argparse.Namespace) -> int:
-    from .filters import filter_image
     from .data.images import read_image, save_image
+    from .filters import filter_image
 
     image, steps = read_image(args.image, mode=args.mode)
     padding: Any = args.padding

@@ -56,9 +56,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .data.images import to_uint8
 from .errors import ClearConvError, ShapeError
 from .functional import conv2d_forward
-from .data.images import to_uint8
 from .shapes import PaddingArg, conv_output_size, pair, resolve_padding
 
 _FIXED: dict[str, list[list[float]]] = {

@@ -313,7 +313,7 @@ def pool2d_geometry(x_shape: tuple[int, ...], kernel_size: IntPair, stride: IntP
     return PoolGeometry((n, c, h, w), (n, c, ho, wo), k, s, pads)
 
 
-# --------------------------------------------------------------------------- arrays at an op's boundary
+# ------------------------------------------------------------------ arrays at an op's boundary
 # functional/ and reference.py call these, so the same bad input raises the same error in both
 def as_float(a: np.ndarray) -> np.ndarray:
     """Return ``a`` as float32 or float64: those two stay, float16 becomes float32,

@@ -575,7 +575,8 @@ def test_fit_to_model_stretches_without_keep_aspect_and_converts_channels():
 
 def test_fit_to_model_maps_float_input_first():
     out, steps = fit_to_model(np.zeros((8, 8)), 1, (8, 8), invert=False)
-    assert out.dtype == np.uint8 and steps == ["values mapped to 0..255: values in [0, 1] times 255"]
+    assert out.dtype == np.uint8
+    assert steps == ["values mapped to 0..255: values in [0, 1] times 255"]
 
 
 def test_fit_to_model_errors():

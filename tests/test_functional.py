@@ -18,12 +18,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
-from clearconv import functional as F
-from clearconv import reference as R
-from clearconv.errors import ClearConvError, ShapeError
-from clearconv.shapes import ceil_div, pair
-
 from strategies import (  # noqa: E402  (tests/ is on sys.path under pytest)
     ATOL,
     FEW,
@@ -43,6 +37,10 @@ from strategies import (  # noqa: E402  (tests/ is on sys.path under pytest)
     strides,
 )
 
+from clearconv import functional as F
+from clearconv import reference as R
+from clearconv.errors import ClearConvError, ShapeError
+from clearconv.shapes import ceil_div, pair
 
 # ------------------------------------------------------------------------ convolution
 

@@ -442,7 +442,8 @@ def _dump_json(config: Any) -> str:
 
 MODEL_OP = st.one_of(
     st.tuples(st.just("member_bytes"), st.integers(0, 99), BYTE_OPS),
-    st.tuples(st.just("npy_fields"), st.integers(0, 99), st.one_of(st.none(), st.sampled_from(DESCRS)),
+    st.tuples(st.just("npy_fields"), st.integers(0, 99),
+              st.one_of(st.none(), st.sampled_from(DESCRS)),
               st.one_of(st.none(), SHAPES), st.booleans(), st.sampled_from((1, 2, 3))),
     st.tuples(st.just("npy_text"), st.integers(0, 99), HEADER_TEXTS),
     st.tuples(st.just("swap"), st.integers(0, 99), st.integers(0, 99)),
@@ -692,7 +693,8 @@ CIFAR_OP = st.one_of(
     st.tuples(st.just("str_keys")),
     st.tuples(st.just("top"), JSON_VALUES),
     st.tuples(st.just("dtype_state"), _DTYPE_STATES),
-    st.tuples(st.just("reconstruct"), st.sampled_from(((0,), (10**12,), (2**30,), (-1,), (3, 3072))),
+    st.tuples(st.just("reconstruct"),
+              st.sampled_from(((0,), (10**12,), (2**30,), (-1,), (3, 3072))),
               st.sampled_from((b"b", b"B", b"", b"\xff" * 10))),
     st.tuples(st.just("protocol"), st.sampled_from((0, 1, 2, 2, 3, 4, 5))),
 )
@@ -995,7 +997,8 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            image_inputs, run_image,
            variants=len(IMAGE_VARIANTS), needs_pillow=True, trace_memory=False),
     Target("folder", "clearconv.data.load_image_folder(root, size, mode)", (DatasetError,),
-           image_inputs, run_folder, variants=len(FOLDER_VARIANTS), needs_pillow=True, trace_memory=False),
+           image_inputs, run_folder, variants=len(FOLDER_VARIANTS), needs_pillow=True,
+           trace_memory=False),
 )}
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clearconv.io import files as cio
 from clearconv.errors import ClearConvError, ModelFileError
+from clearconv.io import files as cio
 from clearconv.io import load_arrays, save_arrays
 
 CONFIG = {

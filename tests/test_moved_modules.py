@@ -39,6 +39,7 @@ def test_old_import_statement_works_in_a_fresh_process(old):
 
 def test_optim_keeps_its_short_name_without_a_warning(recwarn):
     from clearconv.optim import Adam
+
     from clearconv.train.optim import Adam as Adam2
 
     assert Adam is Adam2

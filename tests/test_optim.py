@@ -9,8 +9,6 @@ import math
 
 import numpy as np
 import pytest
-
-from clearconv.errors import ClearConvError
 from clearconv.optim import (
     OPTIMIZERS,
     SGD,
@@ -22,6 +20,8 @@ from clearconv.optim import (
     StepLR,
     make_optimizer,
 )
+
+from clearconv.errors import ClearConvError
 from clearconv.layers.parameter import Parameter
 
 SHAPES = {"conv.weight": (2, 3, 3, 3), "conv.bias": (2,), "fc.weight": (4, 5), "fc.bias": (4,)}

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import clearconv as cc
-from clearconv.train import optim, zoo
 from clearconv.errors import ModelFileError, NumericalError, ShapeError
 from clearconv.layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Tanh
+from clearconv.train import optim, zoo
 
 
 def small_model(dtype="float32", seed=0):
@@ -39,7 +39,8 @@ def test_summary_lists_shapes_and_parameter_counts():
 
 
 def test_channel_mismatch_is_reported_at_construction_with_both_numbers():
-    with pytest.raises(ValueError, match=r"layer 2 \(Conv2D\).*expects 4 input channels.*receives 3"):
+    with pytest.raises(ValueError,
+                       match=r"layer 2 \(Conv2D\).*expects 4 input channels.*receives 3"):
         cc.Sequential(Conv2D(1, 3, 3), ReLU(), Conv2D(4, 8, 3), input_shape=(1, 10, 10))
 
 
@@ -231,7 +232,8 @@ def test_load_state_dict_strict_names_missing_and_unexpected_keys():
     state = dict(model.state_dict())
     state.pop("0.bias")
     state["99.weight"] = np.zeros(1)
-    with pytest.raises(ValueError, match=r"missing keys \['0.bias'\].*unexpected keys \['99.weight'\]"):
+    with pytest.raises(ValueError,
+                       match=r"missing keys \['0.bias'\].*unexpected keys \['99.weight'\]"):
         model.load_state_dict(state)
     model.load_state_dict(state, strict=False)
     with pytest.raises(ShapeError, match=r"0.weight.*\(1, 2\)"):

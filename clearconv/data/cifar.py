@@ -248,7 +248,8 @@ def _read_from_archive(archive: Path, batches: tuple[str, ...]) -> list[tuple[np
         raise DatasetError(f"{archive}: corrupt or truncated archive: {exc}") from exc
     missing = [b for b in batches if b not in found]
     if missing:
-        raise DatasetError(f"{archive}: missing {', '.join(f'{CIFAR10_FOLDER}/{m}' for m in missing)}")
+        names = ", ".join(f"{CIFAR10_FOLDER}/{m}" for m in missing)
+        raise DatasetError(f"{archive}: missing {names}")
     return [found[b] for b in batches]
 
 

@@ -58,9 +58,9 @@ then applies only its own choice of channels and size. The rule, in the order ap
 
 The result is an 8-bit Pillow image: ``"L"`` (C = 1) for a grey file (a grey mode or a
 grey palette), ``"RGB"`` (C = 3) for every other one; a folder dataset then gives all
-its images one channel count (:func:`clearconv.data.load_image_folder`). Errors: :class:`ImageFileError`
-(a ``ValueError``) naming the file for anything that is not a readable image, or too
-large; ``FileNotFoundError`` for a missing file.
+its images one channel count (:func:`clearconv.data.load_image_folder`). Errors:
+:class:`ImageFileError` (a ``ValueError``) naming the file for anything that is not a
+readable image, or too large; ``FileNotFoundError`` for a missing file.
 """
 
 from __future__ import annotations
@@ -336,32 +336,13 @@ def to_uint8(array: np.ndarray, mode: str = "auto",
     if a.dtype.kind == "b":
         return a.astype(np.uint8) * np.uint8(255), "booleans as 0/255"
     if mode == "auto":
-        if a.dtype == np.uint8:
-            return a.copy(), "uint8 values as they are"
-        lo, hi = _range(a)
-        if a.dtype.kind in "iu" and lo >= 0 and hi <= 255:
-            return a.astype(np.uint8), "integer values 0..255 as they are"
-        if a.dtype.kind == "f" and lo >= 0 and hi <= 1:
-            return _finish(a.astype(np.float64) * 255.0), "values in [0, 1] times 255"
+        as_is = _auto(a)
+        if as_is is not None:
+            return as_is
         mode = "rescale"
     x = a.astype(np.float64)
     if mode == "clip":
-        top = float(max_value) if max_value is not None else (255.0 if a.dtype.kind in "iu"
-                                                              else 1.0)
-        if not np.isfinite(top) or top <= 0:
-            raise ClearConvError(f"max_value must be a positive number, got {max_value!r}")
-        if a.dtype == np.uint8 and top == 255.0:
-            return a.copy(), "uint8 values as they are"
-        # count only the values that clipping changes by half a grey level or more
-        half = 0.5 * top / 255.0
-        below = float((x < -half).mean()) if x.size else 0.0
-        above = float((x > top + half).mean()) if x.size else 0.0
-        desc = f"clipped to 0..{top:g}"
-        if top != 255.0:
-            desc += f", times {255.0 / top:g}"
-        if below or above:
-            desc += f" ({below:.1%} of values below 0, {above:.1%} above {top:g})"
-        return _finish(np.clip(x, 0.0, top) * (255.0 / top)), desc
+        return _clip(a, x, max_value)
     if mode == "rescale":
         lo, hi = _range(x)
         if hi > lo:
@@ -372,6 +353,38 @@ def to_uint8(array: np.ndarray, mode: str = "auto",
     if peak > 0:
         return _finish(mag * (255.0 / peak)), f"magnitude |x|, 0..{peak:.4g} -> 0..255"
     return np.zeros(a.shape, np.uint8), "magnitude |x|: all zero -> 0"
+
+
+def _auto(a: np.ndarray) -> tuple[np.ndarray, str] | None:
+    """``"auto"``'s mappings that keep the values' meaning, or None (then: rescale)."""
+    if a.dtype == np.uint8:
+        return a.copy(), "uint8 values as they are"
+    lo, hi = _range(a)
+    if a.dtype.kind in "iu" and lo >= 0 and hi <= 255:
+        return a.astype(np.uint8), "integer values 0..255 as they are"
+    if a.dtype.kind == "f" and lo >= 0 and hi <= 1:
+        return _finish(a.astype(np.float64) * 255.0), "values in [0, 1] times 255"
+    return None
+
+
+def _clip(a: np.ndarray, x: np.ndarray, max_value: float | None) -> tuple[np.ndarray, str]:
+    """``"clip"``: 0..max_value (by dtype: 255 for integers, 1 for floats) to 0..255."""
+    top = float(max_value) if max_value is not None else (255.0 if a.dtype.kind in "iu"
+                                                          else 1.0)
+    if not np.isfinite(top) or top <= 0:
+        raise ClearConvError(f"max_value must be a positive number, got {max_value!r}")
+    if a.dtype == np.uint8 and top == 255.0:
+        return a.copy(), "uint8 values as they are"
+    # count only the values that clipping changes by half a grey level or more
+    half = 0.5 * top / 255.0
+    below = float((x < -half).mean()) if x.size else 0.0
+    above = float((x > top + half).mean()) if x.size else 0.0
+    desc = f"clipped to 0..{top:g}"
+    if top != 255.0:
+        desc += f", times {255.0 / top:g}"
+    if below or above:
+        desc += f" ({below:.1%} of values below 0, {above:.1%} above {top:g})"
+    return _finish(np.clip(x, 0.0, top) * (255.0 / top)), desc
 
 
 def _range(a: np.ndarray) -> tuple[float, float]:

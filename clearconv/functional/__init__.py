@@ -11,6 +11,7 @@ cache records the ``algorithm`` that ran, and :func:`conv2d_algorithm` /
 Nothing here sets threads, the allocator or any other process-wide state.
 """
 
+from ..shapes import conv2d_geometry, pool2d_geometry
 from .activations import (
     leaky_relu_backward,
     leaky_relu_forward,
@@ -23,14 +24,13 @@ from .activations import (
     tanh_backward,
     tanh_forward,
 )
-from ..shapes import conv2d_geometry, pool2d_geometry
 from .conv import conv2d_algorithm, conv2d_backward, conv2d_forward
+from .dropout import dropout_backward, dropout_forward
 from .fused import (
     conv2d_relu_max_pool2d_algorithm,
     conv2d_relu_max_pool2d_backward,
     conv2d_relu_max_pool2d_forward,
 )
-from .dropout import dropout_backward, dropout_forward
 from .linear import linear_backward, linear_forward
 from .losses import softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from .pool import (

@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 
 
-
 def pad_nchw(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]],
              value: float = 0.0) -> np.ndarray:
     """Pad the H and W axes of ``x`` (N, C, H, W) by ``((top, bottom), (left, right))``.

@@ -1,6 +1,8 @@
 """2-D convolution (cross-correlation, as PyTorch and ONNX): MATH.md §3-9.
 
-Forward (§7): ``Z[n, o, m, k] = sum_{c,i,j} W[o, c, i, j] * A_pad[n, c, m*s_h + i*d_h, k*s_w + j*d_w] + b[o]``
+Forward (§7)::
+
+    Z[n, o, m, k] = sum_{c,i,j} W[o, c, i, j] * A_pad[n, c, m*s_h + i*d_h, k*s_w + j*d_w] + b[o]
 
 Backward (§9):
 
@@ -88,7 +90,8 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
 
     Returns
     -------
-    y : ndarray of shape (N, C_out, H_out, W_out), ``H_out = floor((H + p_t + p_b - d*(kh-1) - 1)/s) + 1``
+    y : ndarray of shape (N, C_out, H_out, W_out),
+        ``H_out = floor((H + p_t + p_b - d*(kh-1) - 1)/s) + 1``
     cache : Conv2dCache for :func:`conv2d_backward`
 
     The result dtype is float64 if any input is float64, else float32.

@@ -35,7 +35,6 @@ from ._windows import (
     zeros_like_layout,
 )
 
-
 OP = "max_pool2d"
 
 

@@ -1,4 +1,5 @@
-"""Export a :class:`~clearconv.train.sequential.Sequential` to ONNX, to run it in onnxruntime and elsewhere.
+"""Export a :class:`~clearconv.train.sequential.Sequential` to ONNX, to run it in
+onnxruntime and elsewhere.
 
 Each layer becomes one ONNX operator (two for average pooling with both ``ceil_mode``
 and ``count_include_pad``), with the weights stored as initializers named by the

@@ -340,8 +340,8 @@ def max_pool_nhwc(x: Any, kh: int, kw: int, sh: int, sw: int, ph: int, pw: int,
 def _max_of_4(v0: Any, v1: Any, v2: Any, v3: Any, relu: bool, zero: Any
               ) -> tuple[Any, int]:
     """(maximum, its offset 0..3) of a 2x2 window in row-major order, branch-free: the
-    first maximum wins ties, NaN wins (:func:`_wins`); with ``relu``, (0, 4) where the maximum is not
-    > 0 (NaN stays, with offset 4: no gradient)."""
+    first maximum wins ties, NaN wins (:func:`_wins`); with ``relu``, (0, 4) where the
+    maximum is not > 0 (NaN stays, with offset 4: no gradient)."""
     best = v0
     bi = 0
     g = _wins(v1, best)

@@ -9,8 +9,8 @@ backward.
 
 ``algorithm='auto'`` takes the first algorithm of the op's order
 (:data:`clearconv.kernels.tuning.AUTO_ORDER`) that it prefers for the call; any other
-value forces that algorithm and raises, naming the reason, where it cannot compute it. The choice is never a
-guess:
+value forces that algorithm and raises, naming the reason, where it cannot compute it.
+The choice is never a guess:
 
 - every cache records the ``algorithm`` that computed the forward (its backward runs
   the same algorithm);

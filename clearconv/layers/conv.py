@@ -9,9 +9,9 @@ import numpy as np
 from ..errors import ShapeError
 from ..functional import conv2d_algorithm, conv2d_backward, conv2d_forward
 from ..kernels import registry
-from .parameter import Parameter
 from ..shapes import PaddingArg, conv2d_output_shape, conv2d_params, pair, resolve_padding
 from .base import _WeightLayer, as_rng, init_weight
+from .parameter import Parameter
 
 
 class Conv2D(_WeightLayer):

@@ -8,9 +8,9 @@ import numpy as np
 
 from ..errors import ClearConvError, ShapeError
 from ..functional import dropout_backward, dropout_forward, linear_backward, linear_forward
-from .parameter import Parameter
 from ..shapes import dense_params, pair
 from .base import Layer, _WeightLayer, as_rng, init_weight
+from .parameter import Parameter
 
 
 class Dense(_WeightLayer):

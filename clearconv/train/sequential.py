@@ -160,8 +160,8 @@ class Sequential:
         if x.dtype != self.dtype:
             x = x.astype(self.dtype)
         if self.input_shape is not None and x.shape[1:] != self.input_shape:
-            raise ShapeError(f"model expects input of shape (N, {', '.join(map(str, self.input_shape))})"
-                             f", got {x.shape}")
+            expected = ", ".join(map(str, self.input_shape))
+            raise ShapeError(f"model expects input of shape (N, {expected}), got {x.shape}")
         return x
 
     def steps(self) -> list[Any]:
