@@ -100,43 +100,74 @@ def test_the_blas_runs_one_thread_inside_and_is_restored_after(three_threads, bl
 def test_stateless_ops_outside_a_region_leave_the_blas_alone(three_threads, blas_at_two):
     x = np.ones((4, 8, 6, 6), np.float32)
     w = np.ones((8, 8, 3, 3), np.float32)
-    calls = []
-    real = threads._open
-    threads._open = lambda: (calls.append(1), real())[1]
+    seen = []
+    real = threads._lower_blas
+    threads._lower_blas = lambda: (seen.append(1), real())[1]
     try:
         y, cache = cc.functional.conv2d_forward(x, w, padding=1)
         cc.functional.conv2d_backward(np.ones_like(y), cache)
         cc.functional.max_pool2d_forward(x, 2)
+        seen_blas = blas_threads()
     finally:
-        threads._open = real
-    assert calls == [] and blas_threads() == [2]
+        threads._lower_blas = real
+    assert seen == [] and seen_blas == [2]
+
+
+def _in_thread(fn):
+    """Run fn in a new Python thread; its result (or its exception, raised here)."""
+    out: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            out["error"] = exc
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(BOUND)
+    if "error" in out:
+        raise out["error"]  # type: ignore[misc]
+    return out.get("result")
 
 
 def test_two_python_threads_leave_the_blas_as_the_user_set_it(three_threads, blas_at_two):
-    """The measured bug: thread A opens, thread B opens, A closes, B closes. With a
-    save/restore per call B restored A's 1 for the rest of the process."""
-    a_open, b_open, a_closed = threading.Event(), threading.Event(), threading.Event()
-    seen: dict[str, list[int]] = {}
-
-    def a() -> None:
-        with cc.parallel():
-            a_open.set()
-            assert b_open.wait(BOUND)
-        a_closed.set()
+    """The measured bug: the main thread and another one inside regions at once, the main
+    one closing first. With a save/restore per call the other one restored the main's 1
+    for the rest of the process."""
+    b_open, main_closed, b_done = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, object] = {}
 
     def b() -> None:
-        assert a_open.wait(BOUND)
         with cc.parallel():
+            seen["b_inside"] = blas_threads()
+            seen["b_splits"] = threads.workers()
             b_open.set()
-            assert a_closed.wait(BOUND)
-            seen["b_after_a_closed"] = blas_threads()
+            assert main_closed.wait(BOUND)
+            seen["b_after_main_closed"] = blas_threads()
+        b_done.set()
 
-    ta, tb = threading.Thread(target=a), threading.Thread(target=b)
-    ta.start()
-    tb.start()
-    ta.join(BOUND)
-    tb.join(BOUND)
-    assert seen["b_after_a_closed"] == [1]    # B's region is still open
+    with cc.parallel():
+        t = threading.Thread(target=b)
+        t.start()
+        assert b_open.wait(BOUND)
+        seen["main_inside"] = blas_threads()
+    main_closed.set()
+    assert b_done.wait(BOUND)
+    t.join(BOUND)
+    assert seen["main_inside"] == seen["b_inside"] == [1]
+    assert seen["b_splits"] == 3                       # the BLAS ran one thread: split
+    assert seen["b_after_main_closed"] == [2]          # the main thread gave it back
+    assert blas_threads() == [2]
+
+
+def test_a_region_in_another_thread_leaves_the_blas_alone_and_does_not_split(three_threads,
+                                                                             blas_at_two):
+    def inside() -> tuple[list[int], int]:
+        with cc.parallel():
+            return blas_threads(), threads.workers()
+
+    assert _in_thread(inside) == ([2], 1)
     assert blas_threads() == [2]
 
 
@@ -155,7 +186,7 @@ def test_two_python_threads_training_at_once_get_the_single_thread_results(three
             model.train_step(x, y, opt)
         return model.predict(x)
 
-    alone = train()
+    alone = _in_thread(train)          # the same conditions: a thread that is not main
     start = threading.Barrier(2, timeout=BOUND)
     results: list[np.ndarray] = []
 

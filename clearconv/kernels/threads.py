@@ -17,14 +17,15 @@ The policy, set once per process:
   and the CLI. A user calling the stateless ops of :mod:`clearconv.functional` directly
   opens one with ``with clearconv.parallel(): ...``; outside one an op runs in the
   calling thread, and NumPy's BLAS parallelises its products as the user configured it.
-- While any region is open in the process, NumPy's BLAS runs one thread (otherwise its
-  spinning workers compete with clearconv's for the cores: conv2d forward+backward of
-  (64, 64, 32, 32) -> 128, stride 2, took 104 ms instead of 63 ms after one
-  multi-threaded bias-gradient product). The first region to open sets it, the last to
-  close restores the count it found, with one counter for the whole process: two Python
-  threads training at once leave the BLAS as the user set it. Setting it is one call into
-  the BLAS library (threadpoolctl's controller, looked up once), not a threadpoolctl
-  scan per call.
+- While a region of the main thread is open, NumPy's BLAS runs one thread (otherwise
+  its spinning workers compete with clearconv's for the cores: conv2d forward+backward
+  of (64, 64, 32, 32) -> 128, stride 2, took 104 ms instead of 63 ms after one
+  multi-threaded bias-gradient product); the outermost one sets it and gives the count
+  back when it closes, one call into the BLAS library each (threadpoolctl's controller,
+  looked up once). Only the main thread changes it: OpenBLAS (0.3.31, NumPy's wheel)
+  obeys only the first thread that ever set its count, the user's, and ignores the
+  others. A region in another Python thread splits its work only while the BLAS runs
+  one thread. So two Python threads training at once leave the BLAS as the user set it.
 
 No stateless op changes a process-wide setting; the allocator is tuned by the training
 entry points only (:mod:`clearconv.kernels.allocator`).
@@ -53,13 +54,11 @@ except ImportError:  # pragma: no cover - exercised when threadpoolctl is absent
     ThreadpoolController = None
 
 _lock = threading.Lock()
-_local = threading.local()          # .depth: regions open in this thread; .in_worker
+_local = threading.local()          # .depth: regions open in this thread; .split: whether
+                                    # its outermost one may split; .in_worker
 _num_threads: int | None = None
 _controller: Any = None             # threadpoolctl's controller of the BLAS libraries
-_open_regions = 0                   # regions open in the whole process
-_saved_blas: list[tuple[Any, int]] | None = None   # (library, thread count) to restore
 _executor: ThreadPoolExecutor | None = None
-_blas_thread: ThreadPoolExecutor | None = None   # where the BLAS thread count is changed
 
 
 def _default_num_threads() -> int:
@@ -109,73 +108,69 @@ def _blas() -> Any:
     return _controller
 
 
-def _set_blas(settings: list[tuple[Any, int]]) -> None:
-    """Set each BLAS library's thread count, in :data:`_blas_thread`.
+def _lower_blas() -> list[tuple[Any, int]]:
+    """Set every BLAS library to one thread; the (library, count) pairs it changed.
 
-    OpenBLAS (0.3.31, NumPy's wheel) ignores a raise of its thread count asked by another
-    thread than the one that lowered it while that one is alive: restored from the thread
-    that happens to close the last region, the count could stay at one. Every change is
-    therefore made by one long-lived thread of clearconv's (a hand-off of ~20-50 us, at
-    the first region's opening and the last one's closing only).
+    Each change is read back: OpenBLAS (0.3.31, NumPy's wheel) obeys only the first thread
+    that ever set its count, and ignores the others' calls.
     """
-    def apply() -> None:
-        for lib, threads in settings:
-            lib.set_num_threads(threads)
-
-    global _blas_thread
-    if _blas_thread is None:
-        _blas_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="clearconv-blas")
-    _blas_thread.submit(apply).result()
-
-
-def _open() -> None:
-    global _open_regions, _saved_blas
-    with _lock:
-        if _open_regions == 0 and get_num_threads() > 1:
-            libs = _controller.lib_controllers if _controller is not None else []
-            saved = [(lib, lib.num_threads) for lib in libs]
-            _saved_blas = [(lib, n) for lib, n in saved if n != 1]
-            if _saved_blas:
-                _set_blas([(lib, 1) for lib, _ in _saved_blas])
-        _open_regions += 1
+    changed = []
+    for lib in _controller.lib_controllers if _controller is not None else []:
+        before = lib.num_threads
+        if before != 1:
+            lib.set_num_threads(1)
+            if lib.num_threads == 1:
+                changed.append((lib, before))
+    return changed
 
 
-def _close() -> None:
-    global _open_regions, _saved_blas
-    with _lock:
-        _open_regions -= 1
-        if _open_regions == 0 and _saved_blas:
-            _set_blas(_saved_blas)
-        if _open_regions == 0:
-            _saved_blas = None
+def _blas_single_threaded() -> bool:
+    libs = _controller.lib_controllers if _controller is not None else []
+    return all(lib.num_threads == 1 for lib in libs)
 
 
 @contextlib.contextmanager
 def region() -> Iterator[None]:
-    """Within the block, ops split their work between :func:`get_num_threads` threads and
-    NumPy's BLAS runs one thread (restored when the last region in the process closes).
+    """Within the block, ops split their work between :func:`get_num_threads` threads,
+    each part's products single-threaded. Exposed as ``clearconv.parallel()``.
 
-    Regions nest (an inner one costs a thread-local counter) and may be open in several
-    Python threads at once. Exposed as ``clearconv.parallel()``.
+    In the main thread the outermost region sets NumPy's BLAS to one thread and gives it
+    its count back when it closes. A region in another Python thread leaves the BLAS
+    alone (OpenBLAS lets one thread only change it, the first that did: the user's main
+    thread), and splits its work only while the BLAS runs one thread, inside a region of
+    the main thread or where the user set it so. Regions nest (an inner one costs a
+    thread-local counter) and may be open in several Python threads at once; none ever
+    leaves the BLAS other than the user set it.
     """
     depth = getattr(_local, "depth", 0)
-    if depth == 0:
-        _blas()             # looked up outside the lock, once per process
-        _open()
-    _local.depth = depth + 1
+    if depth:
+        _local.depth = depth + 1
+        try:
+            yield
+        finally:
+            _local.depth = depth
+        return
+    _blas()                         # looked up once per process
+    split = get_num_threads() > 1
+    changed: list[tuple[Any, int]] = []
+    if split and threading.current_thread() is threading.main_thread():
+        changed = _lower_blas()
+    _local.split = split and _blas_single_threaded()
+    _local.depth = 1
     try:
         yield
     finally:
-        _local.depth = depth
-        if depth == 0:
-            _close()
+        _local.depth = 0
+        _local.split = False
+        for lib, threads in changed:
+            lib.set_num_threads(threads)
 
 
 def workers() -> int:
     """How many threads :func:`map_split` uses here: :func:`get_num_threads` inside a
-    region, 1 outside one, inside a split (work there is not split again) and without
-    threadpoolctl (the BLAS could not be kept to one thread)."""
-    if getattr(_local, "in_worker", False) or not getattr(_local, "depth", 0):
+    region whose BLAS runs one thread; 1 outside a region, inside a split (work there is
+    not split again) and without threadpoolctl (the BLAS could not be checked)."""
+    if getattr(_local, "in_worker", False) or not getattr(_local, "split", False):
         return 1
     if ThreadpoolController is None:
         return 1
@@ -218,6 +213,17 @@ def map_split(fn: Callable[[int, int], T], n: int, parallel: bool = True) -> lis
             future.result()         # waits for the worker; re-raises its exception
         results.append(part.result)
     return results
+
+
+def _forget_threads_after_fork() -> None:
+    """In a forked child the pool's threads do not exist: start afresh there."""
+    global _executor, _lock
+    _executor = None
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_threads_after_fork)
 
 
 def _pool(size: int) -> ThreadPoolExecutor:
