@@ -6,8 +6,8 @@ is too narrow for the BLAS; :func:`~clearconv.kernels.compiled.conv_direct_forwa
 computes ``Z[n, o, m, k] = b[o] + sum_{c,i,j} W[o, c, i, j] * A_pad[n, c, m + i, k + j]``
 (MATH.md §7) along long contiguous runs of each padded input plane instead, the batch
 split between threads. Backward: dW and db by the compiled dot products of dZ with the
-same runs; dA (rare: the direct loop is for first layers) by the readable col2im path
-of functional/, which gives the same sums.
+same runs; dA (rare: the direct loop is for first layers) as ``'im2col-split'`` makes
+it (:func:`~clearconv.kernels.im2col.input_gradient`).
 
 ``'direct-fused'`` computes ``max_pool2d(relu(conv2d(x)), 2, 2)``
 (:mod:`clearconv.functional.fused`) in the same loop: each output plane is pooled as it
@@ -28,6 +28,7 @@ from ..functional import conv as fconv
 from ..functional import fused
 from ..shapes import ConvGeometry, PoolGeometry
 from . import compiled, registry, threads, tuning
+from .im2col import input_gradient
 
 
 def supports(call: fconv.ConvCall) -> tuple[bool, str]:
@@ -98,15 +99,6 @@ def _partials(kernel: Callable[[int, int, np.ndarray, np.ndarray], None],
     return threads.add_up([dw for dw, _ in parts]), threads.add_up([db for _, db in parts])
 
 
-def _input_grad(dz: np.ndarray, geo: ConvGeometry, weight: np.ndarray) -> np.ndarray:
-    """dA by functional's readable path: col2im of dcols = dZ W."""
-    n, c, h, w = geo.in_shape
-    (pt, pb), (pl, pr) = geo.padding
-    dxph = np.zeros((n, h + pt + pb, w + pl + pr, c), dz.dtype)
-    dcols = dz.transpose(0, 2, 3, 1).reshape(-1, weight.shape[0]) @ fconv.weight_matrix(weight)
-    return fconv.crop(fconv.col2im(dcols, geo, dxph), geo)
-
-
 def backward(dy: np.ndarray, cache: fconv.Conv2dCache, input_grad: bool
              ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     geo, weight, xf = cache.geometry, cache.weight, cache.saved.xf
@@ -115,7 +107,7 @@ def backward(dy: np.ndarray, cache: fconv.Conv2dCache, input_grad: bool
     dyp = np.ascontiguousarray(dy)       # NCHW memory, like the forward's output
     dweight, dbias = _partials(lambda lo, hi, dw, db: compiled.conv_direct_weight_grad(
         xf[lo:hi], dyp[lo:hi], wp, kh, kw, dw, db), weight, geo.in_shape[0])
-    dx = _input_grad(dy, geo, weight) if input_grad else None
+    dx = input_gradient(dy, geo, weight) if input_grad else None
     return dx, dweight, (dbias if cache.has_bias else None)
 
 

@@ -214,11 +214,12 @@ def _input_grad_t(dz: np.ndarray, geo: ConvGeometry, weight: np.ndarray) -> np.n
 
 
 def _input_grad_compiled(dz: np.ndarray, geo: ConvGeometry, weight: np.ndarray,
-                         dw_part: Callable[[int, int], np.ndarray]
-                         ) -> tuple[np.ndarray, np.ndarray]:
+                         dw_part: Callable[[int, int], np.ndarray] | None
+                         ) -> tuple[np.ndarray, np.ndarray | None]:
     """One product dcols = dZ W (rows (n, m, k), columns (i, j, c)), then the compiled
     col2im, which adds each window row's kw*C values back in one run; each thread also
-    makes its images' share of dW. Returns (dx, dW as (C_out, kh*kw*C))."""
+    makes its images' share of dW with ``dw_part``. Returns (dx, dW as
+    (C_out, kh*kw*C), or None without ``dw_part``)."""
     n, c = geo.in_shape[:2]
     kh, kw = geo.kernel
     ho, wo = geo.out_shape[2:]
@@ -230,9 +231,24 @@ def _input_grad_compiled(dz: np.ndarray, geo: ConvGeometry, weight: np.ndarray,
         dcols = _rows_times(dz[lo:hi], w2).reshape(hi - lo, ho, wo, kh, kw * c)
         compiled.col2im_nhwc(dcols, geo.stride[0], geo.stride[1], geo.dilation[0], c,
                              dxph[lo:hi].reshape(hi - lo, hp, wp * c))
-        return dw_part(lo, hi)
+        return dw_part(lo, hi) if dw_part is not None else None
 
-    return crop(dxph, geo), threads.add_up(threads.map_split(work, n))
+    parts = threads.map_split(work, n)
+    return crop(dxph, geo), (threads.add_up(parts) if dw_part is not None else None)
+
+
+def input_gradient(dy: np.ndarray, geo: ConvGeometry, weight: np.ndarray) -> np.ndarray:
+    """dA alone (MATH.md §9: col2im of dcols = dZ W) from dy (N, C_out, H_out, W_out), as
+    this algorithm makes it: NCHW offset adds for few channels, else the compiled col2im
+    where it applies, else functional's col2im, the images split between threads. The
+    direct loop's backward uses it too."""
+    n, c_out, ho, wo = geo.out_shape
+    dz = dy.transpose(0, 2, 3, 1).reshape(n, ho * wo, c_out)   # a view, as in backward
+    if _few(geo):
+        return _input_grad_t(dz, geo, weight)
+    if _compiled_col2im(geo):
+        return _input_grad_compiled(dz, geo, weight, None)[0]
+    return _input_grad_numpy(dz, geo, weight)
 
 
 def _input_grad_numpy(dz: np.ndarray, geo: ConvGeometry, weight: np.ndarray) -> np.ndarray:
