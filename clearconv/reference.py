@@ -43,6 +43,7 @@ from .shapes import (
     check_logits_labels,
     check_nchw,
     conv2d_geometry,
+    conv_transpose2d_geometry,
     pool2d_geometry,
 )
 
@@ -94,14 +95,14 @@ class Conv2dCache(NamedTuple):
 
 
 def _conv2d_operands(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
-                     stride: IntPair, padding: PaddingArg, dilation: IntPair
+                     stride: IntPair, padding: PaddingArg, dilation: IntPair, groups: int = 1
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, ConvGeometry]:
     """The checked operands of a convolution: ``x`` and ``W`` cast to one float dtype, the
     bias ``b`` (zeros when None) and the geometry (padding, output size: MATH.md §4-5)."""
     x = np.asarray(x)
     weight = np.asarray(weight)
     check_nchw(x, "conv2d")
-    geo = conv2d_geometry(x.shape, weight.shape, stride, padding, dilation)
+    geo = conv2d_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
     dtype = np.result_type(as_float(x[:0]).dtype, as_float(weight[:0]).dtype)
     c_out = geo.out_shape[1]
     b = np.zeros(c_out, dtype)
@@ -112,9 +113,16 @@ def _conv2d_operands(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     return x.astype(dtype), weight.astype(dtype), b, geo
 
 
+def _channels_seen(o: int, geo: ConvGeometry) -> slice:
+    """The input channels output channel o sees: its group's, ``C_in / groups`` of them."""
+    c_in, c_out, g = geo.in_shape[1], geo.out_shape[1], geo.groups
+    group = o // (c_out // g)
+    return slice(group * (c_in // g), (group + 1) * (c_in // g))
+
+
 def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
                    stride: IntPair = 1, padding: PaddingArg = 0,
-                   dilation: IntPair = 1) -> tuple[np.ndarray, Conv2dCache]:
+                   dilation: IntPair = 1, groups: int = 1) -> tuple[np.ndarray, Conv2dCache]:
     """Convolution layer, linear part ``Z = W * A + b`` (MATH.md §3-7), literally.
 
     Cross-correlation (§3, as PyTorch and ONNX), one output pixel at a time::
@@ -127,29 +135,34 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
     ``floor((n + 2p - f)/s) + 1`` when d = 1 and the padding is symmetric).
     :func:`conv2d_forward_steps` is the same loop keeping every product.
 
+    With ``groups`` g, the sum over c runs over the input channels of output channel o's
+    group only (``C_in / g`` of them; depthwise when g = C_in).
+
     Parameters
     ----------
     x : ndarray of shape (N, C_in, H, W)
-    weight : ndarray of shape (C_out, C_in, f_h, f_w)
+    weight : ndarray of shape (C_out, C_in / groups, f_h, f_w)
     bias : ndarray of shape (C_out,) or None
     stride, dilation : int or (h, w)
     padding : int, (p_h, p_w), ((top, bottom), (left, right)), 'valid' or 'same'
+    groups : int dividing C_in and C_out
 
     Returns
     -------
     z : ndarray of shape (N, C_out, H_out, W_out)
     cache : Conv2dCache for :func:`conv2d_backward`
     """
-    x, weight, b, geo = _conv2d_operands(x, weight, bias, stride, padding, dilation)
+    x, weight, b, geo = _conv2d_operands(x, weight, bias, stride, padding, dilation, groups)
     n_batch, c_out, h_out, w_out = geo.out_shape
     a_pad = _pad(x, geo.padding)
     z = np.zeros(geo.out_shape, x.dtype)
     for n in range(n_batch):
         for o in range(c_out):
+            seen = _channels_seen(o, geo)
             for m in range(h_out):
                 for k in range(w_out):
                     rows, cols = _window_index(m, k, geo.kernel, geo.stride, geo.dilation)
-                    window = a_pad[n][:, rows, cols]          # (C_in, f_h, f_w)
+                    window = a_pad[n][seen, rows, cols]       # (C_in / groups, f_h, f_w)
                     z[n, o, m, k] = np.sum(window * weight[o]) + b[o]
     return z, Conv2dCache(a_pad, weight, bias is not None, geo)
 
@@ -255,11 +268,12 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool = True
     dw = np.zeros_like(weight)
     for n in range(n_batch):
         for o in range(c_out):
+            seen = _channels_seen(o, geo)
             for m in range(h_out):
                 for k in range(w_out):
                     rows, cols = _window_index(m, k, geo.kernel, geo.stride, geo.dilation)
                     db[o] += dz[n, o, m, k]
-                    dw[o] += a_pad[n][:, rows, cols] * dz[n, o, m, k]
+                    dw[o] += a_pad[n][seen, rows, cols] * dz[n, o, m, k]
     dx = conv2d_input_gradient(dz, weight, geo) if input_grad else None
     return dx, dw, (db if has_bias else None)
 
@@ -278,6 +292,12 @@ class ConvInputGradientSteps(NamedTuple):
     products: np.ndarray       # 4. (N, C_in, R_h, R_w, C_out, e_h, e_w): patch (r, q) ⊙ W_rot[:, c]
     da_pad: np.ndarray         # 4. (N, C_in, H_pad, W_pad): the sums; unreached rows stay 0
     dx: np.ndarray             # 5. (N, C_in, H, W): da_pad without the padding
+
+
+def _single_group(geo: ConvGeometry, op: str) -> None:
+    if geo.groups != 1:
+        raise ClearConvError(f"{op} keeps the steps of ungrouped convolutions only, got "
+                             f"groups {geo.groups}")
 
 
 def _scatter_with_gaps(dz: np.ndarray, stride: tuple[int, int]) -> np.ndarray:
@@ -342,12 +362,14 @@ def conv2d_input_gradient(dz: np.ndarray, weight: np.ndarray, geo: ConvGeometry)
     # 4. valid cross-correlation of dZ_full with the rotated kernel
     da_pad = np.zeros((n_batch, c_in, h + p_t + p_b, w + p_l + p_r), weight.dtype)
     reach_h, reach_w = (h_out - 1) * geo.stride[0] + e_h, (w_out - 1) * geo.stride[1] + e_w
+    c_g, o_g = c_in // geo.groups, geo.out_shape[1] // geo.groups
     for n in range(n_batch):
         for c in range(c_in):
+            outs = slice(c // c_g * o_g, (c // c_g + 1) * o_g)        # c's group's outputs
             for r in range(reach_h):
                 for q in range(reach_w):
-                    patch = dz_full[n, :, r:r + e_h, q:q + e_w]          # (C_out, e_h, e_w)
-                    da_pad[n, c, r, q] = np.sum(patch * w_rot_dilated[:, c])
+                    patch = dz_full[n, outs, r:r + e_h, q:q + e_w]       # (C_out/g, e_h, e_w)
+                    da_pad[n, c, r, q] = np.sum(patch * w_rot_dilated[outs, c % c_g])
     # 5. crop the padding
     return da_pad[:, :, p_t:p_t + h, p_l:p_l + w].copy()
 
@@ -356,7 +378,8 @@ def conv2d_input_gradient_steps(dz: np.ndarray, weight: np.ndarray, geo: ConvGeo
                                 ) -> ConvInputGradientSteps:
     """:func:`conv2d_input_gradient` keeping the array of each of its steps (MATH.md §9).
 
-    The same steps 1-5; step 4 keeps, for every pixel (r, q) of ``dA_pad`` and input
+    The same steps 1-5 (for groups 1: the figures draw plain convolutions); step 4
+    keeps, for every pixel (r, q) of ``dA_pad`` and input
     channel c, the products it sums::
 
         products[n, c, r, q] = dZ_full[n, :, r:r + e_h, q:q + e_w] ⊙ W_rot_dilated[:, c]
@@ -366,6 +389,7 @@ def conv2d_input_gradient_steps(dz: np.ndarray, weight: np.ndarray, geo: ConvGeo
     :func:`conv2d_input_gradient`: dz (N, C_out, H_out, W_out), weight (C_out, C_in, f_h,
     f_w), the forward's geometry.
     """
+    _single_group(geo, "conv2d_input_gradient_steps")
     n_batch, c_in, h, w = geo.in_shape
     (p_t, p_b), (p_l, p_r) = geo.padding
     c_out, h_out, w_out = dz.shape[1:]
@@ -418,6 +442,7 @@ def conv2d_backward_steps(dy: np.ndarray, cache: Conv2dCache) -> Conv2dBackwardS
     :attr:`Conv2dSteps.cache`).
     """
     a_pad, weight, has_bias, geo = cache
+    _single_group(geo, "conv2d_backward_steps")
     dz = _gradient_in(dy, weight.dtype, geo.out_shape, "conv2d_backward")
     n_batch, c_out, h_out, w_out = geo.out_shape
     db = np.zeros(c_out, weight.dtype)
@@ -433,6 +458,110 @@ def conv2d_backward_steps(dy: np.ndarray, cache: Conv2dCache) -> Conv2dBackwardS
                     dw[o] += dw_terms[n, o, m, k]
     return Conv2dBackwardSteps(dz, dw_terms, dw, db if has_bias else None,
                                conv2d_input_gradient_steps(dz, weight, geo))
+
+
+# ----------------------------------------------------------------- transposed convolution
+
+
+class ConvTranspose2dCache(NamedTuple):
+    """What :func:`conv_transpose2d_backward` needs."""
+
+    x: np.ndarray
+    weight: np.ndarray      # (C_in, C_out / groups, f_h, f_w)
+    has_bias: bool
+    geometry: ConvGeometry  # the conv2d whose input gradient this is (shapes.py)
+
+
+def _transposed_targets(i: int, j: int, a: int, b: int, geo: ConvGeometry
+                        ) -> tuple[int, int] | None:
+    """Where input pixel (i, j) sends kernel tap (a, b): output pixel
+    ``(i*s_h - p_t + a*d_h, j*s_w - p_l + b*d_w)``, None when that falls off the output."""
+    r = i * geo.stride[0] - geo.padding[0][0] + a * geo.dilation[0]
+    q = j * geo.stride[1] - geo.padding[1][0] + b * geo.dilation[1]
+    h_out, w_out = geo.in_shape[2:]
+    return (r, q) if 0 <= r < h_out and 0 <= q < w_out else None
+
+
+def conv_transpose2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
+                             stride: IntPair = 1, padding: IntPair = 0,
+                             output_padding: IntPair = 0, dilation: IntPair = 1,
+                             groups: int = 1) -> tuple[np.ndarray, ConvTranspose2dCache]:
+    """Transposed convolution, literally (PyTorch's ``conv_transpose2d``): every input
+    pixel scatters its value times the kernel onto the output::
+
+        Y[n, g*O_g + o, i*s_h - p_h + a*d_h, j*s_w - p_w + b*d_w] += X[n, c, i, j] * W[c, o, a, b]
+
+    for input channel c in group g (``O_g = C_out / groups`` outputs per group), then
+    ``+ b[o]``. Written from this definition alone (not through the convolution), so it
+    checks functional/'s transposed convolution, which is conv2d's input gradient.
+
+    x (N, C_in, H, W), weight (C_in, C_out / groups, f_h, f_w), output (N, C_out, H_out,
+    W_out) with ``H_out = (H - 1)*s - 2p + d*(f - 1) + output_padding + 1``.
+    """
+    x = np.asarray(x)
+    weight = np.asarray(weight)
+    check_nchw(x, "conv_transpose2d")
+    geo = conv_transpose2d_geometry(x.shape, weight.shape, stride, padding, output_padding,
+                                    dilation, groups)
+    dtype = np.result_type(as_float(x[:0]).dtype, as_float(weight[:0]).dtype)
+    x, weight = x.astype(dtype), weight.astype(dtype)
+    n_batch, c_out = geo.in_shape[:2]
+    b = np.zeros(c_out, dtype)
+    if bias is not None:
+        b = np.asarray(bias, dtype=dtype)
+        if b.shape != (c_out,):
+            raise ShapeError(f"conv_transpose2d bias must have shape ({c_out},), got {b.shape}")
+    c_in, o_g, f_h, f_w = weight.shape
+    c_g = c_in // geo.groups
+    y = np.zeros(geo.in_shape, dtype)
+    for n in range(n_batch):
+        for c in range(c_in):
+            first = c // c_g * o_g                       # c's group's first output channel
+            for i in range(x.shape[2]):
+                for j in range(x.shape[3]):
+                    for a in range(f_h):
+                        for bb in range(f_w):
+                            at = _transposed_targets(i, j, a, bb, geo)
+                            if at is not None:
+                                y[n, first:first + o_g, at[0], at[1]] += x[n, c, i, j] * \
+                                    weight[c, :, a, bb]
+    y += b[None, :, None, None]
+    return y, ConvTranspose2dCache(x, weight, bias is not None, geo)
+
+
+def conv_transpose2d_backward(dy: np.ndarray, cache: ConvTranspose2dCache,
+                              input_grad: bool = True
+                              ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """Backward of :func:`conv_transpose2d_forward`, literally: each scattered product
+    ``X[n, c, i, j] * W[c, o, a, b]`` landed on one output pixel, so::
+
+        dX[n, c, i, j] = sum_o sum_a sum_b W[c, o, a, b] * dY[n, g*O_g + o, target(i, j, a, b)]
+        dW[c, o, a, b] = sum_n sum_i sum_j X[n, c, i, j] * dY[n, g*O_g + o, target(i, j, a, b)]
+        db[o]          = sum_n sum_r sum_q dY[n, o, r, q]
+
+    over the targets that fall on the output.
+    """
+    x, weight, has_bias, geo = cache
+    dy = _gradient_in(dy, weight.dtype, geo.in_shape, "conv_transpose2d_backward")
+    c_in, o_g, f_h, f_w = weight.shape
+    c_g = c_in // geo.groups
+    dx = np.zeros_like(x)
+    dw = np.zeros_like(weight)
+    for n in range(x.shape[0]):
+        for c in range(c_in):
+            first = c // c_g * o_g
+            for i in range(x.shape[2]):
+                for j in range(x.shape[3]):
+                    for a in range(f_h):
+                        for bb in range(f_w):
+                            at = _transposed_targets(i, j, a, bb, geo)
+                            if at is None:
+                                continue
+                            g = dy[n, first:first + o_g, at[0], at[1]]      # (O_g,)
+                            dx[n, c, i, j] += np.sum(weight[c, :, a, bb] * g)
+                            dw[c, :, a, bb] += x[n, c, i, j] * g
+    db = dy.sum(axis=(0, 2, 3)) if has_bias else None
+    return (dx if input_grad else None), dw, db
 
 
 # ---------------------------------------------------------------------------- pooling

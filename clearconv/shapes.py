@@ -213,11 +213,14 @@ def pool_output_size(n: int, k: int, s: int, p: int = 0, ceil_mode: bool = False
     return out
 
 
-def conv2d_params(in_channels: int, out_channels: int, kernel: IntPair, bias: bool = True) -> int:
-    """Parameter count of a conv layer: ``C_out * C_in * f_h * f_w (+ C_out)`` (MATH.md §8)."""
+def conv2d_params(in_channels: int, out_channels: int, kernel: IntPair, bias: bool = True,
+                  groups: int = 1) -> int:
+    """Parameter count of a conv layer: ``C_out * C_in/groups * f_h * f_w (+ C_out)``
+    (MATH.md §8)."""
     kh, kw = pair(kernel, "kernel_size")
     _positive(in_channels=in_channels, out_channels=out_channels)
-    return out_channels * in_channels * kh * kw + (out_channels if bias else 0)
+    g = check_groups(groups, in_channels, out_channels, "conv2d_params")
+    return out_channels * (in_channels // g) * kh * kw + (out_channels if bias else 0)
 
 
 def dense_params(in_features: int, out_features: int, bias: bool = True) -> int:
@@ -242,26 +245,34 @@ class ConvGeometry(NamedTuple):
     stride: tuple[int, int]
     padding: Padding2D                       # ((top, bottom), (left, right))
     dilation: tuple[int, int]
+    groups: int = 1                          # input and output channels in this many groups
 
 
 def conv2d_geometry(x_shape: tuple[int, ...], w_shape: tuple[int, ...],
                     stride: IntPair = 1, padding: PaddingArg = 0,
-                    dilation: IntPair = 1) -> ConvGeometry:
+                    dilation: IntPair = 1, groups: int = 1) -> ConvGeometry:
     """Check shapes and hyper-parameters of a conv2d and work out its geometry.
+
+    The weight is (C_out, C_in / groups, kh, kw): with ``groups`` g the input channels
+    and the outputs are cut into g equal groups, output group k seeing input group k only
+    (depthwise when g == C_in).
 
     Raises :class:`~clearconv.errors.ShapeError` / ``ClearConvError`` (both ``ValueError``)
     with the numbers: channel mismatch (MATH.md §6), kernel larger than the padded input,
-    stride, dilation or kernel <= 0, unknown padding.
+    stride, dilation or kernel <= 0, unknown padding, channels not divisible by groups.
     """
     if len(w_shape) != 4:
         raise ShapeError(
-            f"conv2d weight must have shape (C_out, C_in, kh, kw), got {tuple(w_shape)}"
+            f"conv2d weight must have shape (C_out, C_in / groups, kh, kw), got "
+            f"{tuple(w_shape)}"
         )
     n, c, h, w = x_shape
-    c_out, c_in, kh, kw = w_shape
-    if c != c_in:
+    c_out, c_in_g, kh, kw = w_shape
+    g = check_groups(groups, c, c_out, "conv2d")
+    if c != c_in_g * g:
+        per = f" / groups {g} = {c // g}" if g > 1 else ""
         raise ShapeError(
-            f"conv2d: input has {c} channels but the kernel expects {c_in} "
+            f"conv2d: input has {c} channels{per} but the kernel expects {c_in_g} "
             f"(input shape {tuple(x_shape)}, weight shape {tuple(w_shape)})"
         )
     if kh <= 0 or kw <= 0 or c_out <= 0:
@@ -278,7 +289,69 @@ def conv2d_geometry(x_shape: tuple[int, ...], w_shape: tuple[int, ...],
             f"conv2d: kernel {kh}x{kw} (dilation {d}) does not fit the input {h}x{w} "
             f"with padding {pads}: {e}"
         ) from None
-    return ConvGeometry((n, c, h, w), (n, c_out, ho, wo), (kh, kw), s, pads, d)
+    return ConvGeometry((n, c, h, w), (n, c_out, ho, wo), (kh, kw), s, pads, d, g)
+
+
+def check_groups(groups: object, c_in: int, c_out: int, op: str) -> int:
+    """``groups`` checked: an int >= 1 that divides both channel counts."""
+    if isinstance(groups, bool) or not hasattr(groups, "__index__") or int(groups) < 1:
+        raise ClearConvError(f"{op}: groups must be an int >= 1, got {groups!r}")
+    g = int(groups)
+    if c_in % g or c_out % g:
+        raise ShapeError(f"{op}: groups {g} must divide both the input channels ({c_in}) "
+                         f"and the output channels ({c_out})")
+    return g
+
+
+def conv_transpose2d_geometry(x_shape: tuple[int, ...], w_shape: tuple[int, ...],
+                              stride: IntPair = 1, padding: IntPair = 0,
+                              output_padding: IntPair = 0, dilation: IntPair = 1,
+                              groups: int = 1) -> ConvGeometry:
+    """The geometry of a transposed conv, as the conv2d whose input gradient it is.
+
+    A transposed convolution of x (N, C_in, H, W) with weight (C_in, C_out / groups, kh,
+    kw) (PyTorch's layout) is the input gradient (MATH.md §9) of the conv2d with that
+    weight whose output has x's shape: the returned geometry is that conv2d's, its
+    ``in_shape`` the transposed conv's output (N, C_out, H_out, W_out) with, per axis,
+    ``H_out = (H - 1)*s - 2p + d*(kh - 1) + output_padding + 1`` (PyTorch's rule) and its
+    ``out_shape`` x's shape.
+
+    ``padding`` is an int or (ph, pw) (symmetric, as PyTorch); ``output_padding`` adds
+    that many rows (columns) at the bottom (right), each smaller than the stride.
+    """
+    if len(w_shape) != 4:
+        raise ShapeError(f"conv_transpose2d weight must have shape (C_in, C_out / groups, "
+                         f"kh, kw), got {tuple(w_shape)}")
+    n, c, h, w = x_shape
+    c_in, c_out_g, kh, kw = w_shape
+    if c != c_in:
+        raise ShapeError(f"conv_transpose2d: input has {c} channels but the weight expects "
+                         f"{c_in} (input shape {tuple(x_shape)}, weight shape "
+                         f"{tuple(w_shape)})")
+    if kh <= 0 or kw <= 0 or c_out_g <= 0:
+        raise ShapeError(f"conv_transpose2d weight shape {tuple(w_shape)} has a zero "
+                         f"dimension")
+    g = check_groups(groups, c_in, c_in, "conv_transpose2d")    # the output has C_out_g*g
+    s = pair(stride, "stride")
+    d = pair(dilation, "dilation")
+    if isinstance(padding, str):
+        raise ClearConvError(f"conv_transpose2d: padding must be an int or (ph, pw), got "
+                             f"{padding!r}")
+    p = pair(padding, "padding", minimum=0)
+    op = pair(output_padding, "output_padding", minimum=0)
+    if op[0] >= s[0] or op[1] >= s[1]:
+        raise ClearConvError(f"conv_transpose2d: output_padding {op} must be smaller than "
+                             f"the stride {s}")
+    size = [(x - 1) * st - 2 * pp + dd * (k - 1) + o + 1
+            for x, st, pp, dd, k, o in zip((h, w), s, p, d, (kh, kw), op)]
+    if min(size) < 1:
+        raise ShapeError(f"conv_transpose2d: the output of input {h}x{w} with kernel "
+                         f"{kh}x{kw}, stride {s}, padding {p}, dilation {d} would be "
+                         f"{size[0]}x{size[1]}")
+    geo = conv2d_geometry((n, c_out_g * g, size[0], size[1]), (c_in, c_out_g, kh, kw), s,
+                          p, d, g)
+    assert geo.out_shape == (n, c, h, w), (geo, x_shape)
+    return geo
 
 
 class PoolGeometry(NamedTuple):
@@ -380,8 +453,10 @@ __all__ = [
     "ceil_div",
     "check_linear",
     "check_logits_labels",
+    "check_groups",
     "check_nchw",
     "conv2d_geometry",
+    "conv_transpose2d_geometry",
     "conv2d_output_shape",
     "conv2d_params",
     "conv_output_size",

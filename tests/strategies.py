@@ -68,17 +68,24 @@ class ConvCase(NamedTuple):
     padding: object
     dilation: object
     dy: np.ndarray
+    groups: int = 1
 
 
 @st.composite
-def conv_cases(draw, winograd_shapes: bool = False):
+def conv_cases(draw, winograd_shapes: bool = False, grouped: bool = False):
     """A conv2d call whose (dilated) kernel fits the padded input.
 
     C_in goes up to 5 so that both of the fast path's im2col layouts (fewer than 4
     input channels, and 4 or more) are exercised. ``winograd_shapes``: half of the calls
     are 3x3, stride 1, dilation 1 (what Winograd and the direct loop compute).
+    ``grouped``: half of the calls have groups > 1, a third of those depthwise.
     """
     n, c_in, c_out = draw(counts), draw(st.integers(1, 5)), draw(counts)
+    groups = 1
+    if grouped and draw(st.booleans()):
+        groups = draw(st.integers(2, 4))
+        c_in = groups * draw(st.integers(1, 2)) if not draw(st.booleans()) else groups
+        c_out = groups * draw(st.integers(1, 2))
     h, w, kh, kw = draw(sizes), draw(sizes), draw(kernels), draw(kernels)
     stride, padding, dilation = draw(strides), draw(paddings), draw(dilations)
     if winograd_shapes and draw(st.booleans()):
@@ -92,7 +99,7 @@ def conv_cases(draw, winograd_shapes: bool = False):
     x = rng.standard_normal((n, c_in, h, w))
     if draw(st.booleans()):
         x = channels_last(x)
-    weight = rng.standard_normal((c_out, c_in, kh, kw))
+    weight = rng.standard_normal((c_out, c_in // groups, kh, kw))
     bias = rng.standard_normal(c_out) if draw(st.booleans()) else None
     sh, sw = pair(stride, "stride")
     ho = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
@@ -100,7 +107,7 @@ def conv_cases(draw, winograd_shapes: bool = False):
     dy = rng.standard_normal((n, c_out, ho, wo))
     if draw(st.booleans()):
         dy = channels_last(dy)
-    return ConvCase(x, weight, bias, stride, padding, dilation, dy)
+    return ConvCase(x, weight, bias, stride, padding, dilation, dy, groups)
 
 
 class PoolCase(NamedTuple):
@@ -161,3 +168,46 @@ def pool_cases(draw, values: str = "tie_free", two_by_two: bool = False,
 def random_like(rng, y, layout_last: bool):
     dy = rng.standard_normal(y.shape)
     return channels_last(dy) if layout_last else dy
+
+
+class TransposedCase(NamedTuple):
+    x: np.ndarray
+    weight: np.ndarray
+    bias: np.ndarray | None
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    output_padding: tuple[int, int]
+    dilation: tuple[int, int]
+    groups: int
+    dy: np.ndarray
+
+
+@st.composite
+def transposed_cases(draw):
+    """A conv_transpose2d call PyTorch accepts: groups dividing both channel counts,
+    output_padding below the stride, a positive output size."""
+    from clearconv.errors import ClearConvError
+    from clearconv.shapes import conv_transpose2d_geometry
+
+    groups = draw(st.integers(1, 3))
+    c_in, c_out = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    n, h, w = draw(counts), draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    kernel = (draw(kernels), draw(kernels))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    output_padding = tuple(draw(st.integers(0, s - 1)) for s in stride)
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    try:
+        geo = conv_transpose2d_geometry((n, c_in, h, w), (c_in, c_out // groups, *kernel),
+                                        stride, padding, output_padding, dilation, groups)
+    except (ShapeError, ClearConvError):
+        assume(False)
+    rng = np.random.default_rng(draw(seeds))
+    x = rng.standard_normal((n, c_in, h, w))
+    if draw(st.booleans()):
+        x = channels_last(x)
+    weight = rng.standard_normal((c_in, c_out // groups, *kernel))
+    bias = rng.standard_normal(c_out) if draw(st.booleans()) else None
+    dy = rng.standard_normal(geo.in_shape)
+    return TransposedCase(x, weight, bias, stride, padding, output_padding, dilation, groups,
+                          dy)

@@ -48,7 +48,7 @@ from clearconv.shapes import ceil_div, pair
 def check_conv(case: ConvCase, algorithm: str = "im2col") -> None:
     """conv2d by ``algorithm`` (default: functional's readable one) against the reference,
     forward and every gradient, in float64 to 1e-10."""
-    args = (case.stride, case.padding, case.dilation)
+    args = (case.stride, case.padding, case.dilation, case.groups)
     y, cache = F.conv2d_forward(case.x, case.weight, case.bias, *args, algorithm=algorithm)
     assert cache.algorithm == algorithm
     y_ref, cache_ref = R.conv2d_forward(case.x, case.weight, case.bias, *args)
@@ -68,7 +68,7 @@ def check_conv(case: ConvCase, algorithm: str = "im2col") -> None:
 
 
 @PROPERTY
-@given(conv_cases())
+@given(conv_cases(grouped=True))
 def test_conv2d_forward_and_gradients_match_reference(case):
     check_conv(case)
 

@@ -20,7 +20,10 @@ from clearconv.errors import ClearConvError
 from clearconv.io.onnx import to_onnx
 from clearconv.layers import (
     AvgPool2D,
+    Concat,
+    Conv1D,
     Conv2D,
+    ConvTranspose2D,
     Dense,
     Dropout,
     Flatten,
@@ -28,6 +31,7 @@ from clearconv.layers import (
     LeakyReLU,
     MaxPool2D,
     ReLU,
+    Residual,
     Sigmoid,
     Softmax,
     Tanh,
@@ -91,6 +95,20 @@ MODELS: dict[str, Callable[[], cc.Sequential]] = {
         Conv2D(2, 3, 1, rng=8), Softmax(axis=1), Flatten(), input_shape=(2, 3, 4)),
     "softmax-last-axis": lambda: cc.Sequential(
         Conv2D(2, 3, 1, rng=8), Softmax(axis=-1), input_shape=(2, 3, 4)),
+    "grouped-depthwise-transposed-1d": lambda: cc.Sequential(
+        Conv2D(2, 6, 3, padding=1, groups=2, rng=11), ReLU(),
+        Conv2D(6, 6, 3, stride=2, padding="same", groups=6, rng=12),
+        ConvTranspose2D(6, 4, 4, stride=2, padding=1, output_padding=1, groups=2, rng=13),
+        Flatten(), input_shape=(2, 6, 7)),
+    "conv1d": lambda: cc.Sequential(
+        Conv1D(3, 4, 3, stride=2, padding=1, rng=14), ReLU(),
+        Conv1D(4, 4, 5, padding="same", groups=4, rng=15), input_shape=(3, 11)),
+    "residual-concat": lambda: cc.Sequential(
+        Conv2D(2, 4, 3, padding=1, rng=16),
+        Residual([Conv2D(4, 4, 3, padding=1, rng=17), ReLU()]),
+        Residual([Conv2D(4, 6, 3, stride=2, padding=1, rng=18)], [Conv2D(4, 6, 1, stride=2,
+                                                                          rng=19)]),
+        Concat([], [Conv2D(6, 2, 1, rng=20)]), Flatten(), input_shape=(2, 6, 6)),
     "dense-only": lambda: cc.Sequential(
         Dense(6, 5, rng=9), LeakyReLU(), Dropout(0.1), Dense(5, 3, rng=10),
         input_shape=(6,)),

@@ -21,7 +21,9 @@ from clearconv.errors import ClearConvError
 from clearconv.io.torch import from_torch, to_torch
 from clearconv.layers import (
     AvgPool2D,
+    Conv1D,
     Conv2D,
+    ConvTranspose2D,
     Dense,
     Dropout,
     Flatten,
@@ -85,6 +87,10 @@ TORCH_MODELS: dict[str, Callable[[], Any]] = {
     "nested-identity-dropout": lambda: _torch_head(
         nn.Sequential(nn.Conv2d(2, 4, 3), nn.ReLU()), nn.Identity(), nn.Dropout(0.3),
         nn.MaxPool2d(2, stride=1)),
+    "grouped-depthwise-transposed": lambda: _torch_head(
+        nn.Conv2d(2, 6, 3, padding=1, groups=2), nn.ReLU(),
+        nn.Conv2d(6, 6, 3, stride=2, padding=1, groups=6),
+        nn.ConvTranspose2d(6, 4, 3, stride=2, padding=1, output_padding=1, groups=2)),
 }
 
 CC_MODELS: dict[str, Callable[[], cc.Sequential]] = {
@@ -106,6 +112,10 @@ CC_MODELS: dict[str, Callable[[], cc.Sequential]] = {
         Conv2D(2, 3, 4, stride=(2, 3), padding="same", bias=False, rng=0), ReLU()),
     "dilation2": lambda: _cc_head(Conv2D(2, 4, 3, padding=2, dilation=2, rng=0), ReLU()),
     "dropout": lambda: _cc_head(Conv2D(2, 4, 3, rng=0), ReLU(), Dropout(0.3)),
+    "grouped-depthwise-transposed": lambda: _cc_head(
+        Conv2D(2, 6, 3, padding=1, groups=2, rng=0), ReLU(),
+        Conv2D(6, 6, 3, stride=2, padding=1, groups=6, rng=1),
+        ConvTranspose2D(6, 4, 4, stride=2, padding=1, dilation=(1, 2), groups=2, rng=2)),
 }
 TORCH_TRAINABLE = [k for k in TORCH_MODELS if "dropout" not in k]
 CC_TRAINABLE = [k for k in CC_MODELS if "dropout" not in k]
@@ -274,7 +284,6 @@ def test_from_torch_of_to_torch_keeps_weights_exactly() -> None:
 
 # ------------------------------------------------------------------ refusals
 @pytest.mark.parametrize("module, match", [
-    (lambda: nn.Conv2d(2, 4, 3, groups=2), "groups=2"),
     (lambda: nn.Conv2d(2, 4, 3, padding=1, padding_mode="reflect"), "padding_mode='reflect'"),
     (lambda: nn.MaxPool2d(2, dilation=2), "dilation=2"),
     (lambda: nn.MaxPool2d(2, return_indices=True), "return_indices"),
@@ -328,3 +337,20 @@ def test_missing_torch_says_what_to_install(convert: Callable[[Any], Any], arg: 
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ClearConvError, match=r"pip install clearconv\[torch\]"):
         convert(given[arg])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv1d_round_trips_with_the_same_outputs(dtype: Any) -> None:
+    net = nn.Sequential(nn.Conv1d(3, 4, 3, stride=2, padding=1), nn.ReLU(),
+                        nn.Conv1d(4, 4, 5, padding="same", groups=4)).to(TORCH_DTYPE[
+                            np.dtype(dtype)])
+    model = from_torch(net, input_shape=(3, 11))
+    assert [type(layer) for layer in model.layers] == [Conv1D, ReLU, Conv1D]
+    x = np.random.default_rng(0).standard_normal((2, 3, 11)).astype(dtype)
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(model.predict(x), want, **TOL[np.dtype(dtype)])
+    back = to_torch(model)
+    with torch.no_grad():
+        np.testing.assert_allclose(back(torch.from_numpy(x)).numpy(), want,
+                                   **TOL[np.dtype(dtype)])

@@ -19,7 +19,15 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from strategies import FEW, PROPERTY, assert_same, channels_last, conv_cases, pool_cases
+from strategies import (
+    FEW,
+    PROPERTY,
+    assert_same,
+    channels_last,
+    conv_cases,
+    pool_cases,
+    transposed_cases,
+)
 from test_functional import check_conv, check_max_pool
 
 import clearconv as cc
@@ -29,7 +37,7 @@ from clearconv.errors import ClearConvError
 from clearconv.functional.conv import ConvCall
 from clearconv.functional.pool import PoolCall, layout_of
 from clearconv.kernels import compiled, registry, tuning
-from clearconv.shapes import conv2d_geometry, pool2d_geometry
+from clearconv.shapes import conv2d_geometry, conv_transpose2d_geometry, pool2d_geometry
 
 NUMBA = compiled.AVAILABLE
 needs_numba = pytest.mark.skipif(not NUMBA, reason="Numba not installed (or CLEARCONV_JIT=0):"
@@ -39,7 +47,9 @@ POOL = [a.name for a in registry.algorithms("max_pool2d")]
 
 
 def test_every_op_has_its_readable_algorithm_and_the_fast_ones_registered():
-    assert set(CONV) == {"im2col", "im2col-split", "winograd", "direct"}
+    assert set(CONV) == {"im2col", "im2col-split", "winograd", "direct", "depthwise"}
+    assert [a.name for a in registry.algorithms("conv_transpose2d")] == [
+        "im2col-split", "im2col"]
     assert set(POOL) == {"views", "views-finite", "nchw-2x2", "nhwc", "nhwc-2x2"}
     assert [a.name for a in registry.algorithms("conv2d_relu_max_pool2d")] == [
         "direct-fused", "composed"]
@@ -50,13 +60,13 @@ def test_every_op_has_its_readable_algorithm_and_the_fast_ones_registered():
 
 def _conv_call(case) -> ConvCall:
     geo = conv2d_geometry(case.x.shape, case.weight.shape, case.stride, case.padding,
-                          case.dilation)
+                          case.dilation, case.groups)
     return ConvCall(geo, case.x.dtype)
 
 
 # ------------------------------------------------------------------ conv2d vs reference
 @PROPERTY
-@given(st.sampled_from(CONV), st.integers(1, 3), conv_cases(winograd_shapes=True))
+@given(st.sampled_from(CONV), st.integers(1, 3), conv_cases(winograd_shapes=True, grouped=True))
 def test_every_conv_algorithm_matches_the_reference(algorithm, threads, case):
     """Drawn: the algorithm, the thread count of the split, and a call (half of them 3x3
     stride 1, so that Winograd and the direct loop apply often)."""
@@ -67,7 +77,7 @@ def test_every_conv_algorithm_matches_the_reference(algorithm, threads, case):
 
 
 @FEW
-@given(st.sampled_from(CONV), conv_cases(winograd_shapes=True))
+@given(st.sampled_from(CONV), conv_cases(winograd_shapes=True, grouped=True))
 def test_every_conv_algorithm_matches_torch_in_float32(algorithm, case):
     torch = pytest.importorskip("torch", reason="PyTorch not installed: not checked")
     ok, _ = registry.get("conv2d", algorithm).supports(_conv_call(case))
@@ -75,14 +85,14 @@ def test_every_conv_algorithm_matches_torch_in_float32(algorithm, case):
     x, w = case.x.astype(np.float32), case.weight.astype(np.float32)
     b = None if case.bias is None else case.bias.astype(np.float32)
     y, cache = F.conv2d_forward(x, w, b, case.stride, case.padding, case.dilation,
-                                algorithm=algorithm)
+                                case.groups, algorithm=algorithm)
     pads = cache.geometry.padding
     xt = torch.tensor(x, requires_grad=True)
     wt = torch.tensor(w, requires_grad=True)
     bt = None if b is None else torch.tensor(b, requires_grad=True)
     xp = torch.nn.functional.pad(xt, (pads[1][0], pads[1][1], pads[0][0], pads[0][1]))
     yt = torch.nn.functional.conv2d(xp, wt, bt, cache.geometry.stride, 0,
-                                    cache.geometry.dilation)
+                                    cache.geometry.dilation, case.groups)
     dy = case.dy.astype(np.float32)
     yt.backward(torch.tensor(np.ascontiguousarray(dy)))
     grads = F.conv2d_backward(dy, cache)
@@ -99,12 +109,13 @@ def test_every_conv_algorithm_matches_torch_in_float32(algorithm, case):
 
 
 @FEW
-@given(st.sampled_from(CONV), st.integers(1, 3), conv_cases(winograd_shapes=True))
+@given(st.sampled_from(CONV), st.integers(1, 3), conv_cases(winograd_shapes=True, grouped=True))
 def test_inference_in_chunks_equals_the_training_forward(algorithm, threads, case):
     """need_backward=False keeps nothing and works in cache-sized chunks (forced tiny
     here, so that there are many): the same values, to rounding."""
     assume(registry.get("conv2d", algorithm).supports(_conv_call(case))[0])
-    args = (case.x, case.weight, case.bias, case.stride, case.padding, case.dilation)
+    args = (case.x, case.weight, case.bias, case.stride, case.padding, case.dilation,
+            case.groups)
     with _threads(threads), cc.parallel(), mock.patch.object(tuning, "CHUNK_BYTES", 1):
         y, cache = F.conv2d_forward(*args, algorithm=algorithm)
         y_inf, lean = F.conv2d_forward(*args, algorithm=algorithm, need_backward=False)
@@ -354,7 +365,7 @@ def test_direct_fused_is_bit_identical_to_composed(x_shape, c_out, kernel, paddi
 def test_fused_op_matches_the_three_reference_ops(algorithm, case, two_by_two):
     pool = (2, 2, 0, False) if two_by_two else (3, 1, 1, True)
     geo = conv2d_geometry(case.x.shape, case.weight.shape, case.stride, case.padding,
-                          case.dilation)
+                          case.dilation, case.groups)
     try:
         pgeo = pool2d_geometry(geo.out_shape, *pool)
     except ClearConvError:
@@ -365,8 +376,8 @@ def test_fused_op_matches_the_three_reference_ops(algorithm, case, two_by_two):
         FusedCall(geo, pgeo, case.x.dtype))[0])
     args = (case.stride, case.padding, case.dilation)
     y, cache = F.conv2d_relu_max_pool2d_forward(case.x, case.weight, case.bias, *args, *pool,
-                                                algorithm=algorithm)
-    z, zc = R.conv2d_forward(case.x, case.weight, case.bias, *args)
+                                                groups=case.groups, algorithm=algorithm)
+    z, zc = R.conv2d_forward(case.x, case.weight, case.bias, *args, case.groups)
     a, ac = R.relu_forward(z)
     y_ref, pc = R.max_pool2d_forward(a, *pool)
     assert_same(y, y_ref)
@@ -417,3 +428,119 @@ class _threads:
 
     def __exit__(self, *exc: object) -> None:
         cc.set_num_threads(self.before)
+
+
+# ------------------------------------------------------------------ transposed convolution
+TRANSPOSED = [a.name for a in registry.algorithms("conv_transpose2d")]
+
+
+def _transposed_args(case):
+    return (case.stride, case.padding, case.output_padding, case.dilation, case.groups)
+
+
+@PROPERTY
+@given(st.sampled_from(TRANSPOSED), st.integers(1, 3), transposed_cases())
+def test_every_transposed_conv_algorithm_matches_the_literal_scatter(algorithm, threads, case):
+    """functional/ computes it as conv2d's input gradient; the reference scatters each
+    input pixel times the kernel onto the output, from the definition alone."""
+    geo = conv_transpose2d_geometry(case.x.shape, case.weight.shape, *_transposed_args(case))
+    assume(registry.get("conv_transpose2d", algorithm).supports(ConvCall(geo, np.float64))[0])
+    with _threads(threads), cc.parallel():
+        y, cache = F.conv_transpose2d_forward(case.x, case.weight, case.bias,
+                                              *_transposed_args(case), algorithm=algorithm)
+        grads = F.conv_transpose2d_backward(case.dy, cache)
+        no_dx = F.conv_transpose2d_backward(case.dy, cache, input_grad=False)
+    y_ref, ref = R.conv_transpose2d_forward(case.x, case.weight, case.bias,
+                                            *_transposed_args(case))
+    assert cache.algorithm == algorithm
+    assert_same(y, y_ref)
+    ref_grads = R.conv_transpose2d_backward(case.dy, ref)
+    for g, r in zip(grads, ref_grads):
+        if r is None:
+            assert g is None
+        else:
+            assert_same(g, r)
+    assert no_dx[0] is None
+    assert_same(no_dx[1], ref_grads[1])
+
+
+@FEW
+@given(st.sampled_from(TRANSPOSED), transposed_cases())
+def test_every_transposed_conv_algorithm_matches_torch(algorithm, case):
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: not checked")
+    geo = conv_transpose2d_geometry(case.x.shape, case.weight.shape, *_transposed_args(case))
+    assume(registry.get("conv_transpose2d", algorithm).supports(ConvCall(geo, np.float32))[0])
+    for dtype, tol in ((np.float32, 1e-4), (np.float64, 1e-10)):
+        x, w = case.x.astype(dtype), case.weight.astype(dtype)
+        b = None if case.bias is None else case.bias.astype(dtype)
+        y, cache = F.conv_transpose2d_forward(x, w, b, *_transposed_args(case),
+                                              algorithm=algorithm)
+        xt = torch.tensor(np.ascontiguousarray(x), requires_grad=True)
+        wt = torch.tensor(w, requires_grad=True)
+        bt = None if b is None else torch.tensor(b, requires_grad=True)
+        yt = torch.nn.functional.conv_transpose2d(xt, wt, bt, case.stride, case.padding,
+                                                  case.output_padding, case.groups,
+                                                  case.dilation)
+        dy = case.dy.astype(dtype)
+        yt.backward(torch.tensor(dy))
+        grads = F.conv_transpose2d_backward(dy, cache)
+        for name, ours, theirs in [("y", y, yt), ("dx", grads[0], xt.grad),
+                                   ("dw", grads[1], wt.grad),
+                                   ("db", grads[2], None if bt is None else bt.grad)]:
+            if theirs is None:
+                assert ours is None
+                continue
+            theirs = theirs.detach().numpy()
+            assert ours.dtype == dtype, name
+            scale = max(1.0, float(np.sqrt(np.mean(theirs.astype(np.float64) ** 2))))
+            np.testing.assert_allclose(ours, theirs, rtol=tol, atol=tol * 0.1 * scale,
+                                       err_msg=f"{name} {np.dtype(dtype).name}")
+
+
+def test_transposed_conv_gradients_pass_finite_differences():
+    from clearconv.gradcheck import gradcheck
+
+    rng = np.random.default_rng(3)
+    x, w, b = rng.standard_normal((2, 4, 3, 4)), rng.standard_normal((4, 3, 3, 2)), \
+        rng.standard_normal(6)
+    result = gradcheck(lambda x, w, b: F.conv_transpose2d_forward(x, w, b, 2, 1, 1, (1, 2), 2),
+                       F.conv_transpose2d_backward, {"x": x, "weight": w, "bias": b})
+    assert result.ok, str(result)
+
+
+def test_grouped_and_depthwise_gradients_pass_finite_differences():
+    from clearconv.gradcheck import gradcheck
+
+    rng = np.random.default_rng(4)
+    for groups, c_out in ((2, 4), (4, 8)):
+        x, w, b = rng.standard_normal((2, 4, 5, 4)), \
+            rng.standard_normal((c_out, 4 // groups, 3, 3)), rng.standard_normal(c_out)
+        for algorithm in ("im2col", "depthwise" if groups == 4 else "im2col"):
+            result = gradcheck(lambda x, w, b, a=algorithm, g=groups: F.conv2d_forward(
+                x, w, b, 2, 1, groups=g, algorithm=a), F.conv2d_backward,
+                {"x": x, "weight": w, "bias": b})
+            assert result.ok, str(result)
+
+
+def test_auto_takes_depthwise_for_a_depthwise_conv_and_says_why():
+    choice = F.conv2d_algorithm((2, 32, 8, 8), (64, 1, 3, 3), padding=1, groups=32)
+    assert choice.name == "depthwise"
+    assert "winograd: ungrouped convolutions only, got groups 32" in str(choice)
+    assert F.conv2d_algorithm((2, 32, 8, 8), (64, 16, 3, 3), padding=1,
+                              groups=2).name == "im2col"
+
+
+def test_groups_errors_name_the_numbers():
+    x, w = np.ones((1, 6, 5, 5)), np.ones((4, 3, 3, 3))
+    with pytest.raises(ClearConvError, match=r"groups 4 must divide both the input channels "
+                                             r"\(6\) and the output channels \(4\)"):
+        F.conv2d_forward(x, np.ones((4, 1, 3, 3)), groups=4)
+    with pytest.raises(ClearConvError, match=r"input has 6 channels / groups 2 = 3 but the "
+                                             r"kernel expects 2"):
+        F.conv2d_forward(x, np.ones((4, 2, 3, 3)), groups=2)
+    with pytest.raises(ClearConvError, match="groups must be an int >= 1, got 0"):
+        F.conv2d_forward(x, w, groups=0)
+    with pytest.raises(ClearConvError, match=r"output_padding \(2, 2\) must be smaller than "
+                                             r"the stride \(2, 2\)"):
+        F.conv_transpose2d_forward(np.ones((1, 2, 3, 3)), np.ones((2, 2, 3, 3)), stride=2,
+                                   output_padding=2)

@@ -24,7 +24,14 @@ from .activations import (
     tanh_backward,
     tanh_forward,
 )
-from .conv import conv2d_algorithm, conv2d_backward, conv2d_forward
+from .conv import (
+    conv2d_algorithm,
+    conv2d_backward,
+    conv2d_forward,
+    conv_transpose2d_algorithm,
+    conv_transpose2d_backward,
+    conv_transpose2d_forward,
+)
 from .dropout import dropout_backward, dropout_forward
 from .fused import (
     conv2d_relu_max_pool2d_algorithm,
@@ -55,6 +62,9 @@ __all__ = [
     "conv2d_relu_max_pool2d_algorithm",
     "conv2d_relu_max_pool2d_backward",
     "conv2d_relu_max_pool2d_forward",
+    "conv_transpose2d_algorithm",
+    "conv_transpose2d_backward",
+    "conv_transpose2d_forward",
     "conv2d_geometry",
     "dropout_backward",
     "dropout_forward",

@@ -36,7 +36,15 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..errors import ClearConvError, ShapeError
 from ..kernels import registry
-from ..shapes import ConvGeometry, IntPair, PaddingArg, as_float, check_nchw, conv2d_geometry
+from ..shapes import (
+    ConvGeometry,
+    IntPair,
+    PaddingArg,
+    as_float,
+    check_nchw,
+    conv2d_geometry,
+    conv_transpose2d_geometry,
+)
 from ._windows import padded_nhwc
 
 OP = "conv2d"
@@ -50,15 +58,17 @@ class ConvCall(NamedTuple):
 
     def __str__(self) -> str:
         g = self.geometry
+        groups = f" groups {g.groups}" if g.groups != 1 else ""
         return (f"x{g.in_shape} -> {g.out_shape} kernel {g.kernel} stride {g.stride} "
-                f"padding {g.padding} dilation {g.dilation} {np.dtype(self.dtype).name}")
+                f"padding {g.padding} dilation {g.dilation}{groups} "
+                f"{np.dtype(self.dtype).name}")
 
 
 class Conv2dCache(NamedTuple):
     """What :func:`conv2d_backward` needs from the forward pass."""
 
     algorithm: str          # the algorithm that computed the forward (and runs backward)
-    weight: np.ndarray      # (C_out, C_in, kh, kw)
+    weight: np.ndarray      # (C_out, C_in / groups, kh, kw)
     has_bias: bool
     geometry: ConvGeometry
     saved: Any              # what that algorithm's backward needs ('im2col': the columns);
@@ -67,20 +77,22 @@ class Conv2dCache(NamedTuple):
 
 def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
                    stride: IntPair = 1, padding: PaddingArg = 0, dilation: IntPair = 1,
-                   algorithm: str = "auto", need_backward: bool = True
+                   groups: int = 1, algorithm: str = "auto", need_backward: bool = True
                    ) -> tuple[np.ndarray, Conv2dCache]:
     """Forward pass of a 2-D convolution layer's linear part, ``Z = W * A + b`` (MATH.md §7).
 
     Parameters
     ----------
     x : ndarray of shape (N, C_in, H, W)
-    weight : ndarray of shape (C_out, C_in, kh, kw)
+    weight : ndarray of shape (C_out, C_in / groups, kh, kw)
     bias : ndarray of shape (C_out,) or None
     stride, dilation : int or (h, w)
     padding : int, (ph, pw), ((top, bottom), (left, right)), 'valid' or 'same'.
         'same' with stride 1 is PyTorch's (total ``d*(k-1)``, the odd extra row/column at
         the bottom/right); with stride > 1 it follows TensorFlow's rule (output
         ``ceil(n/s)``, extra at the bottom/right), which PyTorch refuses.
+    groups : the channels in this many groups, output group k computed from input group
+        k alone (PyTorch's rule; depthwise when groups == C_in).
     algorithm : 'auto' (default) or a registered name: 'im2col' (this module: any
         geometry, NumPy), 'im2col-split', 'winograd', 'direct' (see
         ``python -m clearconv.kernels`` for the list and :func:`conv2d_algorithm` for
@@ -96,7 +108,7 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
 
     The result dtype is float64 if any input is float64, else float32.
     """
-    x, weight, bias, geo = _checked(x, weight, bias, stride, padding, dilation)
+    x, weight, bias, geo = _checked(x, weight, bias, stride, padding, dilation, groups)
     algo = registry.resolve(OP, algorithm, ConvCall(geo, x.dtype))
     y, saved = algo.forward(x, weight, bias, geo, need_backward)
     return y, Conv2dCache(algo.name, weight, bias is not None, geo,
@@ -116,7 +128,7 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool = True
     Returns
     -------
     dx : ndarray of shape (N, C_in, H, W), dL/dA of the layer input
-    dweight : ndarray of shape (C_out, C_in, kh, kw)
+    dweight : ndarray of shape (C_out, C_in / groups, kh, kw)
     dbias : ndarray of shape (C_out,), or None when the forward had no bias
     """
     dy = _checked_grad(dy, cache, "conv2d_backward", cache.geometry.out_shape)
@@ -125,7 +137,8 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool = True
 
 def conv2d_algorithm(x_shape: tuple[int, ...], weight_shape: tuple[int, ...],
                      stride: IntPair = 1, padding: PaddingArg = 0, dilation: IntPair = 1,
-                     dtype: Any = np.float32, algorithm: str = "auto") -> registry.Choice:
+                     groups: int = 1, dtype: Any = np.float32, algorithm: str = "auto"
+                     ) -> registry.Choice:
     """Which algorithm :func:`conv2d_forward` takes for these shapes, and why.
 
     >>> print(conv2d_algorithm((64, 1, 28, 28), (32, 1, 3, 3), padding=1).name)  # doctest: +SKIP
@@ -133,26 +146,34 @@ def conv2d_algorithm(x_shape: tuple[int, ...], weight_shape: tuple[int, ...],
 
     ``str()`` of the result lists every candidate with the reason it was taken or not.
     """
-    geo = conv2d_geometry(tuple(x_shape), tuple(weight_shape), stride, padding, dilation)
+    geo = conv2d_geometry(tuple(x_shape), tuple(weight_shape), stride, padding, dilation,
+                          groups)
     return registry.choose(OP, algorithm, ConvCall(geo, np.dtype(dtype)))
 
 
 def _checked(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: IntPair,
-             padding: PaddingArg, dilation: IntPair
+             padding: PaddingArg, dilation: IntPair, groups: int = 1
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, ConvGeometry]:
     """conv2d's arguments checked and cast to their common float dtype, and the geometry."""
     x = np.asarray(x)
     weight = np.asarray(weight)
     check_nchw(x, "conv2d")
-    geo = conv2d_geometry(x.shape, weight.shape, stride, padding, dilation)
+    geo = conv2d_geometry(x.shape, weight.shape, stride, padding, dilation, groups)
+    return _cast(x, weight, bias, geo, "conv2d")
+
+
+def _cast(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: ConvGeometry,
+          op: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, ConvGeometry]:
+    """x, weight and bias in their common float dtype (float64 if any is), the bias
+    checked against the channels of the output (the transposed conv's: geo.in_shape)."""
     dtype = np.result_type(as_float(x[:0]).dtype, as_float(weight[:0]).dtype)
     x = x.astype(dtype, copy=False)
     weight = weight.astype(dtype, copy=False)
-    c_out = weight.shape[0]
+    c_out = geo.out_shape[1] if op == "conv2d" else geo.in_shape[1]
     if bias is not None:
         bias = np.asarray(bias, dtype=dtype)
         if bias.shape != (c_out,):
-            raise ShapeError(f"conv2d bias must have shape ({c_out},), got {bias.shape}")
+            raise ShapeError(f"{op} bias must have shape ({c_out},), got {bias.shape}")
     return x, weight, bias, geo
 
 
@@ -179,6 +200,36 @@ def weight_from_matrix(dw2: np.ndarray, shape: tuple[int, int, int, int]) -> np.
     """The inverse of :func:`weight_matrix`: (C_out, kh*kw*C_in) -> (C_out, C_in, kh, kw)."""
     c_out, c, kh, kw = shape
     return np.ascontiguousarray(dw2.reshape(c_out, kh, kw, c).transpose(0, 3, 1, 2))
+
+
+def group_weights(weight: np.ndarray, groups: int) -> np.ndarray:
+    """W (C_out, C_in/g, kh, kw) as g matrices (g, C_out/g, kh*kw*C_in/g): output group
+    k's :func:`weight_matrix` (one matrix, a view, when g is 1)."""
+    c_out, c_g, kh, kw = weight.shape
+    w = weight.reshape(groups, c_out // groups, c_g, kh, kw).transpose(0, 1, 3, 4, 2)
+    return w.reshape(groups, c_out // groups, kh * kw * c_g)
+
+
+def weights_from_groups(dw: np.ndarray, shape: tuple[int, int, int, int]) -> np.ndarray:
+    """The inverse of :func:`group_weights`: (g, C_out/g, kh*kw*C_in/g) -> (C_out, C_in/g,
+    kh, kw)."""
+    c_out, c_g, kh, kw = shape
+    return np.ascontiguousarray(
+        dw.reshape(c_out, kh, kw, c_g).transpose(0, 3, 1, 2))
+
+
+def group_columns(cols: np.ndarray, groups: int, taps: int) -> np.ndarray:
+    """im2col columns (M, kh*kw*C) as g stacks (g, M, kh*kw*C/g): each group's channels
+    of every window (a view when g is 1, a copy else). ``taps`` is kh*kw."""
+    m = cols.shape[0]
+    c_g = cols.shape[1] // (taps * groups)
+    return cols.reshape(m, taps, groups, c_g).transpose(2, 0, 1, 3).reshape(groups, m, -1)
+
+
+def ungroup_columns(cols_g: np.ndarray, taps: int) -> np.ndarray:
+    """The inverse of :func:`group_columns`: (g, M, kh*kw*C/g) -> (M, kh*kw*C)."""
+    groups, m, k = cols_g.shape
+    return cols_g.reshape(groups, m, taps, k // taps).transpose(1, 2, 0, 3).reshape(m, -1)
 
 
 def windows(xph: np.ndarray, geo: ConvGeometry) -> np.ndarray:
@@ -236,47 +287,183 @@ def crop(dxph: np.ndarray, geo: ConvGeometry) -> np.ndarray:
     return dxph[:, pt:pt + h, pl:pl + w].transpose(0, 3, 1, 2)
 
 
+def _rows(dy: np.ndarray) -> np.ndarray:
+    """dZ (N, C_out, H_out, W_out) as rows (N*H_out*W_out, C_out), rows (n, m, k)."""
+    return dy.transpose(0, 2, 3, 1).reshape(-1, dy.shape[1])   # a copy for NCHW dZ
+
+
+def input_gradient(dy: np.ndarray, weight: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+    """dA = col2im(dZ W) (MATH.md §9): each group's rows of dZ times its weight matrix give
+    the columns' gradient, added back onto the windows. (N, C_in, H, W), an NCHW view of
+    NHWC memory. This is also the transposed convolution's forward."""
+    n, c, h, w = geo.in_shape
+    (pt, pb), (pl, pr) = geo.padding
+    kh, kw = geo.kernel
+    g = geo.groups
+    dz_g = _rows(dy).reshape(-1, g, weight.shape[0] // g).transpose(1, 0, 2)  # (g, M, O_g)
+    dcols = ungroup_columns(np.matmul(dz_g, group_weights(weight, g)), kh * kw)
+    dxph = np.zeros((n, h + pt + pb, w + pl + pr, c), dy.dtype)
+    return crop(col2im(dcols, geo, dxph), geo)
+
+
 def im2col_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                    geo: ConvGeometry, need_backward: bool
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Z = W * A + b as one matrix product of the im2col columns with the weight.
+    """Z = W * A + b as one matrix product of the im2col columns with the weight (one
+    per group, as a stack: groups never see each other's channels).
 
     Returns y as an NCHW view of NHWC memory (PyTorch's ``channels_last`` format: the
     next conv's im2col reads its channels contiguously, without a transpose copy) and
     the columns, which the backward multiplies again.
     """
+    cols = im2col(padded_nhwc(x, geo.padding), geo)          # (N*Ho*Wo, kh*kw*C_in)
+    return times_weight(cols, weight, bias, geo), cols
+
+
+def times_weight(cols: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                 geo: ConvGeometry) -> np.ndarray:
+    """Z = cols W^T + b, group by group: (N, C_out, H_out, W_out) as an NCHW view of
+    NHWC memory."""
     n, c_out, ho, wo = geo.out_shape
-    cols = im2col(padded_nhwc(x, geo.padding), geo)       # (N*Ho*Wo, kh*kw*C_in)
-    z = cols @ weight_matrix(weight).T                       # (N*Ho*Wo, C_out)
+    kh, kw = geo.kernel
+    cols_g = group_columns(cols, geo.groups, kh * kw)         # (g, M, kh*kw*C_in/g)
+    z_g = np.matmul(cols_g, group_weights(weight, geo.groups).transpose(0, 2, 1))
+    z = z_g.transpose(1, 0, 2).reshape(-1, c_out)            # (N*Ho*Wo, C_out)
     if bias is not None:
         z += bias
-    return z.reshape(n, ho, wo, c_out).transpose(0, 3, 1, 2), cols
+    return z.reshape(n, ho, wo, c_out).transpose(0, 3, 1, 2)
 
 
 def im2col_backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool
                     ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """MATH.md §9 with the forward's columns: dW = dZ^T cols, db = 1^T dZ,
-    dA = col2im(dZ W)."""
+    dA = col2im(dZ W), each group with its own columns and weights."""
     geo, weight, cols = cache.geometry, cache.weight, cache.saved
-    c_out = weight.shape[0]
-    dz = dy.transpose(0, 2, 3, 1).reshape(-1, c_out)        # (N*Ho*Wo, C_out), rows (n, m, k)
-    dweight = weight_from_matrix(dz.T @ cols, weight.shape)
+    c_out, g = weight.shape[0], geo.groups
+    kh, kw = geo.kernel
+    dz = _rows(dy)                                            # (N*Ho*Wo, C_out)
+    dz_g = dz.reshape(-1, g, c_out // g).transpose(1, 0, 2)   # (g, M, C_out/g)
+    dw_g = np.matmul(dz_g.transpose(0, 2, 1), group_columns(cols, g, kh * kw))
+    dweight = weights_from_groups(dw_g, weight.shape)
     # db = 1^T dZ: a product sums blocked, more exactly than a running sum down the rows
     dbias = np.ones(dz.shape[0], dz.dtype) @ dz if cache.has_bias else None
     if not input_grad:
         return None, dweight, dbias
-    n, c, h, w = geo.in_shape
-    (pt, pb), (pl, pr) = geo.padding
-    dxph = np.zeros((n, h + pt + pb, w + pl + pr, c), dy.dtype)
-    col2im(dz @ weight_matrix(weight), geo, dxph)           # dcols = dZ W
-    return crop(dxph, geo), dweight, dbias
+    return input_gradient(dy, weight, geo), dweight, dbias
 
 
 def _supports_any(call: ConvCall) -> tuple[bool, str]:
-    return True, "any geometry, NumPy only"
+    return True, "any geometry and groups, NumPy only"
 
 
 registry.register(registry.Algorithm(
     OP, "im2col", _supports_any, im2col_forward, im2col_backward,
     "the readable path: im2col columns and one matrix product (MATH.md §7, §9)",
     layout="channels-last"))
+
+
+# ------------------------------------------------------------- transposed convolution
+TRANSPOSED = "conv_transpose2d"
+
+
+class ConvTranspose2dCache(NamedTuple):
+    """What :func:`conv_transpose2d_backward` needs."""
+
+    algorithm: str
+    weight: np.ndarray      # (C_in, C_out / groups, kh, kw)
+    has_bias: bool
+    geometry: ConvGeometry  # the conv2d whose input gradient this is (its in_shape: y's)
+    saved: Any              # x, the transposed conv's input; None after need_backward=False
+
+
+def conv_transpose2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
+                             stride: IntPair = 1, padding: IntPair = 0,
+                             output_padding: IntPair = 0, dilation: IntPair = 1,
+                             groups: int = 1, algorithm: str = "auto",
+                             need_backward: bool = True
+                             ) -> tuple[np.ndarray, ConvTranspose2dCache]:
+    """Transposed convolution (PyTorch's ``conv_transpose2d``): conv2d's input gradient.
+
+    The convolution whose weight this is (``(C_in, C_out / groups, kh, kw)``, read as a
+    conv2d weight from C_out to C_in channels) has an output of x's shape; its input
+    gradient (MATH.md §9: ``col2im(dZ W)``, the full convolution with the rotated
+    kernel) taken at ``dZ = x`` is the transposed convolution of x. So its forward is
+    :func:`input_gradient`, and its backward is conv2d's forward and weight gradient:
+    ``dX = conv2d(dY, W)`` and ``dW`` is conv2d's dW with dY as the input and X as dZ.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, C_in, H, W)
+    weight : ndarray of shape (C_in, C_out / groups, kh, kw)
+    bias : ndarray of shape (C_out,) or None
+    stride, dilation : int or (h, w)
+    padding : int or (ph, pw), removed from each side of the output (PyTorch's meaning)
+    output_padding : int or (h, w), extra rows/columns at the bottom/right, < stride
+    groups : as conv2d's
+    algorithm : 'auto', 'im2col' (this module) or 'im2col-split'
+
+    Returns
+    -------
+    y : ndarray of shape (N, C_out, H_out, W_out) with
+        ``H_out = (H - 1)*s - 2p + d*(kh - 1) + output_padding + 1``
+    cache : ConvTranspose2dCache for :func:`conv_transpose2d_backward`
+    """
+    x = np.asarray(x)
+    weight = np.asarray(weight)
+    check_nchw(x, "conv_transpose2d")
+    geo = conv_transpose2d_geometry(x.shape, weight.shape, stride, padding, output_padding,
+                                    dilation, groups)
+    x, weight, bias, geo = _cast(x, weight, bias, geo, TRANSPOSED)
+    algo = registry.resolve(TRANSPOSED, algorithm, ConvCall(geo, x.dtype))
+    y = algo.forward(x, weight, bias, geo)
+    return y, ConvTranspose2dCache(algo.name, weight, bias is not None, geo,
+                                   x if need_backward else None)
+
+
+def conv_transpose2d_algorithm(x_shape: tuple[int, ...], weight_shape: tuple[int, ...],
+                               stride: IntPair = 1, padding: IntPair = 0,
+                               output_padding: IntPair = 0, dilation: IntPair = 1,
+                               groups: int = 1, dtype: Any = np.float32,
+                               algorithm: str = "auto") -> registry.Choice:
+    """Which algorithm :func:`conv_transpose2d_forward` takes for these shapes, and why."""
+    geo = conv_transpose2d_geometry(tuple(x_shape), tuple(weight_shape), stride, padding,
+                                    output_padding, dilation, groups)
+    return registry.choose(TRANSPOSED, algorithm, ConvCall(geo, np.dtype(dtype)))
+
+
+def conv_transpose2d_backward(dy: np.ndarray, cache: ConvTranspose2dCache,
+                              input_grad: bool = True
+                              ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """Backward of :func:`conv_transpose2d_forward`: (dx, dweight, dbias), dy of shape
+    (N, C_out, H_out, W_out)."""
+    dy = _checked_grad(dy, cache, "conv_transpose2d_backward", cache.geometry.in_shape)
+    return registry.get(TRANSPOSED, cache.algorithm).backward(dy, cache, input_grad)
+
+
+def transposed_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                       geo: ConvGeometry) -> np.ndarray:
+    """The readable transposed conv: conv2d's input gradient at dZ = x, plus the bias."""
+    y = input_gradient(x, weight, geo)
+    if bias is not None:
+        y += bias[:, None, None]
+    return y
+
+
+def transposed_backward(dy: np.ndarray, cache: ConvTranspose2dCache, input_grad: bool
+                        ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """dX = conv2d(dY, W) and dW = conv2d's weight gradient with dY as the input and X as
+    dZ, from the same columns of dY; db = 1^T dY."""
+    geo, weight, x = cache.geometry, cache.weight, cache.saved
+    cols = im2col(padded_nhwc(dy, geo.padding), geo)          # dY's windows
+    as_conv = Conv2dCache("im2col", weight, False, geo, cols)
+    _, dweight, _ = im2col_backward(x, as_conv, input_grad=False)
+    rows = _rows(dy)
+    dbias = np.ones(rows.shape[0], rows.dtype) @ rows if cache.has_bias else None
+    dx = times_weight(cols, weight, None, geo) if input_grad else None
+    return dx, dweight, dbias
+
+
+registry.register(registry.Algorithm(
+    TRANSPOSED, "im2col", _supports_any, transposed_forward, transposed_backward,
+    "the readable path: conv2d's input gradient (col2im of x W); backward: conv2d's "
+    "forward and weight gradient", layout="channels-last"))

@@ -63,8 +63,8 @@ def conv2d_relu_max_pool2d_forward(
         x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None,
         stride: IntPair = 1, padding: PaddingArg = 0, dilation: IntPair = 1,
         pool_size: IntPair = 2, pool_stride: IntPair | None = None, pool_padding: IntPair = 0,
-        ceil_mode: bool = False, algorithm: str = "auto", need_backward: bool = True
-        ) -> tuple[np.ndarray, FusedCache]:
+        ceil_mode: bool = False, groups: int = 1, algorithm: str = "auto",
+        need_backward: bool = True) -> tuple[np.ndarray, FusedCache]:
     """``max_pool2d(relu(conv2d(x, weight, bias, ...)), pool_size, ...)`` as one op.
 
     Parameters: those of :func:`~clearconv.functional.conv2d_forward` (x (N, C_in, H, W),
@@ -75,7 +75,7 @@ def conv2d_relu_max_pool2d_forward(
     Returns y (N, C_out, H_pool, W_pool) and the cache for
     :func:`conv2d_relu_max_pool2d_backward`.
     """
-    x, weight, bias, geo = _checked(x, weight, bias, stride, padding, dilation)
+    x, weight, bias, geo = _checked(x, weight, bias, stride, padding, dilation, groups)
     pool = pool2d_geometry(geo.out_shape, pool_size, pool_stride, pool_padding, ceil_mode,
                            "conv2d_relu_max_pool2d")
     algo = registry.resolve(OP, algorithm, FusedCall(geo, pool, x.dtype))
@@ -97,9 +97,10 @@ def conv2d_relu_max_pool2d_algorithm(
         x_shape: tuple[int, ...], weight_shape: tuple[int, ...], stride: IntPair = 1,
         padding: PaddingArg = 0, dilation: IntPair = 1, pool_size: IntPair = 2,
         pool_stride: IntPair | None = None, pool_padding: IntPair = 0, ceil_mode: bool = False,
-        dtype: Any = np.float32, algorithm: str = "auto") -> registry.Choice:
+        groups: int = 1, dtype: Any = np.float32, algorithm: str = "auto") -> registry.Choice:
     """Which algorithm :func:`conv2d_relu_max_pool2d_forward` takes for these shapes, and why."""
-    geo = conv2d_geometry(tuple(x_shape), tuple(weight_shape), stride, padding, dilation)
+    geo = conv2d_geometry(tuple(x_shape), tuple(weight_shape), stride, padding, dilation,
+                          groups)
     pool = pool2d_geometry(geo.out_shape, pool_size, pool_stride, pool_padding, ceil_mode,
                            "conv2d_relu_max_pool2d")
     return registry.choose(OP, algorithm, FusedCall(geo, pool, np.dtype(dtype)))
@@ -110,7 +111,7 @@ def composed_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
                      ) -> tuple[np.ndarray, tuple[Conv2dCache, MaxPool2dCache]]:
     """The conv, then ReLU and pooling in one pass over its output."""
     z, conv_cache = conv2d_forward(x, weight, bias, geo.stride, geo.padding, geo.dilation,
-                                   need_backward=need_backward)
+                                   geo.groups, need_backward=need_backward)
     y, pool_cache = max_pool2d_forward(z, pool.kernel, pool.stride,
                                        _symmetric(pool), _ceil(pool), relu=True)
     return y, (conv_cache, pool_cache)

@@ -9,7 +9,12 @@ model's ``state_dict`` keys (``'0.weight'``, ``'0.bias'``, ...):
 clearconv          ONNX (opset >= 13)
 =================  ==========================================================
 Conv2D             Conv, explicit ``pads`` [top, left, bottom, right]: every
-                   padding form, asymmetric and TensorFlow-style 'same' included
+                   padding form, asymmetric and TensorFlow-style 'same' included;
+                   ``group`` for grouped and depthwise convolutions
+ConvTranspose2D    ConvTranspose, ``pads`` and ``output_padding``, ``group``
+Conv1D             Conv on one spatial axis
+Residual           its branches, then Add
+Concat             its branches, then Concat (axis 1)
 MaxPool2D          MaxPool, ``ceil_mode`` folded into the bottom/right pads
 AvgPool2D          AveragePool (a Pad first when the padding counts and
                    ``ceil_mode`` adds a partial window)
@@ -54,7 +59,10 @@ from ..errors import ClearConvError
 from ..functional import pool2d_geometry
 from ..layers import (
     AvgPool2D,
+    Concat,
+    Conv1D,
     Conv2D,
+    ConvTranspose2D,
     Dense,
     Dropout,
     Flatten,
@@ -62,6 +70,7 @@ from ..layers import (
     LeakyReLU,
     MaxPool2D,
     ReLU,
+    Residual,
     Sigmoid,
     Softmax,
     Tanh,
@@ -122,7 +131,8 @@ def to_onnx(model: Any, path: str | os.PathLike[str], opset: int = 17, batch_dim
     dt = np.dtype(model.dtype if dtype is None else dtype)
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ClearConvError(f"ONNX export supports float32 and float64, got dtype {dt}")
-    if dt == np.float64 and any(type(la) in (Conv2D, AvgPool2D) for la in model.layers):
+    if dt == np.float64 and any(type(la) in (Conv2D, Conv1D, ConvTranspose2D, AvgPool2D)
+                                for la in model.layers):
         warnings.warn("exporting a float64 model with Conv/AveragePool: onnxruntime's CPU "
                       "provider has no float64 kernels for them; pass dtype='float32' to run "
                       "the file there", UserWarning, stacklevel=2)
@@ -198,7 +208,32 @@ def _conv(g: _Graph, layer: Conv2D, i: str, x: str, y: str, shape: tuple[int, ..
         inputs.append(g.constant(f"{i}.bias", layer.bias.value))
     g.node("Conv", inputs, [y], f"{i}.Conv2D", kernel_shape=list(layer.kernel_size),
            strides=list(layer.stride), dilations=list(layer.dilation), pads=[pt, pl, pb, pr],
-           group=1)
+           group=layer.groups)
+
+
+def _conv_transpose(g: _Graph, layer: ConvTranspose2D, i: str, x: str, y: str,
+                    shape: tuple[int, ...]) -> None:
+    """ConvTranspose with PyTorch's semantics: symmetric ``pads``, ``output_padding``."""
+    inputs = [x, g.constant(f"{i}.weight", layer.weight.value)]
+    if layer.bias is not None:
+        inputs.append(g.constant(f"{i}.bias", layer.bias.value))
+    (ph, pw), (oh, ow) = layer.padding, layer.output_padding
+    g.node("ConvTranspose", inputs, [y], f"{i}.ConvTranspose2D",
+           kernel_shape=list(layer.kernel_size), strides=list(layer.stride),
+           dilations=list(layer.dilation), pads=[ph, pw, ph, pw], output_padding=[oh, ow],
+           group=layer.groups)
+
+
+def _conv1d(g: _Graph, layer: Conv1D, i: str, x: str, y: str, shape: tuple[int, ...]) -> None:
+    """A 1-D Conv (ONNX's Conv takes any number of spatial axes)."""
+    (_, _), (pl, pr) = resolve_padding(layer.padding, layer.kernel_size, layer.stride,
+                                       layer.dilation, (1, shape[1]))
+    inputs = [x, g.constant(f"{i}.weight", np.ascontiguousarray(layer.weight.value))]
+    if layer.bias is not None:
+        inputs.append(g.constant(f"{i}.bias", layer.bias.value))
+    g.node("Conv", inputs, [y], f"{i}.Conv1D", kernel_shape=[layer.kernel_size[1]],
+           strides=[layer.stride[1]], dilations=[layer.dilation[1]], pads=[pl, pr],
+           group=layer.groups)
 
 
 def _pool_pads(layer: MaxPool2D | AvgPool2D, shape: tuple[int, ...]
@@ -258,8 +293,39 @@ def _simple(op: str, **attrs: Callable[[Any], Any]) -> Callable[..., None]:
     return export
 
 
+def _chain(g: _Graph, chain: list[Layer], prefix: str, x: str, shape: tuple[int, ...]
+           ) -> tuple[str, tuple[int, ...]]:
+    """Export a branch's layers in turn; the name and per-sample shape of its output."""
+    for j, layer in enumerate(chain):
+        export = _EXPORTERS.get(type(layer))
+        if export is None:
+            raise ClearConvError(f"{prefix}.{j} ({type(layer).__name__}) has no ONNX export")
+        out = f"{prefix}.{j}.out"
+        export(g, layer, f"{prefix}.{j}", x, out, shape)
+        x, shape = out, tuple(layer.output_shape(shape))
+    return x, shape
+
+
+def _residual(g: _Graph, layer: Residual, i: str, x: str, y: str,
+              shape: tuple[int, ...]) -> None:
+    """Add of the two branches (the shortcut may be the input itself)."""
+    main, _ = _chain(g, layer.main, f"{i}.main", x, shape)
+    short, _ = _chain(g, layer.shortcut, f"{i}.shortcut", x, shape)
+    g.node("Add", [main, short], [y], f"{i}.Add")
+
+
+def _concat(g: _Graph, layer: Concat, i: str, x: str, y: str, shape: tuple[int, ...]) -> None:
+    """Concat of the branches along the channels."""
+    outs = [_chain(g, chain, f"{i}.{k}", x, shape)[0] for k, chain in enumerate(layer.chains)]
+    g.node("Concat", outs, [y], f"{i}.Concat", axis=1)
+
+
 _EXPORTERS: dict[type, Callable[..., None]] = {
+    Residual: _residual,
+    Concat: _concat,
     Conv2D: _conv,
+    ConvTranspose2D: _conv_transpose,
+    Conv1D: _conv1d,
     MaxPool2D: _max_pool,
     AvgPool2D: _avg_pool,
     Dense: _dense,

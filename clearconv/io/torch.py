@@ -47,7 +47,10 @@ import numpy as np
 from ..errors import ClearConvError
 from ..layers import (
     AvgPool2D,
+    Concat,
+    Conv1D,
     Conv2D,
+    ConvTranspose2D,
     Dense,
     Dropout,
     Flatten,
@@ -55,6 +58,7 @@ from ..layers import (
     LeakyReLU,
     MaxPool2D,
     ReLU,
+    Residual,
     Sigmoid,
     Softmax,
     Tanh,
@@ -63,7 +67,7 @@ from ..layers.parameter import Parameter
 from ..shapes import resolve_padding
 from ..train.sequential import Sequential
 
-__all__ = ["from_torch", "to_torch"]
+__all__ = ["from_torch", "to_torch", "torch_blocks"]
 
 _DTYPES = {"torch.float32": np.dtype(np.float32), "torch.float64": np.dtype(np.float64)}
 
@@ -117,11 +121,29 @@ def from_torch(torch_sequential: Any, input_shape: Sequence[int] | None = None) 
                              f"has {dtype_name}; convert it with .float() or .double() first")
     dtype = _DTYPES[dtype_name]
 
-    modules = list(_flatten(torch, torch_sequential, ""))
+    return Sequential(*_layers_from_torch(torch, torch_sequential, "", dtype),
+                      input_shape=input_shape)
+
+
+def _layers_from_torch(torch: Any, seq: Any, prefix: str, dtype: np.dtype) -> list[Layer]:
+    """The clearconv layers of a torch Sequential (nested ones flattened, the blocks of
+    :func:`torch_blocks` converted branch by branch)."""
+    residual, concat = torch_blocks()
+    modules = list(_flatten(torch, seq, prefix))
     layers: list[Layer] = []
     pending_pad: tuple[str, tuple[int, int, int, int]] | None = None
     for name, module in modules:
         kind = type(module).__name__
+        if type(module) is residual:
+            layers.append(Residual(_layers_from_torch(torch, module.main, f"{name}.main.",
+                                                      dtype),
+                                   _layers_from_torch(torch, module.shortcut,
+                                                      f"{name}.shortcut.", dtype)))
+            continue
+        if type(module) is concat:
+            layers.append(Concat(*(_layers_from_torch(torch, b, f"{name}.{k}.", dtype)
+                                   for k, b in enumerate(module.branches))))
+            continue
         if pending_pad is not None and not isinstance(module, torch.nn.Conv2d):
             raise ClearConvError(f"module {pending_pad[0]} (ZeroPad2d) is supported only right "
                                  f"before a Conv2d, but module {name} is {kind}")
@@ -143,7 +165,7 @@ def from_torch(torch_sequential: Any, input_shape: Sequence[int] | None = None) 
     if pending_pad is not None:
         raise ClearConvError(f"module {pending_pad[0]} (ZeroPad2d) is supported only right "
                              f"before a Conv2d, but it ends the model")
-    return Sequential(*layers, input_shape=input_shape)
+    return layers
 
 
 def _flatten(torch: Any, seq: Any, prefix: str) -> Any:
@@ -181,8 +203,6 @@ def _zero_pad(module: Any, name: str) -> tuple[int, int, int, int]:
 
 def _conv_from_torch(module: Any, name: str, extra: tuple[int, int, int, int],
                      dtype: np.dtype) -> Conv2D:
-    if module.groups != 1:
-        raise _refuse(name, module, f"groups={module.groups} is not supported (only groups=1)")
     if module.padding_mode != "zeros":
         raise _refuse(name, module, f"padding_mode={module.padding_mode!r} is not supported "
                                     f"(only 'zeros')")
@@ -198,8 +218,37 @@ def _conv_from_torch(module: Any, name: str, extra: tuple[int, int, int, int],
         (pt, pb), (pl, pr) = resolve_padding(padding, kernel, stride, dilation)  # type: ignore
         padding = ((pt + top, pb + bottom), (pl + left, pr + right))
     conv = Conv2D(module.in_channels, module.out_channels, kernel, stride=stride,
-                  padding=padding, dilation=dilation, bias=module.bias is not None,
-                  rng=0, dtype=dtype)
+                  padding=padding, dilation=dilation, groups=module.groups,
+                  bias=module.bias is not None, rng=0, dtype=dtype)
+    _set(conv.weight, _array(module.weight, dtype), name, module)
+    if module.bias is not None:
+        _set(conv.bias, _array(module.bias, dtype), name, module)
+    return conv
+
+
+def _conv_transpose_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
+    if module.padding_mode != "zeros":
+        raise _refuse(name, module, f"padding_mode={module.padding_mode!r} is not supported")
+    conv = ConvTranspose2D(module.in_channels, module.out_channels,
+                           tuple(int(k) for k in module.kernel_size),
+                           tuple(int(s) for s in module.stride),
+                           tuple(int(p) for p in module.padding),
+                           tuple(int(p) for p in module.output_padding), module.groups,
+                           module.bias is not None, tuple(int(d) for d in module.dilation),
+                           rng=0, dtype=dtype)
+    _set(conv.weight, _array(module.weight, dtype), name, module)
+    if module.bias is not None:
+        _set(conv.bias, _array(module.bias, dtype), name, module)
+    return conv
+
+
+def _conv1d_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
+    if module.padding_mode != "zeros":
+        raise _refuse(name, module, f"padding_mode={module.padding_mode!r} is not supported")
+    padding = module.padding if isinstance(module.padding, str) else int(module.padding[0])
+    conv = Conv1D(module.in_channels, module.out_channels, int(module.kernel_size[0]),
+                  int(module.stride[0]), padding, int(module.dilation[0]), module.groups,
+                  module.bias is not None, rng=0, dtype=dtype)
     _set(conv.weight, _array(module.weight, dtype), name, module)
     if module.bias is not None:
         _set(conv.bias, _array(module.bias, dtype), name, module)
@@ -251,6 +300,8 @@ def _softmax_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
 
 
 _FROM_TORCH: dict[str, Any] = {
+    "ConvTranspose2d": _conv_transpose_from_torch,
+    "Conv1d": _conv1d_from_torch,
     "MaxPool2d": _max_pool_from_torch,
     "AvgPool2d": _avg_pool_from_torch,
     "Linear": _linear_from_torch,
@@ -293,12 +344,43 @@ def to_torch(model: Sequential) -> Any:
              np.dtype(np.float64): torch.float64}.get(np.dtype(model.dtype))
     if dtype is None:
         raise ClearConvError(f"to_torch supports float32 and float64 models, got {model.dtype}")
-    shape = model.input_shape   # per-sample input of the current layer, when known
+    return nn.Sequential(*_layers_to_torch(torch, model.layers, "", model.input_shape)
+                         ).to(dtype)
+
+
+def _layers_to_torch(torch: Any, layers: Sequence[Layer], prefix: str,
+                     shape: Sequence[int] | None) -> list[Any]:
+    """The torch modules of a chain of layers (``shape``: its per-sample input, when
+    known); a block becomes one of :func:`torch_blocks` with its branches as
+    ``nn.Sequential``."""
+    nn = torch.nn
+    residual, concat = torch_blocks()
     modules: list[Any] = []
-    for i, layer in enumerate(model.layers):
+    for j, layer in enumerate(layers):
+        i = f"{prefix}{j}"
         kind = type(layer)
-        if kind is Conv2D:
+        if kind is Residual:
+            modules.append(residual(
+                nn.Sequential(*_layers_to_torch(torch, layer.main, f"{i}.main.", shape)),
+                nn.Sequential(*_layers_to_torch(torch, layer.shortcut, f"{i}.shortcut.",
+                                                shape))))
+        elif kind is Concat:
+            modules.append(concat(*(nn.Sequential(*_layers_to_torch(torch, c, f"{i}.{k}.",
+                                                                    shape))
+                                    for k, c in enumerate(layer.chains))))
+        elif kind is Conv2D:
             modules += _conv_to_torch(nn, layer, i, shape)
+        elif kind is ConvTranspose2D:
+            modules.append(_with_params(torch, nn.ConvTranspose2d, layer, layer.in_channels,
+                                        layer.out_channels, layer.kernel_size, layer.stride,
+                                        layer.padding, layer.output_padding, layer.groups,
+                                        layer.bias is not None, layer.dilation))
+        elif kind is Conv1D:
+            modules.append(_with_params(torch, nn.Conv1d, layer, layer.in_channels,
+                                        layer.out_channels, layer.kernel_size[1],
+                                        layer.stride[1], _conv1d_padding(layer, i),
+                                        layer.dilation[1], layer.groups,
+                                        layer.bias is not None))
         elif kind in (MaxPool2D, AvgPool2D):
             args = {"kernel_size": layer.kernel_size, "stride": layer.stride,
                     "padding": layer.padding, "ceil_mode": layer.ceil_mode}
@@ -310,16 +392,51 @@ def to_torch(model: Sequential) -> Any:
         elif kind in _SIMPLE_TO_TORCH:
             modules.append(_SIMPLE_TO_TORCH[kind](nn, layer))
         else:
-            supported = ", ".join(c.__name__ for c in (Conv2D, MaxPool2D, AvgPool2D, Dense,
-                                                      *_SIMPLE_TO_TORCH))
+            supported = ", ".join(c.__name__ for c in (Conv2D, ConvTranspose2D, Conv1D,
+                                                      MaxPool2D, AvgPool2D, Dense, Residual,
+                                                      Concat, *_SIMPLE_TO_TORCH))
             raise ClearConvError(f"layer {i} ({kind.__name__}) has no torch equivalent; "
                                  f"supported: {supported}")
         if shape is not None:
             shape = tuple(layer.output_shape(shape))
-    return nn.Sequential(*modules).to(dtype)
+    return modules
 
 
-def _conv_to_torch(nn: Any, layer: Conv2D, i: int, in_shape: Sequence[int] | None
+_BLOCKS: list[Any] = []
+
+
+def torch_blocks() -> tuple[Any, Any]:
+    """The torch twins of clearconv's :class:`~clearconv.layers.Residual` and
+    :class:`~clearconv.layers.Concat` (``torch.nn.Module`` subclasses with the same
+    forward: ``main(x) + shortcut(x)``; ``cat([b(x) ...], dim=1)``), made once."""
+    if not _BLOCKS:
+        nn = _import_torch().nn
+
+        class Residual(nn.Module):  # noqa: D401 - a torch module
+            """``main(x) + shortcut(x)`` (clearconv.layers.Residual)."""
+
+            def __init__(self, main: Any, shortcut: Any) -> None:
+                super().__init__()
+                self.main, self.shortcut = main, shortcut
+
+            def forward(self, x: Any) -> Any:
+                return self.main(x) + self.shortcut(x)
+
+        class Concat(nn.Module):
+            """``cat([b(x) for b in branches], dim=1)`` (clearconv.layers.Concat)."""
+
+            def __init__(self, *branches: Any) -> None:
+                super().__init__()
+                self.branches = nn.ModuleList(branches)
+
+            def forward(self, x: Any) -> Any:
+                return _import_torch().cat([b(x) for b in self.branches], dim=1)
+
+        _BLOCKS.extend((Residual, Concat))
+    return _BLOCKS[0], _BLOCKS[1]
+
+
+def _conv_to_torch(nn: Any, layer: Conv2D, i: str, in_shape: Sequence[int] | None
                    ) -> list[Any]:
     size = None if in_shape is None else (int(in_shape[1]), int(in_shape[2]))
     try:
@@ -332,8 +449,22 @@ def _conv_to_torch(nn: Any, layer: Conv2D, i: int, in_shape: Sequence[int] | Non
     conv = _with_params(_import_torch(), nn.Conv2d, layer, layer.in_channels,
                         layer.out_channels, layer.kernel_size, stride=layer.stride,
                         padding=(pt, pl) if symmetric else 0, dilation=layer.dilation,
-                        bias=layer.bias is not None)
+                        groups=layer.groups, bias=layer.bias is not None)
     return [conv] if symmetric else [nn.ZeroPad2d((pl, pr, pt, pb)), conv]
+
+
+def _conv1d_padding(layer: Conv1D, i: str) -> Any:
+    """A Conv1D's padding as torch's Conv1d takes it (symmetric, or 'same'/'valid' at
+    stride 1); anything else is refused, naming the layer."""
+    padding = layer.padding_1d
+    if isinstance(padding, str) and (padding.lower() == "valid" or layer.stride[1] == 1):
+        return padding.lower()
+    if isinstance(padding, int):
+        return padding
+    if isinstance(padding, list) and len(padding) == 2 and padding[0] == padding[1]:
+        return int(padding[0])
+    raise ClearConvError(f"layer {i} (Conv1D, padding={padding!r}) has no torch Conv1d "
+                         f"equivalent: torch pads both sides equally")
 
 
 def _with_params(torch: Any, cls: Any, layer: Conv2D | Dense, *args: Any, **kwargs: Any
@@ -344,7 +475,8 @@ def _with_params(torch: Any, cls: Any, layer: Conv2D | Dense, *args: Any, **kwar
     leaves torch's global random state untouched.
     """
     module = torch.nn.utils.skip_init(cls, *args, **kwargs)
-    module.weight = torch.nn.Parameter(torch.from_numpy(layer.weight.value.copy()))
+    module.weight = torch.nn.Parameter(torch.from_numpy(np.ascontiguousarray(
+        layer.weight.value).copy()))
     if layer.bias is not None:
         module.bias = torch.nn.Parameter(torch.from_numpy(layer.bias.value.copy()))
     return module

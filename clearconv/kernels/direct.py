@@ -33,6 +33,8 @@ from .im2col import input_gradient
 
 def supports(call: fconv.ConvCall) -> tuple[bool, str]:
     geo = call.geometry
+    if geo.groups != 1:
+        return False, f"ungrouped convolutions only, got groups {geo.groups}"
     if not compiled.AVAILABLE:
         return False, 'needs Numba (pip install "clearconv[fast]")'
     if geo.stride != (1, 1) or geo.dilation != (1, 1):

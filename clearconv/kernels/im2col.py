@@ -25,8 +25,10 @@ import numpy as np
 
 from ..functional.conv import (
     OP,
+    TRANSPOSED,
     Conv2dCache,
     ConvCall,
+    ConvTranspose2dCache,
     col2im,
     crop,
     im2col,
@@ -265,10 +267,41 @@ def _input_grad_numpy(dz: np.ndarray, geo: ConvGeometry, weight: np.ndarray) -> 
 
 
 def _supports_any(call: ConvCall) -> tuple[bool, str]:
-    return True, "any geometry; the batch split between threads"
+    if call.geometry.groups != 1:
+        return False, f"ungrouped convolutions only, got groups {call.geometry.groups}"
+    return True, "any ungrouped geometry; the batch split between threads"
 
 
 registry.register(registry.Algorithm(
     OP, "im2col-split", _supports_any, forward, backward,
     "im2col with the batch split between threads, cache-sized inference chunks and a "
     "compiled col2im (Numba, when installed)", layout="channels-last"))
+
+
+# ------------------------------------------------------------- transposed convolution
+def transposed_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                       geo: ConvGeometry) -> np.ndarray:
+    """conv2d's input gradient at dZ = x, made as this algorithm makes it."""
+    y = input_gradient(x, geo, weight)
+    if bias is not None:
+        y += bias[:, None, None]
+    return y
+
+
+def transposed_backward(dy: np.ndarray, cache: ConvTranspose2dCache, input_grad: bool
+                        ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """dX = conv2d(dY, W) by :func:`forward` (the batch split, the columns kept) and dW
+    from those columns with X as dZ by :func:`backward`."""
+    geo, weight, x = cache.geometry, cache.weight, cache.saved
+    dx, cols = forward(dy, weight, None, geo, need_backward=True)
+    as_conv = Conv2dCache("im2col-split", weight, False, geo, cols)
+    _, dweight, _ = backward(np.ascontiguousarray(x), as_conv, input_grad=False)
+    dz = dy.transpose(0, 2, 3, 1).reshape(-1, dy.shape[1])
+    dbias = np.ones(dz.shape[0], dz.dtype) @ dz if cache.has_bias else None
+    return (dx if input_grad else None), dweight, dbias
+
+
+registry.register(registry.Algorithm(
+    TRANSPOSED, "im2col-split", _supports_any, transposed_forward, transposed_backward,
+    "conv2d's input gradient by im2col-split (compiled col2im, the batch split); "
+    "backward: its forward and weight gradient", layout="channels-last"))

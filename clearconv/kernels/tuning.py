@@ -12,7 +12,8 @@ from __future__ import annotations
 #: the order 'auto' tries each op's algorithms in: the first one that prefers the call
 #: wins; the readable algorithm of functional/ (which applies everywhere) comes last
 AUTO_ORDER: dict[str, tuple[str, ...]] = {
-    "conv2d": ("winograd", "direct", "im2col-split"),
+    "conv2d": ("winograd", "direct", "depthwise", "im2col-split"),
+    "conv_transpose2d": ("im2col-split",),
     "conv2d_relu_max_pool2d": ("direct-fused",),
     "max_pool2d": ("nchw-2x2", "nhwc", "nhwc-2x2", "views-finite"),
     "linear": ("split-rows",),

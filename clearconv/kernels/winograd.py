@@ -50,6 +50,8 @@ class WinogradSaved(NamedTuple):
 def supports(call: ConvCall) -> tuple[bool, str]:
     """Whether F(2x2, 3x3) computes the call: a 3x3 kernel, stride 1, dilation 1."""
     geo = call.geometry
+    if geo.groups != 1:
+        return False, f"ungrouped convolutions only, got groups {geo.groups}"
     if geo.kernel == (3, 3) and geo.stride == (1, 1) and geo.dilation == (1, 1):
         return True, "3x3 kernel, stride 1, dilation 1"
     return False, (f"needs a 3x3 kernel, stride 1 and dilation 1; got kernel {geo.kernel}, "

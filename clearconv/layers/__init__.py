@@ -2,13 +2,17 @@
 
 from .activations import LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from .base import Layer, manual_seed
-from .conv import Conv2D
+from .blocks import Concat, Residual
+from .conv import Conv1D, Conv2D, ConvTranspose2D
 from .core import Dense, Dropout, Flatten
 from .pooling import AvgPool2D, MaxPool2D
 
 __all__ = [
     "AvgPool2D",
+    "Concat",
+    "Conv1D",
     "Conv2D",
+    "ConvTranspose2D",
     "Dense",
     "Dropout",
     "Flatten",
@@ -16,6 +20,7 @@ __all__ = [
     "LeakyReLU",
     "MaxPool2D",
     "ReLU",
+    "Residual",
     "Sigmoid",
     "Softmax",
     "Tanh",

@@ -90,6 +90,15 @@ class Layer:
         """Per-sample output shape for a per-sample input shape; raises on a mismatch."""
         return tuple(in_shape)
 
+    def sublayers(self) -> list[tuple[str, Layer]]:
+        """The layers inside this one, ``[(dotted name, layer), ...]`` (blocks; empty
+        for a plain layer)."""
+        return []
+
+    def walk(self) -> list[Layer]:
+        """This layer and every layer inside it, depth first."""
+        return [self, *(inner for _, layer in self.sublayers() for inner in layer.walk())]
+
     def get_config(self) -> dict[str, Any]:
         """JSON-able constructor arguments (what ``from_config`` needs)."""
         return {}

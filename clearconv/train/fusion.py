@@ -39,7 +39,7 @@ from ..functional import (
     max_pool2d_forward,
 )
 from ..kernels import registry
-from ..layers import Conv2D, Layer, MaxPool2D, ReLU
+from ..layers import Conv2D, ConvTranspose2D, Layer, MaxPool2D, ReLU
 from ..layers.activations import Activation
 from ..layers.parameter import Parameter
 
@@ -93,7 +93,7 @@ class ConvReLUMaxPool2D:
         c, p = self.conv, self.pool
         y, cache = conv2d_relu_max_pool2d_forward(
             x, c.weight.value, None if c.bias is None else c.bias.value, c.stride, c.padding,
-            c.dilation, p.kernel_size, p.stride, p.padding, p.ceil_mode,
+            c.dilation, p.kernel_size, p.stride, p.padding, p.ceil_mode, c.groups,
             need_backward=training)
         self._cache = cache if training else None
         self.algorithm = cache.algorithm
@@ -173,7 +173,7 @@ def describe(steps: Sequence[Step], input_shape: tuple[int, ...], dtype: np.dtyp
             c, p, at = step.conv, step.pool, step.indices
             choice = conv2d_relu_max_pool2d_algorithm(
                 (1, *shape), c.weight.value.shape, c.stride, c.padding, c.dilation,
-                p.kernel_size, p.stride, p.padding, p.ceil_mode, dtype)
+                p.kernel_size, p.stride, p.padding, p.ceil_mode, c.groups, dtype)
             if choice.name == "composed":      # as a conv, then a ReLUMaxPool2D
                 conv = c.algorithm_for(shape, dtype)
                 layout = _layout("conv2d", conv.name, layout)
@@ -203,6 +203,10 @@ def describe(steps: Sequence[Step], input_shape: tuple[int, ...], dtype: np.dtyp
             name = step.algorithm_for(shape, dtype).name
             column[index] = name
             layout = _layout("conv2d", name, layout)
+        elif isinstance(step, ConvTranspose2D):
+            name = step.algorithm_for(shape, dtype).name
+            column[index] = name
+            layout = _layout("conv_transpose2d", name, layout)
         elif isinstance(step, MaxPool2D):
             name = step.algorithm_for(shape, dtype, layout).name
             column[index] = name

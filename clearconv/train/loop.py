@@ -291,11 +291,20 @@ def _checked_data(model: Sequential, x: Any, y: Any, epochs: int, batch_size: in
 def _seed_dropouts(model: Sequential, rng: np.random.Generator) -> dict[str, Any]:
     """The layers with a generator (dropout) by index; those without one get a generator
     drawn from the run's ``rng``."""
-    dropouts = {str(i): layer for i, layer in enumerate(model.layers) if hasattr(layer, "rng")}
+    named = [(str(i), layer) for i, layer in enumerate(model.layers)]
+    named += [(f"{i}.{sub}", inner) for i, layer in enumerate(model.layers)
+              for sub, inner in _nested(layer)]
+    dropouts = {key: layer for key, layer in named if hasattr(layer, "rng")}
     for layer in dropouts.values():
         if layer.rng is None:
             layer.rng = np.random.default_rng(rng.integers(2**63))
     return dropouts
+
+
+def _nested(layer: Any) -> list[tuple[str, Any]]:
+    """Every layer inside a block, by dotted name (``main.0``, ``main.0.main.1``, ...)."""
+    return [(name, inner) for name, sub in layer.sublayers()
+            for name, inner in [(name, sub), *((f"{name}.{n}", i) for n, i in _nested(sub))]]
 
 
 def _keyed(callbacks: list[Callback]) -> dict[str, Callback]:

@@ -128,11 +128,13 @@ class Sequential:
         runs = fusion.describe(self.steps(), tuple(int(s) for s in shape), self.dtype)
         rows = [("Layer (type)", "Output shape", "Param #", "Algorithm")]
         total = 0
+        inputs = [tuple(int(s) for s in shape), *shapes[:-1]]
         for i, (layer, out) in enumerate(zip(self.layers, shapes)):
             n = sum(p.value.size for p in layer.parameters())
             total += n
-            rows.append((f"{i}: {type(layer).__name__}", str(("N",) + out).replace("'", ""),
-                         f"{n:,}", runs.get(i, "")))
+            rows.append((f"{i}: {type(layer).__name__}", _shape_text(out), f"{n:,}",
+                         runs.get(i, "")))
+            rows += _branch_rows(layer, str(i), inputs[i], 1)
         widths = [max(len(r[c]) for r in rows) for c in range(4)]
         line = "-" * (sum(widths) + 9)
         out_lines = [f"Input: (N, {', '.join(map(str, shape))})", line]
@@ -419,6 +421,30 @@ class Sequential:
     def __repr__(self) -> str:
         inner = ",\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return str(("N",) + tuple(shape)).replace("'", "")
+
+
+def _branch_rows(layer: Layer, prefix: str, in_shape: tuple[int, ...], depth: int
+                 ) -> list[tuple[str, str, str, str]]:
+    """Summary rows of the layers inside a block, each branch from the block's input,
+    indented by depth."""
+    rows = []
+    branches = getattr(layer, "branches", None)
+    for name, chain in (branches() if branches is not None else {}).items():
+        shape = in_shape
+        if not chain:
+            rows.append((f"{'  ' * depth}{prefix}.{name}: identity", _shape_text(shape), "0",
+                         ""))
+        for j, inner in enumerate(chain):
+            shape = tuple(inner.output_shape(shape))
+            n = sum(p.value.size for p in inner.parameters())
+            label = f"{'  ' * depth}{prefix}.{name}.{j}: {type(inner).__name__}"
+            rows.append((label, _shape_text(shape), f"{n:,}", ""))
+            rows += _branch_rows(inner, f"{prefix}.{name}.{j}", shape, depth + 1)
+    return rows
 
 
 def _forward_keep_cache(layer: Layer, x: np.ndarray) -> np.ndarray:
