@@ -269,13 +269,91 @@ def inference_case(arch: str, batch: int = 1000) -> Case:
                 lambda: _inference_setup(arch, batch))
 
 
+# --------------------------------------------------------------------- issue 13's ops
+#: the targets of the modern-CNN issue, clearconv / PyTorch
+TARGET_DEPTHWISE = 1.5
+TARGET_TRANSPOSED = 1.5
+
+
+def _grad_pair(ours_op: Any, torch_op: Any, arrays: list[np.ndarray], dy: np.ndarray) -> Pair:
+    """Forward+backward of one op on both sides (ours: ``ours_op(*arrays) -> (y,
+    backward(dy))`` inside clearconv.parallel(); theirs: autograd), compared on the
+    gradients."""
+    from clearconv import parallel
+
+    def ours() -> Any:
+        with parallel():
+            return ours_op(*arrays, dy)
+
+    if torch is None:
+        return Pair(ours)
+    tensors = [_tensor(a, True) for a in arrays]
+    dyt = _tensor(dy)
+
+    def theirs() -> Any:
+        for t in tensors:
+            t.grad = None
+        torch_op(*tensors).backward(dyt)
+        return tuple(t.grad for t in tensors)
+
+    def compare() -> dict[str, float]:
+        got, want = ours(), theirs()
+        return {f"max_rel_diff_{i}": max_rel_diff(g, w.numpy())
+                for i, (g, w) in enumerate(zip(got, want))}
+
+    return Pair(ours, theirs, compare)
+
+
+def _depthwise_setup() -> Pair:
+    from clearconv.functional import conv2d_backward, conv2d_forward
+
+    rng = np.random.default_rng(SEED)
+    x = _randn(rng, 64, 128, 32, 32)
+    w = _randn(rng, 128, 1, 3, 3, scale=1 / 3)
+    b = _randn(rng, 128, scale=0.1)
+    dy = _randn(rng, 64, 128, 32, 32)
+
+    def ours(x: np.ndarray, w: np.ndarray, b: np.ndarray, dy: np.ndarray) -> Any:
+        y, cache = conv2d_forward(x, w, b, padding=1, groups=128)
+        return conv2d_backward(dy, cache)
+
+    return _grad_pair(ours, lambda x, w, b: F.conv2d(x, w, b, padding=1, groups=128),
+                      [x, w, b], dy)
+
+
+def _transposed_setup() -> Pair:
+    from clearconv.functional import conv_transpose2d_backward, conv_transpose2d_forward
+
+    rng = np.random.default_rng(SEED)
+    x = _randn(rng, 64, 64, 16, 16)
+    w = _randn(rng, 64, 32, 4, 4, scale=1 / 16)
+    b = _randn(rng, 32, scale=0.1)
+    dy = _randn(rng, 64, 32, 32, 32)
+
+    def ours(x: np.ndarray, w: np.ndarray, b: np.ndarray, dy: np.ndarray) -> Any:
+        y, cache = conv_transpose2d_forward(x, w, b, stride=2, padding=1)
+        return conv_transpose2d_backward(dy, cache)
+
+    return _grad_pair(ours, lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1),
+                      [x, w, b], dy)
+
+
+def modern_cases() -> list[Case]:
+    """The ops of the modern-CNN issue."""
+    return [Case("depthwise 3x3 fwd+bwd 64x128x32x32 groups 128", "modern", TARGET_DEPTHWISE,
+                 _depthwise_setup),
+            Case("conv transpose 4x4 s2 fwd+bwd 64x64x16x16->32", "modern",
+                 TARGET_TRANSPOSED, _transposed_setup)]
+
+
 def all_cases() -> list[Case]:
     """Every micro case, in the order of the table."""
     return ([conv_case(s, backward=False) for s in CONV_SHAPES]
             + [conv_case(s, backward=True) for s in CONV_SHAPES]
             + [pool_case()]
             + [train_case(a) for a in ARCHITECTURES]
-            + [inference_case(a) for a in ARCHITECTURES])
+            + [inference_case(a) for a in ARCHITECTURES]
+            + modern_cases())
 
 
 def find_case(name: str) -> Case:

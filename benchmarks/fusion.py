@@ -22,8 +22,9 @@ from .harness import environment, limit_threads, measure_pair
 
 
 def _pair(arch: str, kind: str) -> tuple[Any, Any, dict[str, Any]]:
-    import clearconv as cc
     from clearconv.optim import SGD
+
+    import clearconv as cc
 
     fused, _ = build_models(arch)
     plain = cc.Sequential.from_config({**fused.get_config(), "fuse": False})

@@ -706,6 +706,71 @@ def nchw_to_nhwc(src: Any, dst: Any) -> None:
                     out[q, c] = row[q]
 
 
+# Depthwise convolution over channels-last memory (groups == C_in, m kernels per channel):
+# x is the zero-padded input (N, H_pad, W_pad, C), the taps w (kh, kw, C, m), y (N, H_out,
+# W_out, C, m). The channel (and multiplier) loops are innermost: contiguous, vectorised.
+
+@_njit
+def depthwise_forward(xp: Any, w: Any, b: Any, sh: int, sw: int, dh: int, dw: int,
+                      y: Any) -> None:
+    """y[n, r, q, k] = b[k] + sum_{i,j} w[i, j, k] * xp[n, r*sh + i*dh, q*sw + j*dw, k // m]
+    over the flat output channels k = c*m + t (m = y's channels / xp's)."""
+    n_img, ho, wo, k_n = y.shape
+    kh, kw = w.shape[0], w.shape[1]
+    m_n = k_n // xp.shape[3]
+    for n in range(n_img):
+        for r in range(ho):
+            for q in range(wo):
+                out = y[n, r, q]
+                for k in range(k_n):
+                    out[k] = b[k]
+                for i in range(kh):
+                    for j in range(kw):
+                        px = xp[n, r * sh + i * dh, q * sw + j * dw]
+                        tap = w[i, j]
+                        if m_n == 1:
+                            for k in range(k_n):
+                                out[k] += tap[k] * px[k]
+                        else:
+                            for k in range(k_n):
+                                out[k] += tap[k] * px[k // m_n]
+
+
+@_njit
+def depthwise_backward(xp: Any, dy: Any, w: Any, sh: int, sw: int, dh: int, dw: int,
+                       input_grad: bool, dxp: Any, dwt: Any) -> None:
+    """dwt[i, j, k] += sum dy[n, r, q, k] * xp[n, r*sh + i*dh, q*sw + j*dw, k // m] and, with
+    ``input_grad``, dxp[n, r*sh + i*dh, q*sw + j*dw, k // m] += dy[n, r, q, k] * w[i, j, k]
+    (dxp zeros, padded like xp; k = c*m + t as in :func:`depthwise_forward`)."""
+    n_img, ho, wo, k_n = dy.shape
+    kh, kw = w.shape[0], w.shape[1]
+    m_n = k_n // xp.shape[3]
+    for n in range(n_img):
+        for r in range(ho):
+            for q in range(wo):
+                g = dy[n, r, q]
+                for i in range(kh):
+                    for j in range(kw):
+                        px = xp[n, r * sh + i * dh, q * sw + j * dw]
+                        acc = dwt[i, j]
+                        tap = w[i, j]
+                        dpx = dxp[n, r * sh + i * dh, q * sw + j * dw] if input_grad \
+                            else dxp[0, 0, 0]
+                        if m_n == 1 and input_grad:     # the common case, vectorised
+                            for k in range(k_n):
+                                acc[k] += g[k] * px[k]
+                                dpx[k] += g[k] * tap[k]
+                        elif m_n == 1:
+                            for k in range(k_n):
+                                acc[k] += g[k] * px[k]
+                        else:
+                            for k in range(k_n):
+                                acc[k] += g[k] * px[k // m_n]
+                            if input_grad:
+                                for k in range(k_n):
+                                    dpx[k // m_n] += g[k] * tap[k]
+
+
 def warm_up() -> bool:
     """Load (or compile) the kernels of float32 training now, on tiny arrays (other
     dtypes load at their first use).

@@ -3,20 +3,23 @@
 A depthwise convolution (MobileNet's) gives input channel c its own ``m = C_out / C_in``
 kernels: ``Z[n, c*m + t, y, x] = b + sum_{i,j} W[c*m + t, 0, i, j] * A_pad[n, c, y*s + i*d,
 x*s + j*d]``. The readable grouped im2col of functional/ runs that as C_in tiny matrix
-products; here it is kh*kw whole-array multiply-adds over channels-last memory, one per
-kernel offset (channels innermost, so the weights broadcast along contiguous runs), the
-batch split between threads. Backward, per offset: dW is the sum over the batch and the
-output pixels of dZ times the same input view; dA gets dZ times the weight added at the
-view. Output: an NCHW view of NHWC memory, like im2col's.
+products; here every output pixel sums its kh*kw taps over channels-last memory with the
+channels innermost (contiguous, vectorised): a compiled loop
+(:func:`~clearconv.kernels.compiled.depthwise_forward`, and its backward, which adds dW
+and dA in the same pass) with Numba, else kh*kw whole-array multiply-adds, one per
+kernel offset; the batch split between threads either way. Output: an NCHW view of NHWC
+memory, like im2col's.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
 from ..functional.conv import OP, Conv2dCache, ConvCall
 from ..shapes import ConvGeometry
-from . import copies, registry, threads
+from . import compiled, copies, registry, threads
 
 
 def supports(call: ConvCall) -> tuple[bool, str]:
@@ -58,6 +61,13 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Con
     xph = copies.padded_nhwc(x, geo.padding)
     taps = _taps(weight, c)
     y = np.empty((n, ho, wo, c, m), x.dtype)
+    if compiled.AVAILABLE:
+        b = np.zeros(c_out, x.dtype) if bias is None else bias
+        (sh, sw), (dh, dw) = geo.stride, geo.dilation
+        flat_taps, flat_y = taps.reshape(kh, kw, c_out), y.reshape(n, ho, wo, c_out)
+        threads.map_split(lambda lo, hi: compiled.depthwise_forward(
+            xph[lo:hi], flat_taps, b, sh, sw, dh, dw, flat_y[lo:hi]), n)
+        return y.reshape(n, ho, wo, c_out).transpose(0, 3, 1, 2), xph
 
     def work(lo: int, hi: int) -> None:
         out = y[lo:hi]
@@ -78,15 +88,48 @@ def backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool
     n, c, h, w = geo.in_shape
     _, c_out, ho, wo = geo.out_shape
     m = c_out // c
-    kh, kw = geo.kernel
     (pt, _), (pl, _) = geo.padding
     dyh = np.ascontiguousarray(dy.transpose(0, 2, 3, 1)).reshape(n, ho, wo, c, m)
     taps = _taps(weight, c)
     dxph = np.zeros(xph.shape, dy.dtype) if input_grad else None
+    work = _backward_compiled(xph, dyh, taps, geo, dxph) if compiled.AVAILABLE else \
+        _backward_numpy(xph, dyh, taps, geo, dxph)
+    dw = threads.add_up(threads.map_split(work, n))
+    dweight = np.ascontiguousarray(dw.transpose(2, 3, 0, 1)).reshape(weight.shape)
+    dz = dyh.reshape(-1, c_out)
+    dbias = np.ones(dz.shape[0], dz.dtype) @ dz if cache.has_bias else None
+    dx = dxph[:, pt:pt + h, pl:pl + w].transpose(0, 3, 1, 2) if dxph is not None else None
+    return dx, dweight, dbias
+
+
+def _backward_compiled(xph: np.ndarray, dyh: np.ndarray, taps: np.ndarray, geo: ConvGeometry,
+                       dxph: np.ndarray | None) -> Callable[[int, int], np.ndarray]:
+    """Images lo..hi's dx and share of dW in one compiled pass."""
+    (sh, sw), (dh, dw) = geo.stride, geo.dilation
+    kh, kw, c, m = taps.shape
+    flat_taps = taps.reshape(kh, kw, c * m)
+    flat_dy = dyh.reshape(*dyh.shape[:3], c * m)
+    dummy = np.zeros((1, 1, 1, 1), dyh.dtype)
+
+    def work(lo: int, hi: int) -> np.ndarray:
+        dwt = np.zeros(flat_taps.shape, dyh.dtype)
+        compiled.depthwise_backward(xph[lo:hi], flat_dy[lo:hi], flat_taps, sh, sw, dh, dw,
+                                    dxph is not None,
+                                    dxph[lo:hi] if dxph is not None else dummy, dwt)
+        return dwt.reshape(kh, kw, c, m)
+
+    return work
+
+
+def _backward_numpy(xph: np.ndarray, dyh: np.ndarray, taps: np.ndarray, geo: ConvGeometry,
+                    dxph: np.ndarray | None) -> Callable[[int, int], np.ndarray]:
+    """Images lo..hi's dx and share of dW, one einsum per kernel offset."""
+    kh, kw = geo.kernel
+    c, m = taps.shape[2:]
 
     def work(lo: int, hi: int) -> np.ndarray:   # images lo..hi: their dx, their share of dW
         g = dyh[lo:hi]
-        dw = np.empty((kh, kw, c, m), dy.dtype)
+        dw = np.empty((kh, kw, c, m), dyh.dtype)
         for i in range(kh):
             for j in range(kw):
                 dw[i, j] = np.einsum("nyxct,nyxc->ct", g, _view(xph[lo:hi], i, j, geo))
@@ -95,12 +138,7 @@ def backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool
                                                                      taps[i, j])
         return dw
 
-    dw = threads.add_up(threads.map_split(work, n))
-    dweight = np.ascontiguousarray(dw.transpose(2, 3, 0, 1)).reshape(weight.shape)
-    dz = dyh.reshape(-1, c_out)
-    dbias = np.ones(dz.shape[0], dz.dtype) @ dz if cache.has_bias else None
-    dx = dxph[:, pt:pt + h, pl:pl + w].transpose(0, 3, 1, 2) if dxph is not None else None
-    return dx, dweight, dbias
+    return work
 
 
 registry.register(registry.Algorithm(
