@@ -67,6 +67,10 @@ def _train_recipe(args: argparse.Namespace) -> Any:
 def cmd_train(args: argparse.Namespace) -> int:
     from .errors import NumericalError
 
+    group = args.group              # several MPI processes: each trains on its share
+    if not group.root:              # rank 0 alone prints and writes the model
+        args.verbose, args.metrics = False, None
+    say = print if group.root else _silent
     r = _train_recipe(args)
     ds = _load_data(args)
     x, y, validation = r.split(ds.x_train, ds.y_train, seed=args.seed)
@@ -84,24 +88,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         history = r.fit(model, x, y, validation_data=validation, seed=args.seed,
                         verbose=1 if args.verbose else 0, backup_dir=backup_dir,
-                        resume=bool(args.resume), options={"data": data})
+                        resume=bool(args.resume), options={"data": data},
+                        distributed=group if group.size > 1 else None)
     except KeyboardInterrupt as e:
         where = f" {e}" if str(e) else ""
-        print(f"\nclearconv: interrupted.{where}", file=sys.stderr)
+        say(f"\nclearconv: interrupted.{where}", file=sys.stderr)
         if backup_dir:
-            print(f"resume with: clearconv train --resume {backup_dir}", file=sys.stderr)
+            say(f"resume with: clearconv train --resume {backup_dir}", file=sys.stderr)
         return 130
     except NumericalError as e:
         kept = f"; the last good checkpoint is kept in {backup_dir}" if backup_dir else ""
-        print(f"clearconv: training stopped: {e}{kept}", file=sys.stderr)
+        say(f"clearconv: training stopped: {e}{kept}", file=sys.stderr)
         return 3
     train_seconds = time.perf_counter() - t0
-    result = model.evaluate(ds.x_test, ds.y_test)
+    result = group.evaluate(model, ds.x_test, ds.y_test, batch_size=256)
     out = args.out or f"{r.dataset}-cnn.npz"
-    model.save(out)
-    print(f"test accuracy: {result['accuracy']:.4f}  test loss: {result['loss']:.4f}  "
-          f"({history.epochs} epochs, {train_seconds:.1f} s)")
-    print(f"model saved to {out}")
+    if group.root:
+        model.save(out)
+    say(f"test accuracy: {result['accuracy']:.4f}  test loss: {result['loss']:.4f}  "
+        f"({history.epochs} epochs, {train_seconds:.1f} s)")
+    if group.size > 1:
+        comm = sum(history.history.get("allreduce_seconds", [])) / max(
+            sum(history.history["seconds"]), 1e-9)
+        say(f"data-parallel: {group.size} processes x {r.batch_size} = global batch "
+            f"{group.size * r.batch_size}; {comm:.1%} of the training time in Allreduce")
+    say(f"model saved to {out}")
     if args.metrics:
         _write_json_atomic(args.metrics, {
             "dataset": r.dataset, "test_accuracy": result["accuracy"],
@@ -237,6 +248,23 @@ def _recipe_defaults(field: str) -> str:
     return ", ".join(f"{name} {default(r)}" for name, r in RECIPES.items())
 
 
+def _silent(*args: Any, **kwargs: Any) -> None:
+    """print on the ranks other than 0 of a data-parallel run."""
+
+
+def _group(args: argparse.Namespace) -> Any:
+    """The processes ``clearconv train`` runs on: a DataParallel group when an MPI
+    launcher started several, else one process."""
+    from .train.distributed import DataParallel, SingleProcess, launched_by_mpi
+
+    if args.command != "train" or not launched_by_mpi():
+        return SingleProcess()
+    group = DataParallel(lr_scaling=None if args.lr_scaling == "none" else args.lr_scaling,
+                         warmup_epochs=args.warmup_epochs)
+    sys.excepthook = lambda kind, error, tb: group.abort(error)  # one rank's crash ends all
+    return group
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clearconv", description="A NumPy-only CNN library: train, inspect, predict, "
@@ -267,6 +295,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "position, options) when it starts, after every epoch and on Ctrl-C")
     p.add_argument("--resume", default=None, metavar="DIR",
                    help="continue the run checkpointed in DIR (its options are reused)")
+    p.add_argument("--lr-scaling", default="none", choices=("none", "linear"),
+                   help="under mpiexec: multiply the learning rate by the number of processes "
+                        "(the global batch grows with them); default none")
+    p.add_argument("--warmup-epochs", type=float, default=0.0,
+                   help="with --lr-scaling linear: reach the scaled rate over this many epochs")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("summary", help="print a saved model's layers, shapes and parameters")
@@ -335,14 +368,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "invert", None) in ("yes", "no"):
         args.invert = args.invert == "yes"
     try:
+        args.group = _group(args)
+    except ClearConvError as e:
+        print(f"clearconv: error: {e}", file=sys.stderr)
+        return 2
+    try:
         return int(args.func(args))
     except (ClearConvError, FileNotFoundError) as e:
+        _fail_everywhere(args.group, e)
         print(f"clearconv: error: {e}", file=sys.stderr)
         return 2
     except ImportError as e:
         print(f"clearconv: error: {e} (install the optional extra, e.g. "
               f"pip install 'clearconv[explain]' or 'clearconv[onnx]')", file=sys.stderr)
         return 2
+
+
+def _fail_everywhere(group: Any, error: BaseException) -> None:
+    """In a data-parallel run, an error that only this rank may have met (a missing file)
+    aborts the job, so that the other ranks do not wait for this one forever; errors every
+    rank raises together (DistributedError, NumericalError) end each rank normally."""
+    from .errors import DistributedError, NumericalError
+
+    if group.size > 1 and not isinstance(error, (DistributedError, NumericalError)):
+        group.abort(error)
 
 
 if __name__ == "__main__":

@@ -36,3 +36,8 @@ class DatasetNotFoundError(DatasetError, FileNotFoundError):
 class ImageFileError(ClearConvError):
     """An image file that cannot be read: not an image, corrupt or truncated, or with more
     pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` (Pillow's decompression-bomb limit)."""
+
+
+class DistributedError(ClearConvError):
+    """The processes of a data-parallel run disagree (another model, other data) or a
+    check failed on some of them; raised on every rank alike."""

@@ -133,18 +133,18 @@ def _weights(path):
 
 
 # --- kill -9 and resume, through the command line, with the cosine schedule ---------------
-# The child process is the real `clearconv train`, with Sequential.train_step wrapped so that
+# The child process is the real `clearconv train`, with Trainer._update wrapped so that
 # it reports a step on stdout and then holds still (reading stdin) until the test kills or
 # releases it: the kill lands exactly where the test says, whatever the machine's load.
 
 CHILD = r"""
 import sys
 from clearconv import cli
-from clearconv.train.sequential import Sequential
+from clearconv.train.loop import Trainer
 
 when, at = sys.argv[1], int(sys.argv[2])
 count = 0
-train_step = Sequential.train_step
+update = Trainer._update
 
 
 def hold():
@@ -152,18 +152,17 @@ def hold():
     sys.stdin.read()
 
 
-def reporting_step(self, x, y, optimizer):
+def reporting_update(self):
     global count
     count += 1
     if when == "before" and count == at:
         hold()
-    loss = train_step(self, x, y, optimizer)
+    update(self)
     if when == "after" and count == at:
         hold()
-    return loss
 
 
-Sequential.train_step = reporting_step
+Trainer._update = reporting_update
 sys.exit(cli.main(sys.argv[3:]))
 """
 

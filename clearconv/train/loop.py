@@ -23,6 +23,7 @@ One epoch, in order:
 
 from __future__ import annotations
 
+import copy
 import signal
 import threading
 import time
@@ -39,10 +40,12 @@ from .callbacks import BackupAndRestore, Callback, TerminateOnNaN
 from .checkpoint import (
     Checkpoint,
     TrainState,
+    checkpoint_path,
     generator_from_state,
     generator_state,
     save_checkpoint,
 )
+from .distributed import as_group
 from .optim import Adam, Optimizer
 
 if TYPE_CHECKING:
@@ -90,14 +93,19 @@ class Trainer:
                  batch_size: int = 32, optimizer: Optimizer | None = None,
                  validation_data: tuple[np.ndarray, np.ndarray] | None = None,
                  shuffle: bool = True, callbacks: Iterable[Callback] = (), verbose: int = 1,
-                 seed: int | None = None, augment: Any = None) -> None:
+                 seed: int | None = None, augment: Any = None, distributed: Any = None
+                 ) -> None:
         self.x, self.y = _checked_data(model, x, y, epochs, batch_size)
+        self.group = as_group(distributed)
         self.model = model
         self.epochs, self.batch_size = int(epochs), int(batch_size)
         self.optimizer = optimizer if optimizer is not None else Adam(model.parameters(), lr=1e-3)
         self.validation_data = validation_data
-        self.shuffle, self.verbose, self.seed, self.augment = shuffle, verbose, seed, augment
-        self.steps = -(-len(self.x) // self.batch_size)
+        self.shuffle, self.seed, self.augment = shuffle, seed, augment
+        self.verbose = verbose if self.group.root else 0
+        #: the global batch: ``batch_size`` samples on each of the group's ranks
+        self.global_batch = self.batch_size * self.group.size
+        self.steps = -(-len(self.x) // self.global_batch)
         callbacks = list(callbacks)
         self.backups = [cb for cb in callbacks if isinstance(cb, BackupAndRestore)]
         self.callbacks = [cb for cb in callbacks if not isinstance(cb, BackupAndRestore)]
@@ -107,11 +115,22 @@ class Trainer:
         self.dropouts = _seed_dropouts(model, rng)
         self.state = TrainState(epoch_rng=generator_state(rng))
         self.history = History()
+        self._started = False    # True while the epochs run (checkpoints wait at a barrier)
 
     @property
     def global_step(self) -> int:
         """Steps trained so far in the whole run."""
         return self.state.epoch * self.steps + self.state.step
+
+    @property
+    def epoch_offset(self) -> int:
+        """Where this epoch's steps start in its batch order: 0, except in an epoch resumed
+        with another global batch (another number of ranks) than it began with."""
+        return int(self.state.extra.get("epoch_offset", 0))
+
+    def steps_in_epoch(self) -> int:
+        """The steps of the current epoch (``steps`` unless it began at an offset)."""
+        return -(-(len(self.x) - self.epoch_offset) // self.global_batch)
 
     # ------------------------------------------------------------------ the loop
     def run(self) -> History:
@@ -120,18 +139,23 @@ class Trainer:
         for cb in everyone:
             cb.set_model(self.model)
             cb.set_trainer(self)
-        for cb in everyone:    # the backups last: a restore overrides the others' fresh state
-            cb.on_train_begin()
+        group = self.group
+        # the backups last: a restore overrides the others' fresh state
+        group.together(lambda: [cb.on_train_begin() for cb in everyone])
+        group.begin(self)    # several ranks: all take rank 0's state
+        self._started = True
         self.model.stop_training = False
-        interrupt = _DeferredInterrupt(active=bool(self.backups))
+        interrupt = _DeferredInterrupt(active=bool(self.backups) or group.size > 1)
         interrupt.install()
         tune_allocator()
         try:
-            with region():    # the thread policy once for the run, not per step
+            # the thread policy once for the run, not per step
+            with group.running(self), region():
                 while self.state.epoch < self.epochs and self._run_epoch(interrupt):
                     pass
         finally:
             interrupt.restore()
+            self._started = False
         for cb in everyone:
             cb.on_train_end()
         return self.history
@@ -141,54 +165,85 @@ class Trainer:
         epoch, t0 = self.state.epoch, time.perf_counter()
         rng = generator_from_state(self.state.epoch_rng)  # type: ignore[arg-type]
         order = rng.permutation(len(self.x)) if self.shuffle else np.arange(len(self.x))
-        bar = _progress(self.steps, epoch, self.epochs, self.verbose, self.state.step)
-        while self.state.step < self.steps:
-            if interrupt.flag:
+        steps = self.steps_in_epoch()
+        bar = _progress(steps, epoch, self.epochs, self.verbose, self.state.step)
+        while self.state.step < steps:
+            if self.group.interrupted(interrupt.flag):
                 self._save_and_stop(bar)
-            if not self._train_batch(order, bar, t0):
+            if not self._train_batch(order, bar, t0, interrupt.flag):
                 return False   # TerminateOnNaN stopped it: the failed epoch is not recorded
         logs = self._epoch_logs(t0)
         _report(bar, logs, epoch, self.epochs, self.verbose)
         for cb in self.callbacks:
             cb.on_epoch_end(epoch, logs)
         self.history.append(logs)
+        self.group.end_epoch(self)
         st = self.state
         st.epoch, st.step, st.epoch_rng, st.totals = epoch + 1, 0, generator_state(rng), (0.0, 0, 0)
+        st.extra.pop("epoch_offset", None)
         for cb in self.backups:
             cb.on_epoch_end(epoch, logs)
         return not self.model.stop_training
 
-    def _train_batch(self, order: np.ndarray, bar: Any, t0: float) -> bool:
-        """One step: batch, augmentation, update, totals, callbacks. False after a NaN
-        that TerminateOnNaN turns into a quiet stop."""
-        st = self.state
+    def _train_batch(self, order: np.ndarray, bar: Any, t0: float, interrupted: bool) -> bool:
+        """One step: batch, augmentation, gradients (averaged over the ranks), update,
+        totals, callbacks. False after a NaN that TerminateOnNaN turns into a quiet stop."""
+        st, group = self.state, self.group
         epoch, step = st.epoch, st.step
-        idx = order[step * self.batch_size:(step + 1) * self.batch_size]
-        xb, yb = self.x[idx], self.y[idx]
-        if self.augment is not None:
-            xb = self.augment(xb, np.random.default_rng([self.seed or 0, epoch, step]))
-        try:
-            loss = self.model.train_step(xb, yb, self.optimizer)
-        except NumericalError as e:
-            self._numerical_stop(e, bar)
+        start = self.epoch_offset + step * self.global_batch
+        idx = order[start:start + self.global_batch]     # the global batch
+        mine = group.piece(len(idx))                     # this rank's part of it
+        if self.augment is not None:   # drawn for the global batch: the same whatever the ranks
+            xb = self.augment(self.x[idx], np.random.default_rng([self.seed or 0, epoch, step]))
+            xb = xb[mine]
+        else:
+            xb = self.x[idx[mine]]
+        yb = self.y[idx[mine]]
+        group.seed_dropouts(self.dropouts, int(st.extra.get("dropout_seed", 0)), epoch, step)
+        if len(yb):
+            loss, problem = self.model.compute_gradients(xb, yb)
+            correct = int((self.model._last_pred == yb).sum())
+        else:                          # a rank with no sample of a short last batch
+            self.model.zero_grad()
+            loss, problem, correct = 0.0, None, 0
+        totals = group.reduce_step(self.model, loss, correct, len(yb), len(idx), problem,
+                                   interrupted)
+        if totals.problem is not None:
+            self._numerical_stop(NumericalError(f"{totals.problem}; no update was applied"), bar)
             return False
+        self._update()
         total_loss, correct, seen = st.totals
-        # Sequential.train_step keeps the batch's predicted classes for this count
-        correct += int((self.model._last_pred == yb).sum())
-        st.totals = (total_loss + loss * len(idx), correct, seen + len(idx))
+        st.totals = (total_loss + totals.loss * totals.seen, correct + totals.correct,
+                     seen + totals.seen)
         st.step += 1
         _advance(bar, st.totals, t0)
         for cb in self.callbacks + self.backups:
-            cb.on_batch_end(step, {"loss": loss})
+            cb.on_batch_end(step, {"loss": totals.loss})
         return True
+
+    def _update(self) -> None:
+        """The optimizer's step, at the group's learning-rate factor (1 in one process)."""
+        factor = self.group.lr_factor(self.global_step, self.steps)
+        if factor == 1.0:
+            self.optimizer.step()
+            return
+        lr = self.optimizer.lr
+        self.optimizer.lr = lr * factor
+        try:
+            self.optimizer.step()
+        finally:
+            self.optimizer.lr = lr
 
     def _epoch_logs(self, t0: float) -> dict[str, float]:
         total_loss, correct, seen = self.state.totals
         logs = {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1)}
         if self.validation_data is not None:
-            val = self.model.evaluate(*self.validation_data, batch_size=max(self.batch_size, 256))
+            val = self.group.evaluate(self.model, *self.validation_data,
+                                      batch_size=max(self.batch_size, 256))
             logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
         logs["seconds"] = time.perf_counter() - t0
+        if self.group.size > 1:
+            logs["allreduce_seconds"] = self.group.comm_seconds
         return logs
 
     def _numerical_stop(self, error: NumericalError, bar: Any) -> None:
@@ -196,7 +251,7 @@ class Trainer:
         TerminateOnNaN. The failing step's update was not applied."""
         _close(bar)
         st = self.state
-        message = (f"epoch {st.epoch + 1}, step {st.step + 1}/{self.steps}: {error}. "
+        message = (f"epoch {st.epoch + 1}, step {st.step + 1}/{self.steps_in_epoch()}: {error}. "
                    f"Try a lower learning rate.")
         if self._nan_stop is None:
             raise NumericalError(message) from None
@@ -209,15 +264,22 @@ class Trainer:
         for cb in self.backups:
             cb.backup()
         folders = ", ".join(cb.backup_dir for cb in self.backups)
+        if not self.backups:
+            raise KeyboardInterrupt(f"interrupted at epoch {self.state.epoch + 1}, step "
+                                    f"{self.state.step + 1}/{self.steps_in_epoch()}")
         raise KeyboardInterrupt(f"interrupted at epoch {self.state.epoch + 1}, step "
-                                f"{self.state.step + 1}/{self.steps}; checkpoint saved in "
-                                f"{folders}")
+                                f"{self.state.step + 1}/{self.steps_in_epoch()}; checkpoint "
+                                f"saved in {folders}")
 
     # ------------------------------------------------------------------ checkpoints
     def settings(self) -> dict[str, Any]:
-        """What a resumed run must share with the interrupted one (besides the data)."""
-        return {"batch_size": self.batch_size, "samples": len(self.x),
-                "shuffle": bool(self.shuffle), "seed": self.seed}
+        """What a resumed run must share with the interrupted one (besides the data); the
+        number of ranks (recorded when there are several) may change."""
+        settings = {"batch_size": self.batch_size, "samples": len(self.x),
+                    "shuffle": bool(self.shuffle), "seed": self.seed}
+        if self.group.size > 1:
+            settings["ranks"] = self.group.size
+        return settings
 
     def callback_states(self) -> dict[str, dict[str, Any]]:
         """``{key: state_dict()}`` of the callbacks that keep a state (backups aside)."""
@@ -225,13 +287,34 @@ class Trainer:
                 if (state := cb.state_dict())}
 
     def save_checkpoint(self, directory: str, options: dict[str, Any] | None = None) -> str:
-        """Write the whole run to ``directory/checkpoint.npz`` (atomic); returns its path."""
+        """Write the whole run to ``directory/checkpoint.npz`` (atomic); returns its path.
+        With several ranks, rank 0 writes it, after a barrier once training runs."""
         st = self.state
         st.layer_rngs = {k: generator_state(layer.rng) for k, layer in self.dropouts.items()}
         st.history = self.history.history
         st.extra["fit"] = self.settings()
+        if self._started:
+            self.group.barrier()
+        if not self.group.root:
+            return checkpoint_path(directory)
         return save_checkpoint(directory, self.model, self.optimizer, st,
                                self.callback_states(), options)
+
+    def snapshot(self) -> Checkpoint:
+        """The whole run in memory, as :meth:`restore` takes it (for the ranks' start)."""
+        st = self.state
+        st.layer_rngs = {k: generator_state(layer.rng) for k, layer in self.dropouts.items()}
+        st.history = self.history.history
+        st.extra["fit"] = self.settings()
+        return Checkpoint("rank 0's state", self.model.get_config(), self.optimizer.name,
+                          self.optimizer.hyperparams(),
+                          {k: v.copy() for k, v in self.model.state_dict().items()},
+                          self.optimizer.state_dict(), copy.deepcopy(st),
+                          copy.deepcopy(self.callback_states()))
+
+    def adopt(self, snapshot: Checkpoint) -> None:
+        """Take another rank's :meth:`snapshot` (the whole run, as :meth:`restore`)."""
+        self.restore(snapshot)
 
     def restore(self, ck: Checkpoint) -> None:
         """Continue from a checkpoint: model, optimizer, callbacks, generators, position
@@ -240,6 +323,7 @@ class Trainer:
             raise ClearConvError(f"the checkpoint was trained with {ck.optimizer_name!r}, "
                                  f"not {self.optimizer.name!r}")
         self._check_compatible(ck)
+        _rebase_position(ck.state, self.global_batch)
         self.model.load_state_dict(ck.model_state)
         self.optimizer.load_state_dict(ck.optimizer_state)
         keyed = _keyed(self.callbacks)
@@ -255,6 +339,9 @@ class Trainer:
         if ck.state.epoch_rng is None:
             raise ModelFileError(f"{ck.path}: the checkpoint holds no shuffling generator state")
         saved, now = ck.state.extra.get("fit"), self.settings()
+        if saved is not None:    # the number of ranks may change (see _rebase_position)
+            saved = {k: v for k, v in saved.items() if k != "ranks"}
+            now.pop("ranks", None)
         if saved is not None and saved != now:
             diff = ", ".join(f"{k} {saved.get(k)!r} there, {v!r} here" for k, v in now.items()
                              if saved.get(k) != v)
@@ -269,6 +356,24 @@ class Trainer:
             raise ClearConvError(f"the checkpoint has random generators for layers "
                                  f"{sorted(ck.state.layer_rngs)}, the model has them for "
                                  f"{sorted(self.dropouts)}")
+
+
+def _rebase_position(state: TrainState, global_batch: int) -> None:
+    """Express a checkpoint's position in the epoch in this run's global batch.
+
+    A run with another number of ranks than the checkpoint's has another global batch: it
+    continues the interrupted epoch from the same sample of the batch order (recorded as
+    ``extra["epoch_offset"]``), with its own batch size from there on."""
+    fit = state.extra.get("fit") or {}
+    saved_batch = int(fit.get("batch_size", 0)) * int(fit.get("ranks", 1))
+    if saved_batch in (0, global_batch) or state.step == 0 and "epoch_offset" not in state.extra:
+        return
+    done = int(state.extra.get("epoch_offset", 0)) + state.step * saved_batch
+    state.step = 0
+    if done:
+        state.extra["epoch_offset"] = done
+    else:
+        state.extra.pop("epoch_offset", None)
 
 
 def _checked_data(model: Sequential, x: Any, y: Any, epochs: int, batch_size: int

@@ -179,13 +179,15 @@ class Recipe:
             validation_data: tuple[np.ndarray, np.ndarray] | None = None,
             callbacks: Iterable[Callback] = (), verbose: int = 1,
             backup_dir: str | os.PathLike[str] | None = None, resume: bool = True,
-            options: dict[str, Any] | None = None) -> History:
+            options: dict[str, Any] | None = None, distributed: Any = None) -> History:
         """Train ``model`` on (x, y) with this recipe's optimizer, schedule, augmentation,
         epochs and batch size: :meth:`Sequential.fit` with those arguments.
 
         ``backup_dir`` adds a :class:`~clearconv.train.callbacks.BackupAndRestore` there
         (``resume``: continue from its checkpoint if there is one), whose options hold
-        this recipe (``"recipe"``), the ``seed`` and your ``options``.
+        this recipe (``"recipe"``), the ``seed`` and your ``options``. ``distributed``
+        trains data-parallel (:mod:`clearconv.train.distributed`): ``batch_size`` is then
+        per process.
         """
         optimizer = self.build_optimizer(model)
         everything = [*self.build_callbacks(optimizer), *callbacks]
@@ -195,11 +197,11 @@ class Recipe:
         return model.fit(x, y, epochs=self.epochs, batch_size=self.batch_size,
                          optimizer=optimizer, validation_data=validation_data,
                          callbacks=everything, verbose=verbose, seed=seed,
-                         augment=self.build_augment())
+                         augment=self.build_augment(), distributed=distributed)
 
     def train(self, dataset: Dataset, *, seed: int = 0, callbacks: Iterable[Callback] = (),
               verbose: int = 1, backup_dir: str | os.PathLike[str] | None = None,
-              resume: bool = True) -> tuple[Sequential, History]:
+              resume: bool = True, distributed: Any = None) -> tuple[Sequential, History]:
         """Split, build and fit on a :class:`~clearconv.data.Dataset`, as ``clearconv
         train`` does; returns ``(model, history)``. The model knows the class names."""
         x, y, validation = self.split(dataset.x_train, dataset.y_train, seed)
@@ -207,7 +209,7 @@ class Recipe:
         model.classes = list(dataset.classes)
         history = self.fit(model, x, y, seed=seed, validation_data=validation,
                            callbacks=callbacks, verbose=verbose, backup_dir=backup_dir,
-                           resume=resume)
+                           resume=resume, distributed=distributed)
         return model, history
 
     # ------------------------------------------------------------------ as data

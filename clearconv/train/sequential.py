@@ -230,21 +230,33 @@ class Sequential:
             return self._train_step(x, y, optimizer)
 
     def _train_step(self, x: np.ndarray, y: np.ndarray, optimizer: Any) -> float:
-        optimizer.zero_grad()
+        loss, problem = self.compute_gradients(x, y)
+        if problem is not None:
+            raise NumericalError(f"{problem}; no update was applied")
+        optimizer.step()
+        return loss
+
+    def compute_gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, str | None]:
+        """Zero every ``.grad``, then forward (training mode), loss and backward into them.
+
+        Returns the batch's mean loss and, when the loss or a gradient is NaN/Inf, what
+        went wrong (None when all is finite); nothing is updated. ``train_step`` is this
+        plus the optimizer's step; data-parallel training
+        (:mod:`clearconv.train.distributed`) averages the gradients over the processes in
+        between. The batch's predicted classes are kept for the accuracy count.
+        """
+        self.zero_grad()
         logits = self.forward(x, training=True)
+        self._last_pred = logits.argmax(axis=1)
         loss, cache = softmax_cross_entropy_forward(logits, y)
         if not np.isfinite(loss):
-            raise NumericalError(f"the loss is {loss} ({self._nonfinite_source(x)}); "
-                                 f"no update was applied")
+            return loss, f"the loss is {loss} ({self._nonfinite_source(x)})"
         self.backward(softmax_cross_entropy_backward(1.0, cache), input_grad=False)
         for p in self.parameters():
             if not np.isfinite(p.grad).all():
-                raise NumericalError(f"the gradient of parameter {p.name} "
-                                     f"({type(self.layers[int(p.name.split('.')[0])]).__name__}) "
-                                     f"has NaN/Inf; no update was applied")
-        optimizer.step()
-        self._last_pred = logits.argmax(axis=1)
-        return loss
+                layer = type(self.layers[int(p.name.split('.')[0])]).__name__
+                return loss, f"the gradient of parameter {p.name} ({layer}) has NaN/Inf"
+        return loss, None
 
     def _nonfinite_source(self, x: np.ndarray) -> str:
         """Name the first layer whose output is NaN/Inf for input x (inference mode)."""
@@ -262,7 +274,7 @@ class Sequential:
             optimizer: Any = None, validation_data: tuple[np.ndarray, np.ndarray] | None = None,
             shuffle: bool = True, callbacks: Iterable[Callback] = (), verbose: int = 1,
             seed: int | None = None, checkpoint_dir: str | None = None,
-            resume: bool = False, augment: Any = None) -> History:
+            resume: bool = False, augment: Any = None, distributed: Any = None) -> History:
         """Train with mini-batch gradient descent.
 
         Parameters
@@ -288,6 +300,11 @@ class Sequential:
         augment : optional ``aug(x_batch, rng) -> x_batch`` applied to each training batch
             (see :mod:`clearconv.data.augment`); its generator is seeded by
             (seed, epoch, step), so augmented runs are reproducible and resumable
+        distributed : train data-parallel on the processes of an MPI job: a
+            :class:`~clearconv.train.distributed.DataParallel` or an mpi4py communicator
+            (``MPI.COMM_WORLD``). Every process calls ``fit`` with the same data; each
+            trains on its share of every global batch of ``batch_size`` x processes samples
+            and the gradients are averaged (:mod:`clearconv.train.distributed`)
 
         Returns
         -------
@@ -308,7 +325,8 @@ class Sequential:
             callbacks.append(BackupAndRestore(checkpoint_dir, resume=resume))
         return Trainer(self, x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                        validation_data=validation_data, shuffle=shuffle, callbacks=callbacks,
-                       verbose=verbose, seed=seed, augment=augment).run()
+                       verbose=verbose, seed=seed, augment=augment,
+                       distributed=distributed).run()
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Raw model outputs (logits) for x, computed in batches: (N, K)."""
