@@ -283,3 +283,19 @@ def test_clearconv_train_under_mpiexec_prints_once_and_saves_once(tmp_path):
     model = cc.load(str(tmp_path / "digits.npz"))
     assert model.classes is not None
     assert sorted(os.listdir(tmp_path / "ck")) == ["checkpoint.npz"]
+
+
+def test_the_readme_example_runs_under_mpiexec(tmp_path):
+    exe = _mpiexec()
+    readme = (HERE.parent / "README.md").read_text()
+    marker = "<!-- mpi-example"
+    assert marker in readme
+    block = readme.split(marker, 1)[1].split("```py\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "script.py"
+    script.write_text(block)
+    proc = subprocess.run([exe, "-n", "2", sys.executable, "-m", "mpi4py", str(script)],
+                          capture_output=True, text=True, timeout=LAUNCH_LIMIT, env=_env(),
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("on 2 processes") == 1
+    assert cc.load(str(tmp_path / "digits-mpi.npz")) is not None

@@ -155,7 +155,7 @@ class SingleProcess:
     ``distributed=``. Every method is the identity of its :class:`DataParallel` twin."""
 
     rank, size, root = 0, 1, True
-    comm_seconds = 0.0
+    comm_seconds: float | None = None     # DataParallel: seconds in Allreduce this epoch
 
     def piece(self, n: int) -> slice:
         """This rank's contiguous piece of a global batch of ``n`` samples."""

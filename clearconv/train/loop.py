@@ -242,7 +242,7 @@ class Trainer:
                                       batch_size=max(self.batch_size, 256))
             logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
         logs["seconds"] = time.perf_counter() - t0
-        if self.group.size > 1:
+        if self.group.comm_seconds is not None:
             logs["allreduce_seconds"] = self.group.comm_seconds
         return logs
 
