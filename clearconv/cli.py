@@ -108,10 +108,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     say(f"test accuracy: {result['accuracy']:.4f}  test loss: {result['loss']:.4f}  "
         f"({history.epochs} epochs, {train_seconds:.1f} s)")
     if group.size > 1:
-        comm = sum(history.history.get("allreduce_seconds", [])) / max(
-            sum(history.history["seconds"]), 1e-9)
+        comm = sum(history.history.get("allreduce_seconds", []))
+        steps = max(history.epochs, 1) * -(-len(x) // (group.size * r.batch_size))
         say(f"data-parallel: {group.size} processes x {r.batch_size} = global batch "
-            f"{group.size * r.batch_size}; {comm:.1%} of the training time in Allreduce")
+            f"{group.size * r.batch_size}; Allreduce {1e3 * comm / steps:.2f} ms per step, "
+            f"{comm / max(sum(history.history['seconds']), 1e-9):.1%} of the training time "
+            f"(waiting for the slowest process included)")
     say(f"model saved to {out}")
     if args.metrics:
         _write_json_atomic(args.metrics, {
