@@ -89,6 +89,33 @@ def _encode_config(config: dict[str, Any]) -> np.ndarray:
     return np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
 
 
+def open_regular(path: PathLike, error: type[ClearConvError] = ClearConvError,
+                 what: str = "file") -> BinaryIO:
+    """Open ``path`` for binary reading if it is a regular file (a symlink to one is
+    fine); a FIFO, socket, device or folder raises ``error`` naming it instead of
+    blocking at the open or reading forever. A missing file raises FileNotFoundError.
+    """
+    path = os.fspath(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_BINARY", 0))
+    except IsADirectoryError:
+        raise error(f"{path}: a folder, not a {what}") from None
+    try:
+        kind = os.fstat(fd).st_mode
+        if not stat.S_ISREG(kind):
+            name = ("a folder" if stat.S_ISDIR(kind) else "a FIFO" if stat.S_ISFIFO(kind)
+                    else "a device" if stat.S_ISCHR(kind) or stat.S_ISBLK(kind)
+                    else "a socket" if stat.S_ISSOCK(kind) else "not a regular file")
+            raise error(f"{path}: {name}, not a {what}")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def _new_file_mode(path: str) -> int:
     """Permission bits for the written file: the old file's, else 0o666 less the umask."""
     try:
