@@ -239,3 +239,58 @@ def test_resuming_with_another_loss_is_refused(tmp_path):
     fit_mse(dense(), str(tmp_path), 1, loss="mse")
     with pytest.raises(ClearConvError, match="loss"):
         fit_mse(dense(), str(tmp_path), 2, resume=True, loss=MSELoss("sum"))
+
+
+# ------------------------------------------------------------------ against PyTorch training
+
+TORCH_LOSSES = {
+    "cross_entropy": (lambda w: CrossEntropyLoss(weight=w, ignore_index=1, label_smoothing=0.1),
+                      lambda w: torch.nn.CrossEntropyLoss(weight=torch.tensor(w), ignore_index=1,
+                                                          label_smoothing=0.1)),
+    "mse": (lambda w: MSELoss(), lambda w: torch.nn.MSELoss()),
+    "bce_with_logits": (lambda w: BCEWithLogitsLoss(pos_weight=w),
+                        lambda w: torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(w))),
+}
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch not installed: training not compared")
+@pytest.mark.parametrize("name", list(TORCH_LOSSES))
+def test_fit_with_a_loss_gives_the_weights_of_torch_after_the_same_sgd_steps(name):
+    from clearconv.io.torch import to_torch
+
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((24, 4))
+    if name == "cross_entropy":
+        y = rng.integers(0, 3, 24)
+    else:
+        y = rng.random((24, 3)) if name == "mse" else (rng.random((24, 3)) > 0.5) * 1.0
+    w = rng.uniform(0.5, 2.0, 3)
+    ours, theirs = TORCH_LOSSES[name]
+    model = dense().astype("float64")
+    net = to_torch(model)
+    model.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0, loss=ours(w),
+              optimizer=cc.optim.SGD(model.parameters(), lr=0.1))
+    opt, loss_t = torch.optim.SGD(net.parameters(), lr=0.1), theirs(w)
+    target = torch.tensor(y)
+    for _ in range(2):
+        for i in range(0, 24, 8):
+            opt.zero_grad()
+            loss_t(net(torch.tensor(x[i:i + 8])), target[i:i + 8]).backward()
+            opt.step()
+    for p, t in zip(model.parameters(), net.parameters(), strict=True):
+        np.testing.assert_allclose(p.value, t.detach().numpy(), rtol=1e-10, atol=1e-12,
+                                   err_msg=p.name)
+
+
+@pytest.mark.parametrize("loss", ["mse", "bce_with_logits",
+                                  CrossEntropyLoss(label_smoothing=0.3, weight=[1, 2, 3])])
+def test_model_gradients_with_each_loss_agree_with_finite_differences(loss):
+    from clearconv.gradcheck import check_model_gradients
+
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((6, 4))
+    y = rng.integers(0, 3, 6) if isinstance(loss, CrossEntropyLoss) else rng.random((6, 3))
+    model = dense().astype("float64")
+    model.loss_fn = get_loss(loss)
+    result = check_model_gradients(model, x, y, max_checks_per_param=20)
+    assert result.ok, str(result)

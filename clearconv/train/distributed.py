@@ -321,7 +321,7 @@ class DataParallel(SingleProcess):
             result = model.evaluate(x[part], y[part], batch_size=batch_size)
             sums[:] = result["loss"] * n, round(result.get("accuracy", 0.0) * n), n
         self.comm.Allreduce(self.MPI.IN_PLACE, sums, op=self.MPI.SUM)
-        if not model.loss_fn.classifier:
+        if not model.loss_fn.reports_accuracy(tuple(model.build(x.shape[1:])[-1])):
             return {"loss": sums[0] / sums[2]}
         return {"loss": sums[0] / sums[2], "accuracy": sums[1] / sums[2]}
 
