@@ -294,3 +294,21 @@ def test_model_gradients_with_each_loss_agree_with_finite_differences(loss):
     model.loss_fn = get_loss(loss)
     result = check_model_gradients(model, x, y, max_checks_per_param=20)
     assert result.ok, str(result)
+
+
+def test_per_pixel_cross_entropy_trains_a_fully_convolutional_model():
+    from clearconv.layers import Conv2D
+
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((32, 2, 6, 6)).astype(np.float32)
+    y = (x[:, 0] > x[:, 1]).astype(np.int64)            # (N, H, W): a class per pixel
+    y[:, 0, 0] = 255                                    # some pixels unlabelled
+    model = cc.Sequential(Conv2D(2, 8, 3, padding=1, rng=0), ReLU(),
+                          Conv2D(8, 2, 1, rng=1), input_shape=(2, 6, 6))
+    history = model.fit(x, y, epochs=15, batch_size=8, seed=0, verbose=0,
+                        loss=CrossEntropyLoss(ignore_index=255),
+                        optimizer=cc.optim.Adam(model.parameters(), lr=1e-2))
+    assert "accuracy" not in history.history              # no per-sample accuracy here
+    assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
+    pixels = model.predict(x).argmax(axis=1) == y
+    assert pixels[y != 255].mean() > 0.9
