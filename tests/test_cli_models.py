@@ -102,3 +102,13 @@ def test_the_autoencoder_resumes_with_mse_from_its_checkpoint(tmp_path, capsys):
 def test_recipe_refuses_augmenting_an_autoencoder():
     with pytest.raises(ClearConvError, match="reconstructs its input"):
         recipe("mnist", model="conv-autoencoder", augment=True)
+
+
+def test_explain_model_refuses_an_autoencoder_in_one_line(tmp_path, capsys):
+    pytest.importorskip("matplotlib", reason="matplotlib not installed: explain not run")
+    out = tmp_path / "ae.npz"
+    assert main(["train", "--quiet", "--model", "conv-autoencoder", "--epochs", "1",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["explain", "model", "--out", str(tmp_path / "fig"), "--model", str(out)]) == 2
+    assert "explains a classifier" in capsys.readouterr().err
