@@ -68,3 +68,34 @@ def test_a_few_epochs_on_the_digits_lower_the_reconstruction_loss():
     assert history.history["val_loss"][-1] < history.history["val_loss"][0]
     # better than the best constant image (the mean digit)
     assert after["loss"] < MSELoss()(np.broadcast_to(x.mean(axis=0), x_test.shape), x_test)
+
+
+NEW_MODELS = [lambda: zoo.mobilenet_cnn((1, 28, 28), rng=0),
+              lambda: zoo.conv_autoencoder((1, 28, 28), rng=0)]
+
+
+def _outputs(make):
+    model = make()
+    x = np.random.default_rng(2).random((3, 1, 28, 28), dtype=np.float32)
+    return model, x, model.predict(x)
+
+
+@pytest.mark.parametrize("make", NEW_MODELS)
+def test_the_new_models_run_in_onnxruntime_with_the_same_outputs(make, tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed: ONNX not run")
+    pytest.importorskip("onnx", reason="onnx not installed: ONNX not exported")
+    model, x, want = _outputs(make)
+    model.to_onnx(str(tmp_path / "m.onnx"))
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("make", NEW_MODELS)
+def test_the_new_models_convert_to_torch_with_the_same_outputs(make):
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: to_torch not run")
+    from clearconv.io.torch import to_torch
+
+    model, x, want = _outputs(make)
+    with torch.no_grad():
+        got = to_torch(model)(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
