@@ -384,7 +384,6 @@ class Trainer:
                                  f"{sorted(ck.state.layer_rngs)}, the model has them for "
                                  f"{sorted(self.dropouts)}")
 
-
     def _adopt_loss(self, loss: Loss) -> None:
         """Train on with ``loss`` (a resumed run's), the targets checked against it."""
         if loss != self.loss:
