@@ -1,0 +1,96 @@
+"""Issue 12, image files and folders: crafted inputs stay within a bound.
+
+Each crafted input is generated here, small; each test names its finding.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clearconv.data import load_image_folder
+from clearconv.data.images import fit_to_model, read_image
+from clearconv.errors import ClearConvError, ImageFileError
+
+
+def _folder(root: Path, per_class: int = 3) -> Path:
+    for k, name in enumerate(("a", "b")):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.new("L", (4, 4), 40 * k + i).save(root / name / f"{i}.png")
+    return root
+
+
+def test_folder_symlink_loops_are_not_followed(tmp_path: Path) -> None:
+    # issue 12: two `ln -s .. a/sub` loops hung training (os.walk(followlinks=True))
+    root = _folder(tmp_path / "root")
+    os.symlink("..", root / "a" / "sub")
+    os.symlink("..", root / "b" / "sub")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        x, y, classes = load_image_folder(root)
+    assert classes == ("a", "b") and y.tolist() == [0, 0, 0, 1, 1, 1]
+    assert any("links to folders" in str(w.message) for w in caught)
+
+
+def test_a_link_to_another_class_does_not_relabel_its_images(tmp_path: Path) -> None:
+    # issue 12: one loop relabelled class b's images as class a
+    root = _folder(tmp_path / "root")
+    os.symlink(os.path.join("..", "b"), root / "a" / "more")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        x, y, _ = load_image_folder(root)
+    assert y.tolist() == [0, 0, 0, 1, 1, 1]
+    assert sorted(x[:3, 0, 0, 0].tolist()) == [0, 1, 2]
+
+
+def test_two_class_folders_that_are_one_folder_are_refused(tmp_path: Path) -> None:
+    root = _folder(tmp_path / "root")
+    os.symlink("a", root / "c")
+    with pytest.raises(ClearConvError, match="each image folder must be read once"):
+        load_image_folder(root)
+
+
+def test_a_long_strip_is_resized_before_it_is_padded(tmp_path: Path) -> None:
+    # issue 12: predict padded a 60000x1 PNG to 60000x60000 (3.6 GB, 29 s) before resizing
+    Image.new("L", (60000, 1), 255).save(tmp_path / "strip.png")
+    assert (tmp_path / "strip.png").stat().st_size < 1000
+    image, _ = read_image(tmp_path / "strip.png")
+    out, steps = fit_to_model(image, 1, (28, 28))
+    assert out.shape == (1, 28, 28)
+    assert "resized 60000x1 -> 28x1 (WxH, bilinear, aspect ratio kept)" in steps
+    assert any(s.startswith("padded 28x1 -> 28x28") for s in steps)
+
+
+def test_the_canvas_is_bounded_too() -> None:
+    with pytest.raises(ImageFileError, match="MAX_IMAGE_PIXELS"):
+        fit_to_model(np.zeros((1, 4, 4), np.uint8), 1, (100000, 100000))
+
+
+def test_eps_renamed_png_never_reaches_the_eps_plugin(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 12: an EPS file renamed .png reached Pillow's EPS plugin (Ghostscript)
+    from PIL import EpsImagePlugin
+
+    opened: list[bool] = []
+    monkeypatch.setattr(EpsImagePlugin.EpsImageFile, "_open",
+                        lambda self: opened.append(True) or (_ for _ in ()).throw(OSError))
+    path = tmp_path / "photo.png"
+    path.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
+    with pytest.raises(ImageFileError, match="not one of the formats clearconv reads"):
+        read_image(path)
+    assert opened == []
+
+
+def test_fifo_as_image_is_refused_not_waited_on(tmp_path: Path) -> None:
+    # issue 12: a FIFO given as an image hung at open
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    os.mkfifo(tmp_path / "x.png")
+    with pytest.raises(ImageFileError, match="a FIFO"):
+        read_image(tmp_path / "x.png")
