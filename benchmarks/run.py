@@ -321,7 +321,8 @@ def floor_cells(rec: dict[str, Any]) -> list[str]:
     if floor["target_x_floor"] is not None:
         target = (f"<= {floor['target_x_floor']:g}x (>= {100 / floor['target_x_floor']:.0f}%) "
                   f"{_verdict(floor['passed'])}")
-    return [_ms(floor["floor_ms"]), reached, target]
+    floor_ms = floor["floor_ms"]
+    return [_ms(floor_ms) if floor_ms >= 1 else f"{floor_ms:.3f}", reached, target]
 
 
 def micro_row(rec: dict[str, Any], fresh: bool) -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import statistics
 
+import numpy as np
 import pytest
 
 from benchmarks.cases import ConvShape, conv_case
@@ -312,3 +313,77 @@ def test_table_has_the_floor_columns_and_the_machine_line(tmp_path, capsys):
         assert column in header
     assert any(line.startswith("CPU kind ") and "BLAS " in line and "sgemm 128^3" in line
                for line in printed)
+
+
+# --------------------------------------------------------------------- the per-op profile
+def test_profiler_rows_nest_with_rest_and_probe_split():
+    from benchmarks.profile import DA, PROBE, REST, STEP, Profiler, rows
+
+    clock = FakeClock()
+    prof = Profiler(clock=clock)
+    for i in range(4):
+        probe = i % 2 == 1
+        with prof.step(probe):
+            with prof.section("forward"):
+                clock.advance(3.0)
+            with prof.section("backward"):
+                if probe:
+                    with prof.section(PROBE):
+                        clock.advance(2.0)
+                clock.advance(5.0)
+            clock.advance(1.0)
+    assert len(prof.steps) == len(prof.probe_steps) == 2
+    table = {tuple(r["path"]): r for r in rows(prof)}
+    assert table[(STEP,)]["median_ms"] == pytest.approx(9.0)
+    assert table[(STEP, "forward")]["share"] == pytest.approx(3 / 9)
+    assert table[(STEP, REST)]["median_ms"] == pytest.approx(1.0)
+    assert table[(STEP, "backward", PROBE)]["median_ms"] == pytest.approx(2.0)
+    assert table[(STEP, "backward", DA)]["median_ms"] == pytest.approx(3.0)
+    assert table[(STEP, "backward")]["calls_per_step"] == 1
+
+
+def test_profile_step_times_every_part_and_leaves_the_model_as_it_was():
+    from clearconv.optim import SGD
+
+    from benchmarks.profile import PROBE, STEP, profile_step, rows
+    from clearconv.kernels import registry
+    from clearconv.train import zoo
+
+    before = {(op, a.name): a for op in registry.ops() for a in registry.algorithms(op)}
+    prof, model = profile_step("lenet5", batch=4, steps=4, warmup=1)
+    table = rows(prof)
+    parts = {r["part"] for r in table}
+    for part in ("forward", "backward", "zero_grad", "loss forward", "loss backward",
+                 "optimizer step", PROBE):
+        assert part in parts
+    assert any(p.startswith("conv2d") and p.endswith("forward") for p in parts)
+    assert any(p.startswith("[9] Dense") for p in parts)      # a step of the model
+    assert table[0]["path"] == [STEP] and table[0]["share"] == pytest.approx(1.0)
+    # every timer is gone: registry entries, the model's and the steps' methods
+    after = {(op, a.name): a for op in registry.ops() for a in registry.algorithms(op)}
+    assert after == before and all(after[k] is before[k] for k in before)
+    assert "forward" not in vars(model)
+    assert all("forward" not in vars(s) for s in model.steps())
+    # the probes ran on copies: the same 5 steps without the profiler give the same weights
+    from benchmarks.cases import LR, MOMENTUM, SEED, _batch
+
+    twin = zoo.lenet5(rng=SEED)
+    opt = SGD(twin.parameters(), lr=LR, momentum=MOMENTUM)
+    x, y = _batch(4)
+    for _ in range(5):
+        twin.train_step(x, y, opt)
+    for a, b in zip(model.parameters(), twin.parameters()):
+        np.testing.assert_allclose(a.value, b.value, rtol=1e-6, atol=1e-7)
+
+
+def test_profile_command_prints_the_table(tmp_path, capsys):
+    from benchmarks.profile import main as profile_main
+
+    out = tmp_path / "profile.json"
+    assert profile_main(["--arch", "lenet5", "--batch", "4", "--steps", "2", "--warmup", "0",
+                         "--threads", "1", "--gemm-size", "64", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| part" in printed and "median ms" in printed and "share" in printed
+    assert "x the floor" in printed
+    data = json.loads(out.read_text())
+    assert data["rows"][0]["part"] == "train_step" and data["work"]["gflop"] > 0
