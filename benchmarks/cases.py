@@ -17,8 +17,13 @@ backward do (its batch split between clearconv's threads, the BLAS at one inside
 PyTorch networks are twins of the clearconv ones (:mod:`benchmarks.torch_nets`) that
 start from clearconv's initial weights.
 
-Torch sides: conv and pool forward run without autograd (plain tensors), as clearconv's
-forward does no bookkeeping beyond its cache; forward+backward uses ``requires_grad``
+Forward-only conv cases compare the two frameworks' forwards that keep nothing for a
+backward: PyTorch's without autograd (plain tensors) and clearconv's with
+``need_backward=False``. clearconv's training forward stores what its backward reuses
+(all the im2col columns, all the Winograd input tiles: tens of MB written to memory
+instead of one cache-sized buffer per thread); that cost is measured where it pays off,
+in the forward+backward cases (PyTorch saves only references there, and recomputes in
+its backward). Pool forward runs without autograd too; forward+backward uses ``requires_grad``
 inputs and ``.backward`` of a fixed random upstream gradient, the ``.grad`` fields reset
 to None before each call (clearconv returns fresh gradients too). Inference runs under
 ``torch.inference_mode()`` with ``model.eval()``.
@@ -108,7 +113,8 @@ def _conv_setup(shape: ConvShape, backward: bool) -> Pair:
 
     def ours() -> Any:
         with parallel():
-            y, cache = conv2d_forward(x, weight, bias, stride=s, padding=p)
+            y, cache = conv2d_forward(x, weight, bias, stride=s, padding=p,
+                                      need_backward=backward)
             return conv2d_backward(dy, cache) if backward else y
 
     if torch is None:

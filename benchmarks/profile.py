@@ -253,13 +253,13 @@ def rows(profiler: Profiler) -> list[dict[str, Any]]:
 
 
 def format_rows(table: list[dict[str, Any]]) -> str:
-    lines = [f"| {'part':<60} | median ms | share | calls/step |",
-             f"|{'-' * 62}|-----------|-------|------------|"]
+    lines = [f"| {'part':<60} | median ms |  share | calls/step |",
+             f"|{'-' * 62}|-----------|--------|------------|"]
     for r in table:
         name = "  " * r["depth"] + r["part"]
         share = "—" if r["share"] is None else f"{100 * r['share']:.1f}%"
         calls = "" if r["calls_per_step"] is None else f"{r['calls_per_step']:g}"
-        lines.append(f"| {name:<60} | {r['median_ms']:9.3f} | {share:>5} | {calls:>10} |")
+        lines.append(f"| {name:<60} | {r['median_ms']:9.3f} | {share:>6} | {calls:>10} |")
     return "\n".join(lines)
 
 
