@@ -39,12 +39,14 @@ from .shapes import (
     PaddingArg,
     PoolGeometry,
     as_float,
+    check_divisor_override,
     check_linear,
     check_logits_labels,
     check_nchw,
     conv2d_geometry,
     conv_transpose2d_geometry,
     pool2d_geometry,
+    unpool_output_size,
 )
 
 # --------------------------------------------------------------------------- helpers
@@ -580,6 +582,7 @@ class AvgPool2dCache(NamedTuple):
     dtype: np.dtype
     count_include_pad: bool
     geometry: PoolGeometry
+    divisor_override: int | None = None
 
 
 def _in_input(rows: np.ndarray, cols: np.ndarray, geo: PoolGeometry) -> np.ndarray:
@@ -597,7 +600,8 @@ def _in_input(rows: np.ndarray, cols: np.ndarray, geo: PoolGeometry) -> np.ndarr
 def first_max_mask(window: np.ndarray, in_input: np.ndarray | None = None) -> np.ndarray:
     """The mask of MATH.md §11 for one 2-D window: True at its maximum, False elsewhere.
 
-    Exactly one cell is True: on ties, the first maximum in row-major order (as PyTorch).
+    Exactly one cell is True (none in a window of padding only): on ties, the first
+    maximum in row-major order (as PyTorch).
     Only cells of the input compete (``in_input``; all of them when None), so padding
     never wins. A NaN beats every number (NaN propagates; of several NaNs the last
     wins), again PyTorch's rule.
@@ -616,29 +620,32 @@ def first_max_mask(window: np.ndarray, in_input: np.ndarray | None = None) -> np
             if best is None or window[i, j] > window[best] or np.isnan(window[i, j]):
                 best = (i, j)
     mask = np.zeros(window.shape, dtype=bool)
-    mask[best] = True
+    if best is not None:       # else a window of padding only (dilation): no maximum
+        mask[best] = True
     return mask
 
 
 def max_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None = None,
-                       padding: IntPair = 0, ceil_mode: bool = False
+                       padding: object = 0, ceil_mode: bool = False, dilation: IntPair = 1
                        ) -> tuple[np.ndarray, MaxPool2dCache]:
     """Max pooling (MATH.md §10), literally: each output is the maximum of its window::
 
-        Z[n, c, m, k] = max_{i < f_h, j < f_w} A_pad[n, c, m*s_h + i, k*s_w + j]
+        Z[n, c, m, k] = max_{i < f_h, j < f_w} A_pad[n, c, m*s_h + i*d_h, k*s_w + j*d_w]
 
     where only input pixels compete (the padding never wins; see
-    :func:`first_max_mask` for ties and NaN) and ``H_out = floor((H + 2p - f)/s) + 1``
-    (rounded up with ``ceil_mode``, PyTorch's rule: the bottom/right are padded further
-    for the last, partial window).
+    :func:`first_max_mask` for ties and NaN; a window of padding only gives -inf) and
+    ``H_out = floor((H + p_top + p_bottom - d*(f - 1) - 1)/s) + 1`` (rounded up with
+    ``ceil_mode``, PyTorch's rule: the bottom/right are padded further for the last,
+    partial window).
 
     Parameters
     ----------
     x : ndarray of shape (N, C, H, W)
     kernel_size : int or (f_h, f_w)
     stride : int or (s_h, s_w); defaults to kernel_size
-    padding : int or (p_h, p_w), at most half the window
+    padding : int, (p_h, p_w) or ((top, bottom), (left, right)), at most half the window
     ceil_mode : round the output size up
+    dilation : int or (d_h, d_w)
 
     Returns
     -------
@@ -647,7 +654,8 @@ def max_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | No
     """
     x = as_float(x)
     check_nchw(x, "max_pool2d")
-    geo = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode, "max_pool2d")
+    geo = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode, "max_pool2d",
+                          dilation)
     a_pad = _pad(x, geo.padding, -np.inf)
     n_batch, channels, h_out, w_out = geo.out_shape
     z = np.zeros(geo.out_shape, x.dtype)
@@ -655,10 +663,10 @@ def max_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | No
         for c in range(channels):
             for m in range(h_out):
                 for k in range(w_out):
-                    rows, cols = _window_index(m, k, geo.kernel, geo.stride)
+                    rows, cols = _window_index(m, k, geo.kernel, geo.stride, geo.dilation)
                     window = a_pad[n, c, rows, cols]
                     mask = first_max_mask(window, _in_input(rows, cols, geo))
-                    z[n, c, m, k] = window[mask][0]
+                    z[n, c, m, k] = window[mask][0] if mask.any() else -np.inf
     return z, MaxPool2dCache(a_pad, geo)
 
 
@@ -681,7 +689,7 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
         for c in range(channels):
             for m in range(h_out):
                 for k in range(w_out):
-                    rows, cols = _window_index(m, k, geo.kernel, geo.stride)
+                    rows, cols = _window_index(m, k, geo.kernel, geo.stride, geo.dilation)
                     mask = first_max_mask(a_pad[n, c, rows, cols], _in_input(rows, cols, geo))
                     da_pad[n, c, rows, cols] += dz[n, c, m, k] * mask
     return _crop(da_pad, geo)
@@ -704,7 +712,8 @@ class MaxPool2dSteps(NamedTuple):
 
 
 def max_pool2d_forward_steps(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None = None,
-                             padding: IntPair = 0, ceil_mode: bool = False) -> MaxPool2dSteps:
+                             padding: object = 0, ceil_mode: bool = False,
+                             dilation: IntPair = 1) -> MaxPool2dSteps:
     """:func:`max_pool2d_forward` keeping each window and its mask (MATH.md §10-11).
 
     The same loop; for window (m, k)::
@@ -718,7 +727,8 @@ def max_pool2d_forward_steps(x: np.ndarray, kernel_size: IntPair, stride: IntPai
     """
     x = as_float(x)
     check_nchw(x, "max_pool2d")
-    geo = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode, "max_pool2d")
+    geo = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode, "max_pool2d",
+                          dilation)
     a_pad = _pad(x, geo.padding, -np.inf)
     n_batch, channels, h_out, w_out = geo.out_shape
     (p_t, _), (p_l, _) = geo.padding
@@ -730,10 +740,14 @@ def max_pool2d_forward_steps(x: np.ndarray, kernel_size: IntPair, stride: IntPai
         for c in range(channels):
             for m in range(h_out):
                 for k in range(w_out):
-                    rows, cols = _window_index(m, k, geo.kernel, geo.stride)
+                    rows, cols = _window_index(m, k, geo.kernel, geo.stride, geo.dilation)
                     windows[n, c, m, k] = a_pad[n, c, rows, cols]
                     masks[n, c, m, k] = first_max_mask(windows[n, c, m, k],
                                                        _in_input(rows, cols, geo))
+                    if not masks[n, c, m, k].any():     # padding only: no maximum
+                        z[n, c, m, k] = -np.inf
+                        argmax[n, c, m, k] = -1
+                        continue
                     z[n, c, m, k] = windows[n, c, m, k][masks[n, c, m, k]][0]
                     (i, j), = np.argwhere(masks[n, c, m, k])
                     argmax[n, c, m, k] = rows[i, 0] - p_t, cols[0, j] - p_l
@@ -771,7 +785,7 @@ def max_pool2d_backward_steps(dy: np.ndarray, cache: MaxPool2dCache) -> MaxPool2
         for c in range(channels):
             for m in range(h_out):
                 for k in range(w_out):
-                    rows, cols = _window_index(m, k, geo.kernel, geo.stride)
+                    rows, cols = _window_index(m, k, geo.kernel, geo.stride, geo.dilation)
                     masks[n, c, m, k] = first_max_mask(a_pad[n, c, rows, cols],
                                                        _in_input(rows, cols, geo))
                     routed[n, c, m, k] = dz[n, c, m, k] * masks[n, c, m, k]
@@ -783,36 +797,39 @@ def avg_window_divisor(m: int, k: int, geo: PoolGeometry, count_include_pad: boo
     """What the sum of average-pooling window (m, k) is divided by (PyTorch's rule).
 
     MATH.md §11 writes it ``f²`` (a window inside the input). At the border, counted
-    cell by cell: a cell of the input always counts; a cell of the symmetric padding
-    ``p`` counts when ``count_include_pad``; a cell of the extra bottom/right padding
-    that ``ceil_mode`` adds never counts.
+    cell by cell: a cell of the input always counts; a cell of the padding asked for
+    counts when ``count_include_pad``; a cell of the extra bottom/right padding that
+    ``ceil_mode`` adds never counts.
     """
     h, w = geo.in_shape[2:]
-    p_h, p_w = geo.padding[0][0], geo.padding[1][0]
+    (p_t, p_b), (p_l, p_r) = geo.user_padding
     rows, cols = _window_index(m, k, geo.kernel, geo.stride)
     in_input = _in_input(rows, cols, geo)
     count = 0
     for i, r in enumerate(rows[:, 0]):
         for j, q in enumerate(cols[0, :]):
-            in_symmetric_padding = r < h + 2 * p_h and q < w + 2 * p_w
-            if in_input[i, j] or (count_include_pad and in_symmetric_padding):
+            in_asked_padding = r < p_t + h + p_b and q < p_l + w + p_r
+            if in_input[i, j] or (count_include_pad and in_asked_padding):
                 count += 1
     return count
 
 
 def avg_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None = None,
-                       padding: IntPair = 0, ceil_mode: bool = False,
-                       count_include_pad: bool = True) -> tuple[np.ndarray, AvgPool2dCache]:
+                       padding: object = 0, ceil_mode: bool = False,
+                       count_include_pad: bool = True, divisor_override: int | None = None
+                       ) -> tuple[np.ndarray, AvgPool2dCache]:
     """Average pooling (MATH.md §10), literally: each output is the mean of its window::
 
         Z[n, c, m, k] = (1 / D(m, k)) sum_{i < f_h, j < f_w} A_pad[n, c, m*s_h + i, k*s_w + j]
 
     with ``A_pad`` padded by zeros and ``D(m, k)`` from :func:`avg_window_divisor`
-    (``f_h * f_w`` away from the border). Same arguments as :func:`max_pool2d_forward`.
+    (``f_h * f_w`` away from the border), or ``divisor_override`` for every window.
+    Same arguments as :func:`max_pool2d_forward` (no dilation).
     """
     x = as_float(x)
     check_nchw(x, "avg_pool2d")
     geo = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode, "avg_pool2d")
+    override = check_divisor_override(divisor_override)
     a_pad = _pad(x, geo.padding, 0.0)
     n_batch, channels, h_out, w_out = geo.out_shape
     z = np.zeros(geo.out_shape, x.dtype)
@@ -821,9 +838,10 @@ def avg_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | No
             for m in range(h_out):
                 for k in range(w_out):
                     rows, cols = _window_index(m, k, geo.kernel, geo.stride)
-                    divisor = avg_window_divisor(m, k, geo, count_include_pad)
+                    divisor = avg_window_divisor(m, k, geo, count_include_pad) \
+                        if override is None else override
                     z[n, c, m, k] = np.sum(a_pad[n, c, rows, cols]) / divisor
-    return z, AvgPool2dCache(x.dtype, count_include_pad, geo)
+    return z, AvgPool2dCache(x.dtype, count_include_pad, geo, override)
 
 
 def avg_pool2d_backward(dy: np.ndarray, cache: AvgPool2dCache) -> np.ndarray:
@@ -836,7 +854,7 @@ def avg_pool2d_backward(dy: np.ndarray, cache: AvgPool2dCache) -> np.ndarray:
 
     Returns dx of shape (N, C, H, W).
     """
-    dtype, count_include_pad, geo = cache
+    dtype, count_include_pad, geo, override = cache
     dz = _gradient_in(dy, dtype, geo.out_shape, "avg_pool2d_backward")
     n_batch, channels, h_out, w_out = geo.out_shape
     (p_t, p_b), (p_l, p_r) = geo.padding
@@ -847,7 +865,8 @@ def avg_pool2d_backward(dy: np.ndarray, cache: AvgPool2dCache) -> np.ndarray:
             for m in range(h_out):
                 for k in range(w_out):
                     rows, cols = _window_index(m, k, geo.kernel, geo.stride)
-                    divisor = avg_window_divisor(m, k, geo, count_include_pad)
+                    divisor = avg_window_divisor(m, k, geo, count_include_pad) \
+                        if override is None else override
                     da_pad[n, c, rows, cols] += dz[n, c, m, k] / divisor
     return _crop(da_pad, geo)
 
@@ -1184,4 +1203,88 @@ __all__ = [
     "softmax_forward",
     "tanh_backward",
     "tanh_forward",
+]
+
+
+# ------------------------------------------- pooling indices, unpooling (issue 13, pooling)
+def max_pool2d_indices(cache: MaxPool2dCache) -> np.ndarray:
+    """PyTorch's ``return_indices``, literally: for each window (m, k), the flat index
+    ``row * W + col`` in its input plane of the cell :func:`first_max_mask` picks.
+
+    ``cache`` is :func:`max_pool2d_forward`'s; returns int64 (N, C, H_out, W_out).
+    """
+    a_pad, geo = cache
+    n_batch, channels, h_out, w_out = geo.out_shape
+    (p_t, _), (p_l, _) = geo.padding
+    width = geo.in_shape[3]
+    indices = np.full(geo.out_shape, -1, np.int64)     # -1: a window of padding only
+    for n in range(n_batch):
+        for c in range(channels):
+            for m in range(h_out):
+                for k in range(w_out):
+                    rows, cols = _window_index(m, k, geo.kernel, geo.stride, geo.dilation)
+                    mask = first_max_mask(a_pad[n, c, rows, cols], _in_input(rows, cols, geo))
+                    for i in range(geo.kernel[0]):
+                        for j in range(geo.kernel[1]):
+                            if mask[i, j]:
+                                indices[n, c, m, k] = ((rows[i, 0] - p_t) * width
+                                                       + cols[0, j] - p_l)
+    return indices
+
+
+class MaxUnpool2dCache(NamedTuple):
+    """What :func:`max_unpool2d_backward` needs: the indices and the shapes."""
+
+    indices: np.ndarray
+    out_shape: tuple[int, int, int, int]
+    dtype: np.dtype
+
+
+def max_unpool2d_forward(x: np.ndarray, indices: np.ndarray, kernel_size: IntPair,
+                         stride: IntPair | None = None, padding: object = 0,
+                         output_size: object = None) -> tuple[np.ndarray, MaxUnpool2dCache]:
+    """Max unpooling, literally: a zero plane, each value written at its index::
+
+        Y[n, c, idx // W_out, idx % W_out] = X[n, c, m, k],  idx = indices[n, c, m, k]
+
+    with ``H_out = (H - 1)*s - p_top - p_bottom + f`` unless ``output_size`` says
+    otherwise (:func:`clearconv.shapes.unpool_output_size`, shared with the fast op).
+    """
+    x = as_float(x)
+    check_nchw(x, "max_unpool2d")
+    indices = np.asarray(indices)
+    n_batch, channels, h, w = x.shape
+    h_out, w_out = unpool_output_size((h, w), kernel_size, stride, padding, output_size)
+    y = np.zeros((n_batch, channels, h_out, w_out), x.dtype)
+    for n in range(n_batch):
+        for c in range(channels):
+            for m in range(h):
+                for k in range(w):
+                    idx = int(indices[n, c, m, k])
+                    if not 0 <= idx < h_out * w_out:
+                        raise ShapeError(f"max_unpool2d: index {idx} is outside the output "
+                                         f"plane {h_out}x{w_out} (0 <= index < "
+                                         f"{h_out * w_out})")
+                    y[n, c, idx // w_out, idx % w_out] = x[n, c, m, k]
+    return y, MaxUnpool2dCache(indices, y.shape, x.dtype)
+
+
+def max_unpool2d_backward(dy: np.ndarray, cache: MaxUnpool2dCache) -> np.ndarray:
+    """Backward of max unpooling, literally: ``dX[n, c, m, k] = dY[n, c, idx // W_out,
+    idx % W_out]`` with ``idx = indices[n, c, m, k]``."""
+    indices, out_shape, dtype = cache
+    dz = _gradient_in(dy, dtype, out_shape, "max_unpool2d_backward")
+    w_out = out_shape[3]
+    dx = np.zeros(indices.shape, dtype)
+    for n, c, m, k in np.ndindex(indices.shape):
+        idx = int(indices[n, c, m, k])
+        dx[n, c, m, k] = dz[n, c, idx // w_out, idx % w_out]
+    return dx
+
+
+__all__ += [
+    "MaxUnpool2dCache",
+    "max_pool2d_indices",
+    "max_unpool2d_backward",
+    "max_unpool2d_forward",
 ]

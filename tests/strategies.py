@@ -211,3 +211,51 @@ def transposed_cases(draw):
     dy = rng.standard_normal(geo.in_shape)
     return TransposedCase(x, weight, bias, stride, padding, output_padding, dilation, groups,
                           dy)
+
+
+class PoolCaseMore(NamedTuple):
+    """A pooling call with every form pooling takes: dilation (max), asymmetric padding
+    ((top, bottom), (left, right)), ceil_mode, divisor_override (average)."""
+
+    x: np.ndarray
+    kernel_size: object
+    stride: object
+    padding: object
+    ceil_mode: bool
+    dilation: object
+    divisor_override: int | None
+    dy_rng: np.random.Generator
+
+
+@st.composite
+def pool_cases_more(draw, values: str = "tie_free", dilated: bool = True):
+    """A pooling call (asked of clearconv.shapes) drawing dilation (when ``dilated``),
+    asymmetric padding and divisor_override on top of :func:`pool_cases`' forms."""
+    n, c, h, w = draw(counts), draw(counts), draw(sizes), draw(sizes)
+    kh, kw = draw(kernels), draw(kernels)
+    kernel_size = draw(st.sampled_from([(kh, kw), kh]))
+    kh, kw = pair(kernel_size, "kernel_size")
+    stride = draw(st.one_of(st.none(), strides))
+    sh, sw = (kh, kw) if stride is None else pair(stride, "stride")
+    dilation = draw(dilations) if dilated else 1
+    dh, dw = pair(dilation, "dilation")
+    pads = ((draw(st.integers(0, kh // 2)), draw(st.integers(0, kh // 2))),
+            (draw(st.integers(0, kw // 2)), draw(st.integers(0, kw // 2))))
+    padding = draw(st.sampled_from([pads, (pads[0][0], pads[1][0]), pads[0][0]]))
+    (pt, pb), (pl, pr) = resolve_padding(padding, (1, 1), (1, 1), (1, 1))
+    ceil_mode = draw(st.booleans())
+    try:
+        pool_output_size(h, kh, sh, pt, ceil_mode, pb, dh)
+        pool_output_size(w, kw, sw, pl, ceil_mode, pr, dw)
+    except ValueError:      # a window larger than the input, a side over half the window
+        assume(False)
+    divisor_override = draw(st.one_of(st.none(), st.integers(-3, 7).filter(bool)))
+    rng = np.random.default_rng(draw(seeds))
+    if values == "tie_free":
+        x = rng.permutation(np.linspace(-1.0, 1.0, n * c * h * w)).reshape(n, c, h, w)
+    else:
+        x = rng.integers(0, 3, (n, c, h, w)).astype(np.float64)
+    if draw(st.booleans()):
+        x = channels_last(x)
+    return PoolCaseMore(x, kernel_size, stride, padding, ceil_mode, dilation,
+                        divisor_override, rng)

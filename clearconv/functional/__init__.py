@@ -46,6 +46,9 @@ from .pool import (
     max_pool2d_algorithm,
     max_pool2d_backward,
     max_pool2d_forward,
+    max_pool2d_indices,
+    max_unpool2d_backward,
+    max_unpool2d_forward,
 )
 
 #: the name of 0.1 (which returned None where the fused loop did not apply): now the op
@@ -75,6 +78,9 @@ __all__ = [
     "max_pool2d_algorithm",
     "max_pool2d_backward",
     "max_pool2d_forward",
+    "max_pool2d_indices",
+    "max_unpool2d_backward",
+    "max_unpool2d_forward",
     "pool2d_geometry",
     "relu_backward",
     "relu_forward",
