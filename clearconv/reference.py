@@ -38,6 +38,7 @@ from .shapes import (
     Padding2D,
     PaddingArg,
     PoolGeometry,
+    adaptive_output_size,
     as_float,
     check_divisor_override,
     check_linear,
@@ -47,6 +48,7 @@ from .shapes import (
     conv_transpose2d_geometry,
     pool2d_geometry,
     unpool_output_size,
+    upsample_output_size,
 )
 
 # --------------------------------------------------------------------------- helpers
@@ -1282,9 +1284,267 @@ def max_unpool2d_backward(dy: np.ndarray, cache: MaxUnpool2dCache) -> np.ndarray
     return dx
 
 
+
+# ------------------------------------------------------- global and adaptive pooling
+def _adaptive_window(i: int, size: int, out: int) -> tuple[int, int]:
+    """Rows ``[floor(i*size/out), ceil((i+1)*size/out))`` of adaptive output i
+    (PyTorch's rule), in integers."""
+    return (i * size) // out, -(-((i + 1) * size) // out)
+
+
+class AdaptivePool2dCache(NamedTuple):
+    """What the backward of a global or adaptive pooling needs: the input and the
+    output size (each window is found again from them)."""
+
+    x: np.ndarray
+    out_hw: tuple[int, int]
+
+
+def _adaptive_size(x: np.ndarray, output_size: object, op: str) -> tuple[int, int]:
+    check_nchw(x, op)
+    return adaptive_output_size(x.shape[2:], output_size, op)
+
+
+def adaptive_avg_pool2d_forward(x: np.ndarray, output_size: object
+                                ) -> tuple[np.ndarray, AdaptivePool2dCache]:
+    """Adaptive average pooling, literally::
+
+        Z[n, c, i, j] = mean of A[n, c, r0:r1, q0:q1],  (r0, r1) = window i of H,
+                                                        (q0, q1) = window j of W
+
+    with window ``i = [floor(i*H/h_out), ceil((i+1)*H/h_out))`` (PyTorch's rule).
+    """
+    x = as_float(x)
+    h_out, w_out = _adaptive_size(x, output_size, "adaptive_avg_pool2d")
+    n_batch, channels, h, w = x.shape
+    z = np.zeros((n_batch, channels, h_out, w_out), x.dtype)
+    for n in range(n_batch):
+        for c in range(channels):
+            for i in range(h_out):
+                r0, r1 = _adaptive_window(i, h, h_out)
+                for j in range(w_out):
+                    q0, q1 = _adaptive_window(j, w, w_out)
+                    total = 0.0
+                    for r in range(r0, r1):
+                        for q in range(q0, q1):
+                            total += x[n, c, r, q]
+                    z[n, c, i, j] = total / ((r1 - r0) * (q1 - q0))
+    return z, AdaptivePool2dCache(x, (h_out, w_out))
+
+
+def adaptive_avg_pool2d_backward(dy: np.ndarray, cache: AdaptivePool2dCache) -> np.ndarray:
+    """``dA[n, c, r, q] += dZ[n, c, i, j] / |window (i, j)|`` over every window holding
+    (r, q)."""
+    x, (h_out, w_out) = cache
+    n_batch, channels, h, w = x.shape
+    dz = _gradient_in(dy, x.dtype, (n_batch, channels, h_out, w_out),
+                      "adaptive_avg_pool2d_backward")
+    dx = np.zeros_like(x)
+    for n in range(n_batch):
+        for c in range(channels):
+            for i in range(h_out):
+                r0, r1 = _adaptive_window(i, h, h_out)
+                for j in range(w_out):
+                    q0, q1 = _adaptive_window(j, w, w_out)
+                    dx[n, c, r0:r1, q0:q1] += dz[n, c, i, j] / ((r1 - r0) * (q1 - q0))
+    return dx
+
+
+def adaptive_max_pool2d_forward(x: np.ndarray, output_size: object
+                                ) -> tuple[np.ndarray, AdaptivePool2dCache]:
+    """Adaptive max pooling, literally: ``Z[n, c, i, j]`` = the maximum of window
+    (i, j) (as :func:`adaptive_avg_pool2d_forward`'s), picked by :func:`first_max_mask`."""
+    x = as_float(x)
+    h_out, w_out = _adaptive_size(x, output_size, "adaptive_max_pool2d")
+    n_batch, channels, h, w = x.shape
+    z = np.zeros((n_batch, channels, h_out, w_out), x.dtype)
+    for n in range(n_batch):
+        for c in range(channels):
+            for i in range(h_out):
+                r0, r1 = _adaptive_window(i, h, h_out)
+                for j in range(w_out):
+                    q0, q1 = _adaptive_window(j, w, w_out)
+                    window = x[n, c, r0:r1, q0:q1]
+                    z[n, c, i, j] = window[first_max_mask(window)][0]
+    return z, AdaptivePool2dCache(x, (h_out, w_out))
+
+
+def adaptive_max_pool2d_indices(cache: AdaptivePool2dCache) -> np.ndarray:
+    """PyTorch's ``return_indices`` of an adaptive max pooling: ``row * W + col`` of
+    each window's maximum in its plane."""
+    x, (h_out, w_out) = cache
+    n_batch, channels, h, w = x.shape
+    indices = np.zeros((n_batch, channels, h_out, w_out), np.int64)
+    for n, c, i, j in np.ndindex(indices.shape):
+        r0, r1 = _adaptive_window(i, h, h_out)
+        q0, q1 = _adaptive_window(j, w, w_out)
+        (a, b), = np.argwhere(first_max_mask(x[n, c, r0:r1, q0:q1]))
+        indices[n, c, i, j] = (r0 + a) * w + q0 + b
+    return indices
+
+
+def adaptive_max_pool2d_backward(dy: np.ndarray, cache: AdaptivePool2dCache) -> np.ndarray:
+    """``dA[window (i, j)] += dZ[n, c, i, j] * mask(i, j)`` (MATH.md §11), windows
+    overlapping where the output size does not divide the input's."""
+    x, (h_out, w_out) = cache
+    n_batch, channels, h, w = x.shape
+    dz = _gradient_in(dy, x.dtype, (n_batch, channels, h_out, w_out),
+                      "adaptive_max_pool2d_backward")
+    dx = np.zeros_like(x)
+    for n, c, i, j in np.ndindex(dz.shape):
+        r0, r1 = _adaptive_window(i, h, h_out)
+        q0, q1 = _adaptive_window(j, w, w_out)
+        dx[n, c, r0:r1, q0:q1] += dz[n, c, i, j] * first_max_mask(x[n, c, r0:r1, q0:q1])
+    return dx
+
+
+def global_avg_pool2d_forward(x: np.ndarray) -> tuple[np.ndarray, AdaptivePool2dCache]:
+    """Global average pooling: the mean of each plane, (N, C, 1, 1) (adaptive to 1x1)."""
+    return adaptive_avg_pool2d_forward(x, 1)
+
+
+def global_avg_pool2d_backward(dy: np.ndarray, cache: AdaptivePool2dCache) -> np.ndarray:
+    """``dA[n, c, h, w] = dZ[n, c, 0, 0] / (H * W)``."""
+    return adaptive_avg_pool2d_backward(dy, cache)
+
+
+def global_max_pool2d_forward(x: np.ndarray) -> tuple[np.ndarray, AdaptivePool2dCache]:
+    """Global max pooling: the maximum of each plane, (N, C, 1, 1) (adaptive to 1x1)."""
+    return adaptive_max_pool2d_forward(x, 1)
+
+
+def global_max_pool2d_backward(dy: np.ndarray, cache: AdaptivePool2dCache) -> np.ndarray:
+    """The plane's gradient at its (first) maximum."""
+    return adaptive_max_pool2d_backward(dy, cache)
+
+
+# ------------------------------------------------------------------------- upsampling
+class UpsampleCache(NamedTuple):
+    """What an upsampling's backward needs: the input shape and each output pixel's
+    source rule."""
+
+    in_shape: tuple[int, int, int, int]
+    out_hw: tuple[int, int]
+    mode: str                            # 'nearest' or 'bilinear'
+    factors: tuple[float | None, float | None]
+    align_corners: bool
+    dtype: np.dtype
+
+
+def _nearest_source(r: int, size: int, out: int, factor: float | None) -> int:
+    """The source row of output row r: ``min(floor(r * scale), size - 1)``, scale
+    ``1/scale_factor`` or ``size/out`` in float32 (PyTorch's arithmetic); the identity
+    for equal sizes, ``r // 2`` for twice the size."""
+    if out == size:
+        return r
+    if out == 2 * size:
+        return r // 2
+    scale = np.float32(1.0 / factor) if factor else np.float32(size) / np.float32(out)
+    return min(int(np.floor(np.float32(r) * scale)), size - 1)
+
+
+def _bilinear_source(r: int, size: int, out: int, factor: float | None,
+                     align_corners: bool) -> tuple[int, int, float]:
+    """``(h0, h1, l1)`` of output row r: it is ``(1 - l1) A[h0] + l1 A[h1]``."""
+    if out == size:
+        return r, r, 0.0
+    if align_corners:
+        src = r * (size - 1) / (out - 1) if out > 1 else 0.0
+    else:
+        scale = 1.0 / factor if factor else size / out
+        src = max((r + 0.5) * scale - 0.5, 0.0)
+    h0 = min(int(np.floor(src)), size - 1)
+    h1 = h0 + 1 if h0 < size - 1 else h0
+    return h0, h1, min(max(src - h0, 0.0), 1.0)
+
+
+def _upsample(x: np.ndarray, size: object, scale_factor: object, mode: str,
+              align_corners: bool) -> tuple[np.ndarray, UpsampleCache]:
+    x = as_float(x)
+    op = f"upsample_{mode}2d"
+    check_nchw(x, op)
+    (h_out, w_out), factors = upsample_output_size(x.shape[2:], size, scale_factor, op)
+    n_batch, channels, h, w = x.shape
+    cache = UpsampleCache(x.shape, (h_out, w_out), mode, factors, align_corners, x.dtype)
+    z = np.zeros((n_batch, channels, h_out, w_out), x.dtype)
+    for n in range(n_batch):
+        for c in range(channels):
+            for r in range(h_out):
+                for q in range(w_out):
+                    for (a, b), weight in _taps(r, q, cache):
+                        z[n, c, r, q] += weight * x[n, c, a, b]
+    return z, cache
+
+
+def _taps(r: int, q: int, cache: UpsampleCache) -> list[tuple[tuple[int, int], float]]:
+    """The input pixels output (r, q) is made of, with their weights."""
+    (_, _, h, w), (h_out, w_out), mode, (fh, fw), align_corners, _ = cache
+    if mode == "nearest":
+        return [((_nearest_source(r, h, h_out, fh), _nearest_source(q, w, w_out, fw)), 1.0)]
+    h0, h1, lh = _bilinear_source(r, h, h_out, fh, align_corners)
+    w0, w1, lw = _bilinear_source(q, w, w_out, fw, align_corners)
+    return [((h0, w0), (1 - lh) * (1 - lw)), ((h0, w1), (1 - lh) * lw),
+            ((h1, w0), lh * (1 - lw)), ((h1, w1), lh * lw)]
+
+
+def upsample_nearest2d_forward(x: np.ndarray, size: object = None,
+                               scale_factor: object = None
+                               ) -> tuple[np.ndarray, UpsampleCache]:
+    """Nearest upsampling, literally: ``Z[n, c, r, q] = A[n, c, src(r), src(q)]``
+    (:func:`_nearest_source`)."""
+    return _upsample(x, size, scale_factor, "nearest", False)
+
+
+def upsample_bilinear2d_forward(x: np.ndarray, size: object = None,
+                                scale_factor: object = None, align_corners: bool = False
+                                ) -> tuple[np.ndarray, UpsampleCache]:
+    """Bilinear upsampling, literally: output (r, q) is the weighted sum of its four
+    taps ``A[h0|h1, w0|w1]`` with weights ``(1 - l_h | l_h) * (1 - l_w | l_w)``
+    (:func:`_bilinear_source`)."""
+    return _upsample(x, size, scale_factor, "bilinear", bool(align_corners))
+
+
+def _upsample_backward(dy: np.ndarray, cache: UpsampleCache) -> np.ndarray:
+    n_batch, channels = cache.in_shape[:2]
+    dz = _gradient_in(dy, cache.dtype, (n_batch, channels, *cache.out_hw),
+                      f"upsample_{cache.mode}2d_backward")
+    dx = np.zeros(cache.in_shape, cache.dtype)
+    for n in range(n_batch):
+        for c in range(channels):
+            for r in range(cache.out_hw[0]):
+                for q in range(cache.out_hw[1]):
+                    for (a, b), weight in _taps(r, q, cache):
+                        dx[n, c, a, b] += weight * dz[n, c, r, q]
+    return dx
+
+
+def upsample_nearest2d_backward(dy: np.ndarray, cache: UpsampleCache) -> np.ndarray:
+    """``dA[n, c, src(r), src(q)] += dZ[n, c, r, q]`` for every output pixel."""
+    return _upsample_backward(dy, cache)
+
+
+def upsample_bilinear2d_backward(dy: np.ndarray, cache: UpsampleCache) -> np.ndarray:
+    """Each output pixel's gradient back to its four taps, times their weights."""
+    return _upsample_backward(dy, cache)
+
 __all__ += [
+    "AdaptivePool2dCache",
     "MaxUnpool2dCache",
+    "UpsampleCache",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_avg_pool2d_forward",
+    "adaptive_max_pool2d_backward",
+    "adaptive_max_pool2d_forward",
+    "adaptive_max_pool2d_indices",
+    "global_avg_pool2d_backward",
+    "global_avg_pool2d_forward",
+    "global_max_pool2d_backward",
+    "global_max_pool2d_forward",
     "max_pool2d_indices",
     "max_unpool2d_backward",
     "max_unpool2d_forward",
+    "upsample_bilinear2d_backward",
+    "upsample_bilinear2d_forward",
+    "upsample_nearest2d_backward",
+    "upsample_nearest2d_forward",
 ]

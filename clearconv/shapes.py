@@ -423,6 +423,75 @@ def unpool_output_size(in_hw: tuple[int, int], kernel_size: IntPair, stride: Int
     return size  # type: ignore[return-value]
 
 
+def adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
+    """PyTorch's windows of adaptive pooling along one axis: output i reads
+    ``[floor(i*size/out), ceil((i+1)*size/out))``.
+
+    >>> adaptive_windows(5, 3)
+    [(0, 2), (1, 4), (3, 5)]
+    """
+    return [((i * size) // out, -(-((i + 1) * size) // out)) for i in range(out)]
+
+
+def adaptive_output_size(in_hw: tuple[int, int], output_size: object, op: str
+                         ) -> tuple[int, int]:
+    """``output_size`` of adaptive pooling (an int, or (h, w) with None keeping that
+    axis's input size) as two ints >= 1."""
+    items = output_size if isinstance(output_size, (tuple, list)) else (output_size,) * 2
+    if len(items) != 2:
+        raise ClearConvError(f"{op}: output_size must be an int or (h, w), got "
+                             f"{output_size!r}")
+    size = []
+    for v, n in zip(items, in_hw):
+        if v is None:
+            size.append(n)
+            continue
+        try:
+            size.append(_index(v))
+        except TypeError:
+            raise ClearConvError(f"{op}: output_size must be an int or (h, w) of ints or "
+                                 f"None, got {output_size!r}") from None
+        if size[-1] < 1:
+            raise ClearConvError(f"{op}: output_size must be >= 1, got {output_size!r}")
+    if min(in_hw) < 1:
+        raise ShapeError(f"{op}: the input plane {in_hw[0]}x{in_hw[1]} is empty")
+    return size[0], size[1]
+
+
+def upsample_output_size(in_hw: tuple[int, ...], size: object, scale_factor: object, op: str
+                         ) -> tuple[tuple[int, int], tuple[float | None, float | None]]:
+    """The output (H_out, W_out) and the scale factors given (None where ``size`` was).
+
+    Exactly one of ``size`` (int or (h, w)) and ``scale_factor`` (number or (sh, sw),
+    > 0) must be given, as in ``torch.nn.functional.interpolate``.
+    """
+    if (size is None) == (scale_factor is None):
+        raise ClearConvError(f"{op}: give exactly one of size and scale_factor, got "
+                             f"size={size!r}, scale_factor={scale_factor!r}")
+    if size is not None:
+        items = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+        if len(items) != 2 or not all(hasattr(v, "__index__") and not isinstance(v, bool)
+                                      and int(v) >= 1 for v in items):
+            raise ClearConvError(f"{op}: size must be an int or (h, w) of ints >= 1, got "
+                                 f"{size!r}")
+        return (int(items[0]), int(items[1])), (None, None)
+    factors = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) \
+        else (scale_factor, scale_factor)
+    try:
+        sf = tuple(float(f) for f in factors)
+    except (TypeError, ValueError):
+        raise ClearConvError(f"{op}: scale_factor must be a number or (sh, sw), got "
+                             f"{scale_factor!r}") from None
+    if len(sf) != 2 or not all(f > 0 and np.isfinite(f) for f in sf):
+        raise ClearConvError(f"{op}: scale_factor must be > 0 (one or two numbers), got "
+                             f"{scale_factor!r}")
+    out = (int(np.floor(in_hw[0] * sf[0])), int(np.floor(in_hw[1] * sf[1])))
+    if min(out) < 1:
+        raise ShapeError(f"{op}: input {in_hw[0]}x{in_hw[1]} with scale_factor "
+                         f"{scale_factor!r} gives an empty output {out[0]}x{out[1]}")
+    return out, (sf[0], sf[1])
+
+
 class PoolGeometry(NamedTuple):
     """Everything about a pooling call except the arrays."""
 
@@ -528,6 +597,8 @@ def check_logits_labels(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
+    "adaptive_output_size",
+    "adaptive_windows",
     "ConvGeometry",
     "PoolGeometry",
     "as_float",
@@ -551,4 +622,5 @@ __all__ = [
     "resolve_padding",
     "same_padding",
     "unpool_output_size",
+    "upsample_output_size",
 ]

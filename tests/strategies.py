@@ -259,3 +259,39 @@ def pool_cases_more(draw, values: str = "tie_free", dilated: bool = True):
         x = channels_last(x)
     return PoolCaseMore(x, kernel_size, stride, padding, ceil_mode, dilation,
                         divisor_override, rng)
+
+
+class ResizeCase(NamedTuple):
+    """An input and the size arguments of an adaptive pooling or an upsampling."""
+
+    x: np.ndarray
+    output_size: object          # adaptive: int, (h, w), with None entries
+    size: object                 # upsampling: size or None
+    scale_factor: object         # upsampling: scale_factor or None
+    dy_rng: np.random.Generator
+
+
+@st.composite
+def resize_cases(draw, values: str = "tie_free"):
+    """An (N, C, H, W) input with an adaptive output size (smaller, equal or larger
+    than the input, dividing it or not) and an upsampling size or scale factor."""
+    n, c, h, w = draw(counts), draw(counts), draw(sizes), draw(sizes)
+    rng = np.random.default_rng(draw(seeds))
+    if values == "tie_free":
+        x = rng.permutation(np.linspace(-1.0, 1.0, n * c * h * w)).reshape(n, c, h, w)
+    else:
+        x = rng.integers(0, 3, (n, c, h, w)).astype(np.float64)
+    out = st.integers(1, 12)
+    output_size = draw(st.one_of(out, st.tuples(st.one_of(st.none(), out),
+                                                st.one_of(st.none(), out))))
+    factor = st.sampled_from([0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 1.7, 0.75])
+    if draw(st.booleans()):
+        size, scale_factor = draw(st.one_of(out, st.tuples(out, out))), None
+    else:
+        size = None
+        scale_factor = draw(st.one_of(factor, st.tuples(factor, factor)))
+        sh, sw = scale_factor if isinstance(scale_factor, tuple) else (scale_factor,) * 2
+        assume(int(np.floor(h * sh)) >= 1 and int(np.floor(w * sw)) >= 1)
+    if draw(st.booleans()):
+        x = channels_last(x)
+    return ResizeCase(x, output_size, size, scale_factor, rng)

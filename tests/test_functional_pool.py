@@ -1,5 +1,6 @@
 """Pooling beyond the plain window (issue 13): dilation, asymmetric padding,
-divisor_override, PyTorch's return_indices and max unpooling, against the loop twins of
+divisor_override, PyTorch's return_indices and max unpooling, global and adaptive
+pooling, nearest and bilinear upsampling, against the loop twins of
 reference.py (float64, 1e-10) on Hypothesis-drawn calls, against finite differences,
 and with the bad input each refuses.
 """
@@ -17,6 +18,7 @@ from strategies import (  # noqa: E402  (tests/ is on sys.path under pytest)
     mentions,
     pool_cases_more,
     random_like,
+    resize_cases,
 )
 
 from clearconv import functional as F
@@ -229,3 +231,144 @@ def test_unpool_refuses_indices_of_another_shape():
         F.max_unpool2d_forward(np.ones((1, 1, 2, 2)), np.zeros((1, 1, 3, 3), int), 2)
     with pytest.raises(ShapeError, match="float64"):
         F.max_unpool2d_forward(np.ones((1, 1, 2, 2)), np.zeros((1, 1, 2, 2)), 2)
+
+
+# ------------------------------------------------------------- global and adaptive
+@PROPERTY
+@given(resize_cases())
+def test_adaptive_pooling_meets_the_reference(case):
+    for forward, backward, name in (
+            (F.adaptive_avg_pool2d_forward, F.adaptive_avg_pool2d_backward, "avg"),
+            (F.adaptive_max_pool2d_forward, F.adaptive_max_pool2d_backward, "max")):
+        ref_forward = getattr(R, f"adaptive_{name}_pool2d_forward")
+        ref_backward = getattr(R, f"adaptive_{name}_pool2d_backward")
+        y, cache = forward(case.x, case.output_size)
+        y_ref, cache_ref = ref_forward(case.x, case.output_size)
+        assert_same(y, y_ref)
+        dy = case.dy_rng.standard_normal(y.shape)
+        assert_same(backward(dy, cache), ref_backward(dy, cache_ref))
+        if name == "max":
+            np.testing.assert_array_equal(F.adaptive_max_pool2d_indices(cache),
+                                          R.adaptive_max_pool2d_indices(cache_ref))
+
+
+@FEW
+@given(resize_cases("ties"))
+def test_adaptive_and_global_max_send_ties_to_the_first_maximum_as_the_reference(case):
+    y, cache = F.adaptive_max_pool2d_forward(case.x, case.output_size)
+    y_ref, cache_ref = R.adaptive_max_pool2d_forward(case.x, case.output_size)
+    assert_same(y, y_ref)
+    dy = case.dy_rng.standard_normal(y.shape)
+    assert_same(F.adaptive_max_pool2d_backward(dy, cache),
+                R.adaptive_max_pool2d_backward(dy, cache_ref))
+    g, gcache = F.global_max_pool2d_forward(case.x)
+    g_ref, gcache_ref = R.global_max_pool2d_forward(case.x)
+    assert_same(g, g_ref)
+    dg = case.dy_rng.standard_normal(g.shape)
+    assert_same(F.global_max_pool2d_backward(dg, gcache),
+                R.global_max_pool2d_backward(dg, gcache_ref))
+
+
+@PROPERTY
+@given(resize_cases())
+def test_global_average_pooling_meets_the_reference(case):
+    y, cache = F.global_avg_pool2d_forward(case.x)
+    y_ref, cache_ref = R.global_avg_pool2d_forward(case.x)
+    assert_same(y, y_ref)
+    assert y.shape == (*case.x.shape[:2], 1, 1)
+    dy = case.dy_rng.standard_normal(y.shape)
+    assert_same(F.global_avg_pool2d_backward(dy, cache),
+                R.global_avg_pool2d_backward(dy, cache_ref))
+
+
+def test_global_max_pooling_lets_nan_win_as_max_pooling_does():
+    x = np.array([[[[1.0, np.nan], [np.nan, 5.0]]]])
+    y, cache = F.global_max_pool2d_forward(x)
+    assert np.isnan(y[0, 0, 0, 0])
+    _, pool_cache = F.max_pool2d_forward(x, 2)
+    np.testing.assert_array_equal(F.adaptive_max_pool2d_indices(cache),
+                                  F.max_pool2d_indices(pool_cache))
+
+
+def test_adaptive_windows_follow_torch_rule_on_sizes_that_do_not_divide():
+    x = np.arange(5.0).reshape(1, 1, 1, 5)
+    y, _ = F.adaptive_avg_pool2d_forward(x, (1, 3))     # windows [0,2) [1,4) [3,5)
+    np.testing.assert_allclose(y[0, 0, 0], [0.5, 2.0, 3.5])
+
+
+@FEW
+@given(resize_cases())
+def test_adaptive_average_pooling_gradient_matches_finite_differences(case):
+    x = np.ascontiguousarray(case.x)
+    assume(x.size <= 60)
+    y, cache = F.adaptive_avg_pool2d_forward(x, case.output_size)
+    dy = case.dy_rng.standard_normal(y.shape)
+    numeric = numerical_gradient(
+        lambda a: F.adaptive_avg_pool2d_forward(a, case.output_size)[0], x.copy(), dy)
+    np.testing.assert_allclose(F.adaptive_avg_pool2d_backward(dy, cache), numeric,
+                               rtol=1e-6, atol=1e-8)
+
+
+# ------------------------------------------------------------------------ upsampling
+@PROPERTY
+@given(resize_cases(), st.sampled_from(["nearest", False, True]))
+def test_upsampling_meets_the_reference(case, mode):
+    """mode: 'nearest', or bilinear with align_corners False / True."""
+    if mode == "nearest":
+        forward, backward = F.upsample_nearest2d_forward, F.upsample_nearest2d_backward
+        ref_forward, ref_backward = R.upsample_nearest2d_forward, R.upsample_nearest2d_backward
+        extra = {}
+    else:
+        forward, backward = F.upsample_bilinear2d_forward, F.upsample_bilinear2d_backward
+        ref_forward = R.upsample_bilinear2d_forward
+        ref_backward = R.upsample_bilinear2d_backward
+        extra = {"align_corners": mode}
+    y, cache = forward(case.x, case.size, case.scale_factor, **extra)
+    y_ref, cache_ref = ref_forward(case.x, case.size, case.scale_factor, **extra)
+    assert_same(y, y_ref)
+    for layout_last in (False, True):
+        dy = random_like(case.dy_rng, y, layout_last)
+        assert_same(backward(dy, cache), ref_backward(dy, cache_ref))
+
+
+@FEW
+@given(resize_cases(), st.booleans())
+def test_bilinear_upsampling_gradient_matches_finite_differences(case, align_corners):
+    x = np.ascontiguousarray(case.x)
+    assume(x.size <= 40)
+    kwargs = dict(size=case.size, scale_factor=case.scale_factor,
+                  align_corners=align_corners)
+    y, cache = F.upsample_bilinear2d_forward(x, **kwargs)
+    dy = case.dy_rng.standard_normal(y.shape)
+    numeric = numerical_gradient(lambda a: F.upsample_bilinear2d_forward(a, **kwargs)[0],
+                                 x.copy(), dy)
+    np.testing.assert_allclose(F.upsample_bilinear2d_backward(dy, cache), numeric,
+                               rtol=1e-6, atol=1e-8)
+
+
+def test_float32_stays_float32_in_the_new_ops():
+    x = np.random.default_rng(0).standard_normal((2, 3, 5, 6)).astype(np.float32)
+    for y, _ in (F.global_avg_pool2d_forward(x), F.global_max_pool2d_forward(x),
+                 F.adaptive_avg_pool2d_forward(x, 3), F.adaptive_max_pool2d_forward(x, 4),
+                 F.upsample_nearest2d_forward(x, scale_factor=2),
+                 F.upsample_bilinear2d_forward(x, size=(7, 9))):
+        assert y.dtype == np.float32
+
+
+@pytest.mark.parametrize("module", [F, R], ids=["functional", "reference"])
+def test_bad_resize_arguments_raise_clear_errors(module):
+    x = np.zeros((1, 1, 4, 4))
+    with pytest.raises(ClearConvError, match="exactly one"):
+        module.upsample_nearest2d_forward(x)
+    with pytest.raises(ClearConvError, match="exactly one"):
+        module.upsample_bilinear2d_forward(x, size=3, scale_factor=2)
+    with pytest.raises(ClearConvError, match=mentions("scale_factor", -2)):
+        module.upsample_nearest2d_forward(x, scale_factor=-2)
+    with pytest.raises(ShapeError, match="empty"):
+        module.upsample_nearest2d_forward(x, scale_factor=0.1)
+    with pytest.raises(ClearConvError, match=mentions("output_size", 0)):
+        module.adaptive_avg_pool2d_forward(x, 0)
+    with pytest.raises(ClearConvError, match="output_size"):
+        module.adaptive_max_pool2d_forward(x, (1, 2, 3))
+    with pytest.raises(ShapeError, match="4 dimensions"):
+        module.global_avg_pool2d_forward(np.zeros((1, 4, 4)))

@@ -111,3 +111,65 @@ def test_max_unpool2d_matches_torch(x_shape, kernel, stride, padding, output_siz
         F.max_unpool2d_backward,
         lambda a: TF.max_unpool2d(a, idx_t, kernel, stride, padding, output_size),
         [y], dtype)
+
+
+# ----------------------------------------------------------- global and adaptive pooling
+ADAPTIVE = [
+    # x shape, output size
+    ((2, 3, 8, 8), 1), ((2, 3, 7, 10), (3, 4)), ((1, 4, 5, 5), (2, None)),
+    ((1, 2, 6, 9), (6, 9)), ((1, 2, 4, 5), (7, 8)), ((2, 16, 14, 14), 7),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape, output_size", ADAPTIVE)
+def test_adaptive_pooling_matches_torch(x_shape, output_size, dtype):
+    x = normal(x_shape, sum(x_shape))
+    check_against_torch(lambda a: F.adaptive_avg_pool2d_forward(a, output_size),
+                        F.adaptive_avg_pool2d_backward,
+                        lambda a: TF.adaptive_avg_pool2d(a, output_size), [x], dtype)
+    check_against_torch(lambda a: F.adaptive_max_pool2d_forward(a, output_size),
+                        F.adaptive_max_pool2d_backward,
+                        lambda a: TF.adaptive_max_pool2d(a, output_size), [x], dtype)
+    _, cache = F.adaptive_max_pool2d_forward(x.astype(dtype), output_size)
+    _, idx_t = TF.adaptive_max_pool2d(torch.tensor(x.astype(dtype)), output_size,
+                                      return_indices=True)
+    np.testing.assert_array_equal(F.adaptive_max_pool2d_indices(cache), idx_t.numpy())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape", [(2, 3, 8, 8), (1, 5, 7, 3), (4, 64, 1, 1)])
+def test_global_pooling_matches_torch_adaptive_pooling_to_one(x_shape, dtype):
+    x = normal(x_shape, sum(x_shape) + 1)
+    check_against_torch(F.global_avg_pool2d_forward, F.global_avg_pool2d_backward,
+                        lambda a: TF.adaptive_avg_pool2d(a, 1), [x], dtype)
+    check_against_torch(F.global_max_pool2d_forward, F.global_max_pool2d_backward,
+                        lambda a: TF.adaptive_max_pool2d(a, 1), [x], dtype)
+
+
+# ---------------------------------------------------------------------------- upsampling
+UPSAMPLE = [
+    # x shape, size, scale_factor
+    ((2, 3, 5, 7), None, 2), ((2, 3, 5, 7), (11, 4), None), ((1, 2, 4, 4), None, (1.7, 3)),
+    ((1, 2, 6, 5), (3, 12), None), ((1, 1, 1, 3), (4, 1), None), ((1, 4, 8, 8), None, 0.5),
+    ((1, 2, 3, 3), None, 3), ((1, 2, 7, 5), 7, None), ((2, 2, 5, 6), None, (2.5, 1.5)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape, size, scale_factor", UPSAMPLE)
+@pytest.mark.parametrize("mode", ["nearest", "bilinear", "bilinear-align-corners"])
+def test_upsampling_matches_torch_interpolate(x_shape, size, scale_factor, mode, dtype):
+    x = normal(x_shape, sum(x_shape) + 3)
+    if mode == "nearest":
+        check_against_torch(
+            lambda a: F.upsample_nearest2d_forward(a, size, scale_factor),
+            F.upsample_nearest2d_backward,
+            lambda a: TF.interpolate(a, size, scale_factor, mode="nearest"), [x], dtype)
+        return
+    align = mode == "bilinear-align-corners"
+    check_against_torch(
+        lambda a: F.upsample_bilinear2d_forward(a, size, scale_factor, align),
+        F.upsample_bilinear2d_backward,
+        lambda a: TF.interpolate(a, size, scale_factor, mode="bilinear",
+                                 align_corners=align), [x], dtype)

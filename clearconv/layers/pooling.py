@@ -1,4 +1,5 @@
-"""Pooling layers (MATH.md §10-11): MaxPool2D and AvgPool2D, PyTorch semantics."""
+"""Pooling layers (MATH.md §10-11), PyTorch semantics: MaxPool2D, AvgPool2D, global and
+adaptive pooling, MaxUnpool2D (PyTorch's spellings ``MaxPool2d`` ... are aliases)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,34 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..functional import (
+    adaptive_avg_pool2d_backward,
+    adaptive_avg_pool2d_forward,
+    adaptive_max_pool2d_backward,
+    adaptive_max_pool2d_forward,
+    adaptive_max_pool2d_indices,
     avg_pool2d_backward,
     avg_pool2d_forward,
+    global_avg_pool2d_backward,
+    global_avg_pool2d_forward,
+    global_max_pool2d_backward,
+    global_max_pool2d_forward,
     max_pool2d_algorithm,
     max_pool2d_backward,
     max_pool2d_forward,
     max_pool2d_indices,
+    max_unpool2d_backward,
+    max_unpool2d_forward,
 )
 from ..kernels import registry
-from ..shapes import check_divisor_override, pair, plain_padding, pool2d_geometry, pool_padding
+from ..shapes import (
+    adaptive_output_size,
+    check_divisor_override,
+    pair,
+    plain_padding,
+    pool2d_geometry,
+    pool_padding,
+    unpool_output_size,
+)
 from .base import Layer
 
 
@@ -157,3 +177,195 @@ class AvgPool2D(_Pool2D):
         if self.divisor_override is not None:
             config["divisor_override"] = self.divisor_override
         return config
+
+
+# ------------------------------------------------------------------- global, adaptive
+def _check_chw(layer: Layer, in_shape: tuple[int, ...]) -> None:
+    if len(in_shape) != 3:
+        raise ShapeError(f"{type(layer).__name__} expects per-sample input (C, H, W), got "
+                         f"{tuple(in_shape)}")
+
+
+class _GlobalPool2D(Layer):
+    _forward: Any
+    _backward: Any
+
+    def __init__(self, flatten: bool = False) -> None:
+        self.flatten = bool(flatten)
+        self._cache: Any = None
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        y, cache = type(self)._forward(x)
+        self._cache = cache if training else None
+        return y[:, :, 0, 0] if self.flatten else y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        dy = np.asarray(dy)
+        if self.flatten:
+            dy = dy[:, :, None, None]
+        dx = type(self)._backward(dy, self._need_cache(self._cache))
+        self._cache = None
+        return dx
+
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        _check_chw(self, in_shape)
+        return (in_shape[0],) if self.flatten else (in_shape[0], 1, 1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"flatten": True} if self.flatten else {}
+
+
+class GlobalAvgPool2D(_GlobalPool2D):
+    """Global average pooling: the mean of each channel's plane (MATH.md §10 with one
+    window), as ONNX's GlobalAveragePool and PyTorch's ``AdaptiveAvgPool2d(1)``.
+
+    (N, C, H, W) -> (N, C, 1, 1), or (N, C) with ``flatten=True`` (Keras'
+    GlobalAveragePooling2D).
+
+    >>> GlobalAvgPool2D(flatten=True).forward(np.arange(8.0).reshape(1, 2, 2, 2))
+    array([[1.5, 5.5]])
+    """
+
+    _forward = staticmethod(global_avg_pool2d_forward)
+    _backward = staticmethod(global_avg_pool2d_backward)
+
+
+class GlobalMaxPool2D(_GlobalPool2D):
+    """Global max pooling: the maximum of each channel's plane, as ONNX's GlobalMaxPool
+    and PyTorch's ``AdaptiveMaxPool2d(1)``; (N, C, H, W) -> (N, C, 1, 1), or (N, C) with
+    ``flatten=True``. Backward sends each gradient to the plane's first maximum."""
+
+    _forward = staticmethod(global_max_pool2d_forward)
+    _backward = staticmethod(global_max_pool2d_backward)
+
+
+class _AdaptivePool2D(Layer):
+    def __init__(self, output_size: Any) -> None:
+        items = output_size if isinstance(output_size, (tuple, list)) else (output_size,) * 2
+        adaptive_output_size((1, 1), tuple(items), type(self).__name__)   # checks it
+        self.output_size = tuple(None if v is None else int(v) for v in items)
+        self._cache: Any = None
+
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        _check_chw(self, in_shape)
+        return (in_shape[0], *adaptive_output_size(in_shape[1:], self.output_size,
+                                                   type(self).__name__))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"output_size": list(self.output_size)}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        return cls(**{**config, "output_size": tuple(config["output_size"])})
+
+
+class AdaptiveAvgPool2D(_AdaptivePool2D):
+    """Adaptive average pooling to ``output_size`` (int or (h, w); None keeps that
+    axis), as PyTorch's ``nn.AdaptiveAvgPool2d``: output row i averages input rows
+    ``[floor(i*H/h), ceil((i+1)*H/h))``, the same for columns.
+
+    >>> AdaptiveAvgPool2D((1, 2)).forward(np.arange(6.0).reshape(1, 1, 2, 3))[0, 0]
+    array([[2. , 3.5]])
+    """
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        y, cache = adaptive_avg_pool2d_forward(x, self.output_size)
+        self._cache = cache if training else None
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        dx = adaptive_avg_pool2d_backward(dy, self._need_cache(self._cache))
+        self._cache = None
+        return dx
+
+
+class AdaptiveMaxPool2D(_AdaptivePool2D):
+    """Adaptive max pooling to ``output_size``, as PyTorch's ``nn.AdaptiveMaxPool2d``
+    (windows of :class:`AdaptiveAvgPool2D`; first maximum wins ties).
+    ``return_indices``: forward returns ``(y, indices)`` (flat index in the plane)."""
+
+    def __init__(self, output_size: Any, return_indices: bool = False) -> None:
+        super().__init__(output_size)
+        self.return_indices = bool(return_indices)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> Any:
+        y, cache = adaptive_max_pool2d_forward(x, self.output_size)
+        self._cache = cache if training else None
+        return (y, adaptive_max_pool2d_indices(cache)) if self.return_indices else y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        dx = adaptive_max_pool2d_backward(dy, self._need_cache(self._cache))
+        self._cache = None
+        return dx
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        if self.return_indices:
+            config["return_indices"] = True
+        return config
+
+
+class MaxUnpool2D(Layer):
+    """Max unpooling, as PyTorch's ``nn.MaxUnpool2d``: ``forward(x, indices,
+    output_size=None)`` puts each value of x back at its index (from
+    ``MaxPool2D(..., return_indices=True)``), zeros elsewhere.
+
+    Like PyTorch's, it takes two inputs: a layer for your own forward code (a
+    ``Sequential`` passes one array). (N, C, H, W) -> (N, C, H_out, W_out) with
+    ``H_out = (H - 1)*s - 2p + k`` unless ``output_size`` says otherwise.
+
+    >>> pool, unpool = MaxPool2D(2, return_indices=True), MaxUnpool2D(2)
+    >>> y, indices = pool.forward(np.array([[[[1.0, 5.0], [3.0, 4.0]]]]))
+    >>> unpool.forward(y, indices)[0, 0]
+    array([[0., 5.],
+           [0., 0.]])
+    """
+
+    def __init__(self, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] | None = None, padding: Any = 0) -> None:
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else pair(stride, "stride")
+        self.padding = pool_padding(padding, "MaxUnpool2D")
+        self._cache: Any = None
+
+    def __call__(self, x: np.ndarray, indices: Any = None, output_size: Any = None,
+                 training: bool = False) -> np.ndarray:
+        return self.forward(x, indices, output_size, training)
+
+    def forward(self, x: np.ndarray, indices: Any = None, output_size: Any = None,
+                training: bool = False) -> np.ndarray:
+        if indices is None or isinstance(indices, bool):
+            raise ShapeError("MaxUnpool2D.forward(x, indices, output_size=None) needs the "
+                             "indices of a MaxPool2D(..., return_indices=True)")
+        y, cache = max_unpool2d_forward(x, indices, self.kernel_size, self.stride,
+                                        self.padding, output_size)
+        self._cache = cache if training else None
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        dx = max_unpool2d_backward(dy, self._need_cache(self._cache))
+        self._cache = None
+        return dx
+
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        _check_chw(self, in_shape)
+        return (in_shape[0], *unpool_output_size(in_shape[1:], self.kernel_size,
+                                                 self.stride, self.padding, None))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"kernel_size": list(self.kernel_size), "stride": list(self.stride),
+                "padding": [list(p) for p in self.padding]}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        return cls(**{k: _tuples(v) for k, v in config.items()})
+
+
+# PyTorch's spellings of the same classes
+MaxPool2d = MaxPool2D
+AvgPool2d = AvgPool2D
+GlobalAvgPool2d = GlobalAvgPool2D
+GlobalMaxPool2d = GlobalMaxPool2D
+AdaptiveAvgPool2d = AdaptiveAvgPool2D
+AdaptiveMaxPool2d = AdaptiveMaxPool2D
+MaxUnpool2d = MaxUnpool2D
