@@ -1527,8 +1527,81 @@ def upsample_bilinear2d_backward(dy: np.ndarray, cache: UpsampleCache) -> np.nda
     """Each output pixel's gradient back to its four taps, times their weights."""
     return _upsample_backward(dy, cache)
 
+
+# ----------------------------------------------------------------------- 1-D pooling
+# (N, C, L) is the 2-D (N, C, 1, L), a window k the window (1, k): the loops above run
+# unchanged, as the fast 1-D ops run the fast 2-D ones.
+def _as_2d(x: np.ndarray, op: str) -> np.ndarray:
+    x = as_float(x)
+    if x.ndim != 3:
+        raise ShapeError(f"{op} expects input of shape (N, C, L) (3 dimensions), got shape "
+                         f"{tuple(x.shape)} ({x.ndim} dimensions)")
+    return x[:, :, None, :]
+
+
+def _pads_1d(padding: object) -> Padding2D:
+    if isinstance(padding, (tuple, list)) and len(padding) == 2:
+        return (0, 0), (int(padding[0]), int(padding[1]))
+    return (0, 0), (int(padding), int(padding))  # type: ignore[call-overload]
+
+
+def max_pool1d_forward(x: np.ndarray, kernel_size: int, stride: int | None = None,
+                       padding: object = 0, ceil_mode: bool = False, dilation: int = 1
+                       ) -> tuple[np.ndarray, MaxPool2dCache]:
+    """Max pooling over L: :func:`max_pool2d_forward` of (N, C, 1, L), window (1, k)."""
+    z, cache = max_pool2d_forward(_as_2d(x, "max_pool1d"), (1, kernel_size),
+                                  None if stride is None else (1, stride), _pads_1d(padding),
+                                  ceil_mode, (1, dilation))
+    return z[:, :, 0, :], cache
+
+
+def max_pool1d_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
+    return max_pool2d_backward(np.asarray(dy)[:, :, None, :], cache)[:, :, 0, :]
+
+
+def avg_pool1d_forward(x: np.ndarray, kernel_size: int, stride: int | None = None,
+                       padding: object = 0, ceil_mode: bool = False,
+                       count_include_pad: bool = True) -> tuple[np.ndarray, AvgPool2dCache]:
+    """Average pooling over L: :func:`avg_pool2d_forward` of (N, C, 1, L)."""
+    z, cache = avg_pool2d_forward(_as_2d(x, "avg_pool1d"), (1, kernel_size),
+                                  None if stride is None else (1, stride), _pads_1d(padding),
+                                  ceil_mode, count_include_pad)
+    return z[:, :, 0, :], cache
+
+
+def avg_pool1d_backward(dy: np.ndarray, cache: AvgPool2dCache) -> np.ndarray:
+    return avg_pool2d_backward(np.asarray(dy)[:, :, None, :], cache)[:, :, 0, :]
+
+
+def adaptive_avg_pool1d_forward(x: np.ndarray, output_size: int
+                                ) -> tuple[np.ndarray, AdaptivePool2dCache]:
+    z, cache = adaptive_avg_pool2d_forward(_as_2d(x, "adaptive_avg_pool1d"), (1, output_size))
+    return z[:, :, 0, :], cache
+
+
+def adaptive_avg_pool1d_backward(dy: np.ndarray, cache: AdaptivePool2dCache) -> np.ndarray:
+    return adaptive_avg_pool2d_backward(np.asarray(dy)[:, :, None, :], cache)[:, :, 0, :]
+
+
+def adaptive_max_pool1d_forward(x: np.ndarray, output_size: int
+                                ) -> tuple[np.ndarray, AdaptivePool2dCache]:
+    z, cache = adaptive_max_pool2d_forward(_as_2d(x, "adaptive_max_pool1d"), (1, output_size))
+    return z[:, :, 0, :], cache
+
+
+def adaptive_max_pool1d_backward(dy: np.ndarray, cache: AdaptivePool2dCache) -> np.ndarray:
+    return adaptive_max_pool2d_backward(np.asarray(dy)[:, :, None, :], cache)[:, :, 0, :]
+
 __all__ += [
     "AdaptivePool2dCache",
+    "adaptive_avg_pool1d_backward",
+    "adaptive_avg_pool1d_forward",
+    "adaptive_max_pool1d_backward",
+    "adaptive_max_pool1d_forward",
+    "avg_pool1d_backward",
+    "avg_pool1d_forward",
+    "max_pool1d_backward",
+    "max_pool1d_forward",
     "MaxUnpool2dCache",
     "UpsampleCache",
     "adaptive_avg_pool2d_backward",

@@ -295,3 +295,33 @@ def resize_cases(draw, values: str = "tie_free"):
     if draw(st.booleans()):
         x = channels_last(x)
     return ResizeCase(x, output_size, size, scale_factor, rng)
+
+
+class Pool1dCase(NamedTuple):
+    x: np.ndarray              # (N, C, L)
+    kernel_size: int
+    stride: int | None
+    padding: object            # int or (left, right)
+    ceil_mode: bool
+    dilation: int
+    dy_rng: np.random.Generator
+
+
+@st.composite
+def pool1d_cases(draw):
+    """A 1-D pooling call over (N, C, L), tie-free values, whose windows fit."""
+    n, c, length = draw(counts), draw(counts), draw(st.integers(1, 12))
+    k = draw(kernels)
+    stride = draw(st.one_of(st.none(), st.integers(1, 3)))
+    dilation = draw(st.integers(1, 2))
+    left, right = draw(st.integers(0, k // 2)), draw(st.integers(0, k // 2))
+    padding = left if left == right and draw(st.booleans()) else (left, right)
+    ceil_mode = draw(st.booleans())
+    try:
+        pool_output_size(length, k, k if stride is None else stride, left, ceil_mode, right,
+                         dilation)
+    except ValueError:
+        assume(False)
+    rng = np.random.default_rng(draw(seeds))
+    x = rng.permutation(np.linspace(-1.0, 1.0, n * c * length)).reshape(n, c, length)
+    return Pool1dCase(x, k, stride, padding, ceil_mode, dilation, rng)

@@ -16,6 +16,7 @@ from strategies import (  # noqa: E402  (tests/ is on sys.path under pytest)
     PROPERTY,
     assert_same,
     mentions,
+    pool1d_cases,
     pool_cases_more,
     random_like,
     resize_cases,
@@ -372,3 +373,47 @@ def test_bad_resize_arguments_raise_clear_errors(module):
         module.adaptive_max_pool2d_forward(x, (1, 2, 3))
     with pytest.raises(ShapeError, match="4 dimensions"):
         module.global_avg_pool2d_forward(np.zeros((1, 4, 4)))
+
+
+# ------------------------------------------------------------------------------- 1-D
+@PROPERTY
+@given(pool1d_cases(), st.integers(1, 9))
+def test_1d_pooling_meets_the_reference_as_views_of_the_2d_ops(case, out):
+    args = (case.kernel_size, case.stride, case.padding, case.ceil_mode)
+    y, cache = F.max_pool1d_forward(case.x, *args, case.dilation)
+    y_ref, cache_ref = R.max_pool1d_forward(case.x, *args, case.dilation)
+    assert_same(y, y_ref)
+    assert y.ndim == 3
+    dy = case.dy_rng.standard_normal(y.shape)
+    assert_same(F.max_pool1d_backward(dy, cache), R.max_pool1d_backward(dy, cache_ref))
+    y, cache = F.avg_pool1d_forward(case.x, *args)
+    y_ref, cache_ref = R.avg_pool1d_forward(case.x, *args)
+    assert_same(y, y_ref)
+    dy = case.dy_rng.standard_normal(y.shape)
+    assert_same(F.avg_pool1d_backward(dy, cache), R.avg_pool1d_backward(dy, cache_ref))
+    for name in ("avg", "max"):
+        y, cache = getattr(F, f"adaptive_{name}_pool1d_forward")(case.x, out)
+        y_ref, cache_ref = getattr(R, f"adaptive_{name}_pool1d_forward")(case.x, out)
+        assert_same(y, y_ref)
+        dy = case.dy_rng.standard_normal(y.shape)
+        assert_same(getattr(F, f"adaptive_{name}_pool1d_backward")(dy, cache),
+                    getattr(R, f"adaptive_{name}_pool1d_backward")(dy, cache_ref))
+
+
+def test_1d_global_pooling_and_indices():
+    x = np.array([[[1.0, 4.0, 2.0, 4.0, 0.0]]])
+    y, cache = F.global_max_pool1d_forward(x)
+    np.testing.assert_array_equal(y, [[[4.0]]])
+    np.testing.assert_array_equal(F.global_max_pool1d_backward(np.ones_like(y), cache),
+                                  [[[0, 1, 0, 0, 0]]])
+    y, cache = F.global_avg_pool1d_forward(x)
+    np.testing.assert_allclose(y, [[[2.2]]])
+    np.testing.assert_allclose(F.global_avg_pool1d_backward(np.ones_like(y), cache), 0.2)
+    _, cache = F.max_pool1d_forward(x, 2)
+    np.testing.assert_array_equal(F.max_pool1d_indices(cache), [[[1, 3]]])
+    _, cache = F.adaptive_max_pool1d_forward(x, 2)
+    np.testing.assert_array_equal(F.adaptive_max_pool1d_indices(cache), [[[1, 3]]])
+    with pytest.raises(ShapeError, match="3 dimensions"):
+        F.max_pool1d_forward(np.zeros((1, 1, 4, 4)), 2)
+    with pytest.raises(ClearConvError, match="stride"):
+        F.avg_pool1d_forward(x, 2, 0)

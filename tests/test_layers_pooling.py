@@ -12,12 +12,16 @@ from clearconv import functional as F
 from clearconv import reference as R
 from clearconv.errors import ClearConvError, ShapeError
 from clearconv.layers import (
+    AdaptiveAvgPool1D,
     AdaptiveAvgPool2D,
     AdaptiveMaxPool2D,
+    AvgPool1D,
     AvgPool2D,
+    GlobalAvgPool1D,
     GlobalAvgPool2D,
     GlobalMaxPool2D,
     Layer,
+    MaxPool1D,
     MaxPool2D,
     MaxUnpool2D,
     Upsample,
@@ -137,3 +141,19 @@ def test_bad_layer_arguments_raise_at_construction():
         AdaptiveAvgPool2D(0)
     with pytest.raises(ClearConvError, match="divisor_override"):
         AvgPool2D(2, divisor_override=0)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: MaxPool1D(3, 2, 1), lambda: MaxPool1D(2, 1, (1, 0), dilation=2, ceil_mode=True),
+    lambda: AvgPool1D(3, 2, 1, count_include_pad=False), lambda: GlobalAvgPool1D(),
+    lambda: GlobalAvgPool1D(flatten=True), lambda: AdaptiveAvgPool1D(4)])
+def test_1d_layers_round_trip_and_match_their_ops(make):
+    layer = make()
+    again = Layer.registry[type(layer).__name__].from_config(
+        json.loads(json.dumps(layer.get_config())))
+    assert again.get_config() == layer.get_config()
+    x = np.random.default_rng(4).standard_normal((2, 3, 11))
+    y = layer.forward(x, training=True)
+    assert y.shape[1:] == layer.output_shape(x.shape[1:])
+    np.testing.assert_array_equal(again.forward(x), y)
+    assert layer.backward(np.ones_like(y)).shape == x.shape

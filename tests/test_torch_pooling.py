@@ -173,3 +173,41 @@ def test_upsampling_matches_torch_interpolate(x_shape, size, scale_factor, mode,
         F.upsample_bilinear2d_backward,
         lambda a: TF.interpolate(a, size, scale_factor, mode="bilinear",
                                  align_corners=align), [x], dtype)
+
+
+# ----------------------------------------------------------------------------------- 1-D
+POOL1D = [
+    # x shape, kernel, stride, padding, dilation, ceil_mode
+    ((2, 3, 20), 3, 2, 1, 1, False), ((1, 4, 17), 2, None, 0, 1, True),
+    ((2, 2, 15), 3, 1, 1, 2, False), ((1, 3, 9), 4, 3, 2, 1, True),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape, kernel, stride, padding, dilation, ceil_mode", POOL1D)
+def test_1d_pooling_matches_torch(x_shape, kernel, stride, padding, dilation, ceil_mode,
+                                  dtype):
+    x = normal(x_shape, sum(x_shape))
+    check_against_torch(
+        lambda a: F.max_pool1d_forward(a, kernel, stride, padding, ceil_mode, dilation),
+        F.max_pool1d_backward,
+        lambda a: TF.max_pool1d(a, kernel, stride, padding, dilation, ceil_mode), [x], dtype)
+    _, cache = F.max_pool1d_forward(x.astype(dtype), kernel, stride, padding, ceil_mode,
+                                    dilation)
+    _, idx_t = TF.max_pool1d(torch.tensor(x.astype(dtype)), kernel, stride, padding, dilation,
+                             ceil_mode, return_indices=True)
+    np.testing.assert_array_equal(F.max_pool1d_indices(cache), idx_t.numpy())
+    for count_include_pad in (True, False):
+        check_against_torch(
+            lambda a, cip=count_include_pad: F.avg_pool1d_forward(
+                a, kernel, stride, padding, ceil_mode, cip),
+            F.avg_pool1d_backward,
+            lambda a, cip=count_include_pad: TF.avg_pool1d(a, kernel, stride, padding,
+                                                           ceil_mode, cip), [x], dtype)
+    for out in (1, 4, x_shape[2] + 3):
+        check_against_torch(lambda a, o=out: F.adaptive_avg_pool1d_forward(a, o),
+                            F.adaptive_avg_pool1d_backward,
+                            lambda a, o=out: TF.adaptive_avg_pool1d(a, o), [x], dtype)
+        check_against_torch(lambda a, o=out: F.adaptive_max_pool1d_forward(a, o),
+                            F.adaptive_max_pool1d_backward,
+                            lambda a, o=out: TF.adaptive_max_pool1d(a, o), [x], dtype)

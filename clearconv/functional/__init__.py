@@ -61,6 +61,22 @@ from .pool import (
     max_unpool2d_backward,
     max_unpool2d_forward,
 )
+from .pool1d import (
+    adaptive_avg_pool1d_backward,
+    adaptive_avg_pool1d_forward,
+    adaptive_max_pool1d_backward,
+    adaptive_max_pool1d_forward,
+    adaptive_max_pool1d_indices,
+    avg_pool1d_backward,
+    avg_pool1d_forward,
+    global_avg_pool1d_backward,
+    global_avg_pool1d_forward,
+    global_max_pool1d_backward,
+    global_max_pool1d_forward,
+    max_pool1d_backward,
+    max_pool1d_forward,
+    max_pool1d_indices,
+)
 from .upsample import (
     upsample_bilinear2d_backward,
     upsample_bilinear2d_forward,
@@ -73,6 +89,20 @@ from .upsample import (
 conv2d_relu_max_pool2d = conv2d_relu_max_pool2d_forward
 
 __all__ = [
+    "adaptive_avg_pool1d_backward",
+    "adaptive_avg_pool1d_forward",
+    "adaptive_max_pool1d_backward",
+    "adaptive_max_pool1d_forward",
+    "adaptive_max_pool1d_indices",
+    "avg_pool1d_backward",
+    "avg_pool1d_forward",
+    "global_avg_pool1d_backward",
+    "global_avg_pool1d_forward",
+    "global_max_pool1d_backward",
+    "global_max_pool1d_forward",
+    "max_pool1d_backward",
+    "max_pool1d_forward",
+    "max_pool1d_indices",
     "adaptive_avg_pool2d_backward",
     "adaptive_avg_pool2d_forward",
     "adaptive_max_pool2d_backward",

@@ -27,6 +27,18 @@ from ..functional import (
     max_unpool2d_backward,
     max_unpool2d_forward,
 )
+from ..functional.pool1d import (
+    adaptive_avg_pool1d_backward,
+    adaptive_avg_pool1d_forward,
+    avg_pool1d_backward,
+    avg_pool1d_forward,
+    global_avg_pool1d_backward,
+    global_avg_pool1d_forward,
+    max_pool1d_backward,
+    max_pool1d_forward,
+    padding_2d,
+    window_1d,
+)
 from ..kernels import registry
 from ..shapes import (
     adaptive_output_size,
@@ -369,3 +381,164 @@ GlobalMaxPool2d = GlobalMaxPool2D
 AdaptiveAvgPool2d = AdaptiveAvgPool2D
 AdaptiveMaxPool2d = AdaptiveMaxPool2D
 MaxUnpool2d = MaxUnpool2D
+
+
+# --------------------------------------------------------------------------------- 1-D
+class _Pool1D(Layer):
+    """A 1-D pooling layer over (N, C, L): the 2-D op on the (N, C, 1, L) view."""
+
+    def __init__(self, kernel_size: int, stride: int | None = None, padding: Any = 0,
+                 ceil_mode: bool = False) -> None:
+        name = type(self).__name__
+        k, s, _ = window_1d(kernel_size, stride, 1, name)
+        self.kernel_size, self.stride = k[1], s[1]
+        self.padding = padding_1d_plain(padding, name)
+        self.ceil_mode = bool(ceil_mode)
+        self._cache: Any = None
+
+    dilation: int = 1
+
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(in_shape) != 2:
+            raise ShapeError(f"{type(self).__name__} expects per-sample input (C, L), got "
+                             f"{tuple(in_shape)}")
+        geo = pool2d_geometry((1, in_shape[0], 1, in_shape[1]), (1, self.kernel_size),
+                              (1, self.stride), padding_2d(self.padding, "pool1d"),
+                              self.ceil_mode, type(self).__name__, (1, self.dilation))
+        return (in_shape[0], geo.out_shape[3])
+
+    def get_config(self) -> dict[str, Any]:
+        padding = list(self.padding) if isinstance(self.padding, tuple) else self.padding
+        return {"kernel_size": self.kernel_size, "stride": self.stride, "padding": padding,
+                "ceil_mode": self.ceil_mode}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Layer:
+        return cls(**{k: _tuples(v) for k, v in config.items()})
+
+
+def padding_1d_plain(padding: Any, op: str) -> int | tuple[int, int]:
+    """A 1-D padding checked: an int, or (left, right) when the two differ."""
+    _, (left, right) = padding_2d(padding, op)
+    return left if left == right else (left, right)
+
+
+class MaxPool1D(_Pool1D):
+    """Max pooling over (N, C, L), as PyTorch's ``nn.MaxPool1d``: :class:`MaxPool2D`'s
+    op on the (N, C, 1, L) view with window (1, k). ``padding``: int or (left, right).
+
+    >>> MaxPool1D(2).forward(np.array([[[1.0, 3.0, 2.0, 0.0]]]))
+    array([[[3., 2.]]])
+    """
+
+    def __init__(self, kernel_size: int, stride: int | None = None, padding: Any = 0,
+                 ceil_mode: bool = False, dilation: int = 1, algorithm: str = "auto") -> None:
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        self.dilation = window_1d(1, 1, dilation, "MaxPool1D")[2][1]
+        self.algorithm = registry.check_name("max_pool2d", algorithm)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        y, cache = max_pool1d_forward(x, self.kernel_size, self.stride, self.padding,
+                                      self.ceil_mode, self.dilation, self.algorithm)
+        self._cache = cache if training else None
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        dx = max_pool1d_backward(dy, self._need_cache(self._cache))
+        self._cache = None
+        return dx
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        if self.dilation != 1:
+            config["dilation"] = self.dilation
+        if self.algorithm != "auto":
+            config["algorithm"] = self.algorithm
+        return config
+
+
+class AvgPool1D(_Pool1D):
+    """Average pooling over (N, C, L), as PyTorch's ``nn.AvgPool1d``
+    (``count_include_pad=True`` default): :class:`AvgPool2D`'s op on the (N, C, 1, L)
+    view."""
+
+    def __init__(self, kernel_size: int, stride: int | None = None, padding: Any = 0,
+                 ceil_mode: bool = False, count_include_pad: bool = True) -> None:
+        super().__init__(kernel_size, stride, padding, ceil_mode)
+        self.count_include_pad = bool(count_include_pad)
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        y, cache = avg_pool1d_forward(x, self.kernel_size, self.stride, self.padding,
+                                      self.ceil_mode, self.count_include_pad)
+        self._cache = cache if training else None
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        dx = avg_pool1d_backward(dy, self._need_cache(self._cache))
+        self._cache = None
+        return dx
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "count_include_pad": self.count_include_pad}
+
+
+class GlobalAvgPool1D(Layer):
+    """The mean over L of each channel: (N, C, L) -> (N, C, 1), or (N, C) with
+    ``flatten=True`` (PyTorch's ``AdaptiveAvgPool1d(1)``)."""
+
+    def __init__(self, flatten: bool = False) -> None:
+        self.flatten = bool(flatten)
+        self._cache: Any = None
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        y, cache = global_avg_pool1d_forward(x)
+        self._cache = cache if training else None
+        return y[:, :, 0] if self.flatten else y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        dy = np.asarray(dy)
+        dx = global_avg_pool1d_backward(dy[:, :, None] if self.flatten else dy,
+                                        self._need_cache(self._cache))
+        self._cache = None
+        return dx
+
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(in_shape) != 2:
+            raise ShapeError(f"GlobalAvgPool1D expects per-sample input (C, L), got "
+                             f"{tuple(in_shape)}")
+        return (in_shape[0],) if self.flatten else (in_shape[0], 1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"flatten": True} if self.flatten else {}
+
+
+class AdaptiveAvgPool1D(Layer):
+    """Adaptive average pooling of L to ``output_size``, as ``nn.AdaptiveAvgPool1d``."""
+
+    def __init__(self, output_size: int) -> None:
+        self.output_size = window_1d(output_size, 1, 1, "AdaptiveAvgPool1D")[0][1]
+        self._cache: Any = None
+
+    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        y, cache = adaptive_avg_pool1d_forward(x, self.output_size)
+        self._cache = cache if training else None
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        dx = adaptive_avg_pool1d_backward(dy, self._need_cache(self._cache))
+        self._cache = None
+        return dx
+
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(in_shape) != 2:
+            raise ShapeError(f"AdaptiveAvgPool1D expects per-sample input (C, L), got "
+                             f"{tuple(in_shape)}")
+        return (in_shape[0], self.output_size)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"output_size": self.output_size}
+
+
+MaxPool1d = MaxPool1D
+AvgPool1d = AvgPool1D
+AdaptiveAvgPool1d = AdaptiveAvgPool1D
