@@ -134,6 +134,8 @@ class _Handler(BaseHTTPRequestHandler):
             except Exception as e:  # noqa: BLE001 - any failure is this request's only
                 return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"error: {e}")
             return self._send(HTTPStatus.OK, text.encode(), "text/html; charset=utf-8")
+        if path == "/favicon.ico":
+            return self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
         self._error(HTTPStatus.NOT_FOUND, f"not found: {path}")
 
     do_HEAD = do_GET
