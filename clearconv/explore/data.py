@@ -78,14 +78,18 @@ class ExplorerData:
 
     meta: dict[str, Any]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    #: name -> the axis order an array is shipped in (see :mod:`.pack`)
+    layout: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
-    def add(self, name: str, array: np.ndarray) -> str:
+    def add(self, name: str, array: np.ndarray, axes: tuple[int, ...] | None = None) -> str:
         a = np.asarray(array)
         if a.dtype.kind == "f":
             a = a.astype(np.float32)
         elif a.dtype.kind in "iub":
             a = a.astype(np.int16 if a.size and np.abs(a).max() < 2 ** 15 else np.int32)
         self.arrays[name] = np.ascontiguousarray(a)
+        if axes is not None:
+            self.layout[name] = tuple(axes)
         return name
 
     @property
@@ -194,7 +198,8 @@ def _conv_forward(data: ExplorerData, key: str, layer: Conv2D, a_in: np.ndarray,
     steps = R.conv2d_forward_steps(a_in, w, b, layer.stride, layer.padding, layer.dilation)
     names["a_pad"] = data.add(f"{key}.a_pad", steps.a_pad[0])
     names["z_ref"] = data.add(f"{key}.z_ref", steps.z[0])
-    names["products"] = data.add(f"{key}.products", steps.products[0])
+    # shipped with the kernel axis last: a window cell's products over all kernels together
+    names["products"] = data.add(f"{key}.products", steps.products[0], (1, 2, 3, 4, 5, 0))
     names["channel_sums"] = data.add(f"{key}.channel_sums", steps.channel_sums[0])
     return info, steps
 
@@ -259,7 +264,8 @@ def _dense_forward(data: ExplorerData, key: str, layer: Dense, a_in: np.ndarray,
         names["bias"] = data.add(f"{key}.bias", b)
     if details:
         y, _ = R.linear_forward(a_in, w, b)
-        names["products"] = data.add(f"{key}.products", a_in[0][None, :] * w)   # (out, in)
+        # (out, in), shipped as (in, out): the products of one input value side by side
+        names["products"] = data.add(f"{key}.products", a_in[0][None, :] * w, (1, 0))
         names["y_ref"] = data.add(f"{key}.y_ref", y[0])
     return {"has_bias": b is not None, "arrays": names}
 
@@ -380,7 +386,7 @@ def compute(model: Sequential, x: np.ndarray, label: int | None = None,
         per_layer: list[dict[str, str]] = []
         for i in range(len(model.layers)):
             names = {"grad": data.add(f"{key}.grad.{i}", grads[i][0])}
-            if i in param_grads:
+            if i in param_grads and isinstance(model.layers[i], Conv2D):   # (shown: conv)
                 dw, db = param_grads[i]
                 names["dw"] = data.add(f"{key}.L{i}.dw", dw)
                 if db is not None:

@@ -45,6 +45,7 @@
   function has(name) { return !!(name && A[name]); }
   function at(name, idx) {                 // row-major index arithmetic
     const a = arr(name);
+    if (a.axes) idx = a.axes.map((p) => idx[p]);   // stored in another axis order
     let off = 0;
     for (let d = 0; d < a.shape.length; d++) off = off * a.shape[d] + idx[d];
     return a.data[off];
@@ -76,22 +77,34 @@
     const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
     return new Uint8Array(await new Response(stream).arrayBuffer());
   }
-  function unshuffle(raw, code, shape, off, n) {
-    const size = { f4: 4, i2: 2, i4: 4 }[code];
-    const count = n / size;
-    const buf = new ArrayBuffer(n);
-    const out = new Uint8Array(buf);
+  const SIZE = { f4: 4, i2: 2, i4: 4 };
+  function typed(buf, code) {
+    return code === "f4" ? new Float32Array(buf) : code === "i2" ? new Int16Array(buf) : new Int32Array(buf);
+  }
+  function unshuffle(raw, code, off, count) {    // byte planes back into numbers
+    const size = SIZE[code], buf = new ArrayBuffer(count * size), out = new Uint8Array(buf);
     for (let b = 0; b < size; b++) {
       const plane = off + b * count;
       for (let i = 0; i < count; i++) out[i * size + b] = raw[plane + i];
     }
-    const data = code === "f4" ? new Float32Array(buf) : code === "i2" ? new Int16Array(buf) : new Int32Array(buf);
-    return { data, shape };
+    return typed(buf, code);
+  }
+  function entry(raw, code, shape, off, n, count, axes) {
+    const total = shape.reduce((a, b) => a * b, 1);
+    let data;
+    if (count < 0) data = unshuffle(raw, code, off, total);
+    else {                                      // sparse: a bit per entry, then the non-zero values
+      const nBits = Math.ceil(total / 8), values = unshuffle(raw, code, off + nBits, count);
+      data = typed(new ArrayBuffer(total * SIZE[code]), code);
+      let j = 0;
+      for (let i = 0; i < total; i++) if (raw[off + (i >> 3)] & (128 >> (i & 7))) data[i] = values[j++];
+    }
+    return { data, shape, axes };
   }
   async function decode(packed) {
     const raw = await inflate(b64bytes(packed.blob));
     const out = {};
-    for (const [name, [code, shape, off, n]] of Object.entries(packed.index)) out[name] = unshuffle(raw, code, shape, off, n);
+    for (const [name, e] of Object.entries(packed.index)) out[name] = entry(raw, ...e);
     return out;
   }
 
