@@ -6,7 +6,9 @@ the model's forward/backward, the functional ops and the loop reference.
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -199,3 +201,44 @@ def test_cli_explore(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
     assert main(["explore", str(path), "--out", str(out), "--class", "12"]) == 2
     assert "out of range" in capsys.readouterr().err
+
+
+def _readme_commands() -> list[list[str]]:
+    import shlex
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+                 if "clearconv explore" in b)
+    return [shlex.split(line.split("#")[0]) for line in block.splitlines() if line.strip()]
+
+
+def test_readme_explore_and_serve_commands_run(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import urllib.request
+
+    from PIL import Image
+
+    explore_cmd, serve_cmd = _readme_commands()
+    assert explore_cmd[:2] == ["clearconv", "explore"] and serve_cmd[:2] == ["clearconv", "serve"]
+    monkeypatch.chdir(tmp_path)
+    zoo.digits_cnn(rng=0).save("digits-cnn.npz")           # what `clearconv train` writes
+    digit = np.zeros((40, 40), np.uint8)
+    digit[5:35, 18:23] = 255
+    Image.fromarray(255 - digit).save("my-digit.png")        # dark ink on paper
+    assert main(explore_cmd[1:]) == 0
+    assert (tmp_path / "explorer.html").stat().st_size > 0
+    import clearconv
+
+    root = str(Path(clearconv.__file__).resolve().parents[1])     # this checkout's clearconv
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "clearconv", *serve_cmd[1:], "--port", "0"],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
+        with urllib.request.urlopen(url, timeout=60) as reply:
+            assert reply.status == 200 and b"clearconv explorer" in reply.read()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

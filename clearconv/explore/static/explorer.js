@@ -325,7 +325,7 @@
       `(cross-correlation; padding ${esc(JSON.stringify(cv.padding_arg))} = top ${cv.padding[0][0]}, bottom ${cv.padding[0][1]}, left ${cv.padding[1][0]}, right ${cv.padding[1][1]})</div>` +
       `<p>${link("6", "fig. 7")} &middot; ${link("7")}</p>`;
     if (!has(n.products)) return h + needDetails();
-    h += `<p class="note">Per input channel c: the window of A_pad (yellow: the padding is grey), &times; the kernel W[${o},c], = the products; their sum is the channel's share.</p><div id="conv-channels">`;
+    h += `<p class="note">Per input channel c: the window of A_pad (yellow; cells of the padding grey), &times; the kernel W[${o},c], = the products; their sum is the channel's share.</p><div id="conv-channels">`;
     for (let c = 0; c < Cin; c++) {
       const r0 = m * sh, q0 = k * sw;
       const win = gridTable(fh, fw, (a, b) => at(n.a_pad, [c, r0 + a * dh, q0 + b * dw]), (a, b) => {
