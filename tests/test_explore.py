@@ -242,3 +242,15 @@ def test_readme_explore_and_serve_commands_run(tmp_path, monkeypatch):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_dilated_pool_winners():
+    model = Sequential(Conv2D(1, 2, 3, padding=1, rng=0), ReLU(),
+                       MaxPool2D(2, stride=1, dilation=2), Flatten(), Dense(2 * 6 * 6, 3, rng=0),
+                       input_shape=(1, 8, 8))
+    d = compute(model, np.random.default_rng(0).random((1, 8, 8)))
+    am = d.arrays[d.meta["layers"][2]["pool"]["arrays"]["argmax"]]
+    src, out = d.arrays["out.1"], d.arrays["out.2"]
+    assert d.meta["layers"][2]["pool"]["dilation"] == [2, 2]
+    assert all(src[c, am[c, m, k, 0], am[c, m, k, 1]] == out[c, m, k]
+               for c in range(2) for m in range(6) for k in range(6))

@@ -237,7 +237,8 @@
       const p = l.pool, [pt, pl] = [p.padding[0][0], p.padding[1][0]];
       const r0 = sel.m * p.stride[0] - pt, q0 = sel.k * p.stride[1] - pl;
       return (c) => c !== sel.c ? null : (g, cell) => {
-        outline(g, cell, [r0, r0 + p.kernel[0]], [q0, q0 + p.kernel[1]], "#e6a100", 2);
+        const [dh, dw] = p.dilation || [1, 1];
+        outline(g, cell, [r0, r0 + dh * (p.kernel[0] - 1) + 1], [q0, q0 + dw * (p.kernel[1] - 1) + 1], "#e6a100", 2);
         if (l.kind === "pool") {
           const r = at(p.arrays.argmax, [sel.c, sel.m, sel.k, 0]), q = at(p.arrays.argmax, [sel.c, sel.m, sel.k, 1]);
           outline(g, cell, [r, r + 1], [q, q + 1], "#1a9c1a", 2);
@@ -352,14 +353,14 @@
     let h = `<h3>Layer ${i} MaxPool2D: channel ${c}, row ${m}, column ${k}</h3>` +
       `<div class="formula">Z[c,m,k] = max over the ${l.in_shape.length ? "" : ""}window A[c, m&middot;s+i, k&middot;s+j], i,j &lt; f</div><p>${link("10")}</p>`;
     if (!l.pool) return h + needDetails();
-    const p = l.pool, [fh, fw] = p.kernel, [sh, sw] = p.stride, [pt, pl] = [p.padding[0][0], p.padding[1][0]];
+    const p = l.pool, [fh, fw] = p.kernel, [sh, sw] = p.stride, [pt, pl] = [p.padding[0][0], p.padding[1][0]], [dh, dw] = p.dilation || [1, 1];
     const src = layerInput(i);
     const wr = at(p.arrays.argmax, [c, m, k, 0]), wq = at(p.arrays.argmax, [c, m, k, 1]);
     h += gridTable(fh, fw, (a, b) => {
-      const r = m * sh + a - pt, q = k * sw + b - pl;
+      const r = m * sh + a * dh - pt, q = k * sw + b * dw - pl;
       return r < 0 || q < 0 || r >= l.in_shape[1] || q >= l.in_shape[2] ? "pad" : fmt(at(src, [c, r, q]));
     }, (a, b) => {
-      const r = m * sh + a - pt, q = k * sw + b - pl;
+      const r = m * sh + a * dh - pt, q = k * sw + b * dw - pl;
       return r === wr && q === wq ? "win" : (r < 0 || q < 0 || r >= l.in_shape[1] || q >= l.in_shape[2] ? "pad" : "hl");
     }, (a, b) => `data-role="pool-window" data-i="${a}" data-j="${b}"`);
     h += `<div class="result">winner (green): input row ${wr}, column ${wq} ` +
@@ -556,18 +557,18 @@
     const l = META.layers[i];
     let h = `<h3>Layer ${i} MaxPool2D backward: dZ[${c}, ${m}, ${k}]</h3><div class="formula">dA[c, window(m,k)] += dZ[c,m,k] &middot; mask(m,k)   (mask: 1 at the window's max)</div><p>${link("11")}</p>`;
     if (!l.pool) return h + needDetails();
-    const p = l.pool, [fh, fw] = p.kernel, [sh, sw] = p.stride, [pt, pl] = [p.padding[0][0], p.padding[1][0]];
+    const p = l.pool, [fh, fw] = p.kernel, [sh, sw] = p.stride, [pt, pl] = [p.padding[0][0], p.padding[1][0]], [dh, dw] = p.dilation || [1, 1];
     const wr = at(p.arrays.argmax, [c, m, k, 0]), wq = at(p.arrays.argmax, [c, m, k, 1]);
     const dz = at(T.layers[i].grad, [c, m, k]);
     const src = layerInput(i);
     h += '<span class="chan"><span class="lbl">A window</span>' + gridTable(fh, fw, (a, b) => {
-      const r = m * sh + a - pt, q = k * sw + b - pl;
+      const r = m * sh + a * dh - pt, q = k * sw + b * dw - pl;
       return r < 0 || q < 0 || r >= l.in_shape[1] || q >= l.in_shape[2] ? "pad" : fmt(at(src, [c, r, q]));
-    }, (a, b) => (m * sh + a - pt === wr && k * sw + b - pl === wq) ? "win" : "") + "</span>";
-    h += '<span class="chan"><span class="lbl">mask</span>' + gridTable(fh, fw, (a, b) => (m * sh + a - pt === wr && k * sw + b - pl === wq) ? "1" : "0",
-      (a, b) => (m * sh + a - pt === wr && k * sw + b - pl === wq) ? "win" : "", (a, b) => `data-role="mask" data-i="${a}" data-j="${b}"`) + "</span>";
-    h += '<span class="chan"><span class="lbl">routed</span>' + gridTable(fh, fw, (a, b) => (m * sh + a - pt === wr && k * sw + b - pl === wq) ? fmt(dz) : "0",
-      (a, b) => (m * sh + a - pt === wr && k * sw + b - pl === wq) ? "win" : "") + "</span>";
+    }, (a, b) => (m * sh + a * dh - pt === wr && k * sw + b * dw - pl === wq) ? "win" : "") + "</span>";
+    h += '<span class="chan"><span class="lbl">mask</span>' + gridTable(fh, fw, (a, b) => (m * sh + a * dh - pt === wr && k * sw + b * dw - pl === wq) ? "1" : "0",
+      (a, b) => (m * sh + a * dh - pt === wr && k * sw + b * dw - pl === wq) ? "win" : "", (a, b) => `data-role="mask" data-i="${a}" data-j="${b}"`) + "</span>";
+    h += '<span class="chan"><span class="lbl">routed</span>' + gridTable(fh, fw, (a, b) => (m * sh + a * dh - pt === wr && k * sw + b * dw - pl === wq) ? fmt(dz) : "0",
+      (a, b) => (m * sh + a * dh - pt === wr && k * sw + b * dw - pl === wq) ? "win" : "") + "</span>";
     const n = T.layers[i];
     h += `<div class="result">dZ = <b data-role="route-dz">${fmt(dz)}</b> goes to input row ${wr}, column ${wq}; dA there = <b data-role="route-da">${fmt(at(n.dx_ref, [c, wr, wq]))}</b> <span class="note">(reference.py)</span></div>`;
     return h;
@@ -577,12 +578,12 @@
     const l = META.layers[i];
     let h = `<h3>Layer ${i - 1} output, dA[${c}, ${r}, ${q}]: what max pooling (layer ${i}) routes here</h3><p>${link("11")}</p>`;
     if (!l.pool) return h + needDetails();
-    const p = l.pool, [fh, fw] = p.kernel, [sh, sw] = p.stride, [pt, pl] = [p.padding[0][0], p.padding[1][0]];
+    const p = l.pool, [fh, fw] = p.kernel, [sh, sw] = p.stride, [pt, pl] = [p.padding[0][0], p.padding[1][0]], [dh, dw] = p.dilation || [1, 1];
     const [Ho, Wo] = l.out_shape.slice(1);
     let rows = "";
     for (let m = 0; m < Ho; m++) for (let k = 0; k < Wo; k++) {
       const r0 = m * sh - pt, q0 = k * sw - pl;
-      if (r < r0 || r >= r0 + fh || q < q0 || q >= q0 + fw) continue;
+      if (r < r0 || q < q0 || (r - r0) % dh || (q - q0) % dw || (r - r0) / dh >= fh || (q - q0) / dw >= fw) continue;
       const won = at(p.arrays.argmax, [c, m, k, 0]) === r && at(p.arrays.argmax, [c, m, k, 1]) === q;
       rows += `<tr data-role="window-route"><td>(${m}, ${k})</td><td>${won ? "yes" : "no"}</td><td>${fmt(at(T.layers[i].grad, [c, m, k]))}</td><td>${won ? fmt(at(T.layers[i].grad, [c, m, k])) : "0"}</td></tr>`;
     }
