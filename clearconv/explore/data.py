@@ -232,9 +232,10 @@ def _conv_backward(data: ExplorerData, key: str, steps: R.Conv2dSteps, dz: np.nd
 def _pool_forward(data: ExplorerData, key: str, layer: MaxPool2D, a_in: np.ndarray
                   ) -> tuple[dict[str, Any], R.MaxPool2dSteps]:
     """Each max-pool window's winner (MATH.md §10) from reference.py."""
-    dilation = tuple(getattr(layer, "dilation", (1, 1)))
+    dilation = tuple(getattr(layer, "dilation", (1, 1)))     # (dilated pooling: issue 13)
+    more = () if dilation == (1, 1) else (dilation,)
     steps = R.max_pool2d_forward_steps(a_in, layer.kernel_size, layer.stride, layer.padding,
-                                       layer.ceil_mode, dilation)
+                                       layer.ceil_mode, *more)
     return {"kernel": list(layer.kernel_size), "stride": list(layer.stride),
             "dilation": list(dilation),
             "padding": [list(p) for p in steps.geometry.padding],
@@ -245,8 +246,9 @@ def _pool_forward(data: ExplorerData, key: str, layer: MaxPool2D, a_in: np.ndarr
 def _avgpool_forward(data: ExplorerData, key: str, layer: AvgPool2D, a_in: np.ndarray
                      ) -> dict[str, Any]:
     override = getattr(layer, "divisor_override", None)
+    more = () if override is None else (override,)
     z, cache = R.avg_pool2d_forward(a_in, layer.kernel_size, layer.stride, layer.padding,
-                                    layer.ceil_mode, layer.count_include_pad, override)
+                                    layer.ceil_mode, layer.count_include_pad, *more)
     geo = cache.geometry
     divisors = np.array([[override or R.avg_window_divisor(m, k, geo, layer.count_include_pad)
                           for k in range(geo.out_shape[3])] for m in range(geo.out_shape[2])])
