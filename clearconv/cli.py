@@ -13,6 +13,8 @@
     clearconv download mnist|fashion-mnist|kmnist|cifar10 [--dir D]
     clearconv explain TOPIC|all --out DIR [--image IMG] [--model MODEL]
     clearconv export MODEL --onnx OUT.onnx
+    clearconv explore [MODEL] [--image IMG] [--out explorer.html] [--class K]
+    clearconv serve [MODEL] [--host 127.0.0.1] [--port 8000]
 """
 
 from __future__ import annotations
@@ -237,6 +239,27 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explore(args: argparse.Namespace) -> int:
+    from .explore import explore
+
+    r = explore(args.model, image=args.image, out=args.out, target=args.target,
+                all_classes=args.all_classes, seed=args.seed)
+    cls = r.data.meta["classes"]
+    print(f"{r.path}: {r.size_bytes / 1e6:.2f} MB; {r.model_source}; input: {r.input_source}; "
+          f"prediction {cls[r.prediction]}; open it in a browser (no network needed)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .explore.server import serve
+
+    def ready(server: Any) -> None:
+        print(f"clearconv explorer: {server.url} (Ctrl-C stops it)", flush=True)
+
+    serve(args.model, host=args.host, port=args.port, seed=args.seed, ready=ready)
+    return 0
+
+
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     from .data import DATASET_NAMES
 
@@ -383,6 +406,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", required=True, help="output .onnx file")
     p.add_argument("--opset", type=int, default=17)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("explore", help="one HTML file: every number of the model on an image")
+    p.add_argument("model", nargs="?", default=None,
+                   help="a saved model (default: the digits CNN, trained here in seconds)")
+    p.add_argument("--image", default=None, help="your image (default: a real digit)")
+    p.add_argument("--out", default="explorer.html")
+    p.add_argument("--class", dest="target", type=int, default=None,
+                   help="the class the backward view back-propagates (default: the label, "
+                        "else the prediction)")
+    p.add_argument("--all-classes", action="store_true",
+                   help="ship the backward pass of every class (a larger file)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_explore)
+
+    p = sub.add_parser("serve", help="the explorer live: draw a digit, see every number")
+    p.add_argument("model", nargs="?", default=None, help="a saved model (default: digits CNN)")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this computer only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_serve)
     return parser
 
 
