@@ -94,3 +94,72 @@ def test_fifo_as_image_is_refused_not_waited_on(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "x.png")
     with pytest.raises(ImageFileError, match="a FIFO"):
         read_image(tmp_path / "x.png")
+
+
+# --------------------------------------------------------------- IDX and to_float
+
+def _idx(path: Path, dims: tuple[int, ...], data: bytes = b"", code: int = 0x08,
+         ndim: int | None = None, compress: bool = False) -> Path:
+    import gzip
+    import struct
+
+    raw = bytes([0, 0, code, len(dims) if ndim is None else ndim])
+    raw += struct.pack(f">{len(dims)}I", *dims) + data
+    path.write_bytes(gzip.compress(raw) if compress else raw)
+    return path
+
+
+def test_to_float_never_makes_a_float64_copy_of_the_whole_array() -> None:
+    # issue 12: to_float went through float64: 1.37 M zero images (a 1 MB gzip) -> 8 GiB
+    import tracemalloc
+
+    from clearconv.data import to_float
+
+    x = np.zeros((5000, 1, 28, 28), np.uint8)
+    tracemalloc.start()
+    try:
+        out = to_float(x)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out.dtype == np.float32 and out.shape == x.shape
+    assert peak < out.nbytes + (10 << 20)          # the result and one 8 MiB chunk
+    y = np.arange(256, dtype=np.uint8)
+    np.testing.assert_array_equal(to_float(y), (y.astype(np.float64) / 255).astype(np.float32))
+    s = to_float(y, "standardize")
+    expect = ((y - y.mean()) / y.std()).astype(np.float32)
+    np.testing.assert_allclose(s, expect, rtol=1e-6)
+
+
+def test_idx_images_too_large_for_a_model_are_refused(tmp_path: Path) -> None:
+    # issue 12: a 16 KB file of one 4096x4096 image made the model build ask 64 GiB
+    from clearconv.data import DatasetError, load_mnist
+
+    _idx(tmp_path / "t10k-images-idx3-ubyte.gz", (1, 4096, 4096), bytes(4096 * 4096),
+         compress=True)
+    _idx(tmp_path / "t10k-labels-idx1-ubyte.gz", (1,), b"\0", compress=True)
+    assert (tmp_path / "t10k-images-idx3-ubyte.gz").stat().st_size < 20_000
+    with pytest.raises(DatasetError, match="4096x4096 pixels are more than IDX_MAX_IMAGE"):
+        load_mnist(tmp_path, "test")
+
+
+def test_recipe_model_for_huge_inputs_is_refused_before_allocating() -> None:
+    # issue 12: the model build asked 64 GiB (and --image-size 100000 100000 more)
+    from clearconv.train.recipes import recipe
+
+    with pytest.raises(ClearConvError, match="is too large .MAX_RECIPE_WEIGHTS"):
+        recipe("folder").build_model((3, 4096, 4096), 10, seed=0)
+
+
+@pytest.mark.parametrize("dims, ndim, message", [
+    ((1,) * 255, 255, "with 255 dimensions"),
+    ((0, 2**31, 2**30), None, "empty array whose other dims announce"),
+])
+def test_idx_headers_numpy_cannot_hold_are_clear_errors(tmp_path: Path, dims: tuple[int, ...],
+                                                        ndim: int | None, message: str) -> None:
+    # issue 12: ndim=255 or dims (0, 2^31, 2^30) gave raw NumPy errors
+    from clearconv.data import DatasetError, read_idx
+
+    path = _idx(tmp_path / "x.idx", dims, ndim=ndim)
+    with pytest.raises(DatasetError, match=message):
+        read_idx(path)
