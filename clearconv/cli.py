@@ -183,7 +183,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
                           output=args.output, padding_mode=args.padding_mode)
     save_image(result.image, args.out, mode="clip")
     kind = "cross-correlation (kernel not flipped)" if args.correlate else \
-        "true convolution (kernel rotated 180 degrees, MATH.md section 3)"
+        "true convolution (kernel rotated 180 degrees, docs/MATH.md §3)"
     print(f"{args.image} {image.shape[1]}x{image.shape[2]} ({image.shape[0]} channel(s)"
           f"{'; ' + '; '.join(steps) if steps else ''}) -> {args.out} "
           f"{result.image.shape[-1]}x{result.image.shape[-2]}")
@@ -321,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="invert light-on-dark vs dark-on-light (auto: by the image border)")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("filter", help="apply a classic kernel to an image (MATH.md section 3)")
+    p = sub.add_parser("filter", help="apply a classic kernel to an image (docs/MATH.md §3)")
     p.add_argument("image")
     p.add_argument("--kernel", required=True,
                    help="sobel-x, sobel-y, sobel, prewitt-x, prewitt-y, prewitt, laplacian, "
@@ -333,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stride", type=int, default=1)
     p.add_argument("--padding-mode", default="zeros",
                    choices=("zeros", "reflect", "replicate", "circular"),
-                   help="what the padding holds (zeros, as MATH.md section 4; reflect avoids "
+                   help="what the padding holds (zeros, as docs/MATH.md §4; reflect avoids "
                         "a bright frame on photos)")
     p.add_argument("--correlate", action="store_true",
                    help="cross-correlate (as CNN layers do) instead of true convolution")
