@@ -568,6 +568,8 @@ def fit_to_model(image: np.ndarray, channels: int, size: tuple[int, int],
         then pad it to ``size`` with its border colour (no stretching; resizing comes
         first, so no canvas is larger than the picture or ``size``); False stretches it.
 
+    Notes
+    -----
     The heuristic for ``invert="auto"``: take a strip along the four edges of the
     picture (5% of its shorter side, at least one pixel), in grayscale; the picture's
     background is called light when the median of that strip is >= 128 (more than half
