@@ -429,8 +429,8 @@ def download(name: str, root: PathLike | None = None, mirrors: Sequence[str] | N
 
     Raises:
         DatasetError: an unknown name; the deadline passed; no mirror reachable ("no
-            network: put the files in <root>, or use --data-dir"); or every mirror failed for a file (the
-            message lists each URL and why).
+            network: put the files in <root>, or use --data-dir"); or every mirror
+            failed for a file (the message lists each URL and why).
         OSError: ``root`` cannot be written.
     """
     source = _source(name)
