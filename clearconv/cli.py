@@ -328,9 +328,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_filter(args: argparse.Namespace) -> int:
     from .data.images import read_image, save_image
-    from .filters import filter_image
+    from .filters import MAX_FILTER_PIXELS, filter_image
 
-    image, steps = read_image(args.image, mode=args.mode)
+    image, steps = read_image(args.image, mode=args.mode, max_pixels=MAX_FILTER_PIXELS)
     padding: Any = args.padding
     if padding.isdigit():
         padding = int(padding)

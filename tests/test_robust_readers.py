@@ -163,3 +163,35 @@ def test_idx_headers_numpy_cannot_hold_are_clear_errors(tmp_path: Path, dims: tu
     path = _idx(tmp_path / "x.idx", dims, ndim=ndim)
     with pytest.raises(DatasetError, match=message):
         read_idx(path)
+
+
+# --------------------------------------------------------------- filter
+
+@pytest.mark.parametrize("mode", ["L", "RGBA"])
+def test_filter_refuses_a_large_image_before_decoding(tmp_path: Path, mode: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # issue 12: a 79 KB 9000x9000 PNG reached 2.7 GB; its RGBA twin a raw MemoryError
+    from clearconv.cli import main
+
+    Image.new(mode, (3000, 3000)).save(tmp_path / "big.png")
+    code = main(["filter", str(tmp_path / "big.png"), "--kernel", "sobel",
+                 "--out", str(tmp_path / "o.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and "3000x3000 pixels is more than the 4194304" in err
+    assert err.count("\n") == 1 and not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--kernel", "box", "--size", "100001"], "more than MAX_KERNEL_SIZE = 255"),
+    (["--kernel", "gaussian", "--sigma", "100000"], "more than MAX_KERNEL_SIZE = 255"),
+    (["--kernel", "sobel-x", "--padding", "100000"], "MAX_FILTER_PIXELS"),
+])
+def test_filter_size_and_padding_are_bounded(tmp_path: Path, option: list[str], message: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    # issue 12: --size 100001 and --padding 100000 were raw MemoryErrors
+    from clearconv.cli import main
+
+    Image.new("L", (8, 8), 100).save(tmp_path / "s.png")
+    code = main(["filter", str(tmp_path / "s.png"), *option, "--out", str(tmp_path / "o.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1

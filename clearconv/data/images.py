@@ -97,7 +97,8 @@ _GRAY_MODES = ("L", "LA", "La")
 
 # --------------------------------------------------------------------------- reading
 
-def decode_image(source: ImageSource) -> tuple[Image.Image, list[str]]:
+def decode_image(source: ImageSource,
+                 max_pixels: int | None = None) -> tuple[Image.Image, list[str]]:
     """Decode an image into an upright, opaque, 8-bit Pillow image: the one decoder.
 
     Every reader of image files calls this (see the module docstring for the rule it
@@ -133,16 +134,16 @@ def decode_image(source: ImageSource) -> tuple[Image.Image, list[str]]:
         stream: str | os.PathLike | IO[bytes] = source
         if isinstance(source, (str, os.PathLike)):
             stream = stack.enter_context(open_regular(source, ImageFileError, "image file"))
-        return _decode(stream, source, steps)
+        return _decode(stream, source, steps, max_pixels)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _decode(stream: IO[bytes] | str | os.PathLike, source: ImageSource,
-            steps: list[str]) -> tuple[Image.Image, list[str]]:
+            steps: list[str], max_pixels: int | None) -> tuple[Image.Image, list[str]]:
     Image.init()  # registers every plugin (MPO, WebP, ...); only FORMATS may open
     try:
         with Image.open(stream, formats=FORMATS) as opened:
-            _check_pixels(opened, source)
+            _check_pixels(opened, source, max_pixels)
             frames = getattr(opened, "n_frames", 1)
             if frames > 1:
                 steps.append(f"first frame of {frames} read")
@@ -158,7 +159,8 @@ def _decode(stream: IO[bytes] | str | os.PathLike, source: ImageSource,
 
 
 def read_image(source: ImageSource, mode: str | None = None,
-               size: tuple[int, int] | None = None) -> tuple[np.ndarray, list[str]]:
+               size: tuple[int, int] | None = None,
+               max_pixels: int | None = None) -> tuple[np.ndarray, list[str]]:
     """Read an image into a uint8 array ``(C, H, W)`` and say what was converted.
 
     The file is decoded by :func:`decode_image` (EXIF rotation, 16 bits, transparency on
@@ -178,6 +180,9 @@ def read_image(source: ImageSource, mode: str | None = None,
     size : None or (H, W)
         Resize to exactly this size (bilinear, antialiased when shrinking; the aspect
         ratio is not kept: see :func:`fit_to_model` for that).
+    max_pixels : None or int
+        Refuse (ImageFileError) a file announcing more pixels than this, before
+        decoding; ``PIL.Image.MAX_IMAGE_PIXELS`` applies always.
 
     Returns
     -------
@@ -191,7 +196,7 @@ def read_image(source: ImageSource, mode: str | None = None,
     if mode not in (None, "L", "RGB"):
         raise ClearConvError(f"mode must be None, 'L' or 'RGB', got {mode!r}")
     hw = None if size is None else _check_size(size)
-    img, steps = decode_image(source)
+    img, steps = decode_image(source, max_pixels)
     if mode == "L" and img.mode == "RGB":
         img = img.convert("L")
         steps.append("RGB -> grayscale (ITU-R 601-2 luma)")
@@ -215,9 +220,13 @@ def load_image(source: ImageSource, mode: str | None = None,
     return read_image(source, mode, size)[0]
 
 
-def _check_pixels(img: Image.Image, source: object) -> None:
+def _check_pixels(img: Image.Image, source: object, max_pixels: int | None = None) -> None:
     """Refuse, before decoding, an image larger than Pillow's decompression-bomb limit
-    (Pillow itself only warns up to twice that limit, then decodes)."""
+    (Pillow itself only warns up to twice that limit, then decodes), or than
+    ``max_pixels`` (a reader's own, smaller budget)."""
+    if max_pixels is not None and img.width * img.height > max_pixels:
+        raise ImageFileError(f"refusing {_name(source)}: {img.width}x{img.height} pixels is "
+                             f"more than the {max_pixels} this command reads")
     limit = Image.MAX_IMAGE_PIXELS
     if limit is not None and img.width * img.height > limit:
         raise ImageFileError(
