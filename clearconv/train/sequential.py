@@ -67,6 +67,7 @@ class Sequential:
         self.input_shape: tuple[int, ...] | None = None
         self.stop_training = False
         self.classes: list[str] | None = None
+        self._out_shape: tuple[int, ...] | None = None   # of the last training forward
         #: the loss ``fit`` trains with and ``evaluate`` reports (:mod:`clearconv.train.losses`)
         self.loss_fn: Loss = get_loss(None)
         self._last_correct: int | None = None
@@ -193,6 +194,9 @@ class Sequential:
         if self.input_shape is not None and x.shape[1:] != self.input_shape:
             expected = ", ".join(map(str, self.input_shape))
             raise ShapeError(f"model expects input of shape (N, {expected}), got {x.shape}")
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ShapeError(f"model got an empty batch (input of shape {x.shape}): pass at "
+                             "least one sample")
         return x
 
     def steps(self) -> list[Any]:
@@ -210,6 +214,8 @@ class Sequential:
         with region():
             for step in self.steps():
                 x = step.forward(x, training)
+        if training:
+            self._out_shape = x.shape
         return x
 
     __call__ = forward
@@ -221,6 +227,10 @@ class Sequential:
         ``input_grad=False`` lets the first layer skip dL/d(input) when it can (returns
         None then): training needs only the parameter gradients.
         """
+        expected = getattr(self, "_out_shape", None)
+        if expected is not None and np.shape(dout) != expected:
+            raise ShapeError(f"backward: the gradient has shape {np.shape(dout)}, the last "
+                             f"forward's output had {expected}")
         order = self.steps()
         with region():
             for step in reversed(order[1:]):
@@ -245,6 +255,7 @@ class Sequential:
         with region():
             for step in self.steps():
                 x = step.forward(x, True) if training else _forward_keep_cache(step, x)
+            self._out_shape = x.shape
             loss, cache = self.loss_fn.forward(x, y)
             self.backward(self.loss_fn.backward(cache))
         return loss
