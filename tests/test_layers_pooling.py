@@ -157,3 +157,55 @@ def test_1d_layers_round_trip_and_match_their_ops(make):
     assert y.shape[1:] == layer.output_shape(x.shape[1:])
     np.testing.assert_array_equal(again.forward(x), y)
     assert layer.backward(np.ones_like(y)).shape == x.shape
+
+
+@pytest.mark.parametrize("model", ["2d", "1d"])
+def test_gradcheck_of_a_small_model_through_every_new_layer(model):
+    from clearconv.gradcheck import check_model_gradients
+    from clearconv.layers import Conv1D, Conv2D, Dense, Tanh
+    from clearconv.train import Sequential
+
+    if model == "2d":
+        net = Sequential(
+            Conv2D(2, 3, 3, padding=1, rng=0), Tanh(),
+            MaxPool2D(3, 1, ((1, 0), (0, 1)), dilation=2),
+            Upsample(scale_factor=1.5, mode="bilinear"), AvgPool2D(2, 1, divisor_override=3),
+            Upsample(size=(9, 8)), AdaptiveMaxPool2D((4, 3)), AdaptiveAvgPool2D((3, 2)),
+            GlobalMaxPool2D(), GlobalAvgPool2D(flatten=True), Dense(3, 4, rng=1),
+            input_shape=(2, 7, 6)).astype(np.float64)
+        x = np.random.default_rng(0).standard_normal((3, 2, 7, 6))
+    else:
+        net = Sequential(
+            Conv1D(2, 3, 3, padding=1, rng=0), Tanh(), MaxPool1D(2, 1, (1, 0), dilation=2),
+            AvgPool1D(3, 2, 1, ceil_mode=True), AdaptiveAvgPool1D(3),
+            GlobalAvgPool1D(flatten=True), Dense(3, 4, rng=1),
+            input_shape=(2, 13)).astype(np.float64)
+        x = np.random.default_rng(0).standard_normal((3, 2, 13))
+    result = check_model_gradients(net, x, np.array([0, 3, 1]))
+    assert result.ok, result
+
+
+def test_model_file_and_summary_keep_every_new_layer(tmp_path):
+    import clearconv as cc
+    from clearconv.layers import Conv1D, Conv2D, Dense, ReLU
+    from clearconv.train import Sequential
+
+    net = Sequential(
+        Conv2D(1, 4, 3, padding=1, rng=0), ReLU(), MaxPool2D(3, 2, ((1, 0), (0, 1)), dilation=2),
+        Upsample(scale_factor=2, mode="bilinear", align_corners=True),
+        AvgPool2D(2, divisor_override=3), AdaptiveMaxPool2D((3, None)), AdaptiveAvgPool2D(2),
+        GlobalAvgPool2D(flatten=True), Dense(4, 3, rng=0), input_shape=(1, 12, 12))
+    text = net.summary(print_fn=lambda *_: None)
+    for name, shape in [("MaxPool2D", "(N, 4, 5, 5)"), ("Upsample", "(N, 4, 10, 10)"),
+                        ("AdaptiveMaxPool2D", "(N, 4, 3, 5)"), ("GlobalAvgPool2D", "(N, 4)")]:
+        assert any(name in line and shape in line for line in text.splitlines()), text
+    net.save(str(tmp_path / "m.npz"))
+    back = cc.load(str(tmp_path / "m.npz"))
+    x = np.random.default_rng(0).standard_normal((2, 1, 12, 12)).astype(np.float32)
+    np.testing.assert_array_equal(back.predict(x), net.predict(x))
+    seq = Sequential(Conv1D(2, 4, 3, rng=0), MaxPool1D(2, dilation=2, padding=(1, 0)),
+                     AvgPool1D(3, 1, 1), AdaptiveAvgPool1D(4), GlobalAvgPool1D(),
+                     input_shape=(2, 15))
+    seq.save(str(tmp_path / "s.npz"))
+    x = np.random.default_rng(1).standard_normal((2, 2, 15)).astype(np.float32)
+    np.testing.assert_array_equal(cc.load(str(tmp_path / "s.npz")).predict(x), seq.predict(x))
