@@ -1,7 +1,8 @@
 """The ``clearconv`` command: argument parsing and printing over the Python API.
 
     clearconv train [--dataset digits|mnist|fashion-mnist|kmnist|cifar10|folder]
-                    [--data-dir D] [--download] [--epochs N] [--batch-size B] [--lr LR]
+                    [--model NAME] [--data-dir D] [--download] [--epochs N]
+                    [--batch-size B] [--lr LR]
                     [--optimizer adam] [--seed 0] [--val-split F] [--augment]
                     [--out MODEL] [--metrics metrics.json]
                     [--checkpoint-dir D | --resume D]
@@ -27,7 +28,7 @@ from typing import Any
 from .errors import ClearConvError
 
 #: train flags that change the dataset's recipe (clearconv.train.recipes) when given
-_RECIPE_FLAGS = ("epochs", "lr", "optimizer", "batch_size", "val_split")
+_RECIPE_FLAGS = ("model", "epochs", "lr", "optimizer", "batch_size", "val_split")
 
 
 def _write_json_atomic(path: str, data: dict[str, Any]) -> None:
@@ -101,12 +102,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         say(f"clearconv: training stopped: {e}{kept}", file=sys.stderr)
         return 3
     train_seconds = time.perf_counter() - t0
-    result = group.evaluate(model, ds.x_test, ds.y_test, batch_size=256)
-    out = args.out or f"{r.dataset}-cnn.npz"
+    result = group.evaluate(model, ds.x_test, r.targets(ds.x_test, ds.y_test), batch_size=256)
+    out = args.out or (f"{r.dataset}-cnn.npz" if args.model is None
+                       else f"{r.dataset}-{r.model}.npz")
     if group.root:
         model.save(out)
-    say(f"test accuracy: {result['accuracy']:.4f}  test loss: {result['loss']:.4f}  "
-        f"({history.epochs} epochs, {train_seconds:.1f} s)")
+    say(f"{_result_text(result)}  ({history.epochs} epochs, {train_seconds:.1f} s)")
     if group.size > 1:
         comm = sum(history.history.get("allreduce_seconds", []))
         steps = max(history.epochs, 1) * -(-len(x) // (group.size * r.batch_size))
@@ -117,7 +118,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     say(f"model saved to {out}")
     if args.metrics:
         _write_json_atomic(args.metrics, {
-            "dataset": r.dataset, "test_accuracy": result["accuracy"],
+            "dataset": r.dataset, "model": r.model, "loss": model.loss_fn.name,
+            "test_accuracy": result.get("accuracy"),
             "test_loss": result["loss"], "epochs": history.epochs,
             "train_seconds": train_seconds,
             "seconds_per_epoch": history.history["seconds"][-1] if history.epochs
@@ -129,6 +131,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _result_text(result: dict[str, float]) -> str:
+    """``test accuracy: A  test loss: L`` (the loss alone for a model without accuracy)."""
+    loss = f"test loss: {result['loss']:.4f}"
+    return f"test accuracy: {result['accuracy']:.4f}  {loss}" if "accuracy" in result else loss
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from .train.sequential import load
 
@@ -137,13 +145,13 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .train.recipes import evaluation_targets
     from .train.sequential import load
 
     model = load(args.model)
     ds = _load_data(args)
-    result = model.evaluate(ds.x_test, ds.y_test)
-    print(f"test accuracy: {result['accuracy']:.4f}  test loss: {result['loss']:.4f}  "
-          f"({len(ds.y_test)} samples, {ds.source}, test split)")
+    result = model.evaluate(ds.x_test, evaluation_targets(model, ds.x_test, ds.y_test))
+    print(f"{_result_text(result)}  ({len(ds.y_test)} samples, {ds.source}, test split)")
     return 0
 
 
@@ -157,6 +165,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if model.input_shape is None or len(model.input_shape) != 3:
         raise ClearConvError(f"{args.model}: predict needs an image model with a known "
                              f"(C, H, W) input shape")
+    if not model.loss_fn.classifier:
+        raise ClearConvError(f"{args.model}: predict needs a classifier; this model was "
+                             f"trained with the {model.loss_fn.name} loss")
     c, h, w = model.input_shape
     classes = model.classes or [str(i) for i in range(10)]
     for path in args.images:
@@ -250,6 +261,12 @@ def _recipe_defaults(field: str) -> str:
     return ", ".join(f"{name} {default(r)}" for name, r in RECIPES.items())
 
 
+def _model_names() -> list[str]:
+    from .train.recipes import MODELS
+
+    return list(MODELS)
+
+
 def _silent(*args: Any, **kwargs: Any) -> None:
     """print on the ranks other than 0 of a data-parallel run."""
 
@@ -275,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a CNN (default: the embedded digits)")
     _add_data_options(p)
+    p.add_argument("--model", default=None, choices=_model_names(), metavar="NAME",
+                   help=f"the architecture: {', '.join(_model_names())} (default: the "
+                        f"dataset's recipe, digits-cnn for digits, small-image-cnn for the "
+                        f"others; conv-autoencoder trains with mse and reports the loss)")
     p.add_argument("--download", action="store_true",
                    help="download the dataset first if missing (checksums verified)")
     p.add_argument("--epochs", type=int, default=None,

@@ -144,6 +144,9 @@ MODELS: dict[str, Callable[[], cc.Sequential]] = {
         Conv1D(2, 4, 3, padding=1, rng=25), ReLU(), MaxPool1D(3, 2, (1, 0), dilation=2),
         AvgPool1D(2, 1, 1, ceil_mode=True), AdaptiveAvgPool1D(2), GlobalAvgPool1D(),
         Flatten(), input_shape=(2, 17)),
+    "flatten-start-dim": lambda: cc.Sequential(
+        Conv2D(2, 3, 3, padding=1, rng=21), Flatten(start_dim=2), Softmax(axis=-1),
+        Flatten(), input_shape=(2, 4, 5)),
     "dense-only": lambda: cc.Sequential(
         Dense(6, 5, rng=9), LeakyReLU(), Dropout(0.1), Dense(5, 3, rng=10),
         input_shape=(6,)),
