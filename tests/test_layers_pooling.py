@@ -209,3 +209,27 @@ def test_model_file_and_summary_keep_every_new_layer(tmp_path):
     seq.save(str(tmp_path / "s.npz"))
     x = np.random.default_rng(1).standard_normal((2, 2, 15)).astype(np.float32)
     np.testing.assert_array_equal(cc.load(str(tmp_path / "s.npz")).predict(x), seq.predict(x))
+
+
+def test_fused_relu_and_pool_keep_dilation_and_asymmetric_padding():
+    """The fusion pass runs Conv2D, ReLU, MaxPool2D(dilation, asymmetric padding) as one
+    op: the same values and gradients as the layers one by one."""
+    from clearconv.layers import Conv2D, Dense, Flatten, ReLU
+    from clearconv.train import Sequential
+
+    def make(fuse):
+        return Sequential(Conv2D(2, 3, 3, padding=1, rng=0), ReLU(),
+                          MaxPool2D(3, 2, ((1, 0), (0, 1)), dilation=2), ReLU(),
+                          MaxPool2D(2, 1, dilation=(1, 2)), Flatten(), Dense(18, 2, rng=1),
+                          input_shape=(2, 11, 10), fuse=fuse).astype(np.float64)
+
+    fused, plain = make(True), make(False)
+    assert len(fused.steps()) < len(plain.steps())
+    x = np.random.default_rng(5).standard_normal((2, 2, 11, 10))
+    np.testing.assert_allclose(fused.forward(x, training=True), plain.forward(x, training=True),
+                               rtol=1e-12, atol=1e-12)
+    dout = np.ones((2, 2))
+    fused.backward(dout)
+    plain.backward(dout)
+    for a, b in zip(fused.parameters(), plain.parameters()):
+        np.testing.assert_allclose(a.grad, b.grad, rtol=1e-12, atol=1e-12)
