@@ -21,6 +21,7 @@ from clearconv.io.onnx import to_onnx
 from clearconv.layers import (
     AdaptiveAvgPool1D,
     AdaptiveAvgPool2D,
+    AdaptiveMaxPool1D,
     AdaptiveMaxPool2D,
     AvgPool1D,
     AvgPool2D,
@@ -33,6 +34,7 @@ from clearconv.layers import (
     Flatten,
     GlobalAvgPool1D,
     GlobalAvgPool2D,
+    GlobalMaxPool1D,
     GlobalMaxPool2D,
     Layer,
     LeakyReLU,
@@ -144,6 +146,9 @@ MODELS: dict[str, Callable[[], cc.Sequential]] = {
         Conv1D(2, 4, 3, padding=1, rng=25), ReLU(), MaxPool1D(3, 2, (1, 0), dilation=2),
         AvgPool1D(2, 1, 1, ceil_mode=True), AdaptiveAvgPool1D(2), GlobalAvgPool1D(),
         Flatten(), input_shape=(2, 17)),
+    "pool1d-max": lambda: cc.Sequential(
+        Conv1D(2, 4, 3, padding=1, rng=26), AdaptiveMaxPool1D(6), GlobalMaxPool1D(flatten=True),
+        input_shape=(2, 12)),
     "flatten-start-dim": lambda: cc.Sequential(
         Conv2D(2, 3, 3, padding=1, rng=21), Flatten(start_dim=2), Softmax(axis=-1),
         Flatten(), input_shape=(2, 4, 5)),

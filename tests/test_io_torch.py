@@ -22,6 +22,7 @@ from clearconv.io.torch import from_torch, to_torch
 from clearconv.layers import (
     AdaptiveAvgPool1D,
     AdaptiveAvgPool2D,
+    AdaptiveMaxPool1D,
     AdaptiveMaxPool2D,
     AvgPool1D,
     AvgPool2D,
@@ -33,6 +34,7 @@ from clearconv.layers import (
     Flatten,
     GlobalAvgPool1D,
     GlobalAvgPool2D,
+    GlobalMaxPool1D,
     GlobalMaxPool2D,
     Layer,
     LeakyReLU,
@@ -381,8 +383,9 @@ def test_conv1d_round_trips_with_the_same_outputs(dtype: Any) -> None:
 def test_1d_pooling_round_trips_through_torch_with_the_same_outputs() -> None:
     model = cc.Sequential(
         Conv1D(2, 4, 3, padding=1, rng=0), ReLU(), MaxPool1D(3, 2, 1, dilation=2),
-        AvgPool1D(2, 1, (1, 0)), AdaptiveAvgPool1D(5), GlobalAvgPool1D(flatten=True),
-        Dense(4, 3, rng=1), input_shape=(2, 19)).astype(np.float64)
+        AvgPool1D(2, 1, (1, 0)), AdaptiveAvgPool1D(5), AdaptiveMaxPool1D(4),
+        GlobalMaxPool1D(), GlobalAvgPool1D(flatten=True), Dense(4, 3, rng=1),
+        input_shape=(2, 19)).astype(np.float64)
     net = to_torch(model)
     x = np.random.default_rng(0).standard_normal((3, 2, 19))
     np.testing.assert_allclose(net(torch.tensor(x)).detach().numpy(), model.forward(x),

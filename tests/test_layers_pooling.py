@@ -14,11 +14,13 @@ from clearconv.errors import ClearConvError, ShapeError
 from clearconv.layers import (
     AdaptiveAvgPool1D,
     AdaptiveAvgPool2D,
+    AdaptiveMaxPool1D,
     AdaptiveMaxPool2D,
     AvgPool1D,
     AvgPool2D,
     GlobalAvgPool1D,
     GlobalAvgPool2D,
+    GlobalMaxPool1D,
     GlobalMaxPool2D,
     Layer,
     MaxPool1D,
@@ -146,7 +148,8 @@ def test_bad_layer_arguments_raise_at_construction():
 @pytest.mark.parametrize("make", [
     lambda: MaxPool1D(3, 2, 1), lambda: MaxPool1D(2, 1, (1, 0), dilation=2, ceil_mode=True),
     lambda: AvgPool1D(3, 2, 1, count_include_pad=False), lambda: GlobalAvgPool1D(),
-    lambda: GlobalAvgPool1D(flatten=True), lambda: AdaptiveAvgPool1D(4)])
+    lambda: GlobalAvgPool1D(flatten=True), lambda: AdaptiveAvgPool1D(4),
+    lambda: GlobalMaxPool1D(flatten=True), lambda: AdaptiveMaxPool1D(5)])
 def test_1d_layers_round_trip_and_match_their_ops(make):
     layer = make()
     again = Layer.registry[type(layer).__name__].from_config(

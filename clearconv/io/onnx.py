@@ -22,14 +22,16 @@ AvgPool2D          AveragePool (a Pad first when the padding counts and
                    ``divisor_override``)
 GlobalAvgPool2D,    GlobalAveragePool, GlobalMaxPool (a Flatten after them with
 GlobalMaxPool2D,   ``flatten=True``)
-GlobalAvgPool1D
+GlobalAvgPool1D,
+GlobalMaxPool1D
 AdaptiveAvgPool2D, AveragePool / MaxPool with window = stride = input / output
 AdaptiveMaxPool2D  where the sizes divide (Global*Pool for 1x1); refused otherwise
 Upsample           Resize: nearest 'asymmetric' + 'floor', bilinear 'linear' with
                    'pytorch_half_pixel' or 'align_corners' (PyTorch's rules)
 MaxPool1D,         Unsqueeze, their 2-D twin on (N, C, 1, L), Squeeze
 AvgPool1D,
-AdaptiveAvgPool1D
+AdaptiveAvgPool1D,
+AdaptiveMaxPool1D
 Dense              Gemm, ``transB=1`` (weight (out, in), as ``nn.Linear``)
 Flatten            Flatten, ``axis=1`` (other dims: Reshape, batch axis kept)
 ReLU, Sigmoid,     Relu, Sigmoid, Tanh, LeakyRelu (``alpha``), Softmax (``axis``)
@@ -72,6 +74,7 @@ from ..functional import pool2d_geometry
 from ..layers import (
     AdaptiveAvgPool1D,
     AdaptiveAvgPool2D,
+    AdaptiveMaxPool1D,
     AdaptiveMaxPool2D,
     AvgPool1D,
     AvgPool2D,
@@ -84,6 +87,7 @@ from ..layers import (
     Flatten,
     GlobalAvgPool1D,
     GlobalAvgPool2D,
+    GlobalMaxPool1D,
     GlobalMaxPool2D,
     Layer,
     LeakyReLU,
@@ -463,6 +467,7 @@ _EXPORTERS: dict[type, Callable[..., None]] = {
     GlobalAvgPool2D: _global_pool("GlobalAveragePool"),
     GlobalMaxPool2D: _global_pool("GlobalMaxPool"),
     GlobalAvgPool1D: _global_pool("GlobalAveragePool"),
+    GlobalMaxPool1D: _global_pool("GlobalMaxPool"),
     AdaptiveAvgPool2D: _adaptive,
     AdaptiveMaxPool2D: _adaptive,
     Upsample: _upsample,
@@ -471,6 +476,7 @@ _EXPORTERS: dict[type, Callable[..., None]] = {
     AvgPool1D: _as_2d(lambda la: AvgPool2D((1, la.kernel_size), (1, la.stride), _pads_1d(la),
                                            la.ceil_mode, la.count_include_pad)),
     AdaptiveAvgPool1D: _as_2d(lambda la: AdaptiveAvgPool2D((1, la.output_size))),
+    AdaptiveMaxPool1D: _as_2d(lambda la: AdaptiveMaxPool2D((1, la.output_size))),
     Dense: _dense,
     Flatten: _flatten,
     ReLU: _simple("Relu"),

@@ -17,9 +17,9 @@ MaxPool2d (no indices)                 MaxPool2D (dilation too)
 AvgPool2d                              AvgPool2D (divisor_override too)
 MaxPool1d (no indices), AvgPool1d      MaxPool1D, AvgPool1D
 AdaptiveAvgPool2d, AdaptiveAvgPool1d,  AdaptiveAvgPool2D, AdaptiveAvgPool1D,
-AdaptiveMaxPool2d (no indices)         AdaptiveMaxPool2D (GlobalAvgPool2D/1D and
-                                       GlobalMaxPool2D go to Adaptive*Pool(1), and a
-                                       Flatten after it if they flatten)
+AdaptiveMaxPool2d, AdaptiveMaxPool1d   AdaptiveMaxPool2D, AdaptiveMaxPool1D (the
+(no indices)                           Global*Pool2D/1D layers go to Adaptive*Pool(1),
+                                       and a Flatten after it if they flatten)
 Upsample ('nearest', 'bilinear')       Upsample
 Linear                                 Dense (weight (out, in) in both)
 Flatten (start_dim >= 1, end_dim)      Flatten
@@ -57,6 +57,7 @@ from ..errors import ClearConvError
 from ..layers import (
     AdaptiveAvgPool1D,
     AdaptiveAvgPool2D,
+    AdaptiveMaxPool1D,
     AdaptiveMaxPool2D,
     AvgPool1D,
     AvgPool2D,
@@ -69,6 +70,7 @@ from ..layers import (
     Flatten,
     GlobalAvgPool1D,
     GlobalAvgPool2D,
+    GlobalMaxPool1D,
     GlobalMaxPool2D,
     Layer,
     LeakyReLU,
@@ -362,6 +364,11 @@ def _adaptive_max_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
     return AdaptiveMaxPool2D(module.output_size)
 
 
+def _adaptive_max1d_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
+    _no_indices(module, name)
+    return AdaptiveMaxPool1D(module.output_size)
+
+
 def _upsample_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
     if module.mode not in ("nearest", "bilinear"):
         raise _refuse(name, module, f"mode={module.mode!r} is not supported (only 'nearest' "
@@ -381,6 +388,7 @@ _FROM_TORCH: dict[str, Any] = {
     "AdaptiveAvgPool2d": lambda m, name, dtype: AdaptiveAvgPool2D(m.output_size),
     "AdaptiveMaxPool2d": _adaptive_max_from_torch,
     "AdaptiveAvgPool1d": lambda m, name, dtype: AdaptiveAvgPool1D(m.output_size),
+    "AdaptiveMaxPool1d": _adaptive_max1d_from_torch,
     "Upsample": _upsample_from_torch,
     "MaxPool1d": _max_pool1d_from_torch,
     "AvgPool1d": lambda m, name, dtype: AvgPool1D(m.kernel_size, m.stride, m.padding,
@@ -640,9 +648,11 @@ _RESAMPLE_TO_TORCH: dict[type, Any] = {
     GlobalAvgPool2D: lambda nn, la, i: _flattened(nn, nn.AdaptiveAvgPool2d(1), la.flatten),
     GlobalMaxPool2D: lambda nn, la, i: _flattened(nn, nn.AdaptiveMaxPool2d(1), la.flatten),
     GlobalAvgPool1D: lambda nn, la, i: _flattened(nn, nn.AdaptiveAvgPool1d(1), la.flatten),
+    GlobalMaxPool1D: lambda nn, la, i: _flattened(nn, nn.AdaptiveMaxPool1d(1), la.flatten),
     AdaptiveAvgPool2D: lambda nn, la, i: [nn.AdaptiveAvgPool2d(la.output_size)],
     AdaptiveMaxPool2D: _adaptive_max_to_torch,
     AdaptiveAvgPool1D: lambda nn, la, i: [nn.AdaptiveAvgPool1d(la.output_size)],
+    AdaptiveMaxPool1D: lambda nn, la, i: [nn.AdaptiveMaxPool1d(la.output_size)],
     Upsample: lambda nn, la, i: [nn.Upsample(la.size, la.scale_factor, la.mode,
                                              la.align_corners)],
     MaxPool1D: _pool1d_to_torch,
