@@ -684,9 +684,9 @@ def check_broadcasts(a: np.ndarray | None, shape: tuple[int, ...], name: str, op
 
 
 __all__ = [
+    "REDUCTIONS",
     "adaptive_output_size",
     "adaptive_windows",
-    "REDUCTIONS",
     "ConvGeometry",
     "CrossEntropyTarget",
     "PoolGeometry",

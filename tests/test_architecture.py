@@ -22,7 +22,7 @@ GROUPS = [
     ["clearconv.shapes", "clearconv.io.files"],
     ["clearconv.reference", "clearconv.data", "clearconv.kernels.registry",
      "clearconv.kernels.threads", "clearconv.kernels.tuning", "clearconv.kernels.allocator",
-     "clearconv.kernels.compiled", "clearconv.kernels.__init__"],
+     "clearconv.kernels.compiled", "clearconv.kernels.jit", "clearconv.kernels.__init__"],
     ["clearconv.functional"],
     ["clearconv.kernels"],             # the algorithms, built on functional/
     ["clearconv.layers"],
@@ -30,6 +30,7 @@ GROUPS = [
     ["clearconv.train"],
     ["clearconv.io", "clearconv.filters", "clearconv.gradcheck"],
     ["clearconv.explain"],
+    ["clearconv.explore"],            # the interactive explorer, built on explain/
     ["clearconv.cli"],
     ["clearconv.__init__", "clearconv.__main__", "clearconv.kernels.__main__"],
 ]   # (the last group: the entry points, which may import anything)

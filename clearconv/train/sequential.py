@@ -44,6 +44,8 @@ class Sequential:
         (:mod:`clearconv.train.fusion`: exact, the same values and gradients, fewer passes
         over memory). ``summary()`` shows what runs fused.
 
+    Examples
+    --------
     >>> from clearconv.layers import Conv2D, ReLU, MaxPool2D, Flatten, Dense
     >>> model = Sequential(Conv2D(1, 4, 3, padding="same", rng=0), ReLU(), MaxPool2D(2),
     ...                    Flatten(), Dense(4 * 4 * 4, 10, rng=0), input_shape=(1, 8, 8))
@@ -121,6 +123,24 @@ class Sequential:
         algorithm column is what the registry picks for these shapes (any batch size;
         :func:`clearconv.functional.conv2d_algorithm` says why).
         """
+        shape, rows, total = self._summary_rows(input_shape)
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        line = "-" * (sum(widths) + 9)
+        out_lines = [f"Input: (N, {', '.join(map(str, shape))})", line]
+        for j, r in enumerate(rows):
+            out_lines.append(f"{r[0]:<{widths[0]}}   {r[1]:<{widths[1]}}   "
+                             f"{r[2]:>{widths[2]}}   {r[3]}".rstrip())
+            if j == 0:
+                out_lines.append(line)
+        out_lines += [line, f"Total params: {total:,}"]
+        text = "\n".join(out_lines)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def _summary_rows(self, input_shape: Sequence[int] | None
+                      ) -> tuple[Sequence[int], list[tuple[str, str, str, str]], int]:
+        """The summary's table: (input shape, header row + one row per layer, total)."""
         shape = input_shape if input_shape is not None else self.input_shape
         if shape is None:
             raise ClearConvError("summary needs the input shape: pass input_shape=(C, H, W) "
@@ -136,19 +156,26 @@ class Sequential:
             rows.append((f"{i}: {type(layer).__name__}", _shape_text(out), f"{n:,}",
                          runs.get(i, "")))
             rows += _branch_rows(layer, str(i), inputs[i], 1)
-        widths = [max(len(r[c]) for r in rows) for c in range(4)]
-        line = "-" * (sum(widths) + 9)
-        out_lines = [f"Input: (N, {', '.join(map(str, shape))})", line]
-        for j, r in enumerate(rows):
-            out_lines.append(f"{r[0]:<{widths[0]}}   {r[1]:<{widths[1]}}   "
-                             f"{r[2]:>{widths[2]}}   {r[3]}".rstrip())
-            if j == 0:
-                out_lines.append(line)
-        out_lines += [line, f"Total params: {total:,}"]
-        text = "\n".join(out_lines)
-        if print_fn is not None:
-            print_fn(text)
-        return text
+        return shape, rows, total
+
+    def _repr_html_(self) -> str:
+        """The summary as an HTML table, which Jupyter shows for a model (the layers
+        alone while the input shape is unknown)."""
+        from html import escape
+
+        if self.input_shape is None:
+            items = "".join(f"<li>{i}: {escape(repr(layer))}</li>"
+                            for i, layer in enumerate(self.layers))
+            return (f"<div><b>Sequential</b>, {len(self.layers)} layers (input shape not "
+                    f"set yet)<ol start=0 style='font-family:monospace'>{items}</ol></div>")
+        shape, rows, total = self._summary_rows(None)
+        head = "".join(f"<th style='text-align:left'>{escape(c)}</th>" for c in rows[0])
+        body = "".join("<tr>" + "".join(
+            f"<td style='text-align:{'right' if j == 2 else 'left'}'>{escape(c)}</td>"
+            for j, c in enumerate(r)) + "</tr>" for r in rows[1:])
+        return (f"<div><b>Sequential</b>: input (N, {', '.join(map(str, shape))})"
+                f"<table style='font-family:monospace'><thead><tr>{head}</tr></thead>"
+                f"<tbody>{body}</tbody></table>Total params: {total:,}</div>")
 
     def _shapes(self, shape: Sequence[int]) -> list[tuple[int, ...]]:
         saved = self.input_shape
