@@ -40,6 +40,12 @@ from .fused import (
 )
 from .linear import linear_backward, linear_forward
 from .losses import softmax_cross_entropy_backward, softmax_cross_entropy_forward
+from .normalization import (
+    batch_norm1d_backward,
+    batch_norm1d_forward,
+    batch_norm2d_backward,
+    batch_norm2d_forward,
+)
 from .pool import (
     avg_pool2d_backward,
     avg_pool2d_forward,
@@ -55,6 +61,10 @@ conv2d_relu_max_pool2d = conv2d_relu_max_pool2d_forward
 __all__ = [
     "avg_pool2d_backward",
     "avg_pool2d_forward",
+    "batch_norm1d_backward",
+    "batch_norm1d_forward",
+    "batch_norm2d_backward",
+    "batch_norm2d_forward",
     "conv2d_algorithm",
     "conv2d_backward",
     "conv2d_forward",
