@@ -20,6 +20,8 @@ from clearconv.errors import ClearConvError
 from clearconv.io.onnx import to_onnx
 from clearconv.layers import (
     AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
     Concat,
     Conv1D,
     Conv2D,
@@ -56,6 +58,18 @@ def _pool_model(pool: Layer, shape: tuple[int, int, int]) -> cc.Sequential:
     out = pool.output_shape(conv.output_shape(shape))
     return cc.Sequential(conv, Tanh(), pool, Flatten(), Dense(int(np.prod(out)), 4, rng=3),
                          input_shape=shape)
+
+
+def _bn(layer: Layer, seed: int) -> Layer:
+    """A batch-norm layer with random weight, bias and running statistics."""
+    rng = np.random.default_rng(seed)
+    c = layer.num_features
+    if layer.affine:
+        layer.weight.value[...] = rng.random(c) + 0.5
+        layer.bias.value[...] = rng.standard_normal(c)
+    layer.running_mean[...] = rng.standard_normal(c)
+    layer.running_var[...] = rng.random(c) + 0.5
+    return layer
 
 
 MODELS: dict[str, Callable[[], cc.Sequential]] = {
@@ -109,6 +123,11 @@ MODELS: dict[str, Callable[[], cc.Sequential]] = {
         Residual([Conv2D(4, 6, 3, stride=2, padding=1, rng=18)], [Conv2D(4, 6, 1, stride=2,
                                                                           rng=19)]),
         Concat([], [Conv2D(6, 2, 1, rng=20)]), Flatten(), input_shape=(2, 6, 6)),
+    "batchnorm": lambda: cc.Sequential(
+        Conv2D(2, 4, 3, padding=1, bias=False, rng=21), _bn(BatchNorm2D(4), 22), ReLU(),
+        Residual([Conv2D(4, 4, 3, padding=1, rng=23), _bn(BatchNorm2D(4, affine=False), 24)]),
+        Flatten(), Dense(4 * 5 * 6, 6, rng=25), _bn(BatchNorm1D(6, eps=1e-3), 26),
+        input_shape=(2, 5, 6)),
     "dense-only": lambda: cc.Sequential(
         Dense(6, 5, rng=9), LeakyReLU(), Dropout(0.1), Dense(5, 3, rng=10),
         input_shape=(6,)),

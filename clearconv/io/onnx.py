@@ -19,6 +19,8 @@ MaxPool2D          MaxPool, ``ceil_mode`` folded into the bottom/right pads
 AvgPool2D          AveragePool (a Pad first when the padding counts and
                    ``ceil_mode`` adds a partial window)
 Dense              Gemm, ``transB=1`` (weight (out, in), as ``nn.Linear``)
+BatchNorm2D,       BatchNormalization (inference: the running statistics; scale
+BatchNorm1D        1 and bias 0 without ``affine``)
 Flatten            Flatten, ``axis=1``
 ReLU, Sigmoid,     Relu, Sigmoid, Tanh, LeakyRelu (``alpha``), Softmax (``axis``)
 Tanh, LeakyReLU,
@@ -59,6 +61,8 @@ from ..errors import ClearConvError
 from ..functional import pool2d_geometry
 from ..layers import (
     AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
     Concat,
     Conv1D,
     Conv2D,
@@ -283,6 +287,23 @@ def _dense(g: _Graph, layer: Dense, i: str, x: str, y: str, shape: tuple[int, ..
     g.node("Gemm", inputs, [y], f"{i}.Dense", transB=1)
 
 
+def _batch_norm(g: _Graph, layer: BatchNorm2D | BatchNorm1D, i: str, x: str, y: str,
+                shape: tuple[int, ...]) -> None:
+    """BatchNormalization in inference mode: ``(x - running_mean) / sqrt(running_var +
+    eps) * scale + B``, what clearconv's inference computes."""
+    if not layer.track_running_stats:
+        raise ClearConvError("track_running_stats=False normalises every batch with its own "
+                             "statistics; ONNX's BatchNormalization needs running ones")
+    c = layer.num_features
+    scale = layer.weight.value if layer.weight is not None else np.ones(c)
+    bias = layer.bias.value if layer.bias is not None else np.zeros(c)
+    inputs = [x, g.constant(f"{i}.weight", scale), g.constant(f"{i}.bias", bias),
+              g.constant(f"{i}.running_mean", layer.running_mean),
+              g.constant(f"{i}.running_var", layer.running_var)]
+    g.node("BatchNormalization", inputs, [y], f"{i}.{type(layer).__name__}",
+           epsilon=layer.eps)
+
+
 def _simple(op: str, **attrs: Callable[[Any], Any]) -> Callable[..., None]:
     """An exporter for a one-input operator whose attributes read off the layer."""
 
@@ -329,6 +350,8 @@ _EXPORTERS: dict[type, Callable[..., None]] = {
     MaxPool2D: _max_pool,
     AvgPool2D: _avg_pool,
     Dense: _dense,
+    BatchNorm2D: _batch_norm,
+    BatchNorm1D: _batch_norm,
     Flatten: _simple("Flatten", axis=lambda la: 1),
     ReLU: _simple("Relu"),
     LeakyReLU: _simple("LeakyRelu", alpha=lambda la: la.negative_slope),
