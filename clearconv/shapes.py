@@ -461,10 +461,12 @@ def _per_channel(a: np.ndarray | None, c: int, dtype: np.dtype, what: str
 
 def check_batch_norm(x: np.ndarray, gamma: Any, beta: Any, running_mean: Any,
                      running_var: Any, training: bool, momentum: float, eps: float,
-                     op: str = "batch_norm2d") -> tuple[np.ndarray, Any, Any]:
+                     op: str = "batch_norm2d", stats_given: bool = False
+                     ) -> tuple[np.ndarray, Any, Any]:
     """The checks the op and its reference share: x 4-D float, per-channel arrays of
     shape (C,), both running arrays or neither, momentum in [0, 1], eps > 0, more than
-    one value per channel in training. Returns x, gamma and beta in x's float dtype."""
+    one value per channel in training (unless ``stats_given``: the batch's statistics
+    come from elsewhere). Returns x, gamma and beta in x's float dtype."""
     x = as_float(x)
     check_nchw(x, op)
     c = x.shape[1]
@@ -477,14 +479,14 @@ def check_batch_norm(x: np.ndarray, gamma: Any, beta: Any, running_mean: Any,
                              f"updated in place), got {getattr(a, 'shape', type(a).__name__)}")
     if (running_mean is None) != (running_var is None):
         raise ClearConvError(f"{op}: give both running_mean and running_var, or neither")
-    if running_mean is None and not training:
+    if running_mean is None and not training and not stats_given:
         raise ClearConvError(f"{op}: evaluation (training=False) normalises with the running "
                              f"statistics: running_mean and running_var are needed")
     if not 0.0 <= float(momentum) <= 1.0:
         raise ClearConvError(f"{op}: momentum must be in [0, 1], got {momentum}")
     if not float(eps) > 0.0:
         raise ClearConvError(f"{op}: eps must be > 0, got {eps}")
-    if training and x.shape[0] * x.shape[2] * x.shape[3] <= 1:
+    if training and not stats_given and x.shape[0] * x.shape[2] * x.shape[3] <= 1:
         raise ClearConvError(f"{op}: training needs more than one value per channel to "
                              f"take a variance, got input shape {tuple(x.shape)}")
     return x, gamma, beta

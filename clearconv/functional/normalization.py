@@ -34,11 +34,12 @@ view of the 2-D op: (N, C) and (N, C, L) inputs become (N, C, L, 1).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import ClearConvError, ShapeError
 from ..kernels import registry
 from ..shapes import as_float, check_batch_norm
 
@@ -93,7 +94,9 @@ def update_running_stats(running_mean: np.ndarray, running_var: np.ndarray, mean
 def batch_norm2d_forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
                          running_mean: np.ndarray | None, running_var: np.ndarray | None,
                          training: bool, momentum: float = 0.1, eps: float = 1e-5,
-                         algorithm: str = "auto") -> tuple[np.ndarray, BatchNormCache]:
+                         algorithm: str = "auto",
+                         batch_stats: tuple[np.ndarray, np.ndarray] | None = None
+                         ) -> tuple[np.ndarray, BatchNormCache]:
     """Batch normalisation of x over (N, H, W), per channel (see the module docstring).
 
     Parameters
@@ -108,6 +111,11 @@ def batch_norm2d_forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarr
     momentum : weight of the batch in the running update (PyTorch's; 1 keeps the last batch)
     eps : added to the variance under the square root
     algorithm : 'auto', 'numpy' (here) or 'compiled' (:mod:`clearconv.kernels.batchnorm`)
+    batch_stats : (mean, biased var) of the whole batch, each (C,), when x is one piece of
+        a batch split between processes (synchronised batch norm): training mode
+        normalises with these instead of x's own. The running statistics are the
+        caller's to update (from the whole batch's count); backward then needs
+        ``reduce`` (:func:`batch_norm2d_backward`).
 
     Returns
     -------
@@ -115,10 +123,14 @@ def batch_norm2d_forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarr
     cache : BatchNormCache
     """
     x, gamma, beta = check_batch_norm(x, gamma, beta, running_mean, running_var, training,
-                                      momentum, eps)
+                                      momentum, eps, stats_given=batch_stats is not None)
     call = BatchNormCall(x.shape, x.dtype, layout_of(x), bool(training))
     algo = registry.resolve(OP, algorithm, call)
-    stats = None if training else (np.asarray(running_mean), np.asarray(running_var))
+    if batch_stats is not None:
+        stats = tuple(np.asarray(s, np.float64) for s in batch_stats)
+        running_mean = None         # the caller updates them, from the whole batch
+    else:
+        stats = None if training else (np.asarray(running_mean), np.asarray(running_var))
     y, mean, var, saved = algo.forward(x, gamma, beta, stats, float(eps))
     if training and running_mean is not None:
         count = x.shape[0] * x.shape[2] * x.shape[3]
@@ -128,20 +140,59 @@ def batch_norm2d_forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarr
                              bool(training), beta is not None)
 
 
-def batch_norm2d_backward(dy: np.ndarray, cache: BatchNormCache
+def batch_norm2d_backward(dy: np.ndarray, cache: BatchNormCache,
+                          reduce: Callable[[np.ndarray, np.ndarray],
+                                           tuple[np.ndarray, np.ndarray]] | None = None
                           ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Backward of :func:`batch_norm2d_forward`: ``(dx, dgamma, dbeta)``.
 
     dx has the shape of x (N, C, H, W); dgamma and dbeta shape (C,), each None when the
     forward had no gamma (beta). Training mode's dx goes through the batch mean and
     variance (the module docstring's formula), evaluation's through the constant scale.
+
+    ``reduce`` (synchronised batch norm, where the forward had ``batch_stats``): maps this
+    piece's ``(sum dy, sum dy xhat)`` to those sums over the whole batch, each piece's
+    weighted by its share of the batch (the mean loss's gradient of the whole batch is
+    that weighted sum); dx is then the formula with those sums in place of the piece's,
+    divided by the piece's share (what the weighted gradient average restores).
+    dgamma and dbeta stay the piece's own.
     """
     dtype = cache.invstd.dtype
     dy = np.asarray(dy, dtype=dtype)
     if dy.ndim != 4 or dy.shape[1] != cache.invstd.shape[0]:
         raise ShapeError(f"batch_norm2d_backward: dy has shape {dy.shape}, the forward had "
                          f"{cache.invstd.shape[0]} channels (N, C, H, W)")
+    if reduce is not None:
+        return _synced_backward(dy, cache, reduce)
     dx, dgamma, dbeta = registry.get(OP, cache.algorithm).backward(dy, cache)
+    return (dx, dgamma if cache.gamma is not None else None,
+            dbeta if cache.has_beta else None)
+
+
+def batch_norm2d_sums(x: np.ndarray, shift: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """``(M, sum (x - shift), sum (x - shift)^2)`` per channel of x (N, C, H, W), in
+    float64: what a batch split between processes adds up to get its statistics
+    (``mu = shift + S1 / M``, ``var = S2 / M - (S1 / M)^2``; a shift near the mean, the
+    same on every process, keeps that difference exact to rounding)."""
+    d = x.astype(np.float64) - np.asarray(shift, np.float64)[:, None, None]
+    return x.shape[0] * x.shape[2] * x.shape[3], d.sum(axis=AXES), np.square(d).sum(axis=AXES)
+
+
+def _synced_backward(dy: np.ndarray, cache: BatchNormCache,
+                     reduce: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+                     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    if cache.algorithm != "numpy" or not cache.batch_stats:
+        raise ClearConvError("batch_norm2d_backward(reduce=...) needs a training-mode forward "
+                             "by algorithm='numpy' with batch_stats")
+    xhat = cache.saved
+    dbeta = dy.sum(axis=AXES)
+    dgamma = (dy * xhat).sum(axis=AXES)
+    total_dbeta, total_dgamma = reduce(dbeta.astype(np.float64), dgamma.astype(np.float64))
+    m = dy.size // dy.shape[1]                  # this piece's values per channel
+    scale = cache.invstd if cache.gamma is None else cache.gamma * cache.invstd
+    g1 = (total_dbeta / m).astype(dy.dtype)[:, None, None]
+    g2 = (total_dgamma / m).astype(dy.dtype)[:, None, None]
+    dx = (dy - g1 - xhat * g2) * scale[:, None, None]
     return (dx, dgamma if cache.gamma is not None else None,
             dbeta if cache.has_beta else None)
 

@@ -15,7 +15,7 @@ keeps no running statistics and always uses the batch's.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -26,8 +26,15 @@ from ..functional import (
     batch_norm2d_backward,
     batch_norm2d_forward,
 )
+from ..functional.normalization import batch_norm2d_sums, update_running_stats
 from .base import Layer
 from .parameter import Parameter
+
+
+class _SyncedCache(NamedTuple):
+    shape: tuple[int, ...]       # x's shape
+    cache: Any                   # batch_norm2d_forward's, of x as (N, C, H, W)
+    share: float                 # this piece's part of the whole batch
 
 
 class _BatchNorm(Layer):
@@ -36,6 +43,10 @@ class _BatchNorm(Layer):
     _abstract = True
     _forward_op: Any
     _backward_op: Any
+    #: set by :class:`~clearconv.train.distributed.DataParallel` with
+    #: ``sync_batch_norm=True``: adds up the batch statistics over the processes
+    #: (``forward_sums(count, s1, s2)`` and ``backward_sums(g1, g2)``)
+    sync: Any = None
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True,
@@ -90,6 +101,8 @@ class _BatchNorm(Layer):
             self.num_batches_tracked += 1
             if momentum is None:      # a cumulative average of every batch so far
                 momentum = 1.0 / float(self.num_batches_tracked)
+        if batch_stats and self.sync is not None:
+            return self._synced_forward(x, training, 0.0 if momentum is None else momentum)
         y, cache = type(self)._forward_op(
             x, None if self.weight is None else self.weight.value,
             None if self.bias is None else self.bias.value,
@@ -98,8 +111,69 @@ class _BatchNorm(Layer):
         self._cache = cache if training else None
         return y
 
+    def _synced_forward(self, x: np.ndarray, training: bool, momentum: float) -> np.ndarray:
+        """Training with the statistics of the whole batch, split between processes: the
+        per-channel count, sum and sum of squares of this piece are added up over the
+        processes by ``self.sync`` (one reduction), the running statistics updated from
+        the totals (the same on every process), and backward adds up the two gradient
+        sums the same way (:func:`~clearconv.functional.batch_norm2d_backward`'s
+        ``reduce``)."""
+        shape = x.shape
+        x4 = x.reshape(shape[0], shape[1], -1, 1) if x.ndim != 4 else x
+        x4 = np.asarray(x4, dtype=np.result_type(x4.dtype, np.float32))
+        count, s1, s2 = batch_norm2d_sums(x4, self._shift())
+        mean, var, total = self._global_stats(count, s1, s2, momentum)
+        y, cache = batch_norm2d_forward(
+            x4, None if self.weight is None else self.weight.value,
+            None if self.bias is None else self.bias.value, None, None, True,
+            eps=self.eps, algorithm="numpy", batch_stats=(mean, var))
+        share = count / total           # this piece's part of the batch
+        self._cache = _SyncedCache(shape, cache, share) if training else None
+        return y.reshape(shape)
+
+    def _shift(self) -> np.ndarray:
+        """The running mean (equal on every process: they update it alike), or zeros."""
+        return np.asarray(self.running_mean, np.float64) if self.running_mean is not None \
+            else np.zeros(self.num_features)
+
+    def _global_stats(self, count: int, s1: np.ndarray, s2: np.ndarray, momentum: float
+                      ) -> tuple[np.ndarray, np.ndarray, float]:
+        """The whole batch's mean and biased variance from this piece's sums (added up by
+        ``self.sync``), the running statistics updated from them; and the total count."""
+        shift = self._shift()
+        total, t1, t2 = self.sync.forward_sums(count, s1, s2)
+        mean_shifted = t1 / total
+        mean = shift + mean_shifted
+        var = np.maximum(t2 / total - mean_shifted * mean_shifted, 0.0)
+        if self.track_running_stats:
+            update_running_stats(self.running_mean, self.running_var, mean, var, int(total),
+                                 momentum)
+        return mean, var, total
+
+    def synced_idle_step(self) -> None:
+        """A training step in which this process has no sample: take part in the batch
+        statistics' reduction with nothing, and update the running statistics (and
+        ``num_batches_tracked``) from the whole batch's, as the other processes do."""
+        momentum = self.momentum
+        if self.track_running_stats:
+            self.num_batches_tracked += 1
+            if momentum is None:
+                momentum = 1.0 / float(self.num_batches_tracked)
+        zeros = np.zeros(self.num_features)
+        self._global_stats(0, zeros, zeros, 0.0 if momentum is None else momentum)
+
+    def _synced_backward(self, dy: np.ndarray) -> tuple[Any, Any, Any]:
+        shape, cache, share = self._need_cache(self._cache)
+        dy4 = np.asarray(dy).reshape(cache.saved.shape)
+        dx, dgamma, dbeta = batch_norm2d_backward(
+            dy4, cache, reduce=lambda a, b: self.sync.backward_sums(share * a, share * b))
+        return dx.reshape(shape), dgamma, dbeta
+
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        dx, dgamma, dbeta = type(self)._backward_op(dy, self._need_cache(self._cache))
+        if isinstance(self._cache, _SyncedCache):
+            dx, dgamma, dbeta = self._synced_backward(dy)
+        else:
+            dx, dgamma, dbeta = type(self)._backward_op(dy, self._need_cache(self._cache))
         if self.weight is not None:
             self.weight.grad += dgamma
         if self.bias is not None:
