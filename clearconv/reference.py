@@ -38,14 +38,18 @@ from .shapes import (
     Padding2D,
     PaddingArg,
     PoolGeometry,
+    adaptive_output_size,
     as_float,
     check_batch_norm,
+    check_divisor_override,
     check_linear,
     check_logits_labels,
     check_nchw,
     conv2d_geometry,
     conv_transpose2d_geometry,
     pool2d_geometry,
+    unpool_output_size,
+    upsample_output_size,
 )
 
 # --------------------------------------------------------------------------- helpers
@@ -581,6 +585,7 @@ class AvgPool2dCache(NamedTuple):
     dtype: np.dtype
     count_include_pad: bool
     geometry: PoolGeometry
+    divisor_override: int | None = None
 
 
 def _in_input(rows: np.ndarray, cols: np.ndarray, geo: PoolGeometry) -> np.ndarray:
@@ -598,7 +603,8 @@ def _in_input(rows: np.ndarray, cols: np.ndarray, geo: PoolGeometry) -> np.ndarr
 def first_max_mask(window: np.ndarray, in_input: np.ndarray | None = None) -> np.ndarray:
     """The mask of MATH.md §11 for one 2-D window: True at its maximum, False elsewhere.
 
-    Exactly one cell is True: on ties, the first maximum in row-major order (as PyTorch).
+    Exactly one cell is True (none in a window of padding only): on ties, the first
+    maximum in row-major order (as PyTorch).
     Only cells of the input compete (``in_input``; all of them when None), so padding
     never wins. A NaN beats every number (NaN propagates; of several NaNs the last
     wins), again PyTorch's rule.
@@ -617,29 +623,32 @@ def first_max_mask(window: np.ndarray, in_input: np.ndarray | None = None) -> np
             if best is None or window[i, j] > window[best] or np.isnan(window[i, j]):
                 best = (i, j)
     mask = np.zeros(window.shape, dtype=bool)
-    mask[best] = True
+    if best is not None:       # else a window of padding only (dilation): no maximum
+        mask[best] = True
     return mask
 
 
 def max_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None = None,
-                       padding: IntPair = 0, ceil_mode: bool = False
+                       padding: object = 0, ceil_mode: bool = False, dilation: IntPair = 1
                        ) -> tuple[np.ndarray, MaxPool2dCache]:
     """Max pooling (MATH.md §10), literally: each output is the maximum of its window::
 
-        Z[n, c, m, k] = max_{i < f_h, j < f_w} A_pad[n, c, m*s_h + i, k*s_w + j]
+        Z[n, c, m, k] = max_{i < f_h, j < f_w} A_pad[n, c, m*s_h + i*d_h, k*s_w + j*d_w]
 
     where only input pixels compete (the padding never wins; see
-    :func:`first_max_mask` for ties and NaN) and ``H_out = floor((H + 2p - f)/s) + 1``
-    (rounded up with ``ceil_mode``, PyTorch's rule: the bottom/right are padded further
-    for the last, partial window).
+    :func:`first_max_mask` for ties and NaN; a window of padding only gives -inf) and
+    ``H_out = floor((H + p_top + p_bottom - d*(f - 1) - 1)/s) + 1`` (rounded up with
+    ``ceil_mode``, PyTorch's rule: the bottom/right are padded further for the last,
+    partial window).
 
     Parameters
     ----------
     x : ndarray of shape (N, C, H, W)
     kernel_size : int or (f_h, f_w)
     stride : int or (s_h, s_w); defaults to kernel_size
-    padding : int or (p_h, p_w), at most half the window
+    padding : int, (p_h, p_w) or ((top, bottom), (left, right)), at most half the window
     ceil_mode : round the output size up
+    dilation : int or (d_h, d_w)
 
     Returns
     -------
@@ -648,7 +657,8 @@ def max_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | No
     """
     x = as_float(x)
     check_nchw(x, "max_pool2d")
-    geo = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode, "max_pool2d")
+    geo = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode, "max_pool2d",
+                          dilation)
     a_pad = _pad(x, geo.padding, -np.inf)
     n_batch, channels, h_out, w_out = geo.out_shape
     z = np.zeros(geo.out_shape, x.dtype)
@@ -656,10 +666,10 @@ def max_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | No
         for c in range(channels):
             for m in range(h_out):
                 for k in range(w_out):
-                    rows, cols = _window_index(m, k, geo.kernel, geo.stride)
+                    rows, cols = _window_index(m, k, geo.kernel, geo.stride, geo.dilation)
                     window = a_pad[n, c, rows, cols]
                     mask = first_max_mask(window, _in_input(rows, cols, geo))
-                    z[n, c, m, k] = window[mask][0]
+                    z[n, c, m, k] = window[mask][0] if mask.any() else -np.inf
     return z, MaxPool2dCache(a_pad, geo)
 
 
@@ -682,7 +692,7 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
         for c in range(channels):
             for m in range(h_out):
                 for k in range(w_out):
-                    rows, cols = _window_index(m, k, geo.kernel, geo.stride)
+                    rows, cols = _window_index(m, k, geo.kernel, geo.stride, geo.dilation)
                     mask = first_max_mask(a_pad[n, c, rows, cols], _in_input(rows, cols, geo))
                     da_pad[n, c, rows, cols] += dz[n, c, m, k] * mask
     return _crop(da_pad, geo)
@@ -705,7 +715,8 @@ class MaxPool2dSteps(NamedTuple):
 
 
 def max_pool2d_forward_steps(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None = None,
-                             padding: IntPair = 0, ceil_mode: bool = False) -> MaxPool2dSteps:
+                             padding: object = 0, ceil_mode: bool = False,
+                             dilation: IntPair = 1) -> MaxPool2dSteps:
     """:func:`max_pool2d_forward` keeping each window and its mask (MATH.md §10-11).
 
     The same loop; for window (m, k)::
@@ -719,7 +730,8 @@ def max_pool2d_forward_steps(x: np.ndarray, kernel_size: IntPair, stride: IntPai
     """
     x = as_float(x)
     check_nchw(x, "max_pool2d")
-    geo = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode, "max_pool2d")
+    geo = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode, "max_pool2d",
+                          dilation)
     a_pad = _pad(x, geo.padding, -np.inf)
     n_batch, channels, h_out, w_out = geo.out_shape
     (p_t, _), (p_l, _) = geo.padding
@@ -731,10 +743,14 @@ def max_pool2d_forward_steps(x: np.ndarray, kernel_size: IntPair, stride: IntPai
         for c in range(channels):
             for m in range(h_out):
                 for k in range(w_out):
-                    rows, cols = _window_index(m, k, geo.kernel, geo.stride)
+                    rows, cols = _window_index(m, k, geo.kernel, geo.stride, geo.dilation)
                     windows[n, c, m, k] = a_pad[n, c, rows, cols]
                     masks[n, c, m, k] = first_max_mask(windows[n, c, m, k],
                                                        _in_input(rows, cols, geo))
+                    if not masks[n, c, m, k].any():     # padding only: no maximum
+                        z[n, c, m, k] = -np.inf
+                        argmax[n, c, m, k] = -1
+                        continue
                     z[n, c, m, k] = windows[n, c, m, k][masks[n, c, m, k]][0]
                     (i, j), = np.argwhere(masks[n, c, m, k])
                     argmax[n, c, m, k] = rows[i, 0] - p_t, cols[0, j] - p_l
@@ -772,7 +788,7 @@ def max_pool2d_backward_steps(dy: np.ndarray, cache: MaxPool2dCache) -> MaxPool2
         for c in range(channels):
             for m in range(h_out):
                 for k in range(w_out):
-                    rows, cols = _window_index(m, k, geo.kernel, geo.stride)
+                    rows, cols = _window_index(m, k, geo.kernel, geo.stride, geo.dilation)
                     masks[n, c, m, k] = first_max_mask(a_pad[n, c, rows, cols],
                                                        _in_input(rows, cols, geo))
                     routed[n, c, m, k] = dz[n, c, m, k] * masks[n, c, m, k]
@@ -784,36 +800,39 @@ def avg_window_divisor(m: int, k: int, geo: PoolGeometry, count_include_pad: boo
     """What the sum of average-pooling window (m, k) is divided by (PyTorch's rule).
 
     MATH.md §11 writes it ``f²`` (a window inside the input). At the border, counted
-    cell by cell: a cell of the input always counts; a cell of the symmetric padding
-    ``p`` counts when ``count_include_pad``; a cell of the extra bottom/right padding
-    that ``ceil_mode`` adds never counts.
+    cell by cell: a cell of the input always counts; a cell of the padding asked for
+    counts when ``count_include_pad``; a cell of the extra bottom/right padding that
+    ``ceil_mode`` adds never counts.
     """
     h, w = geo.in_shape[2:]
-    p_h, p_w = geo.padding[0][0], geo.padding[1][0]
+    (p_t, p_b), (p_l, p_r) = geo.user_padding
     rows, cols = _window_index(m, k, geo.kernel, geo.stride)
     in_input = _in_input(rows, cols, geo)
     count = 0
     for i, r in enumerate(rows[:, 0]):
         for j, q in enumerate(cols[0, :]):
-            in_symmetric_padding = r < h + 2 * p_h and q < w + 2 * p_w
-            if in_input[i, j] or (count_include_pad and in_symmetric_padding):
+            in_asked_padding = r < p_t + h + p_b and q < p_l + w + p_r
+            if in_input[i, j] or (count_include_pad and in_asked_padding):
                 count += 1
     return count
 
 
 def avg_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | None = None,
-                       padding: IntPair = 0, ceil_mode: bool = False,
-                       count_include_pad: bool = True) -> tuple[np.ndarray, AvgPool2dCache]:
+                       padding: object = 0, ceil_mode: bool = False,
+                       count_include_pad: bool = True, divisor_override: int | None = None
+                       ) -> tuple[np.ndarray, AvgPool2dCache]:
     """Average pooling (MATH.md §10), literally: each output is the mean of its window::
 
         Z[n, c, m, k] = (1 / D(m, k)) sum_{i < f_h, j < f_w} A_pad[n, c, m*s_h + i, k*s_w + j]
 
     with ``A_pad`` padded by zeros and ``D(m, k)`` from :func:`avg_window_divisor`
-    (``f_h * f_w`` away from the border). Same arguments as :func:`max_pool2d_forward`.
+    (``f_h * f_w`` away from the border), or ``divisor_override`` for every window.
+    Same arguments as :func:`max_pool2d_forward` (no dilation).
     """
     x = as_float(x)
     check_nchw(x, "avg_pool2d")
     geo = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode, "avg_pool2d")
+    override = check_divisor_override(divisor_override)
     a_pad = _pad(x, geo.padding, 0.0)
     n_batch, channels, h_out, w_out = geo.out_shape
     z = np.zeros(geo.out_shape, x.dtype)
@@ -822,9 +841,10 @@ def avg_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | No
             for m in range(h_out):
                 for k in range(w_out):
                     rows, cols = _window_index(m, k, geo.kernel, geo.stride)
-                    divisor = avg_window_divisor(m, k, geo, count_include_pad)
+                    divisor = avg_window_divisor(m, k, geo, count_include_pad) \
+                        if override is None else override
                     z[n, c, m, k] = np.sum(a_pad[n, c, rows, cols]) / divisor
-    return z, AvgPool2dCache(x.dtype, count_include_pad, geo)
+    return z, AvgPool2dCache(x.dtype, count_include_pad, geo, override)
 
 
 def avg_pool2d_backward(dy: np.ndarray, cache: AvgPool2dCache) -> np.ndarray:
@@ -837,7 +857,7 @@ def avg_pool2d_backward(dy: np.ndarray, cache: AvgPool2dCache) -> np.ndarray:
 
     Returns dx of shape (N, C, H, W).
     """
-    dtype, count_include_pad, geo = cache
+    dtype, count_include_pad, geo, override = cache
     dz = _gradient_in(dy, dtype, geo.out_shape, "avg_pool2d_backward")
     n_batch, channels, h_out, w_out = geo.out_shape
     (p_t, p_b), (p_l, p_r) = geo.padding
@@ -848,7 +868,8 @@ def avg_pool2d_backward(dy: np.ndarray, cache: AvgPool2dCache) -> np.ndarray:
             for m in range(h_out):
                 for k in range(w_out):
                     rows, cols = _window_index(m, k, geo.kernel, geo.stride)
-                    divisor = avg_window_divisor(m, k, geo, count_include_pad)
+                    divisor = avg_window_divisor(m, k, geo, count_include_pad) \
+                        if override is None else override
                     da_pad[n, c, rows, cols] += dz[n, c, m, k] / divisor
     return _crop(da_pad, geo)
 
@@ -1321,4 +1342,419 @@ __all__ = [
     "softmax_forward",
     "tanh_backward",
     "tanh_forward",
+]
+
+
+# ------------------------------------------- pooling indices, unpooling (issue 13, pooling)
+def max_pool2d_indices(cache: MaxPool2dCache) -> np.ndarray:
+    """PyTorch's ``return_indices``, literally: for each window (m, k), the flat index
+    ``row * W + col`` in its input plane of the cell :func:`first_max_mask` picks.
+
+    ``cache`` is :func:`max_pool2d_forward`'s; returns int64 (N, C, H_out, W_out).
+    """
+    a_pad, geo = cache
+    n_batch, channels, h_out, w_out = geo.out_shape
+    (p_t, _), (p_l, _) = geo.padding
+    width = geo.in_shape[3]
+    indices = np.full(geo.out_shape, -1, np.int64)     # -1: a window of padding only
+    for n in range(n_batch):
+        for c in range(channels):
+            for m in range(h_out):
+                for k in range(w_out):
+                    rows, cols = _window_index(m, k, geo.kernel, geo.stride, geo.dilation)
+                    mask = first_max_mask(a_pad[n, c, rows, cols], _in_input(rows, cols, geo))
+                    for i in range(geo.kernel[0]):
+                        for j in range(geo.kernel[1]):
+                            if mask[i, j]:
+                                indices[n, c, m, k] = ((rows[i, 0] - p_t) * width
+                                                       + cols[0, j] - p_l)
+    return indices
+
+
+class MaxUnpool2dCache(NamedTuple):
+    """What :func:`max_unpool2d_backward` needs: the indices and the shapes."""
+
+    indices: np.ndarray
+    out_shape: tuple[int, int, int, int]
+    dtype: np.dtype
+
+
+def max_unpool2d_forward(x: np.ndarray, indices: np.ndarray, kernel_size: IntPair,
+                         stride: IntPair | None = None, padding: object = 0,
+                         output_size: object = None) -> tuple[np.ndarray, MaxUnpool2dCache]:
+    """Max unpooling, literally: a zero plane, each value written at its index::
+
+        Y[n, c, idx // W_out, idx % W_out] = X[n, c, m, k],  idx = indices[n, c, m, k]
+
+    with ``H_out = (H - 1)*s - p_top - p_bottom + f`` unless ``output_size`` says
+    otherwise (:func:`clearconv.shapes.unpool_output_size`, shared with the fast op).
+    """
+    x = as_float(x)
+    check_nchw(x, "max_unpool2d")
+    indices = np.asarray(indices)
+    n_batch, channels, h, w = x.shape
+    h_out, w_out = unpool_output_size((h, w), kernel_size, stride, padding, output_size)
+    y = np.zeros((n_batch, channels, h_out, w_out), x.dtype)
+    for n in range(n_batch):
+        for c in range(channels):
+            for m in range(h):
+                for k in range(w):
+                    idx = int(indices[n, c, m, k])
+                    if not 0 <= idx < h_out * w_out:
+                        raise ShapeError(f"max_unpool2d: index {idx} is outside the output "
+                                         f"plane {h_out}x{w_out} (0 <= index < "
+                                         f"{h_out * w_out})")
+                    y[n, c, idx // w_out, idx % w_out] = x[n, c, m, k]
+    return y, MaxUnpool2dCache(indices, y.shape, x.dtype)
+
+
+def max_unpool2d_backward(dy: np.ndarray, cache: MaxUnpool2dCache) -> np.ndarray:
+    """Backward of max unpooling, literally: ``dX[n, c, m, k] = dY[n, c, idx // W_out,
+    idx % W_out]`` with ``idx = indices[n, c, m, k]``."""
+    indices, out_shape, dtype = cache
+    dz = _gradient_in(dy, dtype, out_shape, "max_unpool2d_backward")
+    w_out = out_shape[3]
+    dx = np.zeros(indices.shape, dtype)
+    for n, c, m, k in np.ndindex(indices.shape):
+        idx = int(indices[n, c, m, k])
+        dx[n, c, m, k] = dz[n, c, idx // w_out, idx % w_out]
+    return dx
+
+
+
+# ------------------------------------------------------- global and adaptive pooling
+def _adaptive_window(i: int, size: int, out: int) -> tuple[int, int]:
+    """Rows ``[floor(i*size/out), ceil((i+1)*size/out))`` of adaptive output i
+    (PyTorch's rule), in integers."""
+    return (i * size) // out, -(-((i + 1) * size) // out)
+
+
+class AdaptivePool2dCache(NamedTuple):
+    """What the backward of a global or adaptive pooling needs: the input and the
+    output size (each window is found again from them)."""
+
+    x: np.ndarray
+    out_hw: tuple[int, int]
+
+
+def _adaptive_size(x: np.ndarray, output_size: object, op: str) -> tuple[int, int]:
+    check_nchw(x, op)
+    return adaptive_output_size(x.shape[2:], output_size, op)
+
+
+def adaptive_avg_pool2d_forward(x: np.ndarray, output_size: object
+                                ) -> tuple[np.ndarray, AdaptivePool2dCache]:
+    """Adaptive average pooling, literally::
+
+        Z[n, c, i, j] = mean of A[n, c, r0:r1, q0:q1],  (r0, r1) = window i of H,
+                                                        (q0, q1) = window j of W
+
+    with window ``i = [floor(i*H/h_out), ceil((i+1)*H/h_out))`` (PyTorch's rule).
+    """
+    x = as_float(x)
+    h_out, w_out = _adaptive_size(x, output_size, "adaptive_avg_pool2d")
+    n_batch, channels, h, w = x.shape
+    z = np.zeros((n_batch, channels, h_out, w_out), x.dtype)
+    for n in range(n_batch):
+        for c in range(channels):
+            for i in range(h_out):
+                r0, r1 = _adaptive_window(i, h, h_out)
+                for j in range(w_out):
+                    q0, q1 = _adaptive_window(j, w, w_out)
+                    total = 0.0
+                    for r in range(r0, r1):
+                        for q in range(q0, q1):
+                            total += x[n, c, r, q]
+                    z[n, c, i, j] = total / ((r1 - r0) * (q1 - q0))
+    return z, AdaptivePool2dCache(x, (h_out, w_out))
+
+
+def adaptive_avg_pool2d_backward(dy: np.ndarray, cache: AdaptivePool2dCache) -> np.ndarray:
+    """``dA[n, c, r, q] += dZ[n, c, i, j] / |window (i, j)|`` over every window holding
+    (r, q)."""
+    x, (h_out, w_out) = cache
+    n_batch, channels, h, w = x.shape
+    dz = _gradient_in(dy, x.dtype, (n_batch, channels, h_out, w_out),
+                      "adaptive_avg_pool2d_backward")
+    dx = np.zeros_like(x)
+    for n in range(n_batch):
+        for c in range(channels):
+            for i in range(h_out):
+                r0, r1 = _adaptive_window(i, h, h_out)
+                for j in range(w_out):
+                    q0, q1 = _adaptive_window(j, w, w_out)
+                    dx[n, c, r0:r1, q0:q1] += dz[n, c, i, j] / ((r1 - r0) * (q1 - q0))
+    return dx
+
+
+def adaptive_max_pool2d_forward(x: np.ndarray, output_size: object
+                                ) -> tuple[np.ndarray, AdaptivePool2dCache]:
+    """Adaptive max pooling, literally: ``Z[n, c, i, j]`` = the maximum of window
+    (i, j) (as :func:`adaptive_avg_pool2d_forward`'s), picked by :func:`first_max_mask`."""
+    x = as_float(x)
+    h_out, w_out = _adaptive_size(x, output_size, "adaptive_max_pool2d")
+    n_batch, channels, h, w = x.shape
+    z = np.zeros((n_batch, channels, h_out, w_out), x.dtype)
+    for n in range(n_batch):
+        for c in range(channels):
+            for i in range(h_out):
+                r0, r1 = _adaptive_window(i, h, h_out)
+                for j in range(w_out):
+                    q0, q1 = _adaptive_window(j, w, w_out)
+                    window = x[n, c, r0:r1, q0:q1]
+                    z[n, c, i, j] = window[first_max_mask(window)][0]
+    return z, AdaptivePool2dCache(x, (h_out, w_out))
+
+
+def adaptive_max_pool2d_indices(cache: AdaptivePool2dCache) -> np.ndarray:
+    """PyTorch's ``return_indices`` of an adaptive max pooling: ``row * W + col`` of
+    each window's maximum in its plane."""
+    x, (h_out, w_out) = cache
+    n_batch, channels, h, w = x.shape
+    indices = np.zeros((n_batch, channels, h_out, w_out), np.int64)
+    for n, c, i, j in np.ndindex(indices.shape):
+        r0, r1 = _adaptive_window(i, h, h_out)
+        q0, q1 = _adaptive_window(j, w, w_out)
+        (a, b), = np.argwhere(first_max_mask(x[n, c, r0:r1, q0:q1]))
+        indices[n, c, i, j] = (r0 + a) * w + q0 + b
+    return indices
+
+
+def adaptive_max_pool2d_backward(dy: np.ndarray, cache: AdaptivePool2dCache) -> np.ndarray:
+    """``dA[window (i, j)] += dZ[n, c, i, j] * mask(i, j)`` (MATH.md §11), windows
+    overlapping where the output size does not divide the input's."""
+    x, (h_out, w_out) = cache
+    n_batch, channels, h, w = x.shape
+    dz = _gradient_in(dy, x.dtype, (n_batch, channels, h_out, w_out),
+                      "adaptive_max_pool2d_backward")
+    dx = np.zeros_like(x)
+    for n, c, i, j in np.ndindex(dz.shape):
+        r0, r1 = _adaptive_window(i, h, h_out)
+        q0, q1 = _adaptive_window(j, w, w_out)
+        dx[n, c, r0:r1, q0:q1] += dz[n, c, i, j] * first_max_mask(x[n, c, r0:r1, q0:q1])
+    return dx
+
+
+def global_avg_pool2d_forward(x: np.ndarray) -> tuple[np.ndarray, AdaptivePool2dCache]:
+    """Global average pooling: the mean of each plane, (N, C, 1, 1) (adaptive to 1x1)."""
+    return adaptive_avg_pool2d_forward(x, 1)
+
+
+def global_avg_pool2d_backward(dy: np.ndarray, cache: AdaptivePool2dCache) -> np.ndarray:
+    """``dA[n, c, h, w] = dZ[n, c, 0, 0] / (H * W)``."""
+    return adaptive_avg_pool2d_backward(dy, cache)
+
+
+def global_max_pool2d_forward(x: np.ndarray) -> tuple[np.ndarray, AdaptivePool2dCache]:
+    """Global max pooling: the maximum of each plane, (N, C, 1, 1) (adaptive to 1x1)."""
+    return adaptive_max_pool2d_forward(x, 1)
+
+
+def global_max_pool2d_backward(dy: np.ndarray, cache: AdaptivePool2dCache) -> np.ndarray:
+    """The plane's gradient at its (first) maximum."""
+    return adaptive_max_pool2d_backward(dy, cache)
+
+
+# ------------------------------------------------------------------------- upsampling
+class UpsampleCache(NamedTuple):
+    """What an upsampling's backward needs: the input shape and each output pixel's
+    source rule."""
+
+    in_shape: tuple[int, int, int, int]
+    out_hw: tuple[int, int]
+    mode: str                            # 'nearest' or 'bilinear'
+    factors: tuple[float | None, float | None]
+    align_corners: bool
+    dtype: np.dtype
+
+
+def _nearest_source(r: int, size: int, out: int, factor: float | None) -> int:
+    """The source row of output row r: ``min(floor(r * scale), size - 1)``, scale
+    ``1/scale_factor`` or ``size/out`` in float32 (PyTorch's arithmetic); the identity
+    for equal sizes, ``r // 2`` for twice the size."""
+    if out == size:
+        return r
+    if out == 2 * size:
+        return r // 2
+    scale = np.float32(1.0 / factor) if factor else np.float32(size) / np.float32(out)
+    return min(int(np.floor(np.float32(r) * scale)), size - 1)
+
+
+def _bilinear_source(r: int, size: int, out: int, factor: float | None,
+                     align_corners: bool) -> tuple[int, int, float]:
+    """``(h0, h1, l1)`` of output row r: it is ``(1 - l1) A[h0] + l1 A[h1]``."""
+    if out == size:
+        return r, r, 0.0
+    if align_corners:
+        src = r * (size - 1) / (out - 1) if out > 1 else 0.0
+    else:
+        scale = 1.0 / factor if factor else size / out
+        src = max((r + 0.5) * scale - 0.5, 0.0)
+    h0 = min(int(np.floor(src)), size - 1)
+    h1 = h0 + 1 if h0 < size - 1 else h0
+    return h0, h1, min(max(src - h0, 0.0), 1.0)
+
+
+def _upsample(x: np.ndarray, size: object, scale_factor: object, mode: str,
+              align_corners: bool) -> tuple[np.ndarray, UpsampleCache]:
+    x = as_float(x)
+    op = f"upsample_{mode}2d"
+    check_nchw(x, op)
+    (h_out, w_out), factors = upsample_output_size(x.shape[2:], size, scale_factor, op)
+    n_batch, channels, h, w = x.shape
+    cache = UpsampleCache(x.shape, (h_out, w_out), mode, factors, align_corners, x.dtype)
+    z = np.zeros((n_batch, channels, h_out, w_out), x.dtype)
+    for n in range(n_batch):
+        for c in range(channels):
+            for r in range(h_out):
+                for q in range(w_out):
+                    for (a, b), weight in _taps(r, q, cache):
+                        z[n, c, r, q] += weight * x[n, c, a, b]
+    return z, cache
+
+
+def _taps(r: int, q: int, cache: UpsampleCache) -> list[tuple[tuple[int, int], float]]:
+    """The input pixels output (r, q) is made of, with their weights."""
+    (_, _, h, w), (h_out, w_out), mode, (fh, fw), align_corners, _ = cache
+    if mode == "nearest":
+        return [((_nearest_source(r, h, h_out, fh), _nearest_source(q, w, w_out, fw)), 1.0)]
+    h0, h1, lh = _bilinear_source(r, h, h_out, fh, align_corners)
+    w0, w1, lw = _bilinear_source(q, w, w_out, fw, align_corners)
+    return [((h0, w0), (1 - lh) * (1 - lw)), ((h0, w1), (1 - lh) * lw),
+            ((h1, w0), lh * (1 - lw)), ((h1, w1), lh * lw)]
+
+
+def upsample_nearest2d_forward(x: np.ndarray, size: object = None,
+                               scale_factor: object = None
+                               ) -> tuple[np.ndarray, UpsampleCache]:
+    """Nearest upsampling, literally: ``Z[n, c, r, q] = A[n, c, src(r), src(q)]``
+    (:func:`_nearest_source`)."""
+    return _upsample(x, size, scale_factor, "nearest", False)
+
+
+def upsample_bilinear2d_forward(x: np.ndarray, size: object = None,
+                                scale_factor: object = None, align_corners: bool = False
+                                ) -> tuple[np.ndarray, UpsampleCache]:
+    """Bilinear upsampling, literally: output (r, q) is the weighted sum of its four
+    taps ``A[h0|h1, w0|w1]`` with weights ``(1 - l_h | l_h) * (1 - l_w | l_w)``
+    (:func:`_bilinear_source`)."""
+    return _upsample(x, size, scale_factor, "bilinear", bool(align_corners))
+
+
+def _upsample_backward(dy: np.ndarray, cache: UpsampleCache) -> np.ndarray:
+    n_batch, channels = cache.in_shape[:2]
+    dz = _gradient_in(dy, cache.dtype, (n_batch, channels, *cache.out_hw),
+                      f"upsample_{cache.mode}2d_backward")
+    dx = np.zeros(cache.in_shape, cache.dtype)
+    for n in range(n_batch):
+        for c in range(channels):
+            for r in range(cache.out_hw[0]):
+                for q in range(cache.out_hw[1]):
+                    for (a, b), weight in _taps(r, q, cache):
+                        dx[n, c, a, b] += weight * dz[n, c, r, q]
+    return dx
+
+
+def upsample_nearest2d_backward(dy: np.ndarray, cache: UpsampleCache) -> np.ndarray:
+    """``dA[n, c, src(r), src(q)] += dZ[n, c, r, q]`` for every output pixel."""
+    return _upsample_backward(dy, cache)
+
+
+def upsample_bilinear2d_backward(dy: np.ndarray, cache: UpsampleCache) -> np.ndarray:
+    """Each output pixel's gradient back to its four taps, times their weights."""
+    return _upsample_backward(dy, cache)
+
+
+# ----------------------------------------------------------------------- 1-D pooling
+# (N, C, L) is the 2-D (N, C, 1, L), a window k the window (1, k): the loops above run
+# unchanged, as the fast 1-D ops run the fast 2-D ones.
+def _as_2d(x: np.ndarray, op: str) -> np.ndarray:
+    x = as_float(x)
+    if x.ndim != 3:
+        raise ShapeError(f"{op} expects input of shape (N, C, L) (3 dimensions), got shape "
+                         f"{tuple(x.shape)} ({x.ndim} dimensions)")
+    return x[:, :, None, :]
+
+
+def _pads_1d(padding: object) -> Padding2D:
+    if isinstance(padding, (tuple, list)) and len(padding) == 2:
+        return (0, 0), (int(padding[0]), int(padding[1]))
+    return (0, 0), (int(padding), int(padding))  # type: ignore[call-overload]
+
+
+def max_pool1d_forward(x: np.ndarray, kernel_size: int, stride: int | None = None,
+                       padding: object = 0, ceil_mode: bool = False, dilation: int = 1
+                       ) -> tuple[np.ndarray, MaxPool2dCache]:
+    """Max pooling over L: :func:`max_pool2d_forward` of (N, C, 1, L), window (1, k)."""
+    z, cache = max_pool2d_forward(_as_2d(x, "max_pool1d"), (1, kernel_size),
+                                  None if stride is None else (1, stride), _pads_1d(padding),
+                                  ceil_mode, (1, dilation))
+    return z[:, :, 0, :], cache
+
+
+def max_pool1d_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
+    return max_pool2d_backward(np.asarray(dy)[:, :, None, :], cache)[:, :, 0, :]
+
+
+def avg_pool1d_forward(x: np.ndarray, kernel_size: int, stride: int | None = None,
+                       padding: object = 0, ceil_mode: bool = False,
+                       count_include_pad: bool = True) -> tuple[np.ndarray, AvgPool2dCache]:
+    """Average pooling over L: :func:`avg_pool2d_forward` of (N, C, 1, L)."""
+    z, cache = avg_pool2d_forward(_as_2d(x, "avg_pool1d"), (1, kernel_size),
+                                  None if stride is None else (1, stride), _pads_1d(padding),
+                                  ceil_mode, count_include_pad)
+    return z[:, :, 0, :], cache
+
+
+def avg_pool1d_backward(dy: np.ndarray, cache: AvgPool2dCache) -> np.ndarray:
+    return avg_pool2d_backward(np.asarray(dy)[:, :, None, :], cache)[:, :, 0, :]
+
+
+def adaptive_avg_pool1d_forward(x: np.ndarray, output_size: int
+                                ) -> tuple[np.ndarray, AdaptivePool2dCache]:
+    z, cache = adaptive_avg_pool2d_forward(_as_2d(x, "adaptive_avg_pool1d"), (1, output_size))
+    return z[:, :, 0, :], cache
+
+
+def adaptive_avg_pool1d_backward(dy: np.ndarray, cache: AdaptivePool2dCache) -> np.ndarray:
+    return adaptive_avg_pool2d_backward(np.asarray(dy)[:, :, None, :], cache)[:, :, 0, :]
+
+
+def adaptive_max_pool1d_forward(x: np.ndarray, output_size: int
+                                ) -> tuple[np.ndarray, AdaptivePool2dCache]:
+    z, cache = adaptive_max_pool2d_forward(_as_2d(x, "adaptive_max_pool1d"), (1, output_size))
+    return z[:, :, 0, :], cache
+
+
+def adaptive_max_pool1d_backward(dy: np.ndarray, cache: AdaptivePool2dCache) -> np.ndarray:
+    return adaptive_max_pool2d_backward(np.asarray(dy)[:, :, None, :], cache)[:, :, 0, :]
+
+__all__ += [
+    "AdaptivePool2dCache",
+    "adaptive_avg_pool1d_backward",
+    "adaptive_avg_pool1d_forward",
+    "adaptive_max_pool1d_backward",
+    "adaptive_max_pool1d_forward",
+    "avg_pool1d_backward",
+    "avg_pool1d_forward",
+    "max_pool1d_backward",
+    "max_pool1d_forward",
+    "MaxUnpool2dCache",
+    "UpsampleCache",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_avg_pool2d_forward",
+    "adaptive_max_pool2d_backward",
+    "adaptive_max_pool2d_forward",
+    "adaptive_max_pool2d_indices",
+    "global_avg_pool2d_backward",
+    "global_avg_pool2d_forward",
+    "global_max_pool2d_backward",
+    "global_max_pool2d_forward",
+    "max_pool2d_indices",
+    "max_unpool2d_backward",
+    "max_unpool2d_forward",
+    "upsample_bilinear2d_backward",
+    "upsample_bilinear2d_forward",
+    "upsample_nearest2d_backward",
+    "upsample_nearest2d_forward",
 ]

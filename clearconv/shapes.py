@@ -183,34 +183,60 @@ def conv2d_output_shape(in_shape: tuple[int, int, int, int], out_channels: int,
             conv_output_size(w, kw, s[1], pl, pr, d[1]))
 
 
-def pool_output_size(n: int, k: int, s: int, p: int = 0, ceil_mode: bool = False) -> int:
+def pool_output_size(n: int, k: int, s: int, p: int = 0, ceil_mode: bool = False,
+                     p_after: int | None = None, d: int = 1) -> int:
     """Output length along one axis of a pooling window (MATH.md §10), PyTorch semantics.
 
-    ``floor((n + 2p - k)/s) + 1``; with ``ceil_mode`` the division rounds up, but a last
-    window that would start inside the right padding is dropped (as PyTorch does).
+    ``floor((n + p_before + p_after - d*(k-1) - 1)/s) + 1`` (the article's
+    ``floor((n + 2p - k)/s) + 1`` for symmetric padding, no dilation); with ``ceil_mode``
+    the division rounds up, but a last window that would start inside the bottom/right
+    padding is dropped (as PyTorch does). Each side's padding is at most half the window.
 
     >>> pool_output_size(28, 2, 2)
     14
     >>> pool_output_size(5, 2, 2, ceil_mode=True)
     3
+    >>> pool_output_size(7, 3, 1, 1, p_after=0, d=2)
+    4
     """
-    _positive(kernel_size=k, stride=s)
-    if p < 0:
-        raise ClearConvError(f"pooling padding must be >= 0, got {p}")
-    if 2 * p > k:
-        raise ClearConvError(
-            f"pooling padding {p} must be at most half the window size {k}"
-        )
-    num = n + 2 * p - k
+    _positive(kernel_size=k, stride=s, dilation=d)
+    p_after = p if p_after is None else p_after
+    for side in (p, p_after):
+        if side < 0:
+            raise ClearConvError(f"pooling padding must be >= 0, got {side}")
+        if 2 * side > k:
+            raise ClearConvError(
+                f"pooling padding {side} must be at most half the window size {k}"
+            )
+    span = d * (k - 1) + 1
+    num = n + p + p_after - span
     out = (num + (s - 1 if ceil_mode else 0)) // s + 1   # floor division, also for num < 0
     if ceil_mode and (out - 1) * s >= n + p:
         out -= 1
     if out < 1:
+        ext = f"window {k}" if d == 1 else f"window {k} dilated by {d} (extent {span})"
         raise ShapeError(
-            f"pooling window {k} is larger than the padded input {n + 2 * p} "
-            f"(input {n} + padding 2*{p})"
+            f"pooling {ext} is larger than the padded input {n + p + p_after} "
+            f"(input {n} + padding {p}+{p_after})"
         )
     return out
+
+
+def pool_padding(padding: object, op: str = "pooling") -> Padding2D:
+    """A pooling padding as ``((top, bottom), (left, right))``: an int, ``(ph, pw)`` or
+    ``((top, bottom), (left, right))`` (no 'same'/'valid', as PyTorch's pooling)."""
+    if isinstance(padding, str):
+        raise ClearConvError(f"{op}: padding must be an int, (ph, pw) or ((top, bottom), "
+                             f"(left, right)), got {padding!r}")
+    return resolve_padding(padding, (1, 1), (1, 1), (1, 1))  # type: ignore[arg-type]
+
+
+def plain_padding(pads: Padding2D) -> int | tuple[int, int] | Padding2D:
+    """The shortest form of a resolved padding: an int, ``(ph, pw)`` or the full pairs."""
+    (t, b), (left, r) = pads
+    if t == b and left == r:
+        return t if t == left else (t, left)
+    return pads
 
 
 def conv2d_params(in_channels: int, out_channels: int, kernel: IntPair, bias: bool = True,
@@ -354,6 +380,118 @@ def conv_transpose2d_geometry(x_shape: tuple[int, ...], w_shape: tuple[int, ...]
     return geo
 
 
+def check_divisor_override(divisor_override: object, op: str = "avg_pool2d") -> int | None:
+    """None, or ``divisor_override`` as a non-zero int (PyTorch refuses 0)."""
+    if divisor_override is None:
+        return None
+    if isinstance(divisor_override, bool) or not hasattr(divisor_override, "__index__") \
+            or int(divisor_override) == 0:
+        raise ClearConvError(f"{op}: divisor_override must be a non-zero int or None, got "
+                             f"{divisor_override!r}")
+    return int(divisor_override)
+
+
+def unpool_output_size(in_hw: tuple[int, int], kernel_size: IntPair, stride: IntPair | None,
+                       padding: object, output_size: object, op: str = "max_unpool2d"
+                       ) -> tuple[int, int]:
+    """The (H_out, W_out) of a max unpooling, PyTorch's rule.
+
+    Default ``H_out = (H - 1)*s - p_top - p_bottom + k`` (the input size of the pooling
+    that made x); ``output_size`` ((h, w), or a shape ending in them) picks another size
+    (as PyTorch, strictly within one stride of the default).
+    """
+    k = pair(kernel_size, "kernel_size")
+    s = k if stride is None else pair(stride, "stride")
+    pads = pool_padding(padding, op)
+    default = tuple((n - 1) * st - p0 - p1 + kk
+                    for n, st, (p0, p1), kk in zip(in_hw, s, pads, k))
+    if output_size is None:
+        size = default
+    else:
+        try:
+            items = tuple(output_size)  # type: ignore[arg-type]
+            size = tuple(_index(v) for v in (items[2:] if len(items) == 4 else items))
+        except (TypeError, ValueError):
+            raise ClearConvError(f"{op}: output_size must be (H, W), got "
+                                 f"{output_size!r}") from None
+        if len(size) != 2 or not all(d - st < v < d + st
+                                     for v, d, st in zip(size, default, s)):
+            raise ClearConvError(f"{op}: output_size {output_size!r} must be (H, W) within "
+                                 f"one stride {s} of the default {default}")
+    if min(size) < 1:
+        raise ShapeError(f"{op}: the output of input {in_hw} would be {size}")
+    return size  # type: ignore[return-value]
+
+
+def adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
+    """PyTorch's windows of adaptive pooling along one axis: output i reads
+    ``[floor(i*size/out), ceil((i+1)*size/out))``.
+
+    >>> adaptive_windows(5, 3)
+    [(0, 2), (1, 4), (3, 5)]
+    """
+    return [((i * size) // out, -(-((i + 1) * size) // out)) for i in range(out)]
+
+
+def adaptive_output_size(in_hw: tuple[int, int], output_size: object, op: str
+                         ) -> tuple[int, int]:
+    """``output_size`` of adaptive pooling (an int, or (h, w) with None keeping that
+    axis's input size) as two ints >= 1."""
+    items = output_size if isinstance(output_size, (tuple, list)) else (output_size,) * 2
+    if len(items) != 2:
+        raise ClearConvError(f"{op}: output_size must be an int or (h, w), got "
+                             f"{output_size!r}")
+    size = []
+    for v, n in zip(items, in_hw):
+        if v is None:
+            size.append(n)
+            continue
+        try:
+            size.append(_index(v))
+        except TypeError:
+            raise ClearConvError(f"{op}: output_size must be an int or (h, w) of ints or "
+                                 f"None, got {output_size!r}") from None
+        if size[-1] < 1:
+            raise ClearConvError(f"{op}: output_size must be >= 1, got {output_size!r}")
+    if min(in_hw) < 1:
+        raise ShapeError(f"{op}: the input plane {in_hw[0]}x{in_hw[1]} is empty")
+    return size[0], size[1]
+
+
+def upsample_output_size(in_hw: tuple[int, ...], size: object, scale_factor: object, op: str
+                         ) -> tuple[tuple[int, int], tuple[float | None, float | None]]:
+    """The output (H_out, W_out) and the scale factors given (None where ``size`` was).
+
+    Exactly one of ``size`` (int or (h, w)) and ``scale_factor`` (number or (sh, sw),
+    > 0) must be given, as in ``torch.nn.functional.interpolate``.
+    """
+    if (size is None) == (scale_factor is None):
+        raise ClearConvError(f"{op}: give exactly one of size and scale_factor, got "
+                             f"size={size!r}, scale_factor={scale_factor!r}")
+    if size is not None:
+        items = tuple(size) if isinstance(size, (tuple, list)) else (size, size)
+        if len(items) != 2 or not all(hasattr(v, "__index__") and not isinstance(v, bool)
+                                      and int(v) >= 1 for v in items):
+            raise ClearConvError(f"{op}: size must be an int or (h, w) of ints >= 1, got "
+                                 f"{size!r}")
+        return (int(items[0]), int(items[1])), (None, None)
+    factors = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) \
+        else (scale_factor, scale_factor)
+    try:
+        sf = tuple(float(f) for f in factors)
+    except (TypeError, ValueError):
+        raise ClearConvError(f"{op}: scale_factor must be a number or (sh, sw), got "
+                             f"{scale_factor!r}") from None
+    if len(sf) != 2 or not all(f > 0 and np.isfinite(f) for f in sf):
+        raise ClearConvError(f"{op}: scale_factor must be > 0 (one or two numbers), got "
+                             f"{scale_factor!r}")
+    out = (int(np.floor(in_hw[0] * sf[0])), int(np.floor(in_hw[1] * sf[1])))
+    if min(out) < 1:
+        raise ShapeError(f"{op}: input {in_hw[0]}x{in_hw[1]} with scale_factor "
+                         f"{scale_factor!r} gives an empty output {out[0]}x{out[1]}")
+    return out, (sf[0], sf[1])
+
+
 class PoolGeometry(NamedTuple):
     """Everything about a pooling call except the arrays."""
 
@@ -362,28 +500,40 @@ class PoolGeometry(NamedTuple):
     kernel: tuple[int, int]
     stride: tuple[int, int]
     padding: tuple[tuple[int, int], tuple[int, int]]  # incl. the extra of ceil_mode
+    dilation: tuple[int, int] = (1, 1)       # window cell (i, j) reads (m*s + i*d, ...)
+    ceil_extra: tuple[int, int] = (0, 0)     # rows, columns ceil_mode added bottom/right
+
+    @property
+    def user_padding(self) -> Padding2D:
+        """The padding as asked for, without ceil_mode's extra bottom/right rows."""
+        (t, b), (left, r) = self.padding
+        return (t, b - self.ceil_extra[0]), (left, r - self.ceil_extra[1])
 
 
 def pool2d_geometry(x_shape: tuple[int, ...], kernel_size: IntPair, stride: IntPair | None,
-                    padding: IntPair, ceil_mode: bool, op: str = "pool2d") -> PoolGeometry:
+                    padding: object, ceil_mode: bool, op: str = "pool2d",
+                    dilation: IntPair = 1) -> PoolGeometry:
     """Check a pooling call and work out its geometry (PyTorch rules).
 
-    ``padding`` is symmetric (int or (ph, pw)) and at most half the window; with
-    ``ceil_mode`` the bottom/right are padded further so the last partial window exists.
+    ``padding`` is an int, (ph, pw) or ((top, bottom), (left, right)), each side at most
+    half the window; with ``ceil_mode`` the bottom/right are padded further so the last
+    partial window exists. ``dilation`` spaces the window's cells (max pooling).
     """
     n, c, h, w = x_shape
     k = pair(kernel_size, "kernel_size")
     s = k if stride is None else pair(stride, "stride")
-    p = pair(padding, "padding", minimum=0)
+    d = pair(dilation, "dilation")
     try:
-        ho = pool_output_size(h, k[0], s[0], p[0], ceil_mode)
-        wo = pool_output_size(w, k[1], s[1], p[1], ceil_mode)
+        (pt, pb), (pl, pr) = pool_padding(padding, op)
+        ho = pool_output_size(h, k[0], s[0], pt, ceil_mode, pb, d[0])
+        wo = pool_output_size(w, k[1], s[1], pl, ceil_mode, pr, d[1])
     except ClearConvError as e:
-        raise type(e)(f"{op}: window {k} with padding {p} on input {h}x{w}: {e}") from None
-    extra_h = max(0, (ho - 1) * s[0] + k[0] - (h + 2 * p[0]))
-    extra_w = max(0, (wo - 1) * s[1] + k[1] - (w + 2 * p[1]))
-    pads = ((p[0], p[0] + extra_h), (p[1], p[1] + extra_w))
-    return PoolGeometry((n, c, h, w), (n, c, ho, wo), k, s, pads)
+        raise type(e)(f"{op}: window {k} with padding {padding!r} on input {h}x{w}: "
+                      f"{e}") from None
+    extra_h = max(0, (ho - 1) * s[0] + d[0] * (k[0] - 1) + 1 - (h + pt + pb))
+    extra_w = max(0, (wo - 1) * s[1] + d[1] * (k[1] - 1) + 1 - (w + pl + pr))
+    pads = ((pt, pb + extra_h), (pl, pr + extra_w))
+    return PoolGeometry((n, c, h, w), (n, c, ho, wo), k, s, pads, d, (extra_h, extra_w))
 
 
 # ------------------------------------------------------------------ arrays at an op's boundary
@@ -493,6 +643,8 @@ def check_batch_norm(x: np.ndarray, gamma: Any, beta: Any, running_mean: Any,
 
 
 __all__ = [
+    "adaptive_output_size",
+    "adaptive_windows",
     "ConvGeometry",
     "PoolGeometry",
     "as_float",
@@ -500,6 +652,7 @@ __all__ = [
     "ceil_div",
     "check_linear",
     "check_logits_labels",
+    "check_divisor_override",
     "check_groups",
     "check_nchw",
     "conv2d_geometry",
@@ -509,8 +662,12 @@ __all__ = [
     "conv_output_size",
     "dense_params",
     "pair",
+    "plain_padding",
     "pool2d_geometry",
     "pool_output_size",
+    "pool_padding",
     "resolve_padding",
     "same_padding",
+    "unpool_output_size",
+    "upsample_output_size",
 ]

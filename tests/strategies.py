@@ -211,3 +211,117 @@ def transposed_cases(draw):
     dy = rng.standard_normal(geo.in_shape)
     return TransposedCase(x, weight, bias, stride, padding, output_padding, dilation, groups,
                           dy)
+
+
+class PoolCaseMore(NamedTuple):
+    """A pooling call with every form pooling takes: dilation (max), asymmetric padding
+    ((top, bottom), (left, right)), ceil_mode, divisor_override (average)."""
+
+    x: np.ndarray
+    kernel_size: object
+    stride: object
+    padding: object
+    ceil_mode: bool
+    dilation: object
+    divisor_override: int | None
+    dy_rng: np.random.Generator
+
+
+@st.composite
+def pool_cases_more(draw, values: str = "tie_free", dilated: bool = True):
+    """A pooling call (asked of clearconv.shapes) drawing dilation (when ``dilated``),
+    asymmetric padding and divisor_override on top of :func:`pool_cases`' forms."""
+    n, c, h, w = draw(counts), draw(counts), draw(sizes), draw(sizes)
+    kh, kw = draw(kernels), draw(kernels)
+    kernel_size = draw(st.sampled_from([(kh, kw), kh]))
+    kh, kw = pair(kernel_size, "kernel_size")
+    stride = draw(st.one_of(st.none(), strides))
+    sh, sw = (kh, kw) if stride is None else pair(stride, "stride")
+    dilation = draw(dilations) if dilated else 1
+    dh, dw = pair(dilation, "dilation")
+    pads = ((draw(st.integers(0, kh // 2)), draw(st.integers(0, kh // 2))),
+            (draw(st.integers(0, kw // 2)), draw(st.integers(0, kw // 2))))
+    padding = draw(st.sampled_from([pads, (pads[0][0], pads[1][0]), pads[0][0]]))
+    (pt, pb), (pl, pr) = resolve_padding(padding, (1, 1), (1, 1), (1, 1))
+    ceil_mode = draw(st.booleans())
+    try:
+        pool_output_size(h, kh, sh, pt, ceil_mode, pb, dh)
+        pool_output_size(w, kw, sw, pl, ceil_mode, pr, dw)
+    except ValueError:      # a window larger than the input, a side over half the window
+        assume(False)
+    divisor_override = draw(st.one_of(st.none(), st.integers(-3, 7).filter(bool)))
+    rng = np.random.default_rng(draw(seeds))
+    if values == "tie_free":
+        x = rng.permutation(np.linspace(-1.0, 1.0, n * c * h * w)).reshape(n, c, h, w)
+    else:
+        x = rng.integers(0, 3, (n, c, h, w)).astype(np.float64)
+    if draw(st.booleans()):
+        x = channels_last(x)
+    return PoolCaseMore(x, kernel_size, stride, padding, ceil_mode, dilation,
+                        divisor_override, rng)
+
+
+class ResizeCase(NamedTuple):
+    """An input and the size arguments of an adaptive pooling or an upsampling."""
+
+    x: np.ndarray
+    output_size: object          # adaptive: int, (h, w), with None entries
+    size: object                 # upsampling: size or None
+    scale_factor: object         # upsampling: scale_factor or None
+    dy_rng: np.random.Generator
+
+
+@st.composite
+def resize_cases(draw, values: str = "tie_free"):
+    """An (N, C, H, W) input with an adaptive output size (smaller, equal or larger
+    than the input, dividing it or not) and an upsampling size or scale factor."""
+    n, c, h, w = draw(counts), draw(counts), draw(sizes), draw(sizes)
+    rng = np.random.default_rng(draw(seeds))
+    if values == "tie_free":
+        x = rng.permutation(np.linspace(-1.0, 1.0, n * c * h * w)).reshape(n, c, h, w)
+    else:
+        x = rng.integers(0, 3, (n, c, h, w)).astype(np.float64)
+    out = st.integers(1, 12)
+    output_size = draw(st.one_of(out, st.tuples(st.one_of(st.none(), out),
+                                                st.one_of(st.none(), out))))
+    factor = st.sampled_from([0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 1.7, 0.75])
+    if draw(st.booleans()):
+        size, scale_factor = draw(st.one_of(out, st.tuples(out, out))), None
+    else:
+        size = None
+        scale_factor = draw(st.one_of(factor, st.tuples(factor, factor)))
+        sh, sw = scale_factor if isinstance(scale_factor, tuple) else (scale_factor,) * 2
+        assume(int(np.floor(h * sh)) >= 1 and int(np.floor(w * sw)) >= 1)
+    if draw(st.booleans()):
+        x = channels_last(x)
+    return ResizeCase(x, output_size, size, scale_factor, rng)
+
+
+class Pool1dCase(NamedTuple):
+    x: np.ndarray              # (N, C, L)
+    kernel_size: int
+    stride: int | None
+    padding: object            # int or (left, right)
+    ceil_mode: bool
+    dilation: int
+    dy_rng: np.random.Generator
+
+
+@st.composite
+def pool1d_cases(draw):
+    """A 1-D pooling call over (N, C, L), tie-free values, whose windows fit."""
+    n, c, length = draw(counts), draw(counts), draw(st.integers(1, 12))
+    k = draw(kernels)
+    stride = draw(st.one_of(st.none(), st.integers(1, 3)))
+    dilation = draw(st.integers(1, 2))
+    left, right = draw(st.integers(0, k // 2)), draw(st.integers(0, k // 2))
+    padding = left if left == right and draw(st.booleans()) else (left, right)
+    ceil_mode = draw(st.booleans())
+    try:
+        pool_output_size(length, k, k if stride is None else stride, left, ceil_mode, right,
+                         dilation)
+    except ValueError:
+        assume(False)
+    rng = np.random.default_rng(draw(seeds))
+    x = rng.permutation(np.linspace(-1.0, 1.0, n * c * length)).reshape(n, c, length)
+    return Pool1dCase(x, k, stride, padding, ceil_mode, dilation, rng)

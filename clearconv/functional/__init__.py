@@ -24,6 +24,17 @@ from .activations import (
     tanh_backward,
     tanh_forward,
 )
+from .adaptive_pool import (
+    adaptive_avg_pool2d_backward,
+    adaptive_avg_pool2d_forward,
+    adaptive_max_pool2d_backward,
+    adaptive_max_pool2d_forward,
+    adaptive_max_pool2d_indices,
+    global_avg_pool2d_backward,
+    global_avg_pool2d_forward,
+    global_max_pool2d_backward,
+    global_max_pool2d_forward,
+)
 from .conv import (
     conv2d_algorithm,
     conv2d_backward,
@@ -52,6 +63,31 @@ from .pool import (
     max_pool2d_algorithm,
     max_pool2d_backward,
     max_pool2d_forward,
+    max_pool2d_indices,
+    max_unpool2d_backward,
+    max_unpool2d_forward,
+)
+from .pool1d import (
+    adaptive_avg_pool1d_backward,
+    adaptive_avg_pool1d_forward,
+    adaptive_max_pool1d_backward,
+    adaptive_max_pool1d_forward,
+    adaptive_max_pool1d_indices,
+    avg_pool1d_backward,
+    avg_pool1d_forward,
+    global_avg_pool1d_backward,
+    global_avg_pool1d_forward,
+    global_max_pool1d_backward,
+    global_max_pool1d_forward,
+    max_pool1d_backward,
+    max_pool1d_forward,
+    max_pool1d_indices,
+)
+from .upsample import (
+    upsample_bilinear2d_backward,
+    upsample_bilinear2d_forward,
+    upsample_nearest2d_backward,
+    upsample_nearest2d_forward,
 )
 
 #: the name of 0.1 (which returned None where the fused loop did not apply): now the op
@@ -59,6 +95,25 @@ from .pool import (
 conv2d_relu_max_pool2d = conv2d_relu_max_pool2d_forward
 
 __all__ = [
+    "adaptive_avg_pool1d_backward",
+    "adaptive_avg_pool1d_forward",
+    "adaptive_max_pool1d_backward",
+    "adaptive_max_pool1d_forward",
+    "adaptive_max_pool1d_indices",
+    "avg_pool1d_backward",
+    "avg_pool1d_forward",
+    "global_avg_pool1d_backward",
+    "global_avg_pool1d_forward",
+    "global_max_pool1d_backward",
+    "global_max_pool1d_forward",
+    "max_pool1d_backward",
+    "max_pool1d_forward",
+    "max_pool1d_indices",
+    "adaptive_avg_pool2d_backward",
+    "adaptive_avg_pool2d_forward",
+    "adaptive_max_pool2d_backward",
+    "adaptive_max_pool2d_forward",
+    "adaptive_max_pool2d_indices",
     "avg_pool2d_backward",
     "avg_pool2d_forward",
     "batch_norm1d_backward",
@@ -78,6 +133,10 @@ __all__ = [
     "conv2d_geometry",
     "dropout_backward",
     "dropout_forward",
+    "global_avg_pool2d_backward",
+    "global_avg_pool2d_forward",
+    "global_max_pool2d_backward",
+    "global_max_pool2d_forward",
     "leaky_relu_backward",
     "leaky_relu_forward",
     "linear_backward",
@@ -85,6 +144,9 @@ __all__ = [
     "max_pool2d_algorithm",
     "max_pool2d_backward",
     "max_pool2d_forward",
+    "max_pool2d_indices",
+    "max_unpool2d_backward",
+    "max_unpool2d_forward",
     "pool2d_geometry",
     "relu_backward",
     "relu_forward",
@@ -96,4 +158,8 @@ __all__ = [
     "softmax_forward",
     "tanh_backward",
     "tanh_forward",
+    "upsample_bilinear2d_backward",
+    "upsample_bilinear2d_forward",
+    "upsample_nearest2d_backward",
+    "upsample_nearest2d_forward",
 ]

@@ -29,7 +29,7 @@ from ..shapes import (
     pool2d_geometry,
 )
 from .conv import Conv2dCache, _checked, _checked_grad, conv2d_backward, conv2d_forward
-from .pool import MaxPool2dCache, max_pool2d_backward, max_pool2d_forward
+from .pool import MaxPool2dCache, geometry_args, max_pool2d_backward, max_pool2d_forward
 
 OP = "conv2d_relu_max_pool2d"
 
@@ -64,20 +64,22 @@ def conv2d_relu_max_pool2d_forward(
         stride: IntPair = 1, padding: PaddingArg = 0, dilation: IntPair = 1,
         pool_size: IntPair = 2, pool_stride: IntPair | None = None, pool_padding: IntPair = 0,
         ceil_mode: bool = False, groups: int = 1, algorithm: str = "auto",
-        need_backward: bool = True) -> tuple[np.ndarray, FusedCache]:
+        need_backward: bool = True, pool_dilation: IntPair = 1
+        ) -> tuple[np.ndarray, FusedCache]:
     """``max_pool2d(relu(conv2d(x, weight, bias, ...)), pool_size, ...)`` as one op.
 
     Parameters: those of :func:`~clearconv.functional.conv2d_forward` (x (N, C_in, H, W),
     weight (C_out, C_in, kh, kw), bias (C_out,)) and of
     :func:`~clearconv.functional.max_pool2d_forward` for the pooling (``pool_*``,
-    ``ceil_mode``); ``algorithm`` 'auto', 'composed' or 'direct-fused'.
+    ``ceil_mode``, ``pool_dilation``; ``pool_padding`` in any of its forms); ``algorithm``
+    'auto', 'composed' or 'direct-fused'.
 
     Returns y (N, C_out, H_pool, W_pool) and the cache for
     :func:`conv2d_relu_max_pool2d_backward`.
     """
     x, weight, bias, geo = _checked(x, weight, bias, stride, padding, dilation, groups)
     pool = pool2d_geometry(geo.out_shape, pool_size, pool_stride, pool_padding, ceil_mode,
-                           "conv2d_relu_max_pool2d")
+                           "conv2d_relu_max_pool2d", pool_dilation)
     algo = registry.resolve(OP, algorithm, FusedCall(geo, pool, x.dtype))
     y, saved = algo.forward(x, weight, bias, geo, pool, need_backward)
     return y, FusedCache(algo.name, weight, bias is not None, geo, pool,
@@ -97,12 +99,13 @@ def conv2d_relu_max_pool2d_algorithm(
         x_shape: tuple[int, ...], weight_shape: tuple[int, ...], stride: IntPair = 1,
         padding: PaddingArg = 0, dilation: IntPair = 1, pool_size: IntPair = 2,
         pool_stride: IntPair | None = None, pool_padding: IntPair = 0, ceil_mode: bool = False,
-        groups: int = 1, dtype: Any = np.float32, algorithm: str = "auto") -> registry.Choice:
+        groups: int = 1, dtype: Any = np.float32, algorithm: str = "auto",
+        pool_dilation: IntPair = 1) -> registry.Choice:
     """Which algorithm :func:`conv2d_relu_max_pool2d_forward` takes for these shapes, and why."""
     geo = conv2d_geometry(tuple(x_shape), tuple(weight_shape), stride, padding, dilation,
                           groups)
     pool = pool2d_geometry(geo.out_shape, pool_size, pool_stride, pool_padding, ceil_mode,
-                           "conv2d_relu_max_pool2d")
+                           "conv2d_relu_max_pool2d", pool_dilation)
     return registry.choose(OP, algorithm, FusedCall(geo, pool, np.dtype(dtype)))
 
 
@@ -112,8 +115,7 @@ def composed_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
     """The conv, then ReLU and pooling in one pass over its output."""
     z, conv_cache = conv2d_forward(x, weight, bias, geo.stride, geo.padding, geo.dilation,
                                    geo.groups, need_backward=need_backward)
-    y, pool_cache = max_pool2d_forward(z, pool.kernel, pool.stride,
-                                       _symmetric(pool), _ceil(pool), relu=True)
+    y, pool_cache = max_pool2d_forward(z, relu=True, **geometry_args(pool))
     return y, (conv_cache, pool_cache)
 
 
@@ -121,15 +123,6 @@ def composed_backward(dy: np.ndarray, cache: FusedCache, input_grad: bool
                       ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     conv_cache, pool_cache = cache.saved
     return conv2d_backward(max_pool2d_backward(dy, pool_cache), conv_cache, input_grad)
-
-
-def _symmetric(pool: PoolGeometry) -> tuple[int, int]:
-    return pool.padding[0][0], pool.padding[1][0]
-
-
-def _ceil(pool: PoolGeometry) -> bool:
-    """Whether the pool geometry has ceil_mode's extra bottom/right padding."""
-    return pool.padding[0][1] != pool.padding[0][0] or pool.padding[1][1] != pool.padding[1][0]
 
 
 def _supports_any(call: FusedCall) -> tuple[bool, str]:

@@ -15,9 +15,11 @@ ConvTranspose2D    ConvTranspose, ``pads`` and ``output_padding``, ``group``
 Conv1D             Conv on one spatial axis
 Residual           its branches, then Add
 Concat             its branches, then Concat (axis 1)
-MaxPool2D          MaxPool, ``ceil_mode`` folded into the bottom/right pads
+MaxPool2D          MaxPool, ``ceil_mode`` folded into the bottom/right pads,
+                   asymmetric pads, ``dilations``
 AvgPool2D          AveragePool (a Pad first when the padding counts and
-                   ``ceil_mode`` adds a partial window)
+                   ``ceil_mode`` adds a partial window; a Mul after it for
+                   ``divisor_override``)
 Dense              Gemm, ``transB=1`` (weight (out, in), as ``nn.Linear``)
 BatchNorm2D,       BatchNormalization (inference: the running statistics; scale
 BatchNorm1D        1 and bias 0 without ``affine``)
@@ -240,44 +242,56 @@ def _conv1d(g: _Graph, layer: Conv1D, i: str, x: str, y: str, shape: tuple[int, 
            group=layer.groups)
 
 
-def _pool_pads(layer: MaxPool2D | AvgPool2D, shape: tuple[int, ...]
-               ) -> tuple[tuple[int, int], tuple[int, int]]:
-    """((top, bottom), (left, right)) pads with ``ceil_mode``'s overhang at bottom/right."""
-    geo = pool2d_geometry((1, *shape), layer.kernel_size, layer.stride, layer.padding,
-                          layer.ceil_mode, type(layer).__name__)
-    return geo.padding
+def _pool_geometry(layer: MaxPool2D | AvgPool2D, shape: tuple[int, ...]) -> Any:
+    """The layer's pooling geometry: ``padding`` holds ``ceil_mode``'s overhang at the
+    bottom/right, ``user_padding`` the padding asked for."""
+    return pool2d_geometry((1, *shape), layer.kernel_size, layer.stride, layer.padding,
+                           layer.ceil_mode, type(layer).__name__, layer.dilation)
 
 
 def _max_pool(g: _Graph, layer: MaxPool2D, i: str, x: str, y: str,
               shape: tuple[int, ...]) -> None:
     # ONNX MaxPool ignores padded cells (as -inf): the same as PyTorch's implicit padding
-    (pt, pb), (pl, pr) = _pool_pads(layer, shape)
+    if layer.return_indices:
+        raise ClearConvError(f"{i} (MaxPool2D) returns indices: no ONNX export of a "
+                             f"two-output layer")
+    (pt, pb), (pl, pr) = _pool_geometry(layer, shape).padding
     g.node("MaxPool", [x], [y], f"{i}.MaxPool2D", kernel_shape=list(layer.kernel_size),
-           strides=list(layer.stride), pads=[pt, pl, pb, pr], ceil_mode=0)
+           strides=list(layer.stride), pads=[pt, pl, pb, pr], ceil_mode=0,
+           dilations=list(layer.dilation))
 
 
 def _avg_pool(g: _Graph, layer: AvgPool2D, i: str, x: str, y: str,
               shape: tuple[int, ...]) -> None:
-    (pt, pb), (pl, pr) = _pool_pads(layer, shape)
-    ph, pw = layer.padding
+    geo = _pool_geometry(layer, shape)
+    (pt, pb), (pl, pr) = geo.padding
+    (ut, ub), (ul, ur) = geo.user_padding
     common = {"kernel_shape": list(layer.kernel_size), "strides": list(layer.stride),
               "ceil_mode": 0}
-    if not layer.count_include_pad:
+    if layer.divisor_override is not None:
+        # every window sum over the (zero-)padded input divided by the override: the
+        # average over the whole window (all pads counted) times kh*kw / override
+        kh, kw = layer.kernel_size
+        g.node("AveragePool", [x], [f"{i}.mean"], f"{i}.AvgPool2D", pads=[pt, pl, pb, pr],
+               count_include_pad=1, **common)
+        scale = g.constant(f"{i}.scale", np.array(kh * kw / layer.divisor_override))
+        g.node("Mul", [f"{i}.mean", scale], [y], f"{i}.divisor_override")
+    elif not layer.count_include_pad:
         # the divisor counts input cells only: padding and overhang alike excluded
         g.node("AveragePool", [x], [y], f"{i}.AvgPool2D", pads=[pt, pl, pb, pr],
                count_include_pad=0, **common)
-    elif (pb, pr) == (ph, pw):
-        # no ceil_mode overhang: symmetric zero padding, all counted
+    elif geo.ceil_extra == (0, 0):
+        # no ceil_mode overhang: zero padding, all counted
         g.node("AveragePool", [x], [y], f"{i}.AvgPool2D", pads=[pt, pl, pb, pr],
                count_include_pad=1, **common)
     else:
         # the padding counts but ceil_mode's overhang does not (PyTorch's divisor is the
         # window clipped to the padded input): zero-pad explicitly, then average with the
         # overhang excluded
-        pads = g.constant(f"{i}.pads", np.array([0, 0, ph, pw, 0, 0, ph, pw], np.int64))
+        pads = g.constant(f"{i}.pads", np.array([0, 0, ut, ul, 0, 0, ub, ur], np.int64))
         g.node("Pad", [x, pads], [f"{i}.padded"], f"{i}.Pad", mode="constant")
         g.node("AveragePool", [f"{i}.padded"], [y], f"{i}.AvgPool2D",
-               pads=[0, 0, pb - ph, pr - pw], count_include_pad=0, **common)
+               pads=[0, 0, pb - ub, pr - ur], count_include_pad=0, **common)
 
 
 def _dense(g: _Graph, layer: Dense, i: str, x: str, y: str, shape: tuple[int, ...]) -> None:

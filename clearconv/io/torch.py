@@ -10,8 +10,8 @@ torch.nn                               clearconv.layers
 Conv2d (groups=1, padding_mode         Conv2D (padding int, (ph, pw), 'same', 'valid')
 'zeros')
 ZeroPad2d followed by Conv2d           Conv2D with the sum of both paddings
-MaxPool2d (dilation=1, no indices)     MaxPool2D
-AvgPool2d (no divisor_override)        AvgPool2D
+MaxPool2d (no indices)                 MaxPool2D (dilation too)
+AvgPool2d                              AvgPool2D (divisor_override too)
 Linear                                 Dense (weight (out, in) in both)
 BatchNorm2d, BatchNorm1d               BatchNorm2D, BatchNorm1D (weight, bias and the
                                        buffers running_mean, running_var,
@@ -268,18 +268,15 @@ def _pool_args(module: Any) -> dict[str, Any]:
 
 
 def _max_pool_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
-    if module.dilation not in (1, (1, 1), [1, 1]):
-        raise _refuse(name, module, f"dilation={module.dilation} is not supported (only 1)")
     if module.return_indices:
-        raise _refuse(name, module, "return_indices=True is not supported")
-    return MaxPool2D(**_pool_args(module))
+        raise _refuse(name, module, "return_indices=True is not supported (a Sequential "
+                                    "passes one array)")
+    return MaxPool2D(**_pool_args(module), dilation=module.dilation)
 
 
 def _avg_pool_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
-    if module.divisor_override is not None:
-        raise _refuse(name, module, f"divisor_override={module.divisor_override} is not "
-                                    f"supported (only None)")
-    return AvgPool2D(**_pool_args(module), count_include_pad=bool(module.count_include_pad))
+    return AvgPool2D(**_pool_args(module), count_include_pad=bool(module.count_include_pad),
+                     divisor_override=module.divisor_override)
 
 
 def _linear_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
@@ -404,10 +401,7 @@ def _layers_to_torch(torch: Any, layers: Sequence[Layer], prefix: str,
                                         layer.dilation[1], layer.groups,
                                         layer.bias is not None))
         elif kind in (MaxPool2D, AvgPool2D):
-            args = {"kernel_size": layer.kernel_size, "stride": layer.stride,
-                    "padding": layer.padding, "ceil_mode": layer.ceil_mode}
-            modules.append(nn.MaxPool2d(**args) if kind is MaxPool2D else
-                           nn.AvgPool2d(**args, count_include_pad=layer.count_include_pad))
+            modules += _pool_to_torch(nn, layer, i)
         elif kind is Dense:
             modules.append(_with_params(torch, nn.Linear, layer, layer.in_features,
                                         layer.out_features, bias=layer.bias is not None))
@@ -425,6 +419,33 @@ def _layers_to_torch(torch: Any, layers: Sequence[Layer], prefix: str,
         if shape is not None:
             shape = tuple(layer.output_shape(shape))
     return modules
+
+
+def _pool_to_torch(nn: Any, layer: MaxPool2D | AvgPool2D, i: str) -> list[Any]:
+    """nn.MaxPool2d / nn.AvgPool2d; an asymmetric padding as a ConstantPad2d before it
+    (-inf for max pooling: padding never wins; zeros for an average that counts them)."""
+    padding: Any = layer.padding
+    pads: list[Any] = []
+    if isinstance(padding[0], tuple):
+        (t, b), (left, r) = padding
+        if layer.ceil_mode:
+            raise ClearConvError(f"layer {i} ({type(layer).__name__}): asymmetric padding "
+                                 f"with ceil_mode has no torch equivalent (torch would "
+                                 f"treat the padding as input for the last window)")
+        if type(layer) is AvgPool2D and not layer.count_include_pad:
+            raise ClearConvError(f"layer {i} (AvgPool2D): asymmetric padding with "
+                                 f"count_include_pad=False has no torch equivalent")
+        value = -float("inf") if type(layer) is MaxPool2D else 0.0
+        pads, padding = [nn.ConstantPad2d((left, r, t, b), value)], 0
+    args = {"kernel_size": layer.kernel_size, "stride": layer.stride, "padding": padding,
+            "ceil_mode": layer.ceil_mode}
+    if type(layer) is MaxPool2D:
+        if layer.return_indices:
+            raise ClearConvError(f"layer {i} (MaxPool2D) returns indices: not in a torch "
+                                 f"Sequential either")
+        return [*pads, nn.MaxPool2d(**args, dilation=layer.dilation)]
+    return [*pads, nn.AvgPool2d(**args, count_include_pad=layer.count_include_pad,
+                                divisor_override=layer.divisor_override)]
 
 
 _BLOCKS: list[Any] = []

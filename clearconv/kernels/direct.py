@@ -122,7 +122,7 @@ registry.register(registry.Algorithm(
 # ------------------------------------------------------------------- conv, ReLU and pool
 def _pool_is_2x2(pool: PoolGeometry) -> bool:
     return (pool.kernel == (2, 2) and pool.stride == (2, 2)
-            and pool.padding == ((0, 0), (0, 0)))
+            and pool.padding == ((0, 0), (0, 0)) and pool.dilation == (1, 1))
 
 
 def fused_supports(call: fused.FusedCall) -> tuple[bool, str]:

@@ -36,7 +36,7 @@ def finite_forward(x: np.ndarray, geo: PoolGeometry, relu: bool
     idx = np.zeros_like(y, dtype=fpool.argmax_dtype(geo))   # same memory layout as y (and x)
     better = np.empty_like(y, dtype=bool)
     for t, (i, j) in enumerate(fpool.offsets(geo)[1:], start=1):
-        v = offset_view(xp, i, j, out_hw, geo.stride)
+        v = offset_view(xp, i, j, out_hw, geo.stride, geo.dilation)
         np.greater(v, y, out=better)
         # idx < t everywhere so far, so max(idx, t*better) sets idx = t exactly where better
         np.maximum(idx, np.multiply(better, t, dtype=idx.dtype), out=idx)
@@ -62,7 +62,8 @@ registry.register(registry.Algorithm(
 
 # --------------------------------------------------------------------------- compiled
 def _is_2x2(geo: PoolGeometry) -> bool:
-    return geo.kernel == (2, 2) and geo.stride == (2, 2) and geo.padding == ((0, 0), (0, 0))
+    return (geo.kernel == (2, 2) and geo.stride == (2, 2)
+            and geo.padding == ((0, 0), (0, 0)) and geo.dilation == (1, 1))
 
 
 def _worth_splitting(size: int) -> bool:
@@ -74,6 +75,8 @@ def _needs(call: fpool.PoolCall, layout: str, two_by_two: bool) -> tuple[bool, s
         return False, 'needs Numba (pip install "clearconv[fast]")'
     if call.layout != layout:
         return False, f"needs {layout} memory, the input is {call.layout}"
+    if call.geometry.dilation != (1, 1):
+        return False, f"undilated windows only, got dilation {call.geometry.dilation}"
     if two_by_two and not _is_2x2(call.geometry):
         return False, (f"2x2 windows, stride 2, unpadded only; got window "
                        f"{call.geometry.kernel}, stride {call.geometry.stride}, padding "

@@ -60,7 +60,7 @@ class ReLUMaxPool2D:
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         p = self.pool
         y, cache = max_pool2d_forward(x, p.kernel_size, p.stride, p.padding, p.ceil_mode,
-                                      relu=True, algorithm=p.algorithm)
+                                      relu=True, algorithm=p.algorithm, dilation=p.dilation)
         self._cache = cache if training else None
         self.algorithm = cache.algorithm
         return y
@@ -95,7 +95,7 @@ class ConvReLUMaxPool2D:
         y, cache = conv2d_relu_max_pool2d_forward(
             x, c.weight.value, None if c.bias is None else c.bias.value, c.stride, c.padding,
             c.dilation, p.kernel_size, p.stride, p.padding, p.ceil_mode, c.groups,
-            need_backward=training)
+            need_backward=training, pool_dilation=p.dilation)
         self._cache = cache if training else None
         self.algorithm = cache.algorithm
         return y
@@ -122,6 +122,8 @@ def _relu_pool_pair(layers: Sequence[Layer], i: int) -> dict[str, int] | None:
     """The indices of a (ReLU, MaxPool2D) or (MaxPool2D, ReLU) pair at i, if any."""
     if i + 1 >= len(layers) or {type(layers[i]), type(layers[i + 1])} != {ReLU, MaxPool2D}:
         return None
+    if any(type(la) is MaxPool2D and la.return_indices for la in layers[i:i + 2]):
+        return None     # its (y, indices) output is not a fused op's
     return {"pool": i, "relu": i + 1} if type(layers[i]) is MaxPool2D else \
         {"relu": i, "pool": i + 1}
 
@@ -174,7 +176,8 @@ def describe(steps: Sequence[Step], input_shape: tuple[int, ...], dtype: np.dtyp
             c, p, at = step.conv, step.pool, step.indices
             choice = conv2d_relu_max_pool2d_algorithm(
                 (1, *shape), c.weight.value.shape, c.stride, c.padding, c.dilation,
-                p.kernel_size, p.stride, p.padding, p.ceil_mode, c.groups, dtype)
+                p.kernel_size, p.stride, p.padding, p.ceil_mode, c.groups, dtype,
+                pool_dilation=p.dilation)
             if choice.name == "composed":      # as a conv, then a ReLUMaxPool2D
                 conv = c.algorithm_for(shape, dtype)
                 layout = _layout("conv2d", conv.name, layout)
