@@ -73,16 +73,18 @@ def _layer(kind: str, cfg: dict[str, Any]) -> nn.Module:
     raise ValueError(f"no PyTorch twin for clearconv layer {kind!r}")
 
 
-def from_config(config: dict[str, Any]) -> nn.Sequential:
-    """``nn.Sequential`` with the same layers, in the same order, float32."""
+def from_config(config: dict[str, Any], dtype: str = "float32") -> nn.Sequential:
+    """``nn.Sequential`` with the same layers, in the same order, of ``dtype``
+    ('float32' or 'float64')."""
     layers = [_layer(spec["type"], spec["config"]) for spec in config["layers"]]
-    return nn.Sequential(*layers).float()
+    return nn.Sequential(*layers).to(getattr(torch, dtype))
 
 
-def load_weights(net: nn.Module, state: dict[str, np.ndarray]) -> nn.Module:
-    """Copy clearconv's parameters and buffers (name -> array) into ``net``; names and
-    shapes must match (float arrays as float32, batch norm's count as it is)."""
-    net.load_state_dict({k: torch.from_numpy(np.array(v, np.float32 if np.asarray(v).dtype.kind
+def load_weights(net: nn.Module, state: dict[str, np.ndarray],
+                 dtype: str = "float32") -> nn.Module:
+    """Copy clearconv's parameters and buffers (name -> array) into ``net``, the float
+    ones as ``dtype`` (batch norm's count as it is); names and shapes must match."""
+    net.load_state_dict({k: torch.from_numpy(np.array(v, dtype if np.asarray(v).dtype.kind
                                                       == "f" else np.asarray(v).dtype))
                          for k, v in state.items()}, strict=True)
     return net

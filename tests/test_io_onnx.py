@@ -128,6 +128,9 @@ MODELS: dict[str, Callable[[], cc.Sequential]] = {
         Residual([Conv2D(4, 4, 3, padding=1, rng=23), _bn(BatchNorm2D(4, affine=False), 24)]),
         Flatten(), Dense(4 * 5 * 6, 6, rng=25), _bn(BatchNorm1D(6, eps=1e-3), 26),
         input_shape=(2, 5, 6)),
+    "flatten-start-dim": lambda: cc.Sequential(
+        Conv2D(2, 3, 3, padding=1, rng=21), Flatten(start_dim=2), Softmax(axis=-1),
+        Flatten(), input_shape=(2, 4, 5)),
     "dense-only": lambda: cc.Sequential(
         Dense(6, 5, rng=9), LeakyReLU(), Dropout(0.1), Dense(5, 3, rng=10),
         input_shape=(6,)),

@@ -17,7 +17,7 @@ BatchNorm2d, BatchNorm1d               BatchNorm2D, BatchNorm1D (weight, bias an
                                        buffers running_mean, running_var,
                                        num_batches_tracked; eps, momentum, affine,
                                        track_running_stats)
-Flatten (start_dim=1, end_dim=-1)      Flatten
+Flatten (start_dim >= 1, end_dim)      Flatten
 ReLU, LeakyReLU, Sigmoid, Tanh         ReLU, LeakyReLU, Sigmoid, Tanh
 Softmax (dim given)                    Softmax (axis=dim)
 Dropout                                Dropout (same p)
@@ -303,10 +303,9 @@ def _batch_norm_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
 
 
 def _flatten_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
-    if module.start_dim != 1 or module.end_dim != -1:
-        raise _refuse(name, module, f"start_dim={module.start_dim}, end_dim={module.end_dim} "
-                                    f"is not supported (only start_dim=1, end_dim=-1)")
-    return Flatten()
+    if module.start_dim == 0:
+        raise _refuse(name, module, "start_dim=0 (merging the batch axis) is not supported")
+    return Flatten(module.start_dim, module.end_dim)
 
 
 def _softmax_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
@@ -545,7 +544,7 @@ def _batch_norm_to_torch(torch: Any, layer: BatchNorm2D | BatchNorm1D) -> Any:
 
 
 _SIMPLE_TO_TORCH: dict[type, Any] = {
-    Flatten: lambda nn, la: nn.Flatten(),
+    Flatten: lambda nn, la: nn.Flatten(la.start_dim, la.end_dim),
     ReLU: lambda nn, la: nn.ReLU(),
     LeakyReLU: lambda nn, la: nn.LeakyReLU(la.negative_slope),
     Sigmoid: lambda nn, la: nn.Sigmoid(),
