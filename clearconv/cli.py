@@ -328,9 +328,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_filter(args: argparse.Namespace) -> int:
     from .data.images import read_image, save_image
-    from .filters import filter_image
+    from .filters import MAX_FILTER_PIXELS, filter_image
 
-    image, steps = read_image(args.image, mode=args.mode)
+    image, steps = read_image(args.image, mode=args.mode, max_pixels=MAX_FILTER_PIXELS)
     padding: Any = args.padding
     if padding.isdigit():
         padding = int(padding)
@@ -352,7 +352,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
 def cmd_download(args: argparse.Namespace) -> int:
     from .data import download
 
-    path = download(args.name, root=args.dir, progress=True)
+    path = download(args.name, root=args.dir, progress=True, mirrors=args.mirror)
     print(f"{args.name}: files verified in {path}")
     return 0
 
@@ -553,6 +553,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", choices=("mnist", "fashion-mnist", "kmnist", "cifar10"),
                    help="the dataset: mnist, fashion-mnist, kmnist or cifar10")
     p.add_argument("--dir", default=None, help="target folder (default: the cache)")
+    p.add_argument("--mirror", action="append", default=None, metavar="URL",
+                   help="a base URL to download from instead of the known mirrors (repeat "
+                        "for several, tried in order; default: $CLEARCONV_MIRRORS, commas "
+                        "between URLs, {name} for the dataset, else the known mirrors); "
+                        "the published checksums and sizes are still checked")
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("explain", help="the article's figures from real computations",
