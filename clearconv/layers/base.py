@@ -103,6 +103,10 @@ class Layer:
     skips_input_grad: ClassVar[bool] = False
     #: registry of layer classes by name, for loading saved models
     registry: ClassVar[dict[str, type[Layer]]] = {}
+    #: the mode (PyTorch's ``module.training``), set by :meth:`train` / :meth:`eval`: a
+    #: forward that records for backward (``training=True``) behaves as in training
+    #: (dropout on, batch norm with the batch's statistics) only in training mode
+    training: bool = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -139,6 +143,24 @@ class Layer:
     def walk(self) -> list[Layer]:
         """This layer and every layer inside it, depth first."""
         return [self, *(inner for _, layer in self.sublayers() for inner in layer.walk())]
+
+    def named_buffers(self) -> list[tuple[str, np.ndarray]]:
+        """State that is saved but not trained, ``[(local_name, array), ...]`` (batch
+        norm's running statistics; empty for most layers). The arrays are live: updated
+        in place, so views stay valid."""
+        return []
+
+    def train(self, mode: bool = True) -> Layer:
+        """Training mode (``mode=True``) or evaluation mode for this layer and every layer
+        inside it, as PyTorch's ``module.train(mode)``; returns self."""
+        for layer in self.walk():
+            layer.training = bool(mode)
+        return self
+
+    def eval(self) -> Layer:
+        """Evaluation mode: ``train(False)``. Dropout is the identity and batch norm uses
+        its running statistics, also in passes that record for backward."""
+        return self.train(False)
 
     def get_config(self) -> dict[str, Any]:
         """JSON-able constructor arguments (what ``from_config`` needs)."""
@@ -190,4 +212,6 @@ class _WeightLayer(Layer):
         return [self.weight] if self.bias is None else [self.weight, self.bias]
 
     def named_parameters(self) -> list[tuple[str, Parameter]]:
-        return [(p.name, p) for p in self.parameters()]
+        # the local names, not ``p.name``: a model renames its parameters '0.weight', ...
+        return [(local, p) for local, p in (("weight", self.weight), ("bias", self.bias))
+                if p is not None]

@@ -93,6 +93,20 @@ def _mnist_cnn(input_shape: Sequence[int], num_classes: int, rng: Any) -> Sequen
     return zoo.mnist_cnn(rng=rng, in_channels=c, size=h, num_classes=num_classes)
 
 
+def _mnist_bn_cnn(input_shape: Sequence[int], num_classes: int, rng: Any) -> Sequential:
+    c, h, w = input_shape
+    if h != w:
+        raise ClearConvError(f"the mnist-bn-cnn model takes square images, got {h}x{w}")
+    return zoo.mnist_bn_cnn(rng=rng, in_channels=c, size=h, num_classes=num_classes)
+
+
+def _resnet20(input_shape: Sequence[int], num_classes: int, rng: Any) -> Sequential:
+    c, h, w = input_shape
+    if h != w:
+        raise ClearConvError(f"the resnet20 model takes square images, got {h}x{w}")
+    return zoo.resnet20(num_classes, c, rng=rng, size=h)
+
+
 #: model name -> ``builder(input_shape (C, H, W), num_classes, rng) -> Sequential``
 MODELS: dict[str, Callable[[Sequence[int], int, Any], Sequential]] = {
     "digits-cnn": _fixed("digits-cnn", (1, 8, 8), 10, lambda rng: zoo.digits_cnn(rng=rng)),
@@ -101,6 +115,8 @@ MODELS: dict[str, Callable[[Sequence[int], int, Any], Sequential]] = {
     "lenet5": _fixed("lenet5", (1, 28, 28), 10, lambda rng: zoo.lenet5(rng=rng)),
     "mobilenet-cnn": lambda shape, k, rng: zoo.mobilenet_cnn(tuple(shape), k, rng=rng),
     "conv-autoencoder": lambda shape, k, rng: zoo.conv_autoencoder(tuple(shape), rng=rng),
+    "mnist-bn-cnn": _mnist_bn_cnn,
+    "resnet20": _resnet20,
 }
 
 #: the models of :data:`MODELS` that reconstruct their input: trained on ``(x, x)`` with
