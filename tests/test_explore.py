@@ -258,3 +258,20 @@ def test_dilated_pool_winners():
     assert d.meta["layers"][2]["pool"]["dilation"] == [2, 2]
     assert all(src[c, am[c, m, k, 0], am[c, m, k, 1]] == out[c, m, k]
                for c in range(2) for m in range(6) for k in range(6))
+
+
+def test_a_page_over_the_size_budget_leaves_out_the_da_products():
+    model = zoo.digits_cnn(rng=0)
+    full = explore(model, max_bytes=10 ** 9)
+    small = explore(model, max_bytes=1)
+    assert any(".da_products" in n for n in full.data.arrays)
+    assert not any(".da_products" in n for n in small.data.arrays)
+    assert any(".da_channel_sums" in n for n in small.data.arrays)
+    assert small.size_bytes < full.size_bytes
+
+
+def test_default_digit_for_a_larger_model_is_drawn_as_mnist_draws_digits():
+    r = explore(zoo.mnist_cnn(rng=0))
+    x = r.data.arrays["input"]
+    assert x.shape == (1, 28, 28) and np.all(x[:, :4] == 0) and np.all(x[:, :, -4:] == 0)
+    assert r.size_bytes <= 15_000_000

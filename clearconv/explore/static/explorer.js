@@ -58,12 +58,23 @@
     a._amax = m;
     return m;
   }
-  function colour(v, lim, gray) {
-    if (!isFinite(v)) return "rgb(200,200,200)";
-    if (gray) { const g = Math.round(255 * Math.max(0, Math.min(1, v / (lim || 1)))); return `rgb(${g},${g},${g})`; }
+  function rgb(v, lim, gray) {             // [r, g, b] of a value on a row's scale
+    if (!isFinite(v)) return [200, 200, 200];
+    if (gray) { const g = Math.round(255 * Math.max(0, Math.min(1, v / (lim || 1)))); return [g, g, g]; }
     const t = lim > 0 ? Math.max(-1, Math.min(1, v / lim)) : 0;
-    if (t >= 0) return `rgb(255,${Math.round(255 * (1 - t))},${Math.round(255 * (1 - t))})`;
-    return `rgb(${Math.round(255 * (1 + t))},${Math.round(255 * (1 + t))},255)`;
+    if (t >= 0) return [255, Math.round(255 * (1 - t)), Math.round(255 * (1 - t))];
+    return [Math.round(255 * (1 + t)), Math.round(255 * (1 + t)), 255];
+  }
+  function paint(g, width, height, cell, value, lim, gray, top) {   // one ImageData, no per-cell calls
+    const img = g.createImageData(width * cell, height * cell), px = img.data, rowLen = width * cell * 4;
+    for (let m = 0; m < height; m++) for (let k = 0; k < width; k++) {
+      const [r, gg, b] = rgb(value(m, k), lim, gray);
+      for (let y = 0; y < cell; y++) {
+        let o = (m * cell + y) * rowLen + k * cell * 4;
+        for (let x = 0; x < cell; x++, o += 4) { px[o] = r; px[o + 1] = gg; px[o + 2] = b; px[o + 3] = 255; }
+      }
+    }
+    g.putImageData(img, 0, top || 0);
   }
 
   // ------------------------------------------------------------------ decoding
@@ -118,11 +129,8 @@
     cv.dataset.array = name; cv.dataset.channel = c; cv.dataset.cell = cell;
     cv.dataset.h = H; cv.dataset.w = W;
     const g = cv.getContext("2d");
-    for (let m = 0; m < H; m++) for (let k = 0; k < W; k++) {
-      const v = a.shape.length === 3 ? at(name, [c, m, k]) : a.data[k];
-      g.fillStyle = colour(v, lim, gray);
-      g.fillRect(k * cell, m * cell, cell, cell);
-    }
+    const base = a.shape.length === 3 ? c * H * W : 0;
+    paint(g, W, H, cell, (m, k) => a.data[base + m * W + k], lim, gray);
     if (mark) mark(g, cell);
     cv.title = `${name} channel ${c}: click a value`;
     cv.addEventListener("click", (e) => {
@@ -159,7 +167,7 @@
   }
 
   // ------------------------------------------------------------------ state
-  const S = { view: "forward", fsel: null, bsel: null, kernel: { layer: null, o: 0, c: 0 } };
+  const S = { view: "v-forward", fsel: null, bsel: null, kernel: { layer: null, o: 0, c: 0 } };
   function layerInput(i) { return i === 0 ? "input" : META.layers[i - 1].arrays.out; }
   function layerInShape(i) { return META.layers[i].in_shape; }
   function nextLayer(i) { return META.layers[i + 1]; }
@@ -198,14 +206,14 @@
       }
     } else {
       const n = a.shape[0];
-      const cols = Math.min(n, 128), cell = n > 256 ? 5 : n > 64 ? 7 : 12;
+      const cols = n <= 64 ? n : n <= 256 ? 64 : 104, cell = Math.max(3, Math.min(14, Math.floor(520 / cols)));
       for (let r = 0; r * cols < n; r++) {
         const cv = document.createElement("canvas");
         const w = Math.min(cols, n - r * cols);
         cv.width = w * cell; cv.height = cell + 2;
         cv.dataset.array = name; cv.dataset.cell = cell; cv.dataset.offset = r * cols; cv.dataset.w = w; cv.dataset.h = 1;
         const g = cv.getContext("2d");
-        for (let k = 0; k < w; k++) { g.fillStyle = colour(a.data[r * cols + k], lim, false); g.fillRect(k * cell, 1, cell, cell); }
+        paint(g, w, 1, cell, (m, k) => a.data[r * cols + k], lim, false, 1);
         if (marks) { const mk = marks(0); if (mk) mk(g, cell, r * cols, w); }
         cv.addEventListener("click", (e) => {
           const rect = cv.getBoundingClientRect();
@@ -435,6 +443,8 @@
 
   // ------------------------------------------------------------------ backward view
   function renderBackward() {
+    if (S.view !== "v-backward") { S.backwardStale = true; return; }
+    S.backwardStale = false;
     const ov = $("#bwd-overview");
     ov.innerHTML = "";
     const cls = META.classes;
@@ -454,16 +464,17 @@
       if (off !== undefined) { const k = sel.k - off; if (k >= 0 && k < w) outline(g, cell, [0, 1], [k, k + 1], "#000", 2); return; }
       outline(g, cell, [sel.m, sel.m + 1], [sel.k, sel.k + 1], "#000", 2);
     } : null;
-    drawRow(ov, `<div class="title">dL/d input <span class="shape">(${META.input_shape.join(", ")})</span> <span class="note">click a pixel: its dA</span></div>`,
-      T.grad_input, false, (c, m, k) => selectBackward(-1, c, m, k), mark(T.grad_input));
-    META.layers.forEach((l, i) => {
-      const g = T.layers[i].grad;
+    ov.insertAdjacentHTML("beforeend", '<p class="note">From the logits back to the input, as the gradient flows:</p>');
+    [...META.layers.keys()].reverse().forEach((i) => {
+      const l = META.layers[i], g = T.layers[i].grad;
       const what = l.kind === "conv" ? "dZ" : l.kind === "activation" ? "dA" : "dL/d output";
       const sec = l.kind === "conv" ? "9" : l.kind === "pool" ? "11" : "";
       drawRow(ov, `<div class="title">${i} ${esc(l.type)}: ${what} <span class="shape">(${l.out_shape.join(", ")})</span>${link(sec)}</div>`,
         g, false, (c, m, k) => selectBackward(i, c, m, k), mark(g));
       if (l.kind === "conv") ov.appendChild(kernelPicker(i));
     });
+    drawRow(ov, `<div class="title">dL/d input <span class="shape">(${META.input_shape.join(", ")})</span> <span class="note">click a pixel: its dA</span></div>`,
+      T.grad_input, false, (c, m, k) => selectBackward(-1, c, m, k), mark(T.grad_input));
   }
   function kernelPicker(i) {
     const l = META.layers[i], cv = l.conv;
@@ -688,7 +699,9 @@
 
   // ------------------------------------------------------------------ start
   async function load(payload) {
+    const t0 = performance.now();
     A = await decode(payload.pack);
+    CC.timing = { decode_ms: performance.now() - t0 };
     META = payload.meta;
     const t = String(S.target !== undefined && META.backward[String(S.target)] ? S.target : META.target);
     T = { k: +t, ...META.backward[t] };
@@ -697,6 +710,7 @@
     renderForward();
     renderBackward();
     if (keep && META.details) selectForward(keep.layer, keep.c, keep.m, keep.k);
+    CC.timing.total_ms = performance.now() - t0;
     CC.meta = META; CC.arrays = A; CC.ready = true;
     document.body.dataset.ready = "1";
     document.body.dataset.prediction = META.prediction;
@@ -712,6 +726,8 @@
     document.querySelectorAll("nav button").forEach((b) => b.addEventListener("click", () => {
       document.querySelectorAll("nav button").forEach((x) => x.classList.toggle("active", x === b));
       document.querySelectorAll(".view").forEach((v) => v.classList.toggle("active", v.id === b.dataset.view));
+      S.view = b.dataset.view;
+      if (S.view === "v-backward" && S.backwardStale && META) renderBackward();   // drawn when first shown
     }));
     ["n", "f", "p", "s", "d", "w"].forEach((id) => $("#sp-" + id).addEventListener("input", renderShapes));
   }
