@@ -275,3 +275,27 @@ def test_default_digit_for_a_larger_model_is_drawn_as_mnist_draws_digits():
     x = r.data.arrays["input"]
     assert x.shape == (1, 28, 28) and np.all(x[:, :4] == 0) and np.all(x[:, :, -4:] == 0)
     assert r.size_bytes <= 15_000_000
+
+
+@pytest.mark.parametrize("groups", [2, 4])
+def test_grouped_and_depthwise_conv_breakdowns(groups):
+    model = Sequential(Conv2D(4, 4, 3, padding=1, groups=groups, rng=0), ReLU(), Flatten(),
+                       Dense(4 * 5 * 5, 3, rng=0), input_shape=(4, 5, 5))
+    x = np.random.default_rng(0).random((4, 5, 5)).astype(np.float32)
+    d = compute(model, x, label=1)
+    layer = d.meta["layers"][0]
+    assert layer["kind"] == "conv" and layer["conv"]["groups"] == groups
+    n = layer["conv"]["arrays"]
+    _close(d.arrays[n["z_ref"]], d.arrays["out.0"], 1e-4)
+    _close(d.arrays[n["channel_sums"]].sum(axis=3) + d.arrays[n["bias"]][:, None, None],
+           d.arrays[n["z_ref"]], 1e-4)
+    t = d.meta["backward"]["1"]["layers"][0]
+    conv = model.layers[0]
+    _, cache = F.conv2d_forward(x[None], conv.weight.value, conv.bias.value, padding=1,
+                                groups=groups)
+    dx, dw, _ = F.conv2d_backward(d.arrays[t["grad"]][None], cache)
+    _close(d.arrays[t["dw_ref"]], dw, 1e-4)
+    _close(d.arrays[t["dw_terms"]].sum(axis=(1, 2)), dw, 1e-4)
+    _close(d.arrays[t["dx_ref"]], dx[0], 1e-4)
+    assert d.arrays[t["da_channel_sums"]].shape == (4, 5, 5, 4 // groups)
+    _close(d.arrays[t["da_channel_sums"]].sum(axis=3), dx[0], 1e-4)

@@ -328,23 +328,25 @@
   function convDetail(i, o, m, k) {
     const l = META.layers[i], cv = l.conv, n = cv.arrays;
     const [Cin] = l.in_shape, [fh, fw] = cv.kernel, [sh, sw] = cv.stride, [dh, dw] = cv.dilation;
+    const G = cv.groups || 1, cg = Cin / G, grp = Math.floor(o / (l.out_shape[0] / G));
     const next = nextLayer(i);
     let h = `<h3>Layer ${i} Conv2D: output channel ${o}, row ${m}, column ${k}</h3>` +
       `<div class="formula">Z[o,m,k] = &Sigma;_c &Sigma;_i &Sigma;_j W[o,c,i,j] &middot; A_pad[c, m&middot;${sh}+i&middot;${dh}, k&middot;${sw}+j&middot;${dw}] + b[o]\n` +
-      `(cross-correlation; padding ${esc(JSON.stringify(cv.padding_arg))} = top ${cv.padding[0][0]}, bottom ${cv.padding[0][1]}, left ${cv.padding[1][0]}, right ${cv.padding[1][1]})</div>` +
-      `<p>${link("6", "fig. 7")} &middot; ${link("7")}</p>`;
+      `(cross-correlation; padding ${esc(JSON.stringify(cv.padding_arg))} = top ${cv.padding[0][0]}, bottom ${cv.padding[0][1]}, left ${cv.padding[1][0]}, right ${cv.padding[1][1]})` +
+      (G > 1 ? `\ngroups = ${G}: output ${o} is in group ${grp} and sees its ${cg} input channel(s) ${grp * cg}..${grp * cg + cg - 1} only${G === Cin ? " (depthwise)" : ""}` : "") +
+      `</div><p>${link("6", "fig. 7")} &middot; ${link("7")}</p>`;
     if (!has(n.products)) return h + needDetails();
     h += `<p class="note">Per input channel c: the window of A_pad (yellow; cells of the padding grey), &times; the kernel W[${o},c], = the products; their sum is the channel's share.</p><div id="conv-channels">`;
-    for (let c = 0; c < Cin; c++) {
-      const r0 = m * sh, q0 = k * sw;
-      const win = gridTable(fh, fw, (a, b) => at(n.a_pad, [c, r0 + a * dh, q0 + b * dw]), (a, b) => {
+    for (let c = 0; c < cg; c++) {
+      const ci = grp * cg + c, r0 = m * sh, q0 = k * sw;   // ci: the input channel, c: its place in the kernel
+      const win = gridTable(fh, fw, (a, b) => at(n.a_pad, [ci, r0 + a * dh, q0 + b * dw]), (a, b) => {
         const r = r0 + a * dh - cv.padding[0][0], q = q0 + b * dw - cv.padding[1][0];
         return r < 0 || q < 0 || r >= l.in_shape[1] || q >= l.in_shape[2] ? "pad" : "hl";
-      }, (a, b) => `data-role="window" data-c="${c}" data-i="${a}" data-j="${b}"`);
-      const ker = gridTable(fh, fw, (a, b) => at(n.weight, [o, c, a, b]), null, (a, b) => `data-role="kernel" data-c="${c}" data-i="${a}" data-j="${b}"`);
-      const prod = gridTable(fh, fw, (a, b) => at(n.products, [o, m, k, c, a, b]), null, (a, b) => `data-role="product" data-c="${c}" data-i="${a}" data-j="${b}"`);
-      h += `<span class="chan"><span class="lbl">c=${c}</span>${win}<span class="op">&times;</span>${ker}<span class="op">=</span>${prod}` +
-        `<span class="op">&Sigma;</span><span class="result" data-role="channel-sum" data-c="${c}">${fmt(at(n.channel_sums, [o, m, k, c]))}</span></span>`;
+      }, (a, b) => `data-role="window" data-c="${ci}" data-i="${a}" data-j="${b}"`);
+      const ker = gridTable(fh, fw, (a, b) => at(n.weight, [o, c, a, b]), null, (a, b) => `data-role="kernel" data-c="${ci}" data-i="${a}" data-j="${b}"`);
+      const prod = gridTable(fh, fw, (a, b) => at(n.products, [o, m, k, c, a, b]), null, (a, b) => `data-role="product" data-c="${ci}" data-i="${a}" data-j="${b}"`);
+      h += `<span class="chan"><span class="lbl">c=${ci}</span>${win}<span class="op">&times;</span>${ker}<span class="op">=</span>${prod}` +
+        `<span class="op">&Sigma;</span><span class="result" data-role="channel-sum" data-c="${ci}">${fmt(at(n.channel_sums, [o, m, k, c]))}</span></span>`;
     }
     h += "</div>";
     const b = cv.has_bias ? at(n.bias, [o]) : 0;
@@ -481,7 +483,7 @@
     const div = document.createElement("div");
     div.className = "layer";
     const K = S.kernel.layer === i ? S.kernel : { layer: i, o: 0, c: 0 };
-    const [Cout, Cin] = [l.out_shape[0], l.in_shape[0]];
+    const [Cout, Cin] = [l.out_shape[0], l.in_shape[0] / (cv.groups || 1)];   // c: the kernel's channel
     let h = `<div class="title">${i} Conv2D kernel W[o, c] and dW[o, c]: click a weight for its dW ${link("9")}</div><div class="controls">` +
       `<label>o <input type="number" min="0" max="${Cout - 1}" value="${K.o}" data-k="o"></label>` +
       `<label>c <input type="number" min="0" max="${Cin - 1}" value="${K.c}" data-k="c"></label></div>`;
@@ -536,26 +538,29 @@
   function daDetail(i, c, r, q) {
     // dA[c, r, q] of conv layer i's input, as the full convolution of the padded dZ
     const l = META.layers[i], cv = l.conv, n = T.layers[i];
-    const [Cout] = l.out_shape, [eh, ew] = cv.extent, [fh, fw] = cv.kernel, [dh, dw] = cv.dilation;
+    const [eh, ew] = cv.extent, [fh, fw] = cv.kernel, [dh, dw] = cv.dilation;
+    const G = cv.groups || 1, og = l.out_shape[0] / G, cg = l.in_shape[0] / G, grp = Math.floor(c / cg), cl = c % cg;
     const [pt, pl] = [cv.padding[0][0], cv.padding[1][0]];
     let h = `<h3>Layer ${i} backward: dA[${c}, ${r}, ${q}] of its input</h3>` +
       `<div class="formula">dA_pad[c, r, q] = &Sigma;_o &Sigma;_u &Sigma;_v W_rot[o,c,u,v] &middot; dZ_full[o, r+u, q+v]\n` +
-      `1. dZ with stride-1 zeros between its entries; 2. the kernel rotated 180&deg; (W_rot[u,v] = W[f-1-u, f-1-v]); ` +
+      `1. dZ with s-1 = ${cv.stride[0] - 1} zero(s) between its entries (undoes the stride); 2. the kernel rotated 180&deg; (W_rot[u,v] = W[f-1-u, f-1-v]); ` +
       `3. a border of e-1 = ${eh - 1} zeros (the "full" convolution); 4. slide and sum over o; 5. crop the padding (here r+${pt}, q+${pl} in A_pad).</div>` +
       `<p>${link("9", "fig. 11")}</p>`;
     if (!has(n.da_channel_sums)) return h + needDetails();
     const R = r + pt, Q = q + pl;       // row, column in dA_pad
     h += `<p class="note">Per output channel o: the ${eh}&times;${ew} patch of dZ_full at (${R}, ${Q}), &times; W_rot[o, ${c}], = the products, &Sigma;.</p><div id="da-channels">`;
     const showProducts = has(n.da_products);
-    for (let o = 0; o < Cout; o++) {
+    if (G > 1) h += `<p class="note">groups = ${G}: input channel ${c} feeds only the ${og} output channel(s) of its group ${grp}.</p>`;
+    for (let j = 0; j < og; j++) {
+      const o = grp * og + j;                      // the output channel; j: its place in the group
       const patch = gridTable(eh, ew, (u, v) => at(n.dz_full, [o, R + u, Q + v]), (u, v) => at(n.dz_full, [o, R + u, Q + v]) !== 0 ? "hl" : "",
         (u, v) => `data-role="dz-full" data-o="${o}" data-u="${u}" data-v="${v}"`);
-      const rot = gridTable(eh, ew, (u, v) => (u % dh || v % dw) ? 0 : at(cv.arrays.weight, [o, c, fh - 1 - u / dh, fw - 1 - v / dw]), null,
+      const rot = gridTable(eh, ew, (u, v) => (u % dh || v % dw) ? 0 : at(cv.arrays.weight, [o, cl, fh - 1 - u / dh, fw - 1 - v / dw]), null,
         (u, v) => `data-role="w-rot" data-o="${o}" data-u="${u}" data-v="${v}"`);
-      const prod = showProducts ? gridTable(eh, ew, (u, v) => at(n.da_products, [c, r, q, o, u, v]), null,
+      const prod = showProducts ? gridTable(eh, ew, (u, v) => at(n.da_products, [c, r, q, j, u, v]), null,
         (u, v) => `data-role="da-product" data-o="${o}" data-u="${u}" data-v="${v}"`) : "";
       h += `<span class="chan"><span class="lbl">o=${o}</span>${patch}<span class="op">&times;</span>${rot}${showProducts ? '<span class="op">=</span>' + prod : ""}` +
-        `<span class="op">&Sigma;</span><span class="result" data-role="da-channel-sum" data-o="${o}">${fmt(at(n.da_channel_sums, [c, r, q, o]))}</span></span>`;
+        `<span class="op">&Sigma;</span><span class="result" data-role="da-channel-sum" data-o="${o}">${fmt(at(n.da_channel_sums, [c, r, q, j]))}</span></span>`;
     }
     h += "</div>";
     if (!showProducts) h += '<p class="note">(The products of this layer are left out of the file to keep it small; the sums per output channel are shipped.)</p>';
