@@ -299,3 +299,16 @@ def test_grouped_and_depthwise_conv_breakdowns(groups):
     _close(d.arrays[t["dx_ref"]], dx[0], 1e-4)
     assert d.arrays[t["da_channel_sums"]].shape == (4, 5, 5, 4 // groups)
     _close(d.arrays[t["da_channel_sums"]].sum(axis=3), dx[0], 1e-4)
+
+
+def test_the_pages_math_links_point_to_sections_of_docs_math():
+    root = Path(__file__).resolve().parents[1]
+    math = (root / "docs" / "MATH.md").read_text(encoding="utf-8")
+    # GitHub's anchors: the heading in lower case, punctuation dropped, spaces as dashes
+    slugs = {re.sub(r"\s", "-", re.sub(r"[^\w\s-]", "", h.strip().lower()))
+             for h in re.findall(r"^#+ (.*)$", math, flags=re.M)}
+    static = root / "clearconv" / "explore" / "static"
+    text = (static / "explorer.html").read_text() + (static / "explorer.js").read_text()
+    used = set(re.findall(r"__MATH__#([\w-]+)", text)) | set(
+        re.findall(r'"\d+": "(\d+-[\w-]+)"', text))
+    assert used and used <= slugs, f"anchors missing from docs/MATH.md: {used - slugs}"

@@ -8,14 +8,14 @@
   let META = null, A = {}, T = null;         // facts, arrays, the backward pass shown
   const MATH = document.body.dataset.math || "docs/MATH.md";
   const SECTION_ANCHOR = {
-    "2": "2-digital-images-article-data-structure-of-digital-images",
-    "4": "4-valid-and-same-convolution-article-figure-5",
-    "5": "5-strided-convolution-article-figure-6",
-    "6": "6-into-three-dimensions-article-figure-7",
-    "7": "7-convolution-layer-article-figure-8",
-    "9": "9-convolution-backpropagation-article-figures-10-and-11",
-    "10": "10-pooling-layer-article-figure-12",
-    "11": "11-pooling-backpropagation-article-figure-13",
+    "2": "2-digital-images",
+    "4": "4-valid-and-same-convolution",
+    "5": "5-strided-convolution",
+    "6": "6-into-three-dimensions",
+    "7": "7-convolution-layer",
+    "9": "9-convolution-backpropagation",
+    "10": "10-pooling-layer",
+    "11": "11-pooling-backpropagation",
   };
   const FIG = { "2": "fig. 2", "4": "fig. 5", "5": "fig. 6", "6": "fig. 7", "7": "fig. 8",
                 "9": "fig. 10-11", "10": "fig. 12", "11": "fig. 13" };
