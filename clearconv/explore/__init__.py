@@ -79,7 +79,8 @@ def _digits_test() -> tuple[np.ndarray, np.ndarray]:
     return to_float(x, max_value=DIGITS_MAX_VALUE), y
 
 
-def resolve_input(model: Sequential, image: Any, seed: int = 0, invert: bool | str = "auto"
+def resolve_input(model: Sequential, image: Any, seed: int = 0, invert: bool | str = "auto",
+                  decoded: list[str] | None = None, name: str | None = None
                   ) -> tuple[np.ndarray, str, int | None]:
     """The model's input (C, H, W) in [0, 1], where it came from, and its label if known.
 
@@ -87,6 +88,8 @@ def resolve_input(model: Sequential, image: Any, seed: int = 0, invert: bool | s
     to an image file (read and converted as ``clearconv predict`` does: channels, size,
     dark-on-light inverted for 1-channel models), a uint8 array (H, W) / (C, H, W)
     converted the same way, or a float array of the model's input shape used as it is.
+    ``decoded`` (what the decoder already did to an array) and ``name`` go into the
+    returned description.
     """
     from ..data.images import fit_to_model, read_image
     from ..explain.trained import _input_for
@@ -103,7 +106,8 @@ def resolve_input(model: Sequential, image: Any, seed: int = 0, invert: bool | s
                                  f"{(c, h, w)}, got {image.shape}")
         return image.astype(np.float32), f"your array {image.shape}", None
     if isinstance(image, np.ndarray):
-        pixels, steps, source = image, [], f"your array {image.shape}"
+        pixels, steps = image, list(decoded or [])
+        source = name or f"your array {image.shape}"
     else:
         pixels, steps = read_image(image)
         source = f"your image {Path(image).name}"

@@ -683,10 +683,12 @@
   let seq = 0;
   async function upload(body, target) {
     const my = ++seq;
+    if (target === undefined) target = S.target;   // the class the learner picked, if any
     CC.lastImage = body;
     $("#status").textContent = "computing...";
     try {
-      const q = target === undefined ? "" : `&target=${target}`;
+      const q = (target === undefined ? "" : `&target=${target}`) + (body ? "" : "&default=1");
+      if (!body) body = "";                        // no drawing yet: the page's default digit
       const fast = await fetch(`api/explore?details=0${q}`, { method: "POST", body });
       if (!fast.ok) throw new Error((await fast.text()) || fast.statusText);
       const d1 = await fast.json();
@@ -722,7 +724,7 @@
   }
   CC.setTarget = (k) => {
     if (META.backward[String(k)]) { S.target = k; T = { k, ...META.backward[String(k)] }; S.bsel = null; renderForward(); renderBackward(); $("#bwd-detail").innerHTML = ""; return; }
-    if (CC.live && CC.lastImage) { S.target = k; upload(CC.lastImage, k); }
+    if (CC.live) { S.target = k; upload(CC.lastImage || null, k); }   // the server computes it
   };
   CC.select = selectForward;
   CC.selectBackward = selectBackward;
