@@ -262,8 +262,8 @@ def test_dilated_pool_winners():
 
 def test_a_page_over_the_size_budget_leaves_out_the_da_products():
     model = zoo.digits_cnn(rng=0)
-    full = explore(model, max_bytes=10 ** 9)
-    small = explore(model, max_bytes=1)
+    full = explore(model, max_bytes=10 ** 9, all_classes=False)
+    small = explore(model, max_bytes=1, all_classes=False)
     assert any(".da_products" in n for n in full.data.arrays)
     assert not any(".da_products" in n for n in small.data.arrays)
     assert any(".da_channel_sums" in n for n in small.data.arrays)
@@ -312,3 +312,11 @@ def test_the_pages_math_links_point_to_sections_of_docs_math():
     used = set(re.findall(r"__MATH__#([\w-]+)", text)) | set(
         re.findall(r'"\d+": "(\d+-[\w-]+)"', text))
     assert used and used <= slugs, f"anchors missing from docs/MATH.md: {used - slugs}"
+
+
+def test_small_models_ship_every_class_by_default():
+    r = explore()
+    assert sorted(r.data.meta["backward"], key=int) == [str(k) for k in range(10)]
+    assert r.size_bytes <= 3_000_000
+    one = explore(zoo.digits_cnn(rng=0), all_classes=False)
+    assert list(one.data.meta["backward"]) == [str(one.data.meta["target"])]

@@ -260,3 +260,12 @@ def test_live_class_picker_and_dropped_photo(browser, live, tmp_path):
     assert "your upload" in facts and "inverted" in facts
     assert problems == []
     page.close()
+
+
+def test_static_class_picker_switches_the_backward_pass(page, case):
+    model, x, _ = case
+    page.click("nav button[data-view='v-backward']")
+    page.select_option("#target", "7")
+    loss, _ = F.softmax_cross_entropy_forward(model.predict(x[None]), np.array([7]))
+    _approx(_num(page, "#loss"), loss)
+    assert page.locator("canvas[data-array='T7.grad.2']").count() == 16

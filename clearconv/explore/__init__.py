@@ -130,13 +130,19 @@ def _digit_as_mnist(x: np.ndarray, source: str, c: int, h: int, w: int
     return out, f"{source}, enlarged to {bw}x{bh} and centred in {w}x{h} as MNIST draws digits"
 
 
+#: with ``all_classes='auto'``, every class's backward pass is shipped when the page
+#: stays under this many bytes (the issue's target for the digits CNN)
+AUTO_ALL_BYTES = 3_000_000
+
+
 #: the largest explorer file :func:`explore` writes before it leaves out the dA products
 #: (the per-output-channel sums stay): the issue's target for the MNIST CNN, in bytes
 MAX_BYTES = 15_000_000
 
 
 def explore(model: Any = None, image: Any = None, out: str | os.PathLike | None = None,
-            label: int | None = None, target: int | None = None, all_classes: bool = False,
+            label: int | None = None, target: int | None = None,
+            all_classes: bool | str = "auto",
             seed: int = 0, invert: bool | str = "auto", math_href: str = "docs/MATH.md",
             max_bytes: int = MAX_BYTES) -> ExploreResult:
     """Write (and return) the explorer of ``model`` on ``image``.
@@ -151,7 +157,9 @@ def explore(model: Any = None, image: Any = None, out: str | os.PathLike | None 
     target : the class whose loss the backward view shows (default: the label, else the
         prediction)
     all_classes : ship the backward pass of every class (the page's class picker then
-        switches between them; the file grows about K times in its backward part)
+        switches between them; the file grows about K times in its backward part);
+        ``'auto'`` (default) does when the page stays under 3 MB (the digits CNN), else
+        only ``target``'s is shipped (``clearconv serve`` computes any class)
     seed : picks the default digit and seeds the default model's training
     invert : as ``clearconv predict --invert`` for image files
     math_href : where the page's "MATH.md §n" links point
@@ -167,10 +175,17 @@ def explore(model: Any = None, image: Any = None, out: str | os.PathLike | None 
         raise ClearConvError("explore needs an image model with a known (C, H, W) input shape")
     x, input_source, known = resolve_input(m, image, seed, invert)
     label = known if label is None else label
-    data = compute(m, x, label=label, target=target, all_targets=all_classes)
+    every = all_classes is True
+    data = compute(m, x, label=label, target=target, all_targets=every)
     text = render(data, "clearconv explorer", model_source, input_source, math_href)
+    if all_classes == "auto" and len(data.meta["classes"]) > 1 and len(text) < AUTO_ALL_BYTES:
+        every_data = compute(m, x, label=label, target=target, all_targets=True)
+        every_text = render(every_data, "clearconv explorer", model_source, input_source,
+                            math_href)
+        if len(every_text) <= AUTO_ALL_BYTES:
+            every, data, text = True, every_data, every_text
     if len(text) > max_bytes and any(".da_products" in name for name in data.arrays):
-        data = compute(m, x, label=label, target=target, all_targets=all_classes,
+        data = compute(m, x, label=label, target=target, all_targets=every,
                        budget={"da_products": 0})
         text = render(data, "clearconv explorer", model_source, input_source, math_href)
     path = None
