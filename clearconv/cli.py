@@ -386,7 +386,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     from .explore import explore
 
     r = explore(args.model, image=args.image, out=args.out, target=args.target,
-                all_classes=args.all_classes, seed=args.seed)
+                all_classes=True if args.all_classes else "auto", seed=args.seed)
     cls = r.data.meta["classes"]
     print(f"{r.path}: {r.size_bytes / 1e6:.2f} MB; {r.model_source}; input: {r.input_source}; "
           f"prediction {cls[r.prediction]}; open it in a browser (no network needed)")
@@ -588,7 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the class the backward view back-propagates (default: the label, "
                         "else the prediction)")
     p.add_argument("--all-classes", action="store_true",
-                   help="ship the backward pass of every class (a larger file)")
+                   help="ship the backward pass of every class (default: when the file stays "
+                        "under 3 MB)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_explore)
 
