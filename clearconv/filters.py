@@ -122,6 +122,8 @@ def get_kernel(name: str, size: int | None = None, sigma: float = 1.0) -> np.nda
         must be None or 3.
     sigma : standard deviation of ``gaussian`` in pixels, > 0; ignored by the others.
 
+    Examples
+    --------
     >>> get_kernel("sobel-x")
     array([[ 1.,  0., -1.],
            [ 2.,  0., -2.],

@@ -131,19 +131,23 @@ def iterate_minibatches(n: int, batch_size: int, shuffle: bool = True,
                         rng: np.random.Generator | None = None) -> Iterator[np.ndarray]:
     """Yield the sample indices of one epoch, ``batch_size`` at a time.
 
-    Args:
-        n: number of samples.
-        batch_size: indices per batch, ``>= 1``; the last batch holds the
-            ``n % batch_size`` left over, if any.
-        shuffle: visit the samples in a random order (a permutation: every index once
-            per epoch) instead of ``0..n-1``.
-        rng: the generator of the permutation; a fresh ``np.random.default_rng()`` if
-            None.
+    Parameters
+    ----------
+    n : number of samples.
+    batch_size : indices per batch, ``>= 1``; the last batch holds the
+        ``n % batch_size`` left over, if any.
+    shuffle : visit the samples in a random order (a permutation: every index once
+        per epoch) instead of ``0..n-1``.
+    rng : the generator of the permutation; a fresh ``np.random.default_rng()`` if
+        None.
 
-    Returns:
-        An iterator of ndarrays of shape ``(b,)``, int64, with ``b = batch_size``
+    Returns
+    -------
+    batches : an iterator of ndarrays of shape ``(b,)``, int64, with ``b = batch_size``
         except maybe the last.
 
+    Examples
+    --------
     >>> [b.tolist() for b in iterate_minibatches(5, 2, shuffle=False)]
     [[0, 1], [2, 3], [4]]
     """

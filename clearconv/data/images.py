@@ -544,6 +544,8 @@ def fit_to_model(image: np.ndarray, channels: int, size: tuple[int, int],
     keep_aspect : pad the picture to the model's aspect ratio with its background
         colour before resizing (no stretching); False stretches it.
 
+    Notes
+    -----
     The heuristic for ``invert="auto"``: take a strip along the four edges of the
     picture (5% of its shorter side, at least one pixel), in grayscale; the picture's
     background is called light when the median of that strip is >= 128 (more than half

@@ -31,8 +31,10 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..functional.conv import OP, Conv2dCache, ConvCall
 from ..shapes import ConvGeometry
-from . import compiled, registry, threads, tuning
+from . import registry, threads, tuning
 from .copies import padded_nhwc
+from .jit import AVAILABLE as JIT_AVAILABLE
+from .jit import compiled, worth
 
 _BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64)
 _G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float64)
@@ -64,8 +66,9 @@ def prefer(call: ConvCall) -> tuple[bool, str]:
     ok, why = supports(call)
     if not ok:
         return ok, why
-    if not compiled.AVAILABLE:
-        return False, "its NumPy transforms are slower than im2col: needs Numba"
+    jit_ok, jit_why = worth(call.geometry.in_shape[0])
+    if not jit_ok:
+        return False, f"its NumPy transforms are slower than im2col: {jit_why}"
     if call.dtype != np.float32:
         return False, f"float32 only under 'auto', got {np.dtype(call.dtype).name}"
     c_in, c_out = call.geometry.in_shape[1], call.geometry.out_shape[1]
@@ -167,7 +170,7 @@ def winograd_conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray 
     a few images at a time, so that each chunk's 16 product planes stay in cache, the
     batch split between threads (:mod:`clearconv.kernels.threads`).
     """
-    jit = compiled.AVAILABLE if jit is None else jit
+    jit = JIT_AVAILABLE if jit is None else jit
     n, c, h, w = x.shape
     c_out = weight.shape[0]
     ho, wo = geo.out_shape[2:]

@@ -27,8 +27,9 @@ from numpy.lib.stride_tricks import as_strided
 
 from ..functional.conv import OP, ConvCall
 from ..shapes import ConvGeometry
-from . import compiled, registry, threads, tuning
+from . import registry, threads, tuning
 from .copies import padded_nhwc
+from .jit import AVAILABLE, compiled, worth
 
 _G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
                [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64)
@@ -47,7 +48,7 @@ def supports(call: ConvCall) -> tuple[bool, str]:
                        f"{geo.kernel}, stride {geo.stride}, dilation {geo.dilation}")
     if call.need_backward:
         return False, "inference only (need_backward=False): it has no backward"
-    if not compiled.AVAILABLE:
+    if not AVAILABLE:
         return False, "its transforms are compiled loops only: needs Numba"
     return True, "3x3 kernel, stride 1, dilation 1, inference, compiled transforms"
 
@@ -59,6 +60,9 @@ def prefer(call: ConvCall) -> tuple[bool, str]:
         return ok, why
     if call.dtype != np.float32:
         return False, f"float32 only under 'auto', got {np.dtype(call.dtype).name}"
+    jit_ok, jit_why = worth(call.geometry.in_shape[0])
+    if not jit_ok:
+        return False, jit_why
     geo = call.geometry
     c_in, c_out = geo.in_shape[1], geo.out_shape[1]
     if min(c_in, c_out) < tuning.WINOGRAD_MIN_CHANNELS:

@@ -44,6 +44,8 @@ class Sequential:
         (:mod:`clearconv.train.fusion`: exact, the same values and gradients, fewer passes
         over memory). ``summary()`` shows what runs fused.
 
+    Examples
+    --------
     >>> from clearconv.layers import Conv2D, ReLU, MaxPool2D, Flatten, Dense
     >>> model = Sequential(Conv2D(1, 4, 3, padding="same", rng=0), ReLU(), MaxPool2D(2),
     ...                    Flatten(), Dense(4 * 4 * 4, 10, rng=0), input_shape=(1, 8, 8))
