@@ -67,6 +67,11 @@ class Sequential:
         self.input_shape: tuple[int, ...] | None = None
         self.stop_training = False
         self.classes: list[str] | None = None
+        #: the dataset the model was trained on (``clearconv train`` sets it), or None
+        self.trained_on: str | None = None
+        #: the per-epoch history of its training (``History.history``: lists per key),
+        #: saved with the model so that ``explain`` can draw its curves; or None
+        self.train_history: dict[str, list[float]] | None = None
         self._last_pred = np.empty(0, np.int64)
         self._name_parameters()
         if input_shape is not None:
@@ -396,7 +401,9 @@ class Sequential:
                 "input_shape": list(self.input_shape) if self.input_shape else None,
                 "dtype": str(self.dtype),
                 "classes": self.classes,
-                **({} if self.fuse else {"fuse": False})}
+                **({} if self.fuse else {"fuse": False}),
+                **({"trained_on": self.trained_on} if self.trained_on else {}),
+                **({"train_history": self.train_history} if self.train_history else {})}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Sequential:
@@ -418,6 +425,11 @@ class Sequential:
             if config.get("input_shape"):
                 model.build(config["input_shape"])
             model.classes = config.get("classes")
+            trained_on = config.get("trained_on")
+            if trained_on is not None and not isinstance(trained_on, str):
+                raise ClearConvError(f"trained_on must be a dataset name, got {trained_on!r}")
+            model.trained_on = trained_on
+            model.train_history = _checked_history(config.get("train_history"))
             return model
         except (KeyError, TypeError, AttributeError, ValueError, OverflowError,
                 RecursionError) as e:
@@ -441,6 +453,18 @@ class Sequential:
     def __repr__(self) -> str:
         inner = ",\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
+
+
+def _checked_history(history: Any) -> dict[str, list[float]] | None:
+    """A model file's training history: ``{key: [number per epoch]}``, or None."""
+    if history is None:
+        return None
+    if not isinstance(history, dict) or not all(
+            isinstance(k, str) and isinstance(v, list)
+            and all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in v)
+            for k, v in history.items()):
+        raise ClearConvError("train_history must map names to lists of numbers")
+    return {k: [float(e) for e in v] for k, v in history.items()}
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
