@@ -13,7 +13,9 @@ Modules:
 - :mod:`benchmarks.torch_nets`: the PyTorch twin of a clearconv ``Sequential``;
 - :mod:`benchmarks.epoch`: one training epoch in one framework (peak memory, real MNIST);
 - :mod:`benchmarks.worker`: the fresh-process entry point for cases and epochs;
-- :mod:`benchmarks.run`: the command line, the table and the JSON file.
+- :mod:`benchmarks.run`: the command line, the table and the JSON file;
+- :mod:`benchmarks.flops`: the multiply-adds of a case and its floor at the GEMM rate;
+- :mod:`benchmarks.profile`: where a training step's time goes, op by op.
 
 PyTorch is optional: without it the clearconv timings are printed alone, with a note.
 """

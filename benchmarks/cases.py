@@ -1,19 +1,29 @@
-"""The micro cases of issue 3, each a :class:`~benchmarks.harness.Case` with a lazy setup.
+"""The micro cases of issues 3 and 17, each a :class:`~benchmarks.harness.Case` with a
+lazy setup.
 
-- conv2d forward, and forward+backward, on six shapes (the issue's list);
+- conv2d forward, and forward+backward, on six shapes (issue 3's list);
 - max pooling 2x2/2 forward+backward on (64, 32, 28, 28);
 - one training step (forward, softmax cross-entropy, backward, SGD momentum 0.9) of
-  the MNIST CNN and of LeNet-5 at batch 64;
-- inference of both nets at batch 1,000.
+  the MNIST CNN and of LeNet-5 at batch 64: float32 with the run's threads, float64,
+  and float32 with one thread in both frameworks (issue 17);
+- inference of both nets at batch 1,000, and the latency of one image and of 8;
+- the first call in a fresh process: a new Python process that imports the framework,
+  builds the MNIST CNN and classifies one image (what ``clearconv predict`` pays).
 
-Everything is float32. Both sides get equal data (copies, not shared memory). The
+Everything is float32 unless the name says float64. Both sides get equal data (copies,
+not shared memory). The
 clearconv op cases run each call in ``clearconv.parallel()``, as a model's forward and
 backward do (its batch split between clearconv's threads, the BLAS at one inside). The
 PyTorch networks are twins of the clearconv ones (:mod:`benchmarks.torch_nets`) that
 start from clearconv's initial weights.
 
-Torch sides: conv and pool forward run without autograd (plain tensors), as clearconv's
-forward does no bookkeeping beyond its cache; forward+backward uses ``requires_grad``
+Forward-only conv cases compare the two frameworks' forwards that keep nothing for a
+backward: PyTorch's without autograd (plain tensors) and clearconv's with
+``need_backward=False``. clearconv's training forward stores what its backward reuses
+(all the im2col columns, all the Winograd input tiles: tens of MB written to memory
+instead of one cache-sized buffer per thread); that cost is measured where it pays off,
+in the forward+backward cases (PyTorch saves only references there, and recomputes in
+its backward). Pool forward runs without autograd too; forward+backward uses ``requires_grad``
 inputs and ``.backward`` of a fixed random upstream gradient, the ``.grad`` fields reset
 to None before each call (clearconv returns fresh gradients too). Inference runs under
 ``torch.inference_mode()`` with ``model.eval()``.
@@ -25,6 +35,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .flops import Work, conv2d_macs, conv_transpose2d_macs, model_work, with_backward
 from .harness import Case, Pair, max_rel_diff, optional_torch
 
 torch = optional_torch()
@@ -33,11 +44,17 @@ if torch is not None:
 
     from . import torch_nets
 
-#: the issue's targets, clearconv / PyTorch
-TARGET_CONV = 1.5        # every conv case, forward+backward
-TARGET_POOL = 1.0
-TARGET_TRAIN = 1.0
-TARGET_INFERENCE = 1.0
+#: the targets of issue 17 (toward the hardware floor), clearconv / PyTorch
+TARGET_CONV_FORWARD = 1.0   # every conv case, forward only
+TARGET_CONV = 1.0           # every conv case, forward+backward
+TARGET_POOL = 0.5
+TARGET_TRAIN = 0.7          # float32 training steps with the run's threads
+TARGET_TRAIN_FLOOR = 1.3    # ... and their time / the floor (benchmarks.flops)
+TARGET_FLOAT64 = 1.0        # float64 training steps
+TARGET_ONE_THREAD = 1.0     # training steps, both frameworks at one thread
+TARGET_INFERENCE = 0.7      # batch 1,000
+TARGET_LATENCY = 1.0        # batch 1
+TARGET_FIRST_CALL = 1.0     # import + build + first forward in a fresh process
 
 SEED = 0
 LR, MOMENTUM = 0.01, 0.9
@@ -96,7 +113,8 @@ def _conv_setup(shape: ConvShape, backward: bool) -> Pair:
 
     def ours() -> Any:
         with parallel():
-            y, cache = conv2d_forward(x, weight, bias, stride=s, padding=p)
+            y, cache = conv2d_forward(x, weight, bias, stride=s, padding=p,
+                                      need_backward=backward)
             return conv2d_backward(dy, cache) if backward else y
 
     if torch is None:
@@ -121,10 +139,19 @@ def _conv_setup(shape: ConvShape, backward: bool) -> Pair:
     return Pair(ours, theirs, compare)
 
 
+def conv_work(shape: ConvShape, backward: bool) -> Work:
+    """Multiply-adds of a conv case: forward, and dW and dX when ``backward``."""
+    n, c_in, h, w, c_out, k, s, p = shape
+    h_out, w_out = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    macs = conv2d_macs(n, c_in, h_out, w_out, c_out, k, k)
+    return with_backward(macs) if backward else Work(macs)
+
+
 def conv_case(shape: ConvShape, backward: bool) -> Case:
     kind = "fwd+bwd" if backward else "fwd"
     return Case(f"conv {kind} {shape.label()}", f"conv {kind}",
-                TARGET_CONV if backward else None, lambda: _conv_setup(shape, backward))
+                TARGET_CONV if backward else TARGET_CONV_FORWARD,
+                lambda: _conv_setup(shape, backward), work=lambda: conv_work(shape, backward))
 
 
 # --------------------------------------------------------------------- max pooling
@@ -167,24 +194,32 @@ def pool_case(shape: tuple[int, int, int, int] = POOL_SHAPE) -> Case:
 
 
 # --------------------------------------------------------------------- networks
-def build_models(arch: str, seed: int = SEED) -> tuple[Any, Any]:
-    """A clearconv zoo model and its PyTorch twin with the same initial weights
-    (the twin is None without PyTorch)."""
+def build_models(arch: str, seed: int = SEED, dtype: str = "float32") -> tuple[Any, Any]:
+    """A clearconv zoo model of ``dtype`` and its PyTorch twin with the same initial
+    weights (the twin is None without PyTorch)."""
     from clearconv.train import zoo
 
-    model = getattr(zoo, arch)(rng=seed)
+    model = getattr(zoo, arch)(rng=seed, dtype=dtype)
     if torch is None:
         return model, None
-    net = torch_nets.from_config(model.get_config())
-    torch_nets.load_weights(net, model.state_dict())
+    net = torch_nets.from_config(model.get_config(), dtype)
+    torch_nets.load_weights(net, model.state_dict(), dtype)
     return model, net
 
 
-def _batch(batch: int, seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
+def _batch(batch: int, seed: int = SEED, dtype: str = "float32"
+           ) -> tuple[np.ndarray, np.ndarray]:
     """Images in [0, 1) like scaled MNIST (training on them stays stable), labels 0..9."""
     rng = np.random.default_rng(seed)
-    return (rng.random((batch, 1, 28, 28), dtype=np.float32),
+    return (rng.random((batch, 1, 28, 28), dtype=np.float32).astype(dtype),
             rng.integers(0, 10, batch).astype(np.int64))
+
+
+def arch_work(arch: str, batch: int, backward: bool) -> Work:
+    """Multiply-adds of a zoo network on a batch: its forward, or a training step."""
+    from clearconv.train import zoo
+
+    return model_work(getattr(zoo, arch)(rng=SEED), batch, backward=backward)
 
 
 def _logits_diff(model: Any, net: Any, x: np.ndarray) -> dict[str, float]:
@@ -193,12 +228,13 @@ def _logits_diff(model: Any, net: Any, x: np.ndarray) -> dict[str, float]:
     return {"max_rel_diff_logits": max_rel_diff(model.forward(x), theirs)}
 
 
-def _train_steps(arch: str, batch: int) -> tuple[Any, Any, Any, Any]:
+def _train_steps(arch: str, batch: int, dtype: str = "float32"
+                 ) -> tuple[Any, Any, Any, Any]:
     """(model, net, ours, theirs): twin networks and one training step of each."""
     from clearconv.optim import SGD
 
-    model, net = build_models(arch)
-    x, y = _batch(batch)
+    model, net = build_models(arch, dtype=dtype)
+    x, y = _batch(batch, dtype=dtype)
     opt = SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
 
     def ours() -> float:
@@ -223,26 +259,37 @@ def _train_steps(arch: str, batch: int) -> tuple[Any, Any, Any, Any]:
 CHECK_STEPS = 5
 
 
-def _train_setup(arch: str, batch: int) -> Pair:
-    _, net, ours, theirs = _train_steps(arch, batch)
+def _train_setup(arch: str, batch: int, dtype: str = "float32") -> Pair:
+    _, net, ours, theirs = _train_steps(arch, batch, dtype)
     if net is None:
         return Pair(ours)
 
     def compare() -> dict[str, float]:
         # the timed twins took different numbers of (settling) steps on one repeated
         # batch; fresh twins take the same few steps and must agree to rounding
-        model, net, step_ours, step_theirs = _train_steps(arch, batch)
+        model, net, step_ours, step_theirs = _train_steps(arch, batch, dtype)
         for _ in range(CHECK_STEPS):
             step_ours()
             step_theirs()
-        return _logits_diff(model, net, _batch(batch)[0])
+        return _logits_diff(model, net, _batch(batch, dtype=dtype)[0])
 
     return Pair(ours, theirs, compare)
 
 
-def train_case(arch: str, batch: int = 64) -> Case:
-    return Case(f"train step {arch} b{batch}", "train", TARGET_TRAIN,
-                lambda: _train_setup(arch, batch))
+def train_case(arch: str, batch: int = 64, dtype: str = "float32",
+               threads: int | None = None) -> Case:
+    """One training step; float64, or with ``threads`` threads in both frameworks
+    (instead of the run's ``--threads``), say so in the name and the target."""
+    name = f"train step {arch} b{batch}"
+    target, floor_target = TARGET_TRAIN, TARGET_TRAIN_FLOOR
+    if dtype != "float32":
+        name, target, floor_target = f"{name} {dtype}", TARGET_FLOAT64, None
+    if threads is not None:
+        name += f" {threads} thread" + ("s" if threads > 1 else "")
+        target, floor_target = TARGET_ONE_THREAD if threads == 1 else target, None
+    return Case(name, "train", target, lambda: _train_setup(arch, batch, dtype),
+                work=lambda: arch_work(arch, batch, backward=True), dtype=dtype,
+                threads=threads, floor_target=floor_target)
 
 
 def _inference_setup(arch: str, batch: int) -> Pair:
@@ -264,9 +311,62 @@ def _inference_setup(arch: str, batch: int) -> Pair:
     return Pair(ours, theirs, lambda: _logits_diff(model, net, x))
 
 
-def inference_case(arch: str, batch: int = 1000) -> Case:
-    return Case(f"inference {arch} b{batch}", "inference", TARGET_INFERENCE,
-                lambda: _inference_setup(arch, batch))
+def inference_case(arch: str, batch: int = 1000, target: float | None = TARGET_INFERENCE
+                   ) -> Case:
+    return Case(f"inference {arch} b{batch}", "inference", target,
+                lambda: _inference_setup(arch, batch),
+                work=lambda: arch_work(arch, batch, backward=False))
+
+
+def latency_cases() -> list[Case]:
+    """Inference of one image (the issue's batch-1 target) and of a small batch of 8
+    (no target in the issue: its ratio is shown for information)."""
+    return [inference_case(a, 1, TARGET_LATENCY) for a in ARCHITECTURES] + \
+        [inference_case(a, 8, None) for a in ARCHITECTURES]
+
+
+# --------------------------------------------------------------------- a fresh process
+FIRST_CALL_ARCH = "mnist_cnn"
+
+
+def _first_call_setup(threads: int | None = None) -> Pair:
+    """Each call starts a new Python process that imports one framework, builds the
+    MNIST CNN and classifies one image (:func:`benchmarks.worker.first_call`); timed
+    from outside, so the interpreter's start is in both sides' times. The breakdown
+    the children report (import, build, first forward) goes into ``details``."""
+    from clearconv.train import zoo
+
+    from .worker import run_fresh
+
+    config = getattr(zoo, FIRST_CALL_ARCH)(rng=SEED).get_config()
+    reports: dict[str, list[dict[str, Any]]] = {"clearconv": [], "torch": []}
+
+    def side(framework: str) -> Any:
+        def call() -> dict[str, Any]:
+            result = run_fresh({"kind": "first_call", "framework": framework,
+                                "arch": FIRST_CALL_ARCH, "config": config,
+                                "threads": threads})
+            if "error" in result:
+                raise RuntimeError(f"{framework} first call: {result['error']}")
+            reports[framework].append(result)
+            return result
+        return call
+
+    def details() -> dict[str, Any]:
+        out = {}
+        for framework, runs in reports.items():
+            if runs:
+                out[framework] = {key: float(np.median([r[key] for r in runs]))
+                                  for key in runs[0] if key.endswith("_ms")}
+        return out
+
+    return Pair(side("clearconv"), side("torch") if torch is not None else None,
+                details=details)
+
+
+def first_call_case() -> Case:
+    return Case(f"first call, fresh process: import + build {FIRST_CALL_ARCH} + predict 1",
+                "fresh process", TARGET_FIRST_CALL, _first_call_setup, settle=False)
 
 
 # --------------------------------------------------------------------- issue 13's ops
@@ -321,6 +421,14 @@ def _depthwise_setup() -> Pair:
                       [x, w, b], dy)
 
 
+def _depthwise_work() -> Work:
+    return with_backward(conv2d_macs(64, 128, 32, 32, 128, 3, 3, groups=128))
+
+
+def _transposed_work() -> Work:
+    return with_backward(conv_transpose2d_macs(64, 64, 16, 16, 32, 4, 4))
+
+
 def _transposed_setup() -> Pair:
     from clearconv.functional import conv_transpose2d_backward, conv_transpose2d_forward
 
@@ -341,9 +449,9 @@ def _transposed_setup() -> Pair:
 def modern_cases() -> list[Case]:
     """The ops of the modern-CNN issue."""
     return [Case("depthwise 3x3 fwd+bwd 64x128x32x32 groups 128", "modern", TARGET_DEPTHWISE,
-                 _depthwise_setup),
+                 _depthwise_setup, work=_depthwise_work),
             Case("conv transpose 4x4 s2 fwd+bwd 64x64x16x16->32", "modern",
-                 TARGET_TRANSPOSED, _transposed_setup)]
+                 TARGET_TRANSPOSED, _transposed_setup, work=_transposed_work)]
 
 
 def all_cases() -> list[Case]:
@@ -352,7 +460,11 @@ def all_cases() -> list[Case]:
             + [conv_case(s, backward=True) for s in CONV_SHAPES]
             + [pool_case()]
             + [train_case(a) for a in ARCHITECTURES]
+            + [train_case(a, dtype="float64") for a in ARCHITECTURES]
+            + [train_case(a, threads=1) for a in ARCHITECTURES]
             + [inference_case(a) for a in ARCHITECTURES]
+            + latency_cases()
+            + [first_call_case()]
             + modern_cases())
 
 

@@ -19,11 +19,13 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
+
+from .flops import Work
 
 TORCH_MISSING_NOTE = ("PyTorch is not installed: clearconv timings only, no ratios "
                       "(pip install torch to compare).")
@@ -49,12 +51,14 @@ class Pair:
     ``clearconv`` and ``torch`` each run the measured work once; ``torch`` is None when
     PyTorch is absent. ``compare`` (optional) runs both once more and returns how far
     their results are apart (e.g. ``{'max_rel_diff': 3e-7}``): a guard that both sides
-    compute the same thing.
+    compute the same thing. ``details`` (optional), called after the timing, returns
+    what else the record should keep (e.g. the fresh-process breakdown).
     """
 
     clearconv: Callable[[], Any]
     torch: Callable[[], Any] | None = None
     compare: Callable[[], dict[str, float]] | None = None
+    details: Callable[[], dict[str, Any]] | None = None
 
 
 @dataclass
@@ -63,12 +67,25 @@ class Case:
 
     ``setup`` allocates the data and returns a :class:`Pair`; it runs only when the case is
     selected, and again inside a fresh process for ``--fresh-process``.
+
+    ``work`` (optional) counts the case's multiply-adds (:mod:`benchmarks.flops`), from
+    which the run derives its floor at the GEMM rate of ``dtype`` with the case's
+    threads; ``floor_target`` is the issue's bound on clearconv's time / that floor.
+    ``threads`` runs the case (setup included) with that many threads in both
+    frameworks instead of the run's ``--threads``, restored after. ``settle=False``
+    skips the untimed settling calls (a case whose every call is a new process has no
+    spinning threads to wait for).
     """
 
     name: str
     group: str
     target: float | None
     setup: Callable[[], Pair] = field(repr=False)
+    work: Callable[[], Work] | None = field(default=None, repr=False)
+    dtype: str = "float32"
+    threads: int | None = None
+    floor_target: float | None = None
+    settle: bool = True
 
 
 def _time_call(fn: Callable[[], Any], clock: Callable[[], float] = time.perf_counter) -> float:
@@ -166,14 +183,98 @@ def pair_record(raw: dict[str, Any]) -> dict[str, Any]:
 
 def run_case(case: Case, samples: int, warmup: int, settle: int = 0,
              settle_ms: float = 0.0) -> dict[str, Any]:
-    """Set a case up, time it, compare the two results; the JSON record of the case."""
+    """Set a case up, time it, compare the two results; the JSON record of the case.
+
+    A case with its own ``threads`` runs inside :func:`limit_threads` of that count.
+    The record carries the case's ``work`` (multiply-adds and GFLOP) when it has one;
+    the floor is added by :func:`add_floor` once the GEMM rate is known.
+    """
+    if case.threads is not None:
+        with limit_threads(case.threads):
+            record = run_case(replace(case, threads=None), samples, warmup, settle, settle_ms)
+        record["threads"] = case.threads
+        return record
+    if not case.settle:
+        settle, settle_ms = 0, 0.0
     pair = case.setup()
     record = {"name": case.name, "group": case.group, "target": case.target,
+              "dtype": case.dtype, "threads": None,
               **pair_record(measure_pair(pair.clearconv, pair.torch, samples, warmup, settle,
                                          settle_ms))}
     record["passed"] = passes(record["ratio_median"], case.target)
     record["cpu_load"] = cpu_load()
     record["check"] = pair.compare() if pair.compare is not None and pair.torch else None
+    record["details"] = pair.details() if pair.details is not None else None
+    record["work"] = case.work().record() if case.work is not None else None
+    record["floor_target"] = case.floor_target
+    return record
+
+
+# --------------------------------------------------------------------- the floor
+#: the GEMM that sets the floor: (GEMM_SIZE, GEMM_SIZE) @ (GEMM_SIZE, GEMM_SIZE)
+GEMM_SIZE = 2048
+GEMM_REPEATS = 5
+
+
+def gemm_rate(dtype: str = "float32", threads: int | None = None, size: int = GEMM_SIZE,
+              repeats: int = GEMM_REPEATS,
+              clock: Callable[[], float] = time.perf_counter) -> dict[str, Any]:
+    """GFLOP/s of ``np.matmul`` on two (size, size) matrices of ``dtype``: ``2 size^3``
+    FLOP per call, the median of ``repeats`` calls after one untimed call.
+
+    ``threads`` limits the BLAS (threadpoolctl) to that many threads for the
+    measurement; None measures with the BLAS as it is (the run has already set it to
+    ``--threads``). The record names the dtype, threads, size and every rate.
+    """
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size)).astype(dtype)
+    b = rng.standard_normal((size, size)).astype(dtype)
+    out = np.empty((size, size), dtype)
+    limiter = None
+    if threads is not None:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            pass
+        else:
+            limiter = threadpool_limits(limits=threads, user_api="blas")
+    try:
+        with _gc_paused():
+            np.matmul(a, b, out=out)
+            seconds = [_time_call(lambda: np.matmul(a, b, out=out), clock)
+                       for _ in range(repeats)]
+    finally:
+        if limiter is not None:
+            limiter.restore_original_limits()
+    flop = 2.0 * size ** 3
+    rates = [flop / max(s, 1e-12) / 1e9 for s in seconds]
+    return {"dtype": str(np.dtype(dtype)), "threads": threads, "size": size,
+            "gflops": statistics.median(rates), "gflops_samples": rates}
+
+
+def add_floor(record: dict[str, Any], rate: dict[str, Any]) -> dict[str, Any]:
+    """Add ``record['floor']``: the case's floor at ``rate`` (a :func:`gemm_rate` record)
+    and how close each framework came to it.
+
+    ``floor_ms`` = GFLOP / (GFLOP/s); ``fraction`` = floor / median time (1.0: the case
+    ran at the GEMM rate); ``x_floor`` = median time / floor, the quantity the issue's
+    ``floor_target`` bounds. Records without work or without timings get none.
+    """
+    work = record.get("work")
+    if not work or "error" in record or not work["gflop"]:
+        record["floor"] = None
+        return record
+    floor_ms = work["gflop"] / rate["gflops"] * 1e3
+    floor: dict[str, Any] = {"gemm": {k: rate[k] for k in ("dtype", "threads", "size",
+                                                           "gflops")},
+                             "floor_ms": floor_ms}
+    for side in ("clearconv", "torch"):
+        timing = record.get(side)
+        floor[f"fraction_{side}"] = floor_ms / timing["median_ms"] if timing else None
+        floor[f"x_floor_{side}"] = timing["median_ms"] / floor_ms if timing else None
+    floor["target_x_floor"] = record.get("floor_target")
+    floor["passed"] = passes(floor["x_floor_clearconv"], floor["target_x_floor"])
+    record["floor"] = floor
     return record
 
 
@@ -270,6 +371,57 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: the SIMD extensions that decide which kernels the BLAS, PyTorch and Numba pick
+SIMD_FLAGS = ("AVX", "AVX2", "FMA3", "AVX512F", "AVX512BW", "AVX512VL", "AVX512VNNI",
+              "AVX512BF16", "AVX512FP16")
+
+
+def cpu_flags() -> list[str]:
+    """The SIMD extensions of this CPU among :data:`SIMD_FLAGS`: NumPy's runtime
+    detection (``__cpu_features__``) where it is found, else the ``flags`` line of
+    /proc/cpuinfo (upper-cased, AVX-512 names as NumPy writes them)."""
+    features: dict[str, bool] | None = None
+    for module in ("numpy._core._multiarray_umath", "numpy.core._multiarray_umath"):
+        try:
+            features = dict(__import__(module, fromlist=["__cpu_features__"]).__cpu_features__)
+            break
+        except (ImportError, AttributeError):
+            continue
+    if features is None:
+        features = {}
+        try:
+            with open("/proc/cpuinfo") as f:
+                for line in f:
+                    if line.startswith("flags"):
+                        for flag in line.split(":", 1)[1].split():
+                            name = "FMA3" if flag == "fma" else flag.upper()
+                            features[name.replace("AVX512_", "AVX512")] = True
+                        break
+        except OSError:
+            pass
+    return [flag for flag in SIMD_FLAGS if features.get(flag)]
+
+
+def cpu_kind(flags: list[str]) -> str:
+    """'AVX-512', 'AVX2' or 'no AVX2': the two CPU kinds the issue's targets name."""
+    return "AVX-512" if "AVX512F" in flags else "AVX2" if "AVX2" in flags else "no AVX2"
+
+
+def blas_kernels(pools: Any) -> str:
+    """The BLAS libraries threadpoolctl found, each with its version, the kernel it
+    picked for this CPU (OpenBLAS's ``architecture``) and its threading layer."""
+    if not isinstance(pools, list):
+        return str(pools)
+    names = []
+    for pool in pools:
+        if pool.get("user_api") != "blas":
+            continue
+        text = f"{pool.get('internal_api')} {pool.get('version') or ''}".strip()
+        extra = [v for v in (pool.get("architecture"), pool.get("threading_layer")) if v]
+        names.append(text + (f" ({', '.join(extra)})" if extra else ""))
+    return "; ".join(names) or "no BLAS found by threadpoolctl"
+
+
 def environment(threads: int) -> dict[str, Any]:
     """What the JSON file records about the machine and the libraries."""
     torch = optional_torch()
@@ -280,10 +432,17 @@ def environment(threads: int) -> dict[str, Any]:
         pools = "threadpoolctl not installed"
     import clearconv
     from clearconv.kernels import compiled
+    flags = cpu_flags()
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "threads": threads,
         "cpu_model": _cpu_model(),
+        "cpu_flags": flags,
+        "cpu_kind": cpu_kind(flags),
+        "blas": blas_kernels(pools),
+        "torch_cpu_capability": (torch.backends.cpu.get_cpu_capability()
+                                 if torch is not None and hasattr(torch.backends, "cpu")
+                                 else None),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),

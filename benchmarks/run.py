@@ -12,6 +12,12 @@ Runs, in one invocation and with the same thread count for both frameworks:
    seconds per epoch (median and min-max over the rounds; ratio = median of the
    per-round ratios) and test accuracy.
 
+Each case with a count of its arithmetic (:mod:`benchmarks.flops`) also gets its floor:
+its FLOP over the GEMM rate measured at the start of the same run (``np.matmul`` of
+2048x2048 matrices, float32 or float64 as the case, with the case's threads), and the
+fraction of that floor each framework reached. The table's title names the CPU's SIMD
+extensions (AVX2, AVX-512) and the kernel the BLAS picked for them.
+
 It writes every sample and the machine description to a JSON file and prints the table
 last. Ratios are clearconv / PyTorch (below 1: clearconv is faster or smaller).
 """
@@ -32,9 +38,13 @@ import numpy as np
 from .cases import LR, MOMENTUM, SEED, all_cases
 from .epoch import mnist_available
 from .harness import (
+    GEMM_REPEATS,
+    GEMM_SIZE,
     TORCH_MISSING_NOTE,
     Case,
+    add_floor,
     environment,
+    gemm_rate,
     limit_threads,
     optional_torch,
     passes,
@@ -43,7 +53,7 @@ from .harness import (
 from .worker import REPO_ROOT, run_fresh
 
 TARGET_MEMORY = 1.5          # peak RSS of a training epoch, clearconv / PyTorch
-TARGET_EPOCH_SECONDS = 1.0   # real MNIST epoch, clearconv / PyTorch
+TARGET_EPOCH_SECONDS = 0.7   # real MNIST epoch, clearconv / PyTorch (issue 17)
 TARGET_ACCURACY_POINTS = 0.3  # |accuracy difference| in percentage points
 EPOCH_ARCH = "mnist_cnn"
 EPOCH_BATCH = 64
@@ -83,6 +93,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="...and more of them until this many milliseconds have passed since "
                         "the switch (default 25: PyTorch's OpenMP workers spin ~8 ms after "
                         "each parallel op here; --quick 0)")
+    p.add_argument("--gemm-size", type=int, default=GEMM_SIZE,
+                   help=f"side of the square matrices whose product sets the floor's GEMM "
+                        f"rate (default {GEMM_SIZE})")
     p.add_argument("--epoch-rounds", type=int, default=None,
                    help="real-MNIST epoch pairs, alternating (default 3, --quick 1)")
     args = p.parse_args(argv)
@@ -98,8 +111,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.warmup = 0 if args.quick else 2
     if args.samples < (1 if args.quick else 7):
         p.error(f"--samples must be at least 7 (got {args.samples}); use --quick for less")
-    if args.threads < 1 or args.warmup < 0:
-        p.error("--threads must be >= 1 and --warmup >= 0")
+    if args.threads < 1 or args.warmup < 0 or args.gemm_size < 1:
+        p.error("--threads, --gemm-size must be >= 1 and --warmup >= 0")
     if args.json is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         args.json = REPO_ROOT / "bench-results" / f"bench-{stamp}.json"
@@ -112,6 +125,37 @@ def selected(name: str, pattern: str | None) -> bool:
         return True
     return any(fnmatch(name.lower(), f"*{p.strip().lower()}*")
                for p in pattern.split(",") if p.strip())
+
+
+# --------------------------------------------------------------------- the floor
+def _rate_key(dtype: str, threads: int) -> str:
+    return f"{dtype} {threads} thread" + ("s" if threads != 1 else "")
+
+
+def measure_rates(cases: list[Case], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The GEMM rate of every (dtype, threads) the selected cases' floors need, float32
+    at the run's threads always (the title shows it)."""
+    needed = {("float32", args.threads)}
+    needed |= {(c.dtype, c.threads or args.threads) for c in cases if c.work is not None}
+    rates = {}
+    for dtype, threads in sorted(needed):
+        print(f"[gemm] {dtype} {args.gemm_size}^3, {threads} thread(s) ...", flush=True)
+        # the run's own threads are already set (limit_threads); others for this call
+        rate = gemm_rate(dtype, None if threads == args.threads else threads,
+                         size=args.gemm_size, repeats=3 if args.quick else GEMM_REPEATS)
+        rate["threads"] = threads
+        rates[_rate_key(dtype, threads)] = rate
+    return rates
+
+
+def add_floors(records: list[dict[str, Any]], rates: dict[str, dict[str, Any]],
+               args: argparse.Namespace) -> None:
+    for rec in records:
+        key = _rate_key(rec.get("dtype", "float32"), rec.get("threads") or args.threads)
+        if key in rates:
+            add_floor(rec, rates[key])
+        else:
+            rec["floor"] = None
 
 
 # --------------------------------------------------------------------- micro cases
@@ -225,9 +269,10 @@ def run_mnist(args: argparse.Namespace, base: dict[str, Any], name: str) -> dict
 
 
 # --------------------------------------------------------------------- the table
-HEADER = ["case", "clearconv ms median [min-max]", "torch ms median [min-max]",
-          "ratio", "target", "result"]
+HEADER = ["case", "GFLOP", "clearconv ms median [min-max]", "torch ms median [min-max]",
+          "ratio", "target", "result", "floor ms", "floor reached cc / torch", "floor target"]
 FRESH_HEADER = ["fresh ratio", "fresh first call ms cc / torch"]
+FRESH_AT = 5          # the fresh columns go after the ratio
 
 
 def _ms(v: float) -> str:
@@ -252,21 +297,51 @@ def _ratio(r: float | None) -> str:
     return "—" if r is None else f"{r:.2f}"
 
 
+def _gflop(rec: dict[str, Any]) -> str:
+    work = rec.get("work")
+    if not work or not work["gflop"]:
+        return "—"
+    g = work["gflop"]
+    return f"{g:.3f}" if g < 1 else f"{g:.2f}"
+
+
+def _percent(fraction: float | None) -> str:
+    return "—" if fraction is None else f"{100 * fraction:.0f}%"
+
+
+def floor_cells(rec: dict[str, Any]) -> list[str]:
+    """floor ms, the fraction of it each side reached, and the floor target's verdict."""
+    floor = rec.get("floor")
+    if not floor:
+        return ["—", "—", "—"]
+    reached = _percent(floor["fraction_clearconv"])
+    if floor["fraction_torch"] is not None:
+        reached += " / " + _percent(floor["fraction_torch"])
+    target = "—"
+    if floor["target_x_floor"] is not None:
+        target = (f"<= {floor['target_x_floor']:g}x (>= {100 / floor['target_x_floor']:.0f}%) "
+                  f"{_verdict(floor['passed'])}")
+    floor_ms = floor["floor_ms"]
+    return [_ms(floor_ms) if floor_ms >= 1 else f"{floor_ms:.3f}", reached, target]
+
+
 def micro_row(rec: dict[str, Any], fresh: bool) -> list[str]:
     if "error" in rec:
-        row = [rec["name"], "error: " + rec["error"][:60], "", "", _target(rec["target"]), "—"]
+        row = [rec["name"], _gflop(rec), "error: " + rec["error"][:60], "", "",
+               _target(rec["target"]), "—", "—", "—", "—"]
     else:
-        row = [rec["name"], _spread(rec["clearconv"]), _spread(rec["torch"]),
-               _ratio(rec["ratio_median"]), _target(rec["target"]), _verdict(rec["passed"])]
+        row = [rec["name"], _gflop(rec), _spread(rec["clearconv"]), _spread(rec["torch"]),
+               _ratio(rec["ratio_median"]), _target(rec["target"]), _verdict(rec["passed"]),
+               *floor_cells(rec)]
     if fresh:
         f = rec.get("fresh") or {}
         if "error" in f or not f:
-            row[4:4] = ["error", f.get("error", "")[:40]]
+            row[FRESH_AT:FRESH_AT] = ["error", f.get("error", "")[:40]]
         else:
             first = _ms(f["clearconv"]["first_call_ms"])
             if f["torch"] is not None:
                 first += " / " + _ms(f["torch"]["first_call_ms"])
-            row[4:4] = [_ratio(f["ratio_median"]), first]
+            row[FRESH_AT:FRESH_AT] = [_ratio(f["ratio_median"]), first]
     return row
 
 
@@ -283,22 +358,25 @@ def _side(result: dict[str, Any] | None, key: str, fmt: str) -> str:
 
 def epoch_rows(rec: dict[str, Any], fresh: bool) -> list[list[str]]:
     pad = ["", ""] if fresh else []
+    nothing = ["—", "—", "—"]          # no floor for an epoch (data loading, shuffling)
     if rec["group"] == "memory":
-        return [[rec["name"], _side(rec.get("clearconv"), "epoch_rss_mib", "{:.0f} MiB"),
+        return [[rec["name"], "—", _side(rec.get("clearconv"), "epoch_rss_mib", "{:.0f} MiB"),
                  _side(rec.get("torch"), "epoch_rss_mib", "{:.0f} MiB"), _ratio(rec["ratio"]),
-                 *pad, _target(rec["target"]), _verdict(rec["passed"])]]
+                 *pad, _target(rec["target"]), _verdict(rec["passed"]), *nothing]]
     if "skipped" in rec:
-        return [[rec["name"], "skipped (no MNIST)", "", "", *pad, "", "—"]]
+        return [[rec["name"], "—", "skipped (no MNIST)", "", "", *pad, "", "—", *nothing]]
     diff = rec["accuracy_diff_points"]
     return [
-        [rec["name"] + ": seconds", _side(rec.get("clearconv"), "seconds", "{:.1f} s"),
+        [rec["name"] + ": seconds", "—", _side(rec.get("clearconv"), "seconds", "{:.1f} s"),
          _side(rec.get("torch"), "seconds", "{:.1f} s"), _ratio(rec["seconds_ratio"]),
-         *pad, _target(rec["target_seconds_ratio"]), _verdict(rec["passed_seconds"])],
-        [rec["name"] + ": test accuracy",
+         *pad, _target(rec["target_seconds_ratio"]), _verdict(rec["passed_seconds"]),
+         *nothing],
+        [rec["name"] + ": test accuracy", "—",
          _side(rec.get("clearconv"), "test_accuracy", "{:.2%}"),
          _side(rec.get("torch"), "test_accuracy", "{:.2%}"),
          "—" if diff is None else f"{diff:+.2f} pt", *pad,
-         f"diff within ±{rec['target_accuracy_points']:g} pt", _verdict(rec["passed_accuracy"])],
+         f"diff within ±{rec['target_accuracy_points']:g} pt", _verdict(rec["passed_accuracy"]),
+         *nothing],
     ]
 
 
@@ -315,7 +393,8 @@ def format_table(rows: list[list[str]], header: list[str]) -> str:
 
 def report(results: dict[str, Any], args: argparse.Namespace) -> str:
     """The closing table and its notes."""
-    header = HEADER[:4] + (FRESH_HEADER if args.fresh_process else []) + HEADER[4:]
+    header = HEADER[:FRESH_AT] + (FRESH_HEADER if args.fresh_process else []) + \
+        HEADER[FRESH_AT:]
     rows = [micro_row(r, args.fresh_process) for r in results["cases"]]
     for rec in results["epochs"]:
         rows += epoch_rows(rec, args.fresh_process)
@@ -326,14 +405,32 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> str:
              f"after {args.warmup} warm-up, each timed call after >= {args.settle} untimed call(s) "
              f"and {args.settle_ms:g} ms of the same framework; "
              f"ratio = median of per-pair clearconv/torch")
-    lines = [title, "", format_table(rows, header), ""]
+    lines = [title, machine_line(results), "", format_table(rows, header), ""]
     verdicts = [r.get("passed") for r in results["cases"]]
+    verdicts += [(r.get("floor") or {}).get("passed") for r in results["cases"]]
     for rec in results["epochs"]:
         verdicts += [rec.get(k) for k in ("passed", "passed_seconds", "passed_accuracy")]
     judged = [v for v in verdicts if v is not None]
     lines.append(f"targets met: {sum(judged)} of {len(judged)}")
     lines += [f"note: {n}" for n in results["notes"]]
     return "\n".join(lines)
+
+
+def machine_line(results: dict[str, Any]) -> str:
+    """The CPU kind and flags, the BLAS and its kernel, the GEMM rates of the floors."""
+    env = results["environment"]
+    flags = " ".join(env.get("cpu_flags") or []) or "unknown"
+    text = f"CPU kind {env.get('cpu_kind', '?')} ({flags})"
+    if env.get("torch_cpu_capability"):
+        text += f", PyTorch kernels {env['torch_cpu_capability']}"
+    text += f"; BLAS {env.get('blas', '?')}"
+    rates = results.get("gemm_rates") or {}
+    if rates:
+        text += "; floor = GFLOP / GEMM rate, " + ", ".join(
+            f"{'s' if r['dtype'] == 'float32' else 'd'}gemm {r['size']}^3 "
+            f"{r['threads']} thread{'s' if r['threads'] != 1 else ''} "
+            f"{r['gflops']:.0f} GFLOP/s" for r in rates.values())
+    return text
 
 
 def _pressure(rec: dict[str, Any]) -> float:
@@ -395,16 +492,20 @@ def main(argv: list[str] | None = None) -> int:
     with limit_threads(args.threads) as threads:
         import clearconv  # noqa: F401  (loaded before threadpool_info is read)
 
+        rates = measure_rates(cases, args)
         results: dict[str, Any] = {
             "environment": environment(args.threads),
+            "gemm_rates": rates,
             "settings": {"samples": args.samples, "warmup": args.warmup,
                          "settle": args.settle, "settle_ms": args.settle_ms,
                          "threads": args.threads, "quick": args.quick,
                          "fresh_process": args.fresh_process, "cases": args.cases,
+                         "gemm_size": args.gemm_size,
                          "mnist_dir": str(args.mnist_dir)},
             "cases": run_micro(cases, args),
             "epochs": [],
         }
+        add_floors(results["cases"], rates, args)
         with tempfile.TemporaryDirectory() as tmp:
             if epochs:
                 base = _epoch_base(args, Path(tmp))

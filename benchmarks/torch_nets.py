@@ -46,14 +46,17 @@ def _layer(kind: str, cfg: dict[str, Any]) -> nn.Module:
     raise ValueError(f"no PyTorch twin for clearconv layer {kind!r}")
 
 
-def from_config(config: dict[str, Any]) -> nn.Sequential:
-    """``nn.Sequential`` with the same layers, in the same order, float32."""
+def from_config(config: dict[str, Any], dtype: str = "float32") -> nn.Sequential:
+    """``nn.Sequential`` with the same layers, in the same order, of ``dtype``
+    ('float32' or 'float64')."""
     layers = [_layer(spec["type"], spec["config"]) for spec in config["layers"]]
-    return nn.Sequential(*layers).float()
+    return nn.Sequential(*layers).to(getattr(torch, dtype))
 
 
-def load_weights(net: nn.Module, state: dict[str, np.ndarray]) -> nn.Module:
-    """Copy clearconv's parameters (name -> array) into ``net``; names and shapes must match."""
-    net.load_state_dict({k: torch.from_numpy(np.array(v, np.float32)) for k, v in state.items()},
+def load_weights(net: nn.Module, state: dict[str, np.ndarray],
+                 dtype: str = "float32") -> nn.Module:
+    """Copy clearconv's parameters (name -> array) into ``net`` as ``dtype``; names and
+    shapes must match."""
+    net.load_state_dict({k: torch.from_numpy(np.array(v, dtype)) for k, v in state.items()},
                         strict=True)
     return net

@@ -32,6 +32,7 @@ from .train import (
     Sequential,
     TerminateOnNaN,
     load,
+    losses,
     optim,
 )
 
@@ -54,6 +55,7 @@ __all__ = [
     "kernels",
     "layers",
     "load",
+    "losses",
     "manual_seed",
     "optim",
     "parallel",

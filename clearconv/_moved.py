@@ -2,8 +2,9 @@
 
 ``import clearconv.zoo``, ``from clearconv.model import Sequential`` and ``clearconv.zoo``
 as an attribute keep working for one release, with a DeprecationWarning that names the
-new place; ``clearconv.optim`` stays as the short, PyTorch-like name of
-:mod:`clearconv.train.optim` (no warning). The README's "Layout" section lists them.
+new place; ``clearconv.optim`` and ``clearconv.losses`` stay as the short, PyTorch-like
+names of :mod:`clearconv.train.optim` and :mod:`clearconv.train.losses` (no warning). The
+README's "Layout" section lists them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ MOVED = {
     "checkpoint": "train.checkpoint",
     "zoo": "train.zoo",
     "optim": "train.optim",
+    "losses": "train.losses",
     "parameter": "layers.parameter",
     "export_onnx": "io.onnx",
     "interop": "io.torch",
@@ -29,7 +31,7 @@ MOVED = {
     "runtime": "kernels",
 }
 #: old names that stay without a warning
-KEPT = frozenset({"optim"})
+KEPT = frozenset({"optim", "losses"})
 
 
 def resolve(old: str) -> ModuleType:

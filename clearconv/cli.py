@@ -1,8 +1,8 @@
 """The ``clearconv`` command: argument parsing and printing over the Python API.
 
     clearconv train [--dataset digits|mnist|fashion-mnist|kmnist|cifar10|folder]
-                    [--data-dir D] [--download] [--image-size H W] [--epochs N]
-                    [--batch-size 64] [--lr LR] [--optimizer adam] [--seed 0]
+                    [--model NAME] [--data-dir D] [--download] [--image-size H W]
+                    [--epochs N] [--batch-size 64] [--lr LR] [--optimizer adam] [--seed 0]
                     [--val-split 0.0] [--augment] [--out MODEL] [--metrics metrics.json]
                     [--quiet] [--checkpoint-dir D | --resume D]
     clearconv summary MODEL
@@ -12,6 +12,8 @@
     clearconv download mnist|fashion-mnist|kmnist|cifar10 [--dir D]
     clearconv explain TOPIC|all --out DIR [--image IMG] [--model MODEL [--dataset D]]
     clearconv export MODEL --onnx OUT.onnx [--opset 17]
+    clearconv explore [MODEL] [--image IMG] [--out explorer.html] [--class K]
+    clearconv serve [MODEL] [--host 127.0.0.1] [--port 8000]
 
 Every option value is checked by its argparse type before anything loads; errors print
 one line (exit 2).
@@ -33,7 +35,7 @@ from typing import Any
 from .errors import ClearConvError
 
 #: train flags that change the dataset's recipe (clearconv.train.recipes) when given
-_RECIPE_FLAGS = ("epochs", "lr", "optimizer", "batch_size", "val_split")
+_RECIPE_FLAGS = ("model", "epochs", "lr", "optimizer", "batch_size", "val_split")
 
 #: the input shape (C, H, W) of each dataset's images (folder: --image-size, channels
 #: as the images have them)
@@ -185,7 +187,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     backup_dir = args.resume or args.checkpoint_dir
     data = {"data_dir": os.path.abspath(args.data_dir) if args.data_dir else None,
             "image_size": args.image_size}
-    out = args.out or f"{r.dataset}-cnn.npz"
+    out = args.out or (f"{r.dataset}-cnn.npz" if args.model is None
+                       else f"{r.dataset}-{r.model}.npz")
     files = {"out": os.path.abspath(out),
              "metrics": os.path.abspath(args.metrics) if args.metrics else None}
     if group.root:     # the model's folder now, not after the training
@@ -210,13 +213,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         say(f"clearconv: training stopped: {e}{kept}", file=sys.stderr)
         return 3
     train_seconds = time.perf_counter() - t0
-    result = group.evaluate(model, ds.x_test, ds.y_test, batch_size=256)
+    result = group.evaluate(model, ds.x_test, r.targets(ds.x_test, ds.y_test), batch_size=256)
     # the file says what it was trained on, and how (explain --model draws the curves)
     model.trained_on, model.train_history = r.dataset, dict(history.history)
     if group.root:
         model.save(out)
-    say(f"test accuracy: {result['accuracy']:.4f}  test loss: {result['loss']:.4f}  "
-        f"({history.epochs} epochs, {train_seconds:.1f} s)")
+    say(f"{_result_text(result)}  ({history.epochs} epochs, {train_seconds:.1f} s)")
     if group.size > 1:
         comm = sum(history.history.get("allreduce_seconds", []))
         steps = max(history.epochs, 1) * -(-len(x) // (group.size * r.batch_size))
@@ -227,7 +229,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     say(f"model saved to {out}")
     if args.metrics:
         _write_json_atomic(args.metrics, {
-            "dataset": r.dataset, "test_accuracy": result["accuracy"],
+            "dataset": r.dataset, "model": r.model, "loss": model.loss_fn.name,
+            "test_accuracy": result.get("accuracy"),
             "test_loss": result["loss"], "epochs": history.epochs,
             "train_seconds": train_seconds,
             "seconds_per_epoch": (sum(history.history["seconds"]) / history.epochs
@@ -240,6 +243,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _result_text(result: dict[str, float]) -> str:
+    """``test accuracy: A  test loss: L`` (the loss alone for a model without accuracy)."""
+    loss = f"test loss: {result['loss']:.4f}"
+    return f"test accuracy: {result['accuracy']:.4f}  {loss}" if "accuracy" in result else loss
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from .train.sequential import load
 
@@ -248,14 +257,14 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .train.recipes import evaluation_targets
     from .train.sequential import load
 
     model = load(args.model)
     _check_model_fits_dataset(model, args)
     ds = _load_data(args)
-    result = model.evaluate(ds.x_test, ds.y_test)
-    print(f"test accuracy: {result['accuracy']:.4f}  test loss: {result['loss']:.4f}  "
-          f"({len(ds.y_test)} samples, {ds.source}, test split)")
+    result = model.evaluate(ds.x_test, evaluation_targets(model, ds.x_test, ds.y_test))
+    print(f"{_result_text(result)}  ({len(ds.y_test)} samples, {ds.source}, test split)")
     return 0
 
 
@@ -303,6 +312,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if model.input_shape is None or len(model.input_shape) != 3:
         raise ClearConvError(f"{args.model}: predict needs an image model with a known "
                              f"(C, H, W) input shape")
+    if not model.loss_fn.classifier:
+        raise ClearConvError(f"{args.model}: predict needs a classifier; this model was "
+                             f"trained with the {model.loss_fn.name} loss")
     c, h, w = model.input_shape
     classes = model.classes or [str(i) for i in range(10)]
     for path in args.images:
@@ -374,6 +386,27 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explore(args: argparse.Namespace) -> int:
+    from .explore import explore
+
+    r = explore(args.model, image=args.image, out=args.out, target=args.target,
+                all_classes=args.all_classes, seed=args.seed)
+    cls = r.data.meta["classes"]
+    print(f"{r.path}: {r.size_bytes / 1e6:.2f} MB; {r.model_source}; input: {r.input_source}; "
+          f"prediction {cls[r.prediction]}; open it in a browser (no network needed)")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .explore.server import serve
+
+    def ready(server: Any) -> None:
+        print(f"clearconv explorer: {server.url} (Ctrl-C stops it)", flush=True)
+
+    serve(args.model, host=args.host, port=args.port, seed=args.seed, ready=ready)
+    return 0
+
+
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     from .data import DATASET_NAMES
 
@@ -397,6 +430,12 @@ def _recipe_defaults(field: str) -> str:
         return f"{value} {r.schedule}" if field == "lr" and r.schedule else value
 
     return ", ".join(f"{name} {default(r)}" for name, r in RECIPES.items())
+
+
+def _model_names() -> list[str]:
+    from .train.recipes import MODELS
+
+    return list(MODELS)
 
 
 def _silent(*args: Any, **kwargs: Any) -> None:
@@ -435,6 +474,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a CNN (default: the embedded digits)")
     _add_data_options(p)
+    p.add_argument("--model", default=None, choices=_model_names(), metavar="NAME",
+                   help=f"the architecture: {', '.join(_model_names())} (default: the "
+                        f"dataset's recipe, digits-cnn for digits, small-image-cnn for the "
+                        f"others; conv-autoencoder trains with mse and reports the loss)")
     p.add_argument("--download", action="store_true",
                    help="download the dataset first if missing (checksums verified)")
     p.add_argument("--epochs", type=_int_at_least(1), default=None,
@@ -541,6 +584,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", required=True, help="output .onnx file")
     p.add_argument("--opset", type=_int_at_least(1), default=17, help="ONNX opset version")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("explore", help="one HTML file: every number of the model on an image")
+    p.add_argument("model", nargs="?", default=None,
+                   help="a saved model (default: the digits CNN, trained here in seconds)")
+    p.add_argument("--image", default=None, help="your image (default: a real digit)")
+    p.add_argument("--out", default="explorer.html")
+    p.add_argument("--class", dest="target", type=int, default=None,
+                   help="the class the backward view back-propagates (default: the label, "
+                        "else the prediction)")
+    p.add_argument("--all-classes", action="store_true",
+                   help="ship the backward pass of every class (a larger file)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_explore)
+
+    p = sub.add_parser("serve", help="the explorer live: draw a digit, see every number")
+    p.add_argument("model", nargs="?", default=None, help="a saved model (default: digits CNN)")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this computer only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

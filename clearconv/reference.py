@@ -1208,6 +1208,223 @@ __all__ = [
 ]
 
 
+# ------------------------------------------------------------------------ more losses
+# (functional/losses.py: log-softmax, torch.nn.CrossEntropyLoss whole, MSELoss,
+# BCEWithLogitsLoss), one prediction and one element at a time.
+
+from .shapes import (  # noqa: E402
+    check_broadcasts,
+    check_cross_entropy,
+    check_reduction,
+    check_same_shape,
+)
+
+
+def log_softmax_forward(z: np.ndarray, axis: int = 1) -> tuple[np.ndarray, tuple[np.ndarray, int]]:
+    """``log softmax(z)_i = (z_i - max z) - log sum_j exp(z_j - max z)`` along ``axis``,
+    one vector at a time."""
+    z = as_float(z)
+    zt = np.moveaxis(z, axis, -1)
+    out = np.zeros_like(zt)
+    for idx in np.ndindex(zt.shape[:-1]):
+        row = zt[idx]
+        top = max(row)
+        log_sum_exp = np.log(sum(np.exp(v - top) for v in row))
+        for i, v in enumerate(row):
+            out[(*idx, i)] = v - top - log_sum_exp
+    out = np.moveaxis(out, -1, axis)
+    return out, (out, axis)
+
+
+def log_softmax_backward(d_out: np.ndarray, cache: tuple[np.ndarray, int]) -> np.ndarray:
+    """Through the Jacobian ``d(log p_j)/dz_i = δ_ij - p_i``::
+
+        dz_i = sum_j d_j (δ_ij - p_i)
+    """
+    out, axis = cache
+    ot = np.moveaxis(out, axis, -1)
+    dt = np.moveaxis(np.asarray(d_out, dtype=out.dtype), axis, -1)
+    dz = np.zeros_like(ot)
+    size = ot.shape[-1]
+    for idx in np.ndindex(ot.shape[:-1]):
+        for i in range(size):
+            p_i = np.exp(ot[(*idx, i)])
+            dz[(*idx, i)] = sum(dt[(*idx, j)] * ((1 if i == j else 0) - p_i)
+                                for j in range(size))
+    return np.moveaxis(dz, -1, axis)
+
+
+class CrossEntropyCache(NamedTuple):
+    log_probs: np.ndarray   # (N, C, d1, ...) log-softmax over the class axis
+    q: np.ndarray           # (N, C, d1, ...) the weighted target of each prediction
+    scale: float | None     # 1/denominator ('mean'), 1 ('sum'), None ('none')
+
+
+def cross_entropy_forward(logits: np.ndarray, target: np.ndarray,
+                          weight: np.ndarray | None = None, ignore_index: int = -100,
+                          reduction: str = "mean", label_smoothing: float = 0.0
+                          ) -> tuple[float | np.ndarray, CrossEntropyCache]:
+    """``torch.nn.CrossEntropyLoss``, prediction by prediction: for each sample n and
+    position ``pos`` (none for (N, C) logits), with ``eps = label_smoothing``, ``w`` the
+    class weights (1 without ``weight``) and C classes::
+
+        log p_c = log_softmax(z[n, :, pos])_c
+        class index y = target[n, pos] (skipped when y == ignore_index):
+            l = (1 - eps) * (-w_y log p_y) + (eps / C) * sum_c (-w_c log p_c)
+            'mean' divides the sum of the l by the sum of the w_y of the kept predictions
+        probabilities t = target[n, :, pos]:
+            l = sum_c -w_c ((1 - eps) t_c + eps / C) log p_c
+            'mean' divides the sum by the number of predictions
+    """
+    z = as_float(logits)
+    checked = check_cross_entropy(z, np.asarray(target), weight, ignore_index, reduction,
+                                  label_smoothing)
+    classes = z.shape[1]
+    w = checked.weight if checked.weight is not None else np.ones(classes, z.dtype)
+    eps = float(label_smoothing)
+    log_probs, _ = log_softmax_forward(z, axis=1)
+    q = np.zeros_like(z)
+    per = np.zeros((z.shape[0], *z.shape[2:]), z.dtype)
+    denominator = 0.0
+    for n, *pos in np.ndindex(per.shape):
+        at = [(n, c, *pos) for c in range(classes)]
+        if checked.probabilities:
+            for c in range(classes):
+                q[at[c]] = w[c] * ((1 - eps) * checked.target[at[c]] + eps / classes)
+            denominator += 1
+        else:
+            y = checked.target[(n, *pos)]
+            if y == ignore_index:
+                continue
+            for c in range(classes):
+                q[at[c]] = (1 - eps) * w[y] * (1 if c == y else 0) + eps / classes * w[c]
+            denominator += w[y]
+        per[(n, *pos)] = sum(-q[at[c]] * log_probs[at[c]] for c in range(classes))
+    if reduction == "none":
+        return per, CrossEntropyCache(log_probs, q, None)
+    total = float(sum(per.reshape(-1).tolist()))
+    if reduction == "sum":
+        return total, CrossEntropyCache(log_probs, q, 1.0)
+    if denominator == 0:
+        return float("nan"), CrossEntropyCache(log_probs, q, 0.0)   # zero gradients
+    return total / denominator, CrossEntropyCache(log_probs, q, 1.0 / denominator)
+
+
+def cross_entropy_backward(d_loss: float | np.ndarray, cache: CrossEntropyCache) -> np.ndarray:
+    """For each prediction, ``l = -sum_j q_j log p_j`` through the log-softmax Jacobian::
+
+        dl/dz_c = -sum_j q_j (δ_jc - p_c) = (sum_j q_j) p_c - q_c
+
+    times d_loss and the reduction's scale (``d_loss[n, pos]`` for 'none')."""
+    log_probs, q, scale = cache
+    classes = log_probs.shape[1]
+    dz = np.zeros_like(log_probs)
+    d = np.asarray(d_loss, dtype=np.float64)
+    for n, *pos in np.ndindex((log_probs.shape[0], *log_probs.shape[2:])):
+        factor = float(d[(n, *pos)]) if scale is None else float(d) * scale
+        at = [(n, c, *pos) for c in range(classes)]
+        q_total = sum(q[a] for a in at)
+        for c in range(classes):
+            dz[at[c]] = factor * (q_total * np.exp(log_probs[at[c]]) - q[at[c]])
+    return dz
+
+
+class ElementwiseLossCache(NamedTuple):
+    grad: np.ndarray     # dl_i/dx_i of each element
+    reduction: str
+
+
+def _reduce_elements(per: np.ndarray, reduction: str) -> float | np.ndarray:
+    if reduction == "none":
+        return per
+    total = float(sum(per.reshape(-1).tolist()))
+    if reduction == "sum":
+        return total
+    return total / per.size if per.size else float("nan")
+
+
+def _scaled(grad: np.ndarray, d_loss: float | np.ndarray, reduction: str) -> np.ndarray:
+    out = np.zeros_like(grad)
+    for idx in np.ndindex(grad.shape):
+        if reduction == "none":
+            out[idx] = grad[idx] * np.asarray(d_loss)[idx]
+        else:
+            out[idx] = grad[idx] * float(d_loss) / (grad.size if reduction == "mean" else 1)
+    return out
+
+
+def mse_forward(x: np.ndarray, target: np.ndarray, reduction: str = "mean"
+                ) -> tuple[float | np.ndarray, ElementwiseLossCache]:
+    """``torch.nn.MSELoss``: ``l_i = (x_i - t_i)^2`` element by element."""
+    check_reduction(reduction)
+    x = as_float(x)
+    t = np.asarray(target)
+    check_same_shape(x, t, "mse")
+    per = np.zeros_like(x)
+    grad = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        diff = x[idx] - x.dtype.type(t[idx])
+        per[idx] = diff * diff
+        grad[idx] = 2 * diff
+    return _reduce_elements(per, reduction), ElementwiseLossCache(grad, reduction)
+
+
+def mse_backward(d_loss: float | np.ndarray, cache: ElementwiseLossCache) -> np.ndarray:
+    """``dL/dx_i = 2 (x_i - t_i)`` times d_loss (over the element count for 'mean')."""
+    return _scaled(cache.grad, d_loss, cache.reduction)
+
+
+def binary_cross_entropy_with_logits_forward(
+        logits: np.ndarray, target: np.ndarray, weight: np.ndarray | None = None,
+        pos_weight: np.ndarray | None = None, reduction: str = "mean"
+) -> tuple[float | np.ndarray, ElementwiseLossCache]:
+    """``torch.nn.BCEWithLogitsLoss``, element by element, from its definition::
+
+        l_i = -w_i [ pw t_i log s_i + (1 - t_i) log(1 - s_i) ],   s_i = sigmoid(x_i)
+        dl_i/dx_i = w_i [ (1 - t_i) s_i - pw t_i (1 - s_i) ]
+
+    with ``log s = -log(1 + exp(-x))`` and ``log(1 - s) = -log(1 + exp(x))`` taken through
+    ``np.logaddexp(0, .)`` so that no log of 0 is formed.
+    """
+    check_reduction(reduction)
+    x = as_float(logits)
+    t = np.asarray(target)
+    check_same_shape(x, t, "binary_cross_entropy_with_logits")
+    check_broadcasts(weight, x.shape, "weight", "binary_cross_entropy_with_logits")
+    check_broadcasts(pos_weight, x.shape, "pos_weight", "binary_cross_entropy_with_logits")
+    w = np.broadcast_to(np.asarray(1.0 if weight is None else weight, x.dtype), x.shape)
+    pw = np.broadcast_to(np.asarray(1.0 if pos_weight is None else pos_weight, x.dtype), x.shape)
+    per = np.zeros_like(x)
+    grad = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        xi, ti = float(x[idx]), float(t[idx])
+        log_s, log_1ms = -np.logaddexp(0.0, -xi), -np.logaddexp(0.0, xi)
+        s, one_minus_s = np.exp(log_s), np.exp(log_1ms)    # sigmoid(x), sigmoid(-x)
+        per[idx] = -w[idx] * (pw[idx] * ti * log_s + (1 - ti) * log_1ms)
+        grad[idx] = w[idx] * ((1 - ti) * s - pw[idx] * ti * one_minus_s)
+    return _reduce_elements(per, reduction), ElementwiseLossCache(grad, reduction)
+
+
+def binary_cross_entropy_with_logits_backward(d_loss: float | np.ndarray,
+                                              cache: ElementwiseLossCache) -> np.ndarray:
+    """``dL/dx_i = dl_i/dx_i`` times d_loss (over the element count for 'mean')."""
+    return _scaled(cache.grad, d_loss, cache.reduction)
+
+
+__all__ += [
+    "CrossEntropyCache",
+    "ElementwiseLossCache",
+    "binary_cross_entropy_with_logits_backward",
+    "binary_cross_entropy_with_logits_forward",
+    "cross_entropy_backward",
+    "cross_entropy_forward",
+    "log_softmax_backward",
+    "log_softmax_forward",
+    "mse_backward",
+    "mse_forward",
+]
+
+
 # ------------------------------------------- pooling indices, unpooling (issue 13, pooling)
 def max_pool2d_indices(cache: MaxPool2dCache) -> np.ndarray:
     """PyTorch's ``return_indices``, literally: for each window (m, k), the flat index

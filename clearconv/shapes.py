@@ -596,18 +596,111 @@ def check_logits_labels(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return labels
 
 
+#: the ``reduction`` values of the losses, as in ``torch.nn``
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction: str) -> str:
+    """Return ``reduction`` if it is 'mean', 'sum' or 'none', else raise naming it."""
+    if reduction not in REDUCTIONS:
+        raise ClearConvError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction
+
+
+class CrossEntropyTarget(NamedTuple):
+    """A checked cross-entropy target (see :func:`check_cross_entropy`)."""
+    target: np.ndarray            # int64 class indices (N, d1, ...) or probabilities like z
+    weight: np.ndarray | None     # (C,) in z's dtype, or None
+    probabilities: bool           # True: the target holds class probabilities
+
+
+def check_cross_entropy(z: np.ndarray, target: np.ndarray, weight: np.ndarray | None,
+                        ignore_index: int, reduction: str, label_smoothing: float
+                        ) -> CrossEntropyTarget:
+    """Check the arguments of a cross-entropy call as ``torch.nn.CrossEntropyLoss`` does.
+
+    ``z`` (N, C) or (N, C, d1, ...) logits; ``target`` either class indices of shape
+    (N,) or (N, d1, ...), each in [0, C) or equal to ``ignore_index`` (float arrays holding
+    whole numbers are accepted), or class probabilities of z's shape (floats; then
+    ``ignore_index`` must stay negative, as in PyTorch); ``weight`` None or (C,).
+    """
+    check_reduction(reduction)
+    if isinstance(label_smoothing, bool) or not 0.0 <= float(label_smoothing) <= 1.0:
+        raise ClearConvError(f"label_smoothing must be in [0, 1], got {label_smoothing!r}")
+    if z.ndim < 2:
+        raise ShapeError(f"logits must have shape (N, C) or (N, C, d1, ...), got {z.shape}")
+    classes = z.shape[1]
+    if weight is not None:
+        weight = np.asarray(weight)
+        if weight.shape != (classes,):
+            raise ShapeError(f"weight must have shape ({classes},), one value per class, got "
+                             f"{weight.shape}")
+        weight = weight.astype(z.dtype)
+    if target.shape == z.shape:
+        if target.dtype.kind != "f":
+            raise ShapeError(f"a target of the logits' shape {z.shape} holds class "
+                             f"probabilities and must be float, got dtype {target.dtype}")
+        if ignore_index >= 0:
+            raise ClearConvError(f"ignore_index={ignore_index} is not supported with class "
+                                 f"probabilities as target")
+        return CrossEntropyTarget(target.astype(z.dtype, copy=False), weight, True)
+    expected = (z.shape[0], *z.shape[2:])
+    if target.shape != expected:
+        raise ShapeError(f"target must hold class indices of shape {expected} or class "
+                         f"probabilities of shape {z.shape} to match logits {z.shape}, got "
+                         f"{target.shape}")
+    if target.dtype.kind not in "iu":
+        if target.dtype.kind == "f" and np.all(target == np.round(target)):
+            target = target.astype(np.int64)
+        else:
+            raise ShapeError(f"class indices must be integers, got dtype {target.dtype}")
+    target = target.astype(np.int64, copy=False)
+    bad = target[((target < 0) | (target >= classes)) & (target != ignore_index)]
+    if bad.size:
+        raise ShapeError(f"class indices must be in [0, {classes}) for {classes} classes "
+                         f"(or ignore_index={ignore_index}), got {bad[:5].tolist()}")
+    return CrossEntropyTarget(target, weight, False)
+
+
+def check_same_shape(x: np.ndarray, target: np.ndarray, op: str) -> None:
+    """Raise a ShapeError naming both shapes unless the target has the input's shape."""
+    if x.shape != target.shape:
+        raise ShapeError(f"{op}: target must have the input's shape {x.shape}, got "
+                         f"{target.shape}")
+
+
+def check_broadcasts(a: np.ndarray | None, shape: tuple[int, ...], name: str, op: str) -> None:
+    """Raise a ShapeError unless ``a`` (None passes) broadcasts to ``shape`` unchanged."""
+    if a is None:
+        return
+    a_shape = np.shape(a)
+    try:
+        ok = np.broadcast_shapes(a_shape, shape) == tuple(shape)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ShapeError(f"{op}: {name} of shape {a_shape} does not broadcast to the input's "
+                         f"shape {tuple(shape)}")
+
+
 __all__ = [
+    "REDUCTIONS",
     "adaptive_output_size",
     "adaptive_windows",
     "ConvGeometry",
+    "CrossEntropyTarget",
     "PoolGeometry",
     "as_float",
+    "check_broadcasts",
     "ceil_div",
     "check_linear",
+    "check_cross_entropy",
     "check_logits_labels",
     "check_divisor_override",
     "check_groups",
     "check_nchw",
+    "check_reduction",
+    "check_same_shape",
     "conv2d_geometry",
     "conv_transpose2d_geometry",
     "conv2d_output_shape",

@@ -23,6 +23,7 @@ from clearconv.data import random_shift
 from clearconv.errors import ClearConvError
 from clearconv.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
 from clearconv.train.callbacks import BackupAndRestore, Callback
+from clearconv.train.losses import CrossEntropyLoss
 
 SAMPLES = 100
 
@@ -47,20 +48,27 @@ def model(dropout: bool = False) -> cc.Sequential:
 
 def run(batch_size: int, epochs: int, augment: bool = False, distributed: Any = None,
         callbacks: tuple = (), optimizer: str = "adam", dropout: bool = False,
-        x: np.ndarray | None = None) -> tuple[cc.Sequential, Any]:
-    """One training run; the same in one process and on every rank."""
+        x: np.ndarray | None = None, loss: str = "plain") -> tuple[cc.Sequential, Any]:
+    """One training run; the same in one process and on every rank. ``loss``: 'plain'
+    (the default cross-entropy), 'mse' (on one-hot targets) or 'sum' (a summed,
+    label-smoothed cross-entropy)."""
     if x is None:
         x, y = data()
     else:
         y = data()[1]
+    xv, yv = data(37, seed=1)
+    loss_fn = None
+    if loss == "mse":
+        loss_fn, y, yv = "mse", np.eye(3)[y], np.eye(3)[yv]
+    elif loss == "sum":
+        loss_fn = CrossEntropyLoss(reduction="sum", label_smoothing=0.1)
     net = model(dropout)
     opt = (optim.Adam(net.parameters(), lr=1e-2) if optimizer == "adam"
            else optim.SGD(net.parameters(), lr=0.05, momentum=0.9))
-    xv, yv = data(37, seed=1)
     history = net.fit(x, y, epochs=epochs, batch_size=batch_size, optimizer=opt, seed=3,
                       verbose=0, augment=random_shift(1) if augment else None,
                       validation_data=(xv, yv), callbacks=list(callbacks),
-                      distributed=distributed)
+                      distributed=distributed, loss=loss_fn)
     return net, history
 
 
@@ -105,7 +113,8 @@ def main(argv: list[str]) -> None:
         for name in args[2:]:
             net, history = run(batch, epochs, augment=name == "augment",
                                optimizer="sgd" if name == "sgd" else "adam",
-                               distributed=DataParallel(comm))
+                               distributed=DataParallel(comm),
+                               loss=name if name in ("mse", "sum") else "plain")
             report[name] = {"crc": _weights_crc(net), "history": history.history}
             if rank == 0:
                 np.savez(os.path.join(out, f"{name}.npz"), **net.state_dict())

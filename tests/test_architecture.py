@@ -30,6 +30,7 @@ GROUPS = [
     ["clearconv.train"],
     ["clearconv.io", "clearconv.filters", "clearconv.gradcheck"],
     ["clearconv.explain"],
+    ["clearconv.explore"],            # the interactive explorer, built on explain/
     ["clearconv.cli"],
     ["clearconv.__init__", "clearconv.__main__", "clearconv.kernels.__main__"],
 ]   # (the last group: the entry points, which may import anything)

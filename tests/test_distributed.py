@@ -165,22 +165,28 @@ def _max_difference(a: dict, b: dict) -> float:
 ])
 def test_n_ranks_give_the_weights_of_one_process_at_n_times_the_batch(
         tmp_path, ranks, batch, epochs):
-    """Float64, Adam and SGD with momentum, with and without augmentation, >= 20 steps:
-    N ranks at batch b end where one process at batch N*b ends, to 1e-10; the
-    history (global loss, accuracy, validation) too; every rank holds the same weights."""
-    names = ["plain", "augment", "sgd"]
+    """Float64, Adam and SGD with momentum, with and without augmentation, with the
+    default cross-entropy, MSE and a summed cross-entropy, >= 20 steps: N ranks at batch
+    b end where one process at batch N*b ends, to 1e-10; the history (global loss,
+    accuracy, validation) too; every rank holds the same weights."""
+    names = ["plain", "augment", "sgd", "mse", "sum"]
     launch(ranks, "exact", tmp_path, batch, epochs, *names)
     ranked = reports(tmp_path, ranks)
     for name in names:
         assert len({r[name]["crc"] for r in ranked}) == 1, f"{name}: ranks' weights differ"
         net, history = worker.run(batch * ranks, epochs, augment=name == "augment",
-                                  optimizer="sgd" if name == "sgd" else "adam")
+                                  optimizer="sgd" if name == "sgd" else "adam",
+                                  loss=name if name in ("mse", "sum") else "plain")
         steps = epochs * -(-worker.SAMPLES // (batch * ranks))
         assert steps >= 20
         mine = dict(np.load(tmp_path / f"{name}.npz"))
         assert _max_difference(mine, net.state_dict()) < 1e-10, name
         theirs = ranked[0][name]["history"]
-        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        keys = ("loss", "val_loss") if name == "mse" else ("loss", "accuracy", "val_loss",
+                                                            "val_accuracy")
+        assert set(keys) <= set(history.history)
+        assert ("accuracy" in theirs) == (name != "mse"), name
+        for key in keys:
             np.testing.assert_allclose(theirs[key], history.history[key], rtol=0, atol=1e-10,
                                        err_msg=f"{name} {key}")
         assert len(theirs["allreduce_seconds"]) == epochs

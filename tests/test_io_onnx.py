@@ -109,6 +109,9 @@ MODELS: dict[str, Callable[[], cc.Sequential]] = {
         Residual([Conv2D(4, 6, 3, stride=2, padding=1, rng=18)], [Conv2D(4, 6, 1, stride=2,
                                                                           rng=19)]),
         Concat([], [Conv2D(6, 2, 1, rng=20)]), Flatten(), input_shape=(2, 6, 6)),
+    "flatten-start-dim": lambda: cc.Sequential(
+        Conv2D(2, 3, 3, padding=1, rng=21), Flatten(start_dim=2), Softmax(axis=-1),
+        Flatten(), input_shape=(2, 4, 5)),
     "dense-only": lambda: cc.Sequential(
         Dense(6, 5, rng=9), LeakyReLU(), Dropout(0.1), Dense(5, 3, rng=10),
         input_shape=(6,)),

@@ -286,7 +286,7 @@ def test_from_torch_of_to_torch_keeps_weights_exactly() -> None:
 @pytest.mark.parametrize("module, match", [
     (lambda: nn.Conv2d(2, 4, 3, padding=1, padding_mode="reflect"), "padding_mode='reflect'"),
     (lambda: nn.MaxPool2d(2, return_indices=True), "return_indices"),
-    (lambda: nn.Flatten(start_dim=2), "start_dim=2"),
+    (lambda: nn.Flatten(start_dim=0), "start_dim=0"),
     (lambda: nn.Softmax(), "dim=None"),
     (lambda: nn.BatchNorm2d(2), r"\(BatchNorm2d\) has no clearconv equivalent"),
     (lambda: nn.Dropout2d(0.2), r"\(Dropout2d\) has no clearconv equivalent"),
@@ -352,3 +352,16 @@ def test_conv1d_round_trips_with_the_same_outputs(dtype: Any) -> None:
     with torch.no_grad():
         np.testing.assert_allclose(back(torch.from_numpy(x)).numpy(), want,
                                    **TOL[np.dtype(dtype)])
+
+
+@pytest.mark.parametrize("start_dim, end_dim", [(2, -1), (1, 2), (-2, -1)])
+def test_flatten_dims_round_trip_with_the_same_outputs(start_dim: int, end_dim: int) -> None:
+    net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.Flatten(start_dim, end_dim)).double()
+    model = from_torch(net, input_shape=(2, 4, 5))
+    assert (model.layers[1].start_dim, model.layers[1].end_dim) == (start_dim, end_dim)
+    x = np.random.default_rng(1).standard_normal((2, 2, 4, 5))
+    with torch.no_grad():
+        want = net(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(model.predict(x), want, rtol=1e-10, atol=1e-12)
+    back = to_torch(model)
+    assert (back[1].start_dim, back[1].end_dim) == (start_dim, end_dim)

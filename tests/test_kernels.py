@@ -47,7 +47,8 @@ POOL = [a.name for a in registry.algorithms("max_pool2d")]
 
 
 def test_every_op_has_its_readable_algorithm_and_the_fast_ones_registered():
-    assert set(CONV) == {"im2col", "im2col-split", "winograd", "direct", "depthwise"}
+    assert set(CONV) == {"im2col", "im2col-split", "winograd", "winograd-4x4", "direct",
+                         "depthwise"}
     assert [a.name for a in registry.algorithms("conv_transpose2d")] == [
         "im2col-split", "im2col"]
     assert set(POOL) == {"views", "views-finite", "nchw-2x2", "nhwc", "nhwc-2x2"}
@@ -544,3 +545,95 @@ def test_groups_errors_name_the_numbers():
                                              r"the stride \(2, 2\)"):
         F.conv_transpose2d_forward(np.ones((1, 2, 3, 3)), np.ones((2, 2, 3, 3)), stride=2,
                                    output_padding=2)
+
+
+# ------------------------------------------------------------------ Winograd F(4x4, 3x3)
+def _inference_call(case) -> ConvCall:
+    return ConvCall(_conv_call(case).geometry, case.x.dtype, need_backward=False)
+
+
+@needs_numba
+@PROPERTY
+@given(st.integers(1, 3), st.booleans(), conv_cases(winograd_shapes=True))
+def test_winograd_4x4_inference_matches_the_reference(threads, chunks, case):
+    """F(4x4, 3x3) (inference only) against the loop reference, float64 to 1e-10: drawn
+    threads, and tiny chunks (many of them, each image apart) or the default."""
+    assume(registry.get("conv2d", "winograd-4x4").supports(_inference_call(case))[0])
+    args = (case.stride, case.padding, case.dilation)
+    chunk = 1 if chunks else tuning.CHUNK_BYTES
+    with _threads(threads), cc.parallel(), mock.patch.object(tuning, "CHUNK_BYTES", chunk):
+        y, cache = F.conv2d_forward(case.x, case.weight, case.bias, *args,
+                                    algorithm="winograd-4x4", need_backward=False)
+    assert cache.algorithm == "winograd-4x4" and cache.saved is None
+    y_ref, _ = R.conv2d_forward(case.x, case.weight, case.bias, *args)
+    assert_same(y, y_ref)
+
+
+@needs_numba
+@FEW
+@given(conv_cases(winograd_shapes=True))
+def test_winograd_4x4_inference_matches_torch_in_float32(case):
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: not checked")
+    assume(registry.get("conv2d", "winograd-4x4").supports(_inference_call(case))[0])
+    x, w = case.x.astype(np.float32), case.weight.astype(np.float32)
+    b = None if case.bias is None else case.bias.astype(np.float32)
+    y, cache = F.conv2d_forward(x, w, b, case.stride, case.padding, case.dilation,
+                                algorithm="winograd-4x4", need_backward=False)
+    pads = cache.geometry.padding
+    xp = torch.nn.functional.pad(torch.tensor(x), (pads[1][0], pads[1][1], pads[0][0],
+                                                   pads[0][1]))
+    yt = torch.nn.functional.conv2d(xp, torch.tensor(w), None if b is None else
+                                    torch.tensor(b)).numpy()
+    assert y.dtype == np.float32
+    scale = max(1.0, float(np.sqrt(np.mean(yt.astype(np.float64) ** 2))))
+    np.testing.assert_allclose(y, yt, rtol=1e-4, atol=1e-5 * scale)
+
+
+@needs_numba
+def test_winograd_4x4_on_a_wide_layer_stays_close_to_torch_in_float32():
+    """Many channels (the sums the transforms' constants round the most), whole and
+    cropped tiles."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: not checked")
+    rng = np.random.default_rng(3)
+    for hw in (16, 15):
+        x = rng.standard_normal((2, 64, hw, hw)).astype(np.float32)
+        w = (rng.standard_normal((32, 64, 3, 3)) / 24).astype(np.float32)
+        b = rng.standard_normal(32).astype(np.float32)
+        y, _ = F.conv2d_forward(x, w, b, padding=1, algorithm="winograd-4x4",
+                                need_backward=False)
+        yt = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b),
+                                        padding=1).numpy()
+        scale = float(np.abs(yt).max())
+        assert float(np.abs(y - yt).max()) <= 2e-5 * scale
+
+
+def test_inference_takes_winograd_4x4_where_its_tiles_fit_and_training_never():
+    x_shape, w_shape = (2, 32, 16, 16), (64, 32, 3, 3)
+    train = F.conv2d_algorithm(x_shape, w_shape, padding=1)
+    infer = F.conv2d_algorithm(x_shape, w_shape, padding=1, need_backward=False)
+    assert train.name == ("winograd" if NUMBA else "im2col-split")
+    assert "winograd-4x4: inference only" in str(train)
+    assert infer.name == ("winograd-4x4" if NUMBA else "im2col-split")
+    cropped = F.conv2d_algorithm((2, 32, 14, 14), w_shape, padding=1, need_backward=False)
+    assert cropped.name == ("winograd" if NUMBA else "im2col-split")
+    if NUMBA:
+        assert "cover 1.31x the 14x14 outputs" in str(cropped)
+    with pytest.raises(ClearConvError, match=r"'winograd-4x4' does not apply.*inference only"):
+        F.conv2d_forward(np.zeros(x_shape), np.zeros(w_shape), padding=1,
+                         algorithm="winograd-4x4")
+
+
+@needs_numba
+def test_a_model_predicts_with_winograd_4x4_what_it_computes_in_training():
+    rng = np.random.default_rng(0)
+    model = cc.Sequential(cc.layers.Conv2D(3, 16, 3, padding=1, rng=rng), cc.layers.ReLU(),
+                          cc.layers.Conv2D(16, 16, 3, padding=1, rng=rng),
+                          cc.layers.Flatten(), cc.layers.Dense(16 * 16 * 16, 4, rng=rng),
+                          input_shape=(3, 16, 16))
+    x = rng.standard_normal((5, 3, 16, 16)).astype(np.float32)
+    with mock.patch.object(registry, "log") as log:
+        log.isEnabledFor.return_value = True
+        inferred = model.predict(x)
+    assert any("winograd-4x4" in str(c) for c in log.info.call_args_list)
+    trained = model.forward(x, training=True)
+    np.testing.assert_allclose(inferred, trained, rtol=1e-4, atol=1e-5)

@@ -332,3 +332,14 @@ def test_relu_and_maxpool_run_fused_with_identical_values_and_gradients(pool_fir
     x = g.standard_normal((3, 2, 6, 6)) - 0.5     # many windows with a negative maximum
     y = g.integers(0, 4, 3)
     _assert_fused_run_equals_literal_order(model, x, y)
+
+
+def test_repr_html_is_the_summary_as_a_table():
+    model = cc.Sequential(Conv2D(1, 4, 3, padding="same", rng=0), ReLU(), MaxPool2D(2), Flatten(),
+                          Dense(4 * 4 * 4, 10, rng=0), input_shape=(1, 8, 8))
+    page = model._repr_html_()
+    assert page.count("<tr>") == 1 + 5 and "(N, 4, 8, 8)" in page and "Total params: 690" in page
+    assert "Total params: 690" in model.summary(print_fn=None)
+    unbuilt = cc.Sequential(Conv2D(1, 4, 3), ReLU())
+    page = unbuilt._repr_html_()
+    assert "input shape not set" in page and page.count("<li>") == 2

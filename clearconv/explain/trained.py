@@ -389,6 +389,9 @@ def explain_model(out_dir: Path, image: Any = None, model: Any = None, seed: int
     ``saliency_pred``, ``saliency_labels``, ``model_source``, ``dataset``.
     """
     m, history, model_source = _resolve_model(model, seed, epochs)
+    if not m.loss_fn.classifier:
+        raise ClearConvError(f"the model topic explains a classifier; {model_source} was "
+                             f"trained with the {m.loss_fn.name} loss")
     if m.input_shape is None:
         raise ClearConvError("the model has no recorded input shape: build it with "
                              "input_shape=(C, H, W) before explaining it")

@@ -50,7 +50,18 @@ from .fused import (
     conv2d_relu_max_pool2d_forward,
 )
 from .linear import linear_backward, linear_forward
-from .losses import softmax_cross_entropy_backward, softmax_cross_entropy_forward
+from .losses import (
+    binary_cross_entropy_with_logits_backward,
+    binary_cross_entropy_with_logits_forward,
+    cross_entropy_backward,
+    cross_entropy_forward,
+    log_softmax_backward,
+    log_softmax_forward,
+    mse_backward,
+    mse_forward,
+    softmax_cross_entropy_backward,
+    softmax_cross_entropy_forward,
+)
 from .pool import (
     avg_pool2d_backward,
     avg_pool2d_forward,
@@ -148,6 +159,14 @@ __all__ = [
     "softmax_forward",
     "tanh_backward",
     "tanh_forward",
+    "binary_cross_entropy_with_logits_backward",
+    "binary_cross_entropy_with_logits_forward",
+    "cross_entropy_backward",
+    "cross_entropy_forward",
+    "log_softmax_backward",
+    "log_softmax_forward",
+    "mse_backward",
+    "mse_forward",
     "upsample_bilinear2d_backward",
     "upsample_bilinear2d_forward",
     "upsample_nearest2d_backward",

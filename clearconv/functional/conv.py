@@ -55,13 +55,15 @@ class ConvCall(NamedTuple):
 
     geometry: ConvGeometry
     dtype: np.dtype
+    need_backward: bool = True    # False: an inference forward (nothing kept for backward)
 
     def __str__(self) -> str:
         g = self.geometry
         groups = f" groups {g.groups}" if g.groups != 1 else ""
+        mode = "" if self.need_backward else " inference"
         return (f"x{g.in_shape} -> {g.out_shape} kernel {g.kernel} stride {g.stride} "
                 f"padding {g.padding} dilation {g.dilation}{groups} "
-                f"{np.dtype(self.dtype).name}")
+                f"{np.dtype(self.dtype).name}{mode}")
 
 
 class Conv2dCache(NamedTuple):
@@ -109,7 +111,7 @@ def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = 
     The result dtype is float64 if any input is float64, else float32.
     """
     x, weight, bias, geo = _checked(x, weight, bias, stride, padding, dilation, groups)
-    algo = registry.resolve(OP, algorithm, ConvCall(geo, x.dtype))
+    algo = registry.resolve(OP, algorithm, ConvCall(geo, x.dtype, need_backward))
     y, saved = algo.forward(x, weight, bias, geo, need_backward)
     return y, Conv2dCache(algo.name, weight, bias is not None, geo,
                           saved if need_backward else None)
@@ -137,9 +139,10 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool = True
 
 def conv2d_algorithm(x_shape: tuple[int, ...], weight_shape: tuple[int, ...],
                      stride: IntPair = 1, padding: PaddingArg = 0, dilation: IntPair = 1,
-                     groups: int = 1, dtype: Any = np.float32, algorithm: str = "auto"
-                     ) -> registry.Choice:
-    """Which algorithm :func:`conv2d_forward` takes for these shapes, and why.
+                     groups: int = 1, dtype: Any = np.float32, algorithm: str = "auto",
+                     need_backward: bool = True) -> registry.Choice:
+    """Which algorithm :func:`conv2d_forward` takes for these shapes, and why
+    (``need_backward=False``: for an inference forward).
 
     >>> print(conv2d_algorithm((64, 1, 28, 28), (32, 1, 3, 3), padding=1).name)  # doctest: +SKIP
     im2col-split
@@ -148,7 +151,7 @@ def conv2d_algorithm(x_shape: tuple[int, ...], weight_shape: tuple[int, ...],
     """
     geo = conv2d_geometry(tuple(x_shape), tuple(weight_shape), stride, padding, dilation,
                           groups)
-    return registry.choose(OP, algorithm, ConvCall(geo, np.dtype(dtype)))
+    return registry.choose(OP, algorithm, ConvCall(geo, np.dtype(dtype), need_backward))
 
 
 def _checked(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: IntPair,

@@ -21,7 +21,7 @@ AvgPool2D          AveragePool (a Pad first when the padding counts and
                    ``ceil_mode`` adds a partial window; a Mul after it for
                    ``divisor_override``)
 Dense              Gemm, ``transB=1`` (weight (out, in), as ``nn.Linear``)
-Flatten            Flatten, ``axis=1``
+Flatten            Flatten, ``axis=1`` (other dims: Reshape, batch axis kept)
 ReLU, Sigmoid,     Relu, Sigmoid, Tanh, LeakyRelu (``alpha``), Softmax (``axis``)
 Tanh, LeakyReLU,
 Softmax
@@ -297,6 +297,17 @@ def _dense(g: _Graph, layer: Dense, i: str, x: str, y: str, shape: tuple[int, ..
     g.node("Gemm", inputs, [y], f"{i}.Dense", transB=1)
 
 
+def _flatten(g: _Graph, layer: Flatten, i: str, x: str, y: str,
+              shape: tuple[int, ...]) -> None:
+    """Flatten (axis 1) for the default layer; otherwise a Reshape to the per-sample
+    output shape, the batch axis copied (a 0 in ONNX's shape)."""
+    if layer.start_dim == 1 and layer.end_dim == -1:
+        g.node("Flatten", [x], [y], f"{i}.Flatten", axis=1)
+        return
+    target = np.array([0, *layer.output_shape(shape)], np.int64)
+    g.node("Reshape", [x, g.constant(f"{i}.shape", target)], [y], f"{i}.Flatten")
+
+
 def _simple(op: str, **attrs: Callable[[Any], Any]) -> Callable[..., None]:
     """An exporter for a one-input operator whose attributes read off the layer."""
 
@@ -343,7 +354,7 @@ _EXPORTERS: dict[type, Callable[..., None]] = {
     MaxPool2D: _max_pool,
     AvgPool2D: _avg_pool,
     Dense: _dense,
-    Flatten: _simple("Flatten", axis=lambda la: 1),
+    Flatten: _flatten,
     ReLU: _simple("Relu"),
     LeakyReLU: _simple("LeakyRelu", alpha=lambda la: la.negative_slope),
     Sigmoid: _simple("Sigmoid"),

@@ -13,7 +13,7 @@ ZeroPad2d followed by Conv2d           Conv2D with the sum of both paddings
 MaxPool2d (no indices)                 MaxPool2D (dilation too)
 AvgPool2d                              AvgPool2D (divisor_override too)
 Linear                                 Dense (weight (out, in) in both)
-Flatten (start_dim=1, end_dim=-1)      Flatten
+Flatten (start_dim >= 1, end_dim)      Flatten
 ReLU, LeakyReLU, Sigmoid, Tanh         ReLU, LeakyReLU, Sigmoid, Tanh
 Softmax (dim given)                    Softmax (axis=dim)
 Dropout                                Dropout (same p)
@@ -283,10 +283,9 @@ def _linear_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
 
 
 def _flatten_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
-    if module.start_dim != 1 or module.end_dim != -1:
-        raise _refuse(name, module, f"start_dim={module.start_dim}, end_dim={module.end_dim} "
-                                    f"is not supported (only start_dim=1, end_dim=-1)")
-    return Flatten()
+    if module.start_dim == 0:
+        raise _refuse(name, module, "start_dim=0 (merging the batch axis) is not supported")
+    return Flatten(module.start_dim, module.end_dim)
 
 
 def _softmax_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
@@ -504,7 +503,7 @@ def _with_params(torch: Any, cls: Any, layer: Conv2D | Dense, *args: Any, **kwar
 
 
 _SIMPLE_TO_TORCH: dict[type, Any] = {
-    Flatten: lambda nn, la: nn.Flatten(),
+    Flatten: lambda nn, la: nn.Flatten(la.start_dim, la.end_dim),
     ReLU: lambda nn, la: nn.ReLU(),
     LeakyReLU: lambda nn, la: nn.LeakyReLU(la.negative_slope),
     Sigmoid: lambda nn, la: nn.Sigmoid(),

@@ -773,6 +773,133 @@ def depthwise_backward(xp: Any, dy: Any, w: Any, sh: int, sw: int, dh: int, dw: 
                                     dpx[k // m_n] += g[k] * tap[k]
 
 
+# Winograd F(4x4, 3x3) (Lavin & Gray 2016), inference only (clearconv.kernels.winograd4).
+# One 6x6 input tile d gives 4x4 outputs: Y = A^T [ (G g G^T) . (B^T d B) ] A with
+# B^T = [[4, 0,-5, 0, 1, 0],   A^T = [[1, 1, 1, 1, 1, 0],
+#        [0,-4,-4, 1, 1, 0],          [0, 1,-1, 2,-2, 0],
+#        [0, 4,-4,-1, 1, 0],          [0, 1, 1, 4, 4, 0],
+#        [0,-2,-1, 2, 1, 0],          [0, 1,-1, 8,-8, 1]]
+#        [0, 2,-1,-2, 1, 0],
+#        [0, 4, 0,-5, 0, 1]]
+# The products by 2, 4 and 8 are written as sums, so that float32 stays float32 (a
+# float literal would promote the whole expression to float64).
+@_njit_inline
+def _bt6(d0: Any, d1: Any, d2: Any, d3: Any, d4: Any, d5: Any
+         ) -> tuple[Any, Any, Any, Any, Any, Any]:
+    """B^T (d0, ..., d5): the six rows of B^T times a column of a 6x6 tile."""
+    a = d0 - d2
+    b = d1 + d2
+    c = d1 - d2
+    e = d3 - d1
+    f = d1 - d3
+    a2, b2, c2, e2, f2 = a + a, b + b, c + c, e + e, f + f
+    return (a2 + a2 - d2 + d4, d3 + d4 - (b2 + b2), c2 + c2 + d4 - d3,
+            e2 + d4 - d2, f2 + d4 - d2, f2 + f2 - d3 + d5)
+
+
+@_njit_inline
+def _at6(m0: Any, m1: Any, m2: Any, m3: Any, m4: Any, m5: Any
+         ) -> tuple[Any, Any, Any, Any]:
+    """A^T (m0, ..., m5): the four rows of A^T times a column of a 6x6 product tile."""
+    s12 = m1 + m2
+    d12 = m1 - m2
+    s34 = m3 + m4
+    d34 = m3 - m4
+    s2 = s34 + s34
+    d2 = d34 + d34
+    d4 = d2 + d2
+    return s12 + s34 + m0, d12 + d2, s12 + s2 + s2, d12 + d4 + d4 + m5
+
+
+@_njit
+def winograd4_input_tiles(xp: Any, th: int, tw: int, v: Any) -> None:
+    """v[t, 6k+l, c] = (B^T d B)[k, l] for the 6x6 tile d = xp[n, 4ty:4ty+6, 4tx:4tx+6, c].
+
+    xp: zero-padded input (N, 4*th+2, 4*tw+2, C), C-contiguous; v: (N*th*tw, 36, C).
+    """
+    n_img = xp.shape[0]
+    c_in = xp.shape[3]
+    col = np.empty((6, 6, c_in), xp.dtype)     # col[k, j] = (B^T d)[k, j]
+    for n in range(n_img):
+        for ty in range(th):
+            r = 4 * ty
+            for tx in range(tw):
+                q = 4 * tx
+                t = (n * th + ty) * tw + tx
+                for j in range(6):
+                    for c in range(c_in):
+                        k0, k1, k2, k3, k4, k5 = _bt6(
+                            xp[n, r, q + j, c], xp[n, r + 1, q + j, c],
+                            xp[n, r + 2, q + j, c], xp[n, r + 3, q + j, c],
+                            xp[n, r + 4, q + j, c], xp[n, r + 5, q + j, c])
+                        col[0, j, c] = k0
+                        col[1, j, c] = k1
+                        col[2, j, c] = k2
+                        col[3, j, c] = k3
+                        col[4, j, c] = k4
+                        col[5, j, c] = k5
+                for k in range(6):
+                    s = 6 * k
+                    for c in range(c_in):
+                        l0, l1, l2, l3, l4, l5 = _bt6(col[k, 0, c], col[k, 1, c],
+                                                      col[k, 2, c], col[k, 3, c],
+                                                      col[k, 4, c], col[k, 5, c])
+                        v[t, s, c] = l0
+                        v[t, s + 1, c] = l1
+                        v[t, s + 2, c] = l2
+                        v[t, s + 3, c] = l3
+                        v[t, s + 4, c] = l4
+                        v[t, s + 5, c] = l5
+
+
+@_njit
+def winograd4_output_tiles(m: Any, bias: Any, th: int, tw: int, y: Any) -> None:
+    """y[n, 4ty+i, 4tx+j, o] = (A^T m_t A)[i, j] + bias[o], cropped to y's (H_out, W_out).
+
+    m: (36, N*th*tw, C_out), the 36 products; y: (N, H_out, W_out, C_out), C-contiguous.
+    Two passes per tile over contiguous channel rows (short loop bodies vectorize):
+    ``row[k, l] = (A^T m_t)[k, l]``, then ``y = row A``.
+    """
+    n_img, h_out, w_out, c_out = y.shape
+    row = np.empty((4, 6, c_out), y.dtype)
+    for n in range(n_img):
+        for ty in range(th):
+            r = 4 * ty
+            for tx in range(tw):
+                q = 4 * tx
+                t = (n * th + ty) * tw + tx
+                for j in range(6):
+                    for o in range(c_out):
+                        k0, k1, k2, k3 = _at6(m[j, t, o], m[6 + j, t, o], m[12 + j, t, o],
+                                              m[18 + j, t, o], m[24 + j, t, o],
+                                              m[30 + j, t, o])
+                        row[0, j, o] = k0
+                        row[1, j, o] = k1
+                        row[2, j, o] = k2
+                        row[3, j, o] = k3
+                for i in range(min(4, h_out - r)):
+                    if q + 3 < w_out:                  # a whole row of the block
+                        for o in range(c_out):
+                            y0, y1, y2, y3 = _at6(row[i, 0, o], row[i, 1, o], row[i, 2, o],
+                                                  row[i, 3, o], row[i, 4, o], row[i, 5, o])
+                            b = bias[o]
+                            y[n, r + i, q, o] = y0 + b
+                            y[n, r + i, q + 1, o] = y1 + b
+                            y[n, r + i, q + 2, o] = y2 + b
+                            y[n, r + i, q + 3, o] = y3 + b
+                        continue
+                    wj = w_out - q                     # the right edge: cropped
+                    for o in range(c_out):
+                        y0, y1, y2, y3 = _at6(row[i, 0, o], row[i, 1, o], row[i, 2, o],
+                                              row[i, 3, o], row[i, 4, o], row[i, 5, o])
+                        b = bias[o]
+                        y[n, r + i, q, o] = y0 + b
+                        if wj > 1:
+                            y[n, r + i, q + 1, o] = y1 + b
+                        if wj > 2:
+                            y[n, r + i, q + 2, o] = y2 + b
+
+
 def warm_up() -> bool:
     """Load (or compile) the kernels of float32 training now, on tiny arrays (other
     dtypes load at their first use).
@@ -794,6 +921,9 @@ def warm_up() -> bool:
         winograd_input_grad_tiles(np.zeros((16, 1, 2), dt), 1, 1, xp)
         col2im_nhwc(np.zeros((1, 2, 2, 3, 6), dt), 1, 1, 1, 2, np.zeros((1, 4, 8), dt))
         nchw_to_nhwc(np.zeros((1, 2, 4, 4), dt), np.zeros((1, 4, 4, 2), dt))
+        winograd4_input_tiles(np.zeros((1, 6, 6, 2), dt), 1, 1, np.zeros((1, 36, 2), dt))
+        winograd4_output_tiles(np.zeros((36, 1, 2), dt), np.zeros(2, dt), 1, 1,
+                               np.zeros((1, 4, 4, 2), dt))
         y = np.zeros((1, 2, 2, 2), dt)
         conv_direct_forward(np.zeros((1, 1, 16), dt), np.zeros((2, 1, 3, 3), dt),
                             np.zeros(2, dt), 4, y)

@@ -155,6 +155,11 @@ def resolve(op: str, requested: str, call: Any) -> Algorithm:
     raise ClearConvError(f"{op}: no algorithm applies to {call}")  # pragma: no cover
 
 
+def ops() -> list[str]:
+    """Every op with a registered algorithm, sorted by name."""
+    return sorted(_algorithms)
+
+
 def algorithms(op: str) -> list[Algorithm]:
     """The registered algorithms of ``op`` in 'auto' order."""
     return [_algorithms[op][n] for n in _ordered(op)]
@@ -163,7 +168,7 @@ def algorithms(op: str) -> list[Algorithm]:
 def table() -> str:
     """Every op's algorithms, one line each: what ``python -m clearconv.kernels`` prints."""
     lines = []
-    for op in sorted(_algorithms):
+    for op in ops():
         lines.append(f"{op}:")
         lines.extend(f"  {a.name:<22} {a.summary}" for a in algorithms(op))
     return "\n".join(lines)

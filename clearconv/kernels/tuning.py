@@ -12,7 +12,7 @@ from __future__ import annotations
 #: the order 'auto' tries each op's algorithms in: the first one that prefers the call
 #: wins; the readable algorithm of functional/ (which applies everywhere) comes last
 AUTO_ORDER: dict[str, tuple[str, ...]] = {
-    "conv2d": ("winograd", "direct", "depthwise", "im2col-split"),
+    "conv2d": ("winograd-4x4", "winograd", "direct", "depthwise", "im2col-split"),
     "conv_transpose2d": ("im2col-split",),
     "conv2d_relu_max_pool2d": ("direct-fused",),
     "max_pool2d": ("nchw-2x2", "nhwc", "nhwc-2x2", "views-finite"),
@@ -31,6 +31,12 @@ JIT_MIN_IMAGES = 32
 #: transforms): with the batch split between threads it beats im2col from 8 channels on
 #: (below, the 16 small products per chunk are too narrow for the BLAS)
 WINOGRAD_MIN_CHANNELS = 8
+#: Winograd F(4x4, 3x3) (inference only) where its 4x4 tiles cover at most this many
+#: times the output (the cropped rows and columns are computed and thrown away).
+#: Measured one thread, CPU time, AVX-512 Xeon, float32, against F(2x2, 3x3): 16x16 and
+#: 32x32 outputs (1.0x) 23-27% faster; 14x14 (16x16 of tiles, 1.31x) 34% slower: its
+#: transforms cost about as much as its 36 products, so the waste is not recovered
+WINOGRAD4_MAX_WASTE = 1.15
 
 #: the direct loop below this many input channels ...
 DIRECT_MAX_IN = 4

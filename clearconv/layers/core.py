@@ -61,17 +61,48 @@ class Dense(_WeightLayer):
 
 
 class Flatten(Layer):
-    """(N, C, H, W) -> (N, C*H*W), row-major (as PyTorch's ``nn.Flatten``)."""
+    """Flatten the axes ``start_dim..end_dim`` (inclusive, counted with the batch axis 0;
+    negative from the end) into one, row-major, as PyTorch's ``nn.Flatten``.
 
-    def __init__(self) -> None:
+    The default ``Flatten()`` is (N, C, H, W) -> (N, C*H*W); ``Flatten(start_dim=2)`` is
+    (N, C, H, W) -> (N, C, H*W). The batch axis stays: ``start_dim`` is >= 1.
+    """
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        for name, value in (("start_dim", start_dim), ("end_dim", end_dim)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise ClearConvError(f"Flatten {name} must be an int, got {value!r}")
+        if start_dim == 0:
+            raise ClearConvError("Flatten start_dim=0 would merge the batch axis; the layers "
+                                 "of a model keep it: use start_dim >= 1")
+        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
         self._shape: tuple[int, ...] | None = None
+
+    def _span(self, ndim: int) -> tuple[int, int]:
+        """The axes (start, end) of an ndim-dimensional batch, checked."""
+        start = self.start_dim + ndim if self.start_dim < 0 else self.start_dim
+        end = self.end_dim + ndim if self.end_dim < 0 else self.end_dim
+        if not (1 <= start < ndim and 0 <= end < ndim):
+            raise ShapeError(f"Flatten(start_dim={self.start_dim}, end_dim={self.end_dim}) "
+                             f"does not fit a batch of {ndim} dimensions (the batch axis "
+                             f"is 0 and stays)")
+        if start > end:
+            raise ShapeError(f"Flatten start_dim={self.start_dim} comes after "
+                             f"end_dim={self.end_dim} for a batch of {ndim} dimensions")
+        return start, end
+
+    def _flat(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        start, end = self._span(len(shape))
+        return (*shape[:start], int(np.prod(shape[start:end + 1])), *shape[end + 1:])
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         x = np.asarray(x)
         if x.ndim < 2:
             raise ShapeError(f"Flatten expects a batch (N, ...), got shape {x.shape}")
         self._shape = x.shape if training else None
-        return x.reshape(x.shape[0], -1)
+        if self.start_dim == 1 and self.end_dim == -1:
+            return x.reshape(x.shape[0], -1)
+        return x.reshape(self._flat(x.shape))
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         shape = self._need_cache(self._shape)
@@ -79,7 +110,12 @@ class Flatten(Layer):
         return dy.reshape(shape)
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
-        return (int(np.prod(in_shape)),)
+        return self._flat((1, *in_shape))[1:]
+
+    def get_config(self) -> dict[str, Any]:
+        if self.start_dim == 1 and self.end_dim == -1:
+            return {}                 # the files of Flatten() stay as they were
+        return {"start_dim": self.start_dim, "end_dim": self.end_dim}
 
 
 class Dropout(Layer):

@@ -5,6 +5,8 @@
 * :mod:`~clearconv.train.loop`: the loop of ``fit`` (:class:`~clearconv.train.loop.Trainer`)
   and its :class:`History`;
 * :mod:`~clearconv.train.optim`: optimizers and learning-rate schedules;
+* :mod:`~clearconv.train.losses`: the losses ``fit`` trains with (``CrossEntropyLoss``,
+  ``MSELoss``, ``BCEWithLogitsLoss``; also ``clearconv.losses``);
 * :mod:`~clearconv.train.callbacks`: Keras-style callbacks, :class:`BackupAndRestore`
   (checkpoint and resume) among them;
 * :mod:`~clearconv.train.checkpoint`: the checkpoint file of a run;
@@ -13,7 +15,7 @@
 * :mod:`~clearconv.train.zoo`: ready architectures (digits CNN, MNIST CNN, LeNet-5).
 """
 
-from . import callbacks, optim, recipes, zoo
+from . import callbacks, losses, optim, recipes, zoo
 from .callbacks import (
     BackupAndRestore,
     Callback,
@@ -28,4 +30,4 @@ from .sequential import Sequential, load
 
 __all__ = ["BackupAndRestore", "Callback", "EarlyStopping", "History", "LearningRateScheduler",
            "ModelCheckpoint", "Recipe", "Sequential", "TerminateOnNaN", "Trainer", "callbacks",
-           "load", "optim", "recipe", "recipes", "zoo"]
+           "load", "losses", "optim", "recipe", "recipes", "zoo"]

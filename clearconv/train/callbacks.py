@@ -1,9 +1,9 @@
 """Keras-style callbacks for :meth:`clearconv.Sequential.fit`.
 
 A callback sees ``on_train_begin()``, ``on_batch_end(step, logs)`` (``logs`` holds the
-batch ``loss``), ``on_epoch_end(epoch, logs)`` (``logs`` holds ``loss``, ``accuracy``,
-``seconds`` and, with validation data, ``val_loss``, ``val_accuracy``; a callback may add
-to it, as :class:`LearningRateScheduler` adds ``lr``, and the epoch's
+batch ``loss``), ``on_epoch_end(epoch, logs)`` (``logs`` holds ``loss``, ``accuracy`` (for
+a classifier's loss), ``seconds`` and, with validation data, ``val_loss``, ``val_accuracy``;
+a callback may add to it, as :class:`LearningRateScheduler` adds ``lr``, and the epoch's
 :class:`~clearconv.train.loop.History` entry is taken after every callback has run) and
 ``on_train_end()``. It stops training by setting ``model.stop_training = True``. The loop
 sets ``callback.model`` (the :class:`~clearconv.Sequential`) and ``callback.trainer`` (the

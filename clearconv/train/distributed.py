@@ -29,7 +29,9 @@ recipe is Horovod's (Sergeev and Del Balso, 2018):
    count and, per rank, a NaN/Inf flag and a Ctrl-C flag; one in-place ``Allreduce``
    sums the buffers of all ranks. The result is the gradient of the mean loss over the
    global batch: N ranks at batch b compute what one process computes at batch N*b, up
-   to the order of the sum.
+   to the order of the sum. (A loss with ``reduction='sum'`` is weighted by 1: the
+   pieces' sums add up to the global batch's. A class-weighted cross-entropy's mean is
+   taken per piece, then weighted by the piece sizes.)
 4. **The same update everywhere.** Every rank runs the optimizer on the same gradient, so
    the weights stay equal; a checksum compared after every epoch proves it (should an
    MPI library's reduction differ between ranks in the last bit, rank 0's state is
@@ -251,7 +253,9 @@ class DataParallel(SingleProcess):
         params = model.parameters()
         buf = self._step_buffer(params)
         size = len(buf) - 3 - 2 * self.size
-        weight = seen / total
+        # a mean loss: the global batch's mean is the pieces' means weighted by their
+        # sizes; a summed one ('sum'): the pieces' sums add up
+        weight = seen / total if model.loss_fn.reduction == "mean" else 1.0
         offset = 0
         for p in params:
             k = p.grad.size
@@ -315,8 +319,10 @@ class DataParallel(SingleProcess):
         if part.stop > part.start:
             n = part.stop - part.start
             result = model.evaluate(x[part], y[part], batch_size=batch_size)
-            sums[:] = result["loss"] * n, round(result["accuracy"] * n), n
+            sums[:] = result["loss"] * n, round(result.get("accuracy", 0.0) * n), n
         self.comm.Allreduce(self.MPI.IN_PLACE, sums, op=self.MPI.SUM)
+        if not model.loss_fn.reports_accuracy(tuple(model.build(x.shape[1:])[-1])):
+            return {"loss": sums[0] / sums[2]}
         return {"loss": sums[0] / sums[2], "accuracy": sums[1] / sums[2]}
 
     # ------------------------------------------------------------------ the run

@@ -47,6 +47,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .distributed import as_group
+from .losses import Loss, get_loss
 from .optim import Adam, Optimizer
 
 if TYPE_CHECKING:
@@ -94,11 +95,16 @@ class Trainer:
                  batch_size: int = 32, optimizer: Optimizer | None = None,
                  validation_data: tuple[np.ndarray, np.ndarray] | None = None,
                  shuffle: bool = True, callbacks: Iterable[Callback] = (), verbose: int = 1,
-                 seed: int | None = None, augment: Any = None, distributed: Any = None
-                 ) -> None:
+                 seed: int | None = None, augment: Any = None, distributed: Any = None,
+                 loss: Loss | str | None = None) -> None:
         self.x, self.y = _checked_data(model, x, y, epochs, batch_size)
-        self.group = as_group(distributed)
         self.model = model
+        #: True when ``fit`` named the loss (a resumed run then checks it is the saved one)
+        self.loss_given = loss is not None
+        if loss is not None:
+            model.loss_fn = get_loss(loss)
+        self._check_loss()
+        self.group = as_group(distributed)
         self.epochs, self.batch_size = int(epochs), int(batch_size)
         self.optimizer = optimizer if optimizer is not None else Adam(model.parameters(), lr=1e-3)
         self.validation_data = validation_data
@@ -117,6 +123,17 @@ class Trainer:
         self.state = TrainState(epoch_rng=generator_state(rng))
         self.history = History()
         self._started = False    # True while the epochs run (checkpoints wait at a barrier)
+
+    def _check_loss(self) -> None:
+        """Check the model's loss and the targets against it; set ``self.loss``."""
+        model = self.model
+        self.loss = model.loss_fn
+        self.loss.check_training()
+        out_shape = tuple(model.build(model.input_shape)[-1]) if model.layers \
+            else tuple(model.input_shape)
+        self.y = self.loss.check_target(self.y, out_shape)
+        #: whether the epochs' logs hold an ``accuracy``
+        self.accuracy = self.loss.reports_accuracy(out_shape)
 
     @property
     def global_step(self) -> int:
@@ -204,7 +221,8 @@ class Trainer:
         group.seed_dropouts(self.dropouts, int(st.extra.get("dropout_seed", 0)), epoch, step)
         if len(yb):
             loss, problem = self.model.compute_gradients(xb, yb)
-            correct = int((self.model._last_pred == yb).sum())
+            loss = self.loss.per_sample(loss, len(yb))
+            correct = self.model._last_correct or 0
         else:                          # a rank with no sample of a short last batch
             self.model.zero_grad()
             loss, problem, correct = 0.0, None, 0
@@ -218,7 +236,7 @@ class Trainer:
         st.totals = (total_loss + totals.loss * totals.seen, correct + totals.correct,
                      seen + totals.seen)
         st.step += 1
-        _advance(bar, st.totals, t0)
+        _advance(bar, st.totals, t0, self.accuracy)
         for cb in self.callbacks + self.backups:
             cb.on_batch_end(step, {"loss": totals.loss})
         return True
@@ -238,11 +256,15 @@ class Trainer:
 
     def _epoch_logs(self, t0: float) -> dict[str, float]:
         total_loss, correct, seen = self.state.totals
-        logs = {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1)}
+        logs = {"loss": total_loss / max(seen, 1)}
+        if self.accuracy:
+            logs["accuracy"] = correct / max(seen, 1)
         if self.validation_data is not None:
             val = self.group.evaluate(self.model, *self.validation_data,
                                       batch_size=max(self.batch_size, 256))
-            logs["val_loss"], logs["val_accuracy"] = val["loss"], val["accuracy"]
+            logs["val_loss"] = val["loss"]
+            if "accuracy" in val:
+                logs["val_accuracy"] = val["accuracy"]
         logs["seconds"] = time.perf_counter() - t0
         if self.group.comm_seconds is not None:
             logs["allreduce_seconds"] = self.group.comm_seconds
@@ -279,6 +301,8 @@ class Trainer:
         number of ranks (recorded when there are several) may change."""
         settings = {"batch_size": self.batch_size, "samples": len(self.x),
                     "shuffle": bool(self.shuffle), "seed": self.seed}
+        if not self.loss.is_default:
+            settings["loss"] = self.loss.get_config()
         if self.group.size > 1:
             settings["ranks"] = self.group.size
         return settings
@@ -340,7 +364,10 @@ class Trainer:
         """ClearConvError naming what differs between the checkpoint's run and this one."""
         if ck.state.epoch_rng is None:
             raise ModelFileError(f"{ck.path}: the checkpoint holds no shuffling generator state")
-        saved, now = ck.state.extra.get("fit"), self.settings()
+        saved = ck.state.extra.get("fit")
+        if saved is not None and not self.loss_given:   # fit named no loss: the saved one
+            self._adopt_loss(get_loss(saved.get("loss")))
+        now = self.settings()
         if saved is not None:    # the number of ranks may change (see _rebase_position)
             saved = {k: v for k, v in saved.items() if k != "ranks"}
             now.pop("ranks", None)
@@ -348,7 +375,7 @@ class Trainer:
             diff = ", ".join(f"{k} {saved.get(k)!r} there, {v!r} here" for k, v in now.items()
                              if saved.get(k) != v)
             raise ClearConvError(f"{ck.path} is from a run with other settings ({diff}): resume "
-                                 f"with the same data, batch size, shuffle and seed")
+                                 f"with the same data, batch size, shuffle, seed and loss")
         stateful = set(self.callback_states())
         if set(ck.callbacks) != stateful:
             raise ClearConvError(f"resume with the callbacks of the interrupted run: the "
@@ -358,6 +385,18 @@ class Trainer:
             raise ClearConvError(f"the checkpoint has random generators for layers "
                                  f"{sorted(ck.state.layer_rngs)}, the model has them for "
                                  f"{sorted(self.dropouts)}")
+
+    def _adopt_loss(self, loss: Loss) -> None:
+        """Train on with ``loss`` (a resumed run's), the targets checked against it."""
+        if loss != self.loss:
+            previous = self.model.loss_fn
+            self.model.loss_fn = loss
+            try:
+                self._check_loss()
+            except ClearConvError:
+                self.model.loss_fn = previous
+                self._check_loss()
+                raise
 
 
 def _rebase_position(state: TrainState, global_batch: int) -> None:
@@ -436,13 +475,14 @@ def _progress(steps: int, epoch: int, epochs: int, verbose: int, initial: int = 
                 leave=True, dynamic_ncols=True)
 
 
-def _advance(bar: Any, totals: tuple[float, int, int], t0: float) -> None:
+def _advance(bar: Any, totals: tuple[float, int, int], t0: float, accuracy: bool) -> None:
     if bar is None:
         return
     total_loss, correct, seen = totals
     elapsed = time.perf_counter() - t0
-    bar.set_postfix_str(f"loss={total_loss / seen:.4f} acc={correct / seen:.4f} "
-                        f"{seen / elapsed:,.0f} samples/s", refresh=False)
+    acc = f"acc={correct / seen:.4f} " if accuracy else ""
+    bar.set_postfix_str(f"loss={total_loss / seen:.4f} {acc}{seen / elapsed:,.0f} samples/s",
+                        refresh=False)
     bar.update(1)
 
 

@@ -23,6 +23,21 @@ cifar10        small-image-cnn  20      Adam 1e-3, cosine over epochs  shift, fl
 folder         small-image-cnn  20      Adam 1e-3, cosine over epochs  shift
 =============  ===============  ======  =============================  ==================
 
+``model`` may name any of :data:`MODELS` (``recipe("mnist", model="mobilenet-cnn")``,
+``clearconv train --model NAME``):
+
+================  ===========================================================
+model             what it is
+================  ===========================================================
+digits-cnn        the default for the 8x8 digits (:func:`~.zoo.digits_cnn`)
+small-image-cnn   the default for 28x28 to 32x32 images (:func:`~.zoo.small_image_cnn`)
+mnist-cnn         the MNIST CNN of the benchmark, any square size (:func:`~.zoo.mnist_cnn`)
+lenet5            LeNet-5, 1x28x28 (:func:`~.zoo.lenet5`)
+mobilenet-cnn     depthwise-separable blocks, sides divisible by 4 (:func:`~.zoo.mobilenet_cnn`)
+conv-autoencoder  reconstructs its input (:func:`~.zoo.conv_autoencoder`): trained on
+                  ``(x, x)`` with ``loss='mse'``, evaluated by its reconstruction loss
+================  ===========================================================
+
 Batch size 64 and no validation split everywhere; ``shift`` is
 :func:`~clearconv.data.random_shift` by up to 2 pixels, ``flip``
 :func:`~clearconv.data.random_flip`; ``cosine`` is
@@ -52,7 +67,8 @@ if TYPE_CHECKING:
     from .loop import History
     from .sequential import Sequential
 
-__all__ = ["AUGMENTATIONS", "MODELS", "RECIPES", "SCHEDULES", "Recipe", "recipe"]
+__all__ = ["AUGMENTATIONS", "MODELS", "RECIPES", "RECONSTRUCTION_MODELS", "SCHEDULES", "Recipe",
+           "evaluation_targets", "recipe"]
 
 
 def _fixed(name: str, shape: tuple[int, int, int], classes: int,
@@ -82,7 +98,13 @@ MODELS: dict[str, Callable[[Sequence[int], int, Any], Sequential]] = {
     "small-image-cnn": lambda shape, k, rng: zoo.small_image_cnn(tuple(shape), k, rng=rng),
     "mnist-cnn": _mnist_cnn,
     "lenet5": _fixed("lenet5", (1, 28, 28), 10, lambda rng: zoo.lenet5(rng=rng)),
+    "mobilenet-cnn": lambda shape, k, rng: zoo.mobilenet_cnn(tuple(shape), k, rng=rng),
+    "conv-autoencoder": lambda shape, k, rng: zoo.conv_autoencoder(tuple(shape), rng=rng),
 }
+
+#: the models of :data:`MODELS` that reconstruct their input: trained on ``(x, x)`` with
+#: ``loss='mse'`` (the labels unused), evaluated by that loss
+RECONSTRUCTION_MODELS = frozenset({"conv-autoencoder"})
 
 #: augmentation name -> a fresh augmenter
 AUGMENTATIONS: dict[str, Callable[[], Augmenter]] = {
@@ -131,6 +153,10 @@ class Recipe:
         object.__setattr__(self, "augment", tuple(self.augment))
         for name in self.augment:
             _check_name("augmentation", name, AUGMENTATIONS)
+        if self.augment and self.model in RECONSTRUCTION_MODELS:
+            raise ClearConvError(f"the {self.model} model reconstructs its input: augmentation "
+                                 f"would change the input but not the target; train it "
+                                 f"without augment")
         for field_name in ("epochs", "batch_size"):
             value = getattr(self, field_name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -141,6 +167,17 @@ class Recipe:
             raise ClearConvError(f"val_split must be a number in [0, 1), got {self.val_split!r}")
 
     # ------------------------------------------------------------------ the parts
+    @property
+    def reconstructs(self) -> bool:
+        """True for an autoencoder (:data:`RECONSTRUCTION_MODELS`): its targets are its
+        inputs and its loss is 'mse'."""
+        return self.model in RECONSTRUCTION_MODELS
+
+    def targets(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """What the model learns to output for x: x itself for an autoencoder, else the
+        labels y."""
+        return x if self.reconstructs else y
+
     def build_model(self, input_shape: Sequence[int], num_classes: int,
                     seed: int | np.random.Generator | None = None) -> Sequential:
         """A fresh model for per-sample inputs ``(C, H, W)`` and ``num_classes`` classes,
@@ -187,8 +224,12 @@ class Recipe:
         (``resume``: continue from its checkpoint if there is one), whose options hold
         this recipe (``"recipe"``), the ``seed`` and your ``options``. ``distributed``
         trains data-parallel (:mod:`clearconv.train.distributed`): ``batch_size`` is then
-        per process.
+        per process. An autoencoder (:attr:`reconstructs`) trains on ``(x, x)`` (and
+        validates on ``(x_val, x_val)``) with ``loss='mse'``.
         """
+        y = self.targets(x, y)
+        if validation_data is not None:
+            validation_data = (validation_data[0], self.targets(*validation_data))
         optimizer = self.build_optimizer(model)
         everything = [*self.build_callbacks(optimizer), *callbacks]
         if backup_dir is not None:
@@ -197,7 +238,8 @@ class Recipe:
         return model.fit(x, y, epochs=self.epochs, batch_size=self.batch_size,
                          optimizer=optimizer, validation_data=validation_data,
                          callbacks=everything, verbose=verbose, seed=seed,
-                         augment=self.build_augment(), distributed=distributed)
+                         augment=self.build_augment(), distributed=distributed,
+                         loss="mse" if self.reconstructs else None)
 
     def train(self, dataset: Dataset, *, seed: int = 0, callbacks: Iterable[Callback] = (),
               verbose: int = 1, backup_dir: str | os.PathLike[str] | None = None,
@@ -232,6 +274,15 @@ class Recipe:
             raise ClearConvError(f"not a recipe: missing keys {missing}, unexpected keys "
                                  f"{unexpected}")
         return cls(**data)
+
+
+def evaluation_targets(model: Sequential, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The targets to evaluate a (saved) model on: x for a model that reconstructs its
+    input (a loss that is not a classifier's, and outputs of the input's shape), else the
+    labels y."""
+    if model.loss_fn.classifier or model.input_shape is None:
+        return y
+    return x if tuple(model.build(model.input_shape)[-1]) == tuple(model.input_shape) else y
 
 
 def _is_number(value: Any) -> bool:

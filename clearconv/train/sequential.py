@@ -2,8 +2,10 @@
 
 PyTorch-style underneath (``parameters()``, ``zero_grad``/``step`` on an optimizer,
 ``train_step``) and Keras-style on top (``fit`` returning a :class:`History`,
-``evaluate``, ``predict``, callbacks). The training loss is always softmax
-cross-entropy on the model's raw outputs (logits) and integer labels.
+``evaluate``, ``predict``, callbacks). The training loss is the model's ``loss_fn``
+(:mod:`clearconv.train.losses`): softmax cross-entropy on the raw outputs (logits) and
+integer labels unless ``fit(..., loss=...)`` names another, which the model then keeps
+(and saves).
 """
 
 from __future__ import annotations
@@ -14,11 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ClearConvError, ModelFileError, NumericalError, ShapeError
-from ..functional import (
-    softmax_cross_entropy_backward,
-    softmax_cross_entropy_forward,
-    softmax_forward,
-)
+from ..functional import softmax_forward
 from ..io import files as io
 from ..kernels.allocator import tune_allocator
 from ..kernels.threads import region
@@ -27,6 +25,7 @@ from ..layers.parameter import Parameter
 from . import fusion
 from .callbacks import BackupAndRestore, Callback
 from .loop import History, Trainer
+from .losses import Loss, get_loss
 
 
 class Sequential:
@@ -67,12 +66,14 @@ class Sequential:
         self.input_shape: tuple[int, ...] | None = None
         self.stop_training = False
         self.classes: list[str] | None = None
+        #: the loss ``fit`` trains with and ``evaluate`` reports (:mod:`clearconv.train.losses`)
+        self.loss_fn: Loss = get_loss(None)
+        self._last_correct: int | None = None
         #: the dataset the model was trained on (``clearconv train`` sets it), or None
         self.trained_on: str | None = None
         #: the per-epoch history of its training (``History.history``: lists per key),
         #: saved with the model so that ``explain`` can draw its curves; or None
         self.train_history: dict[str, list[float]] | None = None
-        self._last_pred = np.empty(0, np.int64)
         self._name_parameters()
         if input_shape is not None:
             self.build(input_shape)
@@ -127,6 +128,24 @@ class Sequential:
         algorithm column is what the registry picks for these shapes (any batch size;
         :func:`clearconv.functional.conv2d_algorithm` says why).
         """
+        shape, rows, total = self._summary_rows(input_shape)
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        line = "-" * (sum(widths) + 9)
+        out_lines = [f"Input: (N, {', '.join(map(str, shape))})", line]
+        for j, r in enumerate(rows):
+            out_lines.append(f"{r[0]:<{widths[0]}}   {r[1]:<{widths[1]}}   "
+                             f"{r[2]:>{widths[2]}}   {r[3]}".rstrip())
+            if j == 0:
+                out_lines.append(line)
+        out_lines += [line, f"Total params: {total:,}"]
+        text = "\n".join(out_lines)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def _summary_rows(self, input_shape: Sequence[int] | None
+                      ) -> tuple[Sequence[int], list[tuple[str, str, str, str]], int]:
+        """The summary's table: (input shape, header row + one row per layer, total)."""
         shape = input_shape if input_shape is not None else self.input_shape
         if shape is None:
             raise ClearConvError("summary needs the input shape: pass input_shape=(C, H, W) "
@@ -142,19 +161,26 @@ class Sequential:
             rows.append((f"{i}: {type(layer).__name__}", _shape_text(out), f"{n:,}",
                          runs.get(i, "")))
             rows += _branch_rows(layer, str(i), inputs[i], 1)
-        widths = [max(len(r[c]) for r in rows) for c in range(4)]
-        line = "-" * (sum(widths) + 9)
-        out_lines = [f"Input: (N, {', '.join(map(str, shape))})", line]
-        for j, r in enumerate(rows):
-            out_lines.append(f"{r[0]:<{widths[0]}}   {r[1]:<{widths[1]}}   "
-                             f"{r[2]:>{widths[2]}}   {r[3]}".rstrip())
-            if j == 0:
-                out_lines.append(line)
-        out_lines += [line, f"Total params: {total:,}"]
-        text = "\n".join(out_lines)
-        if print_fn is not None:
-            print_fn(text)
-        return text
+        return shape, rows, total
+
+    def _repr_html_(self) -> str:
+        """The summary as an HTML table, which Jupyter shows for a model (the layers
+        alone while the input shape is unknown)."""
+        from html import escape
+
+        if self.input_shape is None:
+            items = "".join(f"<li>{i}: {escape(repr(layer))}</li>"
+                            for i, layer in enumerate(self.layers))
+            return (f"<div><b>Sequential</b>, {len(self.layers)} layers (input shape not "
+                    f"set yet)<ol start=0 style='font-family:monospace'>{items}</ol></div>")
+        shape, rows, total = self._summary_rows(None)
+        head = "".join(f"<th style='text-align:left'>{escape(c)}</th>" for c in rows[0])
+        body = "".join("<tr>" + "".join(
+            f"<td style='text-align:{'right' if j == 2 else 'left'}'>{escape(c)}</td>"
+            for j, c in enumerate(r)) + "</tr>" for r in rows[1:])
+        return (f"<div><b>Sequential</b>: input (N, {', '.join(map(str, shape))})"
+                f"<table style='font-family:monospace'><thead><tr>{head}</tr></thead>"
+                f"<tbody>{body}</tbody></table>Total params: {total:,}</div>")
 
     def _shapes(self, shape: Sequence[int]) -> list[tuple[int, ...]]:
         saved = self.input_shape
@@ -209,8 +235,9 @@ class Sequential:
             return first.backward(dout)
 
     def loss(self, x: np.ndarray, y: np.ndarray) -> float:
-        """Mean softmax cross-entropy of ``forward(x)`` (inference mode) against labels y."""
-        return softmax_cross_entropy_forward(self.forward(x), y)[0]
+        """The loss (``loss_fn``, by default the mean softmax cross-entropy) of
+        ``forward(x)`` (inference mode) against the targets y."""
+        return self.loss_fn.forward(self.forward(x), y)[0]
 
     def loss_and_backward(self, x: np.ndarray, y: np.ndarray, training: bool = False) -> float:
         """Forward, loss, and backward into every ``.grad``; returns the loss.
@@ -222,8 +249,8 @@ class Sequential:
         with region():
             for step in self.steps():
                 x = step.forward(x, True) if training else _forward_keep_cache(step, x)
-            loss, cache = softmax_cross_entropy_forward(x, y)
-            self.backward(softmax_cross_entropy_backward(1.0, cache))
+            loss, cache = self.loss_fn.forward(x, y)
+            self.backward(self.loss_fn.backward(cache))
         return loss
 
     def train_step(self, x: np.ndarray, y: np.ndarray, optimizer: Any) -> float:
@@ -246,19 +273,21 @@ class Sequential:
     def compute_gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, str | None]:
         """Zero every ``.grad``, then forward (training mode), loss and backward into them.
 
-        Returns the batch's mean loss and, when the loss or a gradient is NaN/Inf, what
-        went wrong (None when all is finite); nothing is updated. ``train_step`` is this
-        plus the optimizer's step; data-parallel training
-        (:mod:`clearconv.train.distributed`) averages the gradients over the processes in
-        between. The batch's predicted classes are kept for the accuracy count.
+        Returns the batch's loss (``loss_fn``'s value: the mean, or the sum for
+        ``reduction='sum'``) and, when the loss or a gradient is NaN/Inf, what went wrong
+        (None when all is finite); nothing is updated. ``train_step`` is this plus the
+        optimizer's step; data-parallel training (:mod:`clearconv.train.distributed`)
+        averages the gradients over the processes in between. The count of the batch's
+        samples classified right is kept for the accuracy (None for a loss that is not a
+        classifier's).
         """
         self.zero_grad()
         logits = self.forward(x, training=True)
-        self._last_pred = logits.argmax(axis=1)
-        loss, cache = softmax_cross_entropy_forward(logits, y)
+        self._last_correct = self.loss_fn.correct(logits, y)
+        loss, cache = self.loss_fn.forward(logits, y)
         if not np.isfinite(loss):
             return loss, f"the loss is {loss} ({self._nonfinite_source(x)})"
-        self.backward(softmax_cross_entropy_backward(1.0, cache), input_grad=False)
+        self.backward(self.loss_fn.backward(cache), input_grad=False)
         for p in self.parameters():
             if not np.isfinite(p.grad).all():
                 layer = type(self.layers[int(p.name.split('.')[0])]).__name__
@@ -281,13 +310,16 @@ class Sequential:
             optimizer: Any = None, validation_data: tuple[np.ndarray, np.ndarray] | None = None,
             shuffle: bool = True, callbacks: Iterable[Callback] = (), verbose: int = 1,
             seed: int | None = None, checkpoint_dir: str | None = None,
-            resume: bool = False, augment: Any = None, distributed: Any = None) -> History:
+            resume: bool = False, augment: Any = None, distributed: Any = None,
+            loss: Loss | str | None = None) -> History:
         """Train with mini-batch gradient descent.
 
         Parameters
         ----------
         x : ndarray (N, C, H, W) (or (N, features) for dense-only models), already scaled
-        y : integer labels (N,)
+        y : the targets: integer labels (N,) for cross-entropy; for ``loss='mse'`` or
+            ``'bce_with_logits'`` floats of the model's output shape (N, ...), e.g.
+            ``y = x`` for an autoencoder
         epochs : the total number of epochs of the run (a resumed run trains the rest)
         batch_size : int
         optimizer : a :mod:`clearconv.optim` optimizer; default Adam(lr=1e-3)
@@ -312,11 +344,18 @@ class Sequential:
             (``MPI.COMM_WORLD``). Every process calls ``fit`` with the same data; each
             trains on its share of every global batch of ``batch_size`` x processes samples
             and the gradients are averaged (:mod:`clearconv.train.distributed`)
+        loss : a :class:`~clearconv.train.losses.Loss` (``CrossEntropyLoss(label_smoothing=
+            0.1)``, ``MSELoss()``, ``BCEWithLogitsLoss(pos_weight=...)``) or its name
+            (``'cross_entropy'``, ``'mse'``, ``'bce_with_logits'``); reduction 'mean' or
+            'sum'. The model keeps it as ``loss_fn`` (``evaluate`` reports it, ``save``
+            records it). None: the model's ``loss_fn`` (softmax cross-entropy unless set;
+            on resume, the checkpoint's)
 
         Returns
         -------
-        History with per-epoch ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``,
-        ``seconds`` and what callbacks add to the logs (``lr``). The loop itself is
+        History with per-epoch ``loss`` (a mean per sample), ``accuracy`` (for
+        cross-entropy on (N, C) outputs), ``val_loss``, ``val_accuracy``, ``seconds`` and
+        what callbacks add to the logs (``lr``). The loop itself is
         :class:`clearconv.train.loop.Trainer`.
 
         Raises
@@ -333,7 +372,7 @@ class Sequential:
         return Trainer(self, x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
                        validation_data=validation_data, shuffle=shuffle, callbacks=callbacks,
                        verbose=verbose, seed=seed, augment=augment,
-                       distributed=distributed).run()
+                       distributed=distributed, loss=loss).run()
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Raw model outputs (logits) for x, computed in batches: (N, K)."""
@@ -352,18 +391,24 @@ class Sequential:
         return self.predict(x, batch_size).argmax(axis=1)
 
     def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> dict[str, float]:
-        """Mean loss and accuracy over (x, y), in batches: ``{'loss': ..., 'accuracy': ...}``."""
+        """The loss (``loss_fn``, a mean per sample) and, for a classifier (cross-entropy on
+        (N, C) outputs), the accuracy over (x, y), in batches:
+        ``{'loss': ..., 'accuracy': ...}`` (``{'loss': ...}`` for regression)."""
         x = np.asarray(x)
         y = np.asarray(y)
         if len(x) != len(y) or len(x) == 0:
             raise ShapeError(f"evaluate needs matching non-empty x and y, got {len(x)} samples "
                              f"and {len(y)} labels")
+        self.loss_fn.check_training()
         total_loss, correct = 0.0, 0
         for i in range(0, len(x), batch_size):
             logits = self.forward(x[i:i + batch_size])
-            loss, _ = softmax_cross_entropy_forward(logits, y[i:i + batch_size])
-            total_loss += loss * len(logits)
-            correct += int((logits.argmax(axis=1) == y[i:i + batch_size]).sum())
+            loss, _ = self.loss_fn.forward(logits, y[i:i + batch_size])
+            total_loss += self.loss_fn.per_sample(loss, len(logits)) * len(logits)
+            right = self.loss_fn.correct(logits, y[i:i + batch_size])
+            correct = None if right is None or correct is None else correct + right
+        if correct is None:
+            return {"loss": total_loss / len(x)}
         return {"loss": total_loss / len(x), "accuracy": correct / len(x)}
 
     # ---------------------------------------------------------------- state and files
@@ -402,6 +447,7 @@ class Sequential:
                 "dtype": str(self.dtype),
                 "classes": self.classes,
                 **({} if self.fuse else {"fuse": False}),
+                **({} if self.loss_fn.is_default else {"loss": self.loss_fn.get_config()}),
                 **({"trained_on": self.trained_on} if self.trained_on else {}),
                 **({"train_history": self.train_history} if self.train_history else {})}
 
@@ -425,6 +471,7 @@ class Sequential:
             if config.get("input_shape"):
                 model.build(config["input_shape"])
             model.classes = config.get("classes")
+            model.loss_fn = get_loss(config.get("loss"))
             trained_on = config.get("trained_on")
             if trained_on is not None and not isinstance(trained_on, str):
                 raise ClearConvError(f"trained_on must be a dataset name, got {trained_on!r}")

@@ -1,0 +1,260 @@
+"""The explorer's numbers (clearconv.explore.data), their packing and the HTML file.
+
+The page only looks values up; these tests hold what it ships to clearconv's own ops:
+the model's forward/backward, the functional ops and the loop reference.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clearconv import functional as F
+from clearconv.cli import main
+from clearconv.errors import ClearConvError, ShapeError
+from clearconv.explore import explore, render
+from clearconv.explore.data import compute
+from clearconv.explore.pack import pack, unpack
+from clearconv.layers import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Tanh
+from clearconv.train import Sequential, zoo
+
+
+@pytest.fixture(scope="module")
+def digits():
+    model = zoo.digits_cnn(rng=0)
+    x = np.random.default_rng(1).random((1, 8, 8)).astype(np.float32)
+    return model, x, compute(model, x, label=3)
+
+
+def _close(a, b, tol=1e-5):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert a.shape == b.shape
+    np.testing.assert_allclose(a, b, rtol=tol, atol=tol * max(1e-3, np.abs(b).max()))
+
+
+def test_maps_are_the_models_forward(digits):
+    model, x, d = digits
+    logits = model.predict(x[None])
+    _close(d.arrays[d.meta["layers"][-1]["arrays"]["out"]], logits[0])
+    _close(d.arrays["softmax.probs"], model.predict_proba(x[None])[0])
+    assert d.meta["prediction"] == int(logits[0].argmax())
+    assert d.meta["target"] == 3 and d.meta["label"] == 3
+
+
+def test_conv_breakdown_adds_up_to_the_feature_map(digits):
+    model, x, d = digits
+    for layer in d.meta["layers"]:
+        if layer["kind"] != "conv":
+            continue
+        n = layer["conv"]["arrays"]
+        prods, sums = d.arrays[n["products"]], d.arrays[n["channel_sums"]]
+        _close(prods.sum(axis=(4, 5)), sums, 1e-4)
+        _close(sums.sum(axis=3) + d.arrays[n["bias"]][:, None, None], d.arrays[n["z_ref"]], 1e-4)
+        _close(d.arrays[n["z_ref"]], d.arrays[layer["arrays"]["out"]], 1e-4)
+        # a product is the kernel tap times the window cell it reads (stride 1 here)
+        a_pad, w = d.arrays[n["a_pad"]], d.arrays[n["weight"]]
+        o, m, k, c, u, v = 1, 2, 1, 0, 2, 1
+        assert prods[o, m, k, c, u, v] == np.float32(w[o, c, u, v] * a_pad[c, m + u, k + v])
+
+
+def test_backward_matches_conv2d_backward(digits):
+    model, x, d = digits
+    t = d.meta["backward"]["3"]
+    values = [x[None]] + [None] * len(model.layers)
+    for i, layer in enumerate(model.layers):
+        values[i + 1] = layer.forward(values[i])
+    for i, layer in enumerate(d.meta["layers"]):
+        if layer["kind"] != "conv":
+            continue
+        names = t["layers"][i]
+        dz = d.arrays[names["grad"]][None]
+        conv = model.layers[i]
+        _, cache = F.conv2d_forward(values[i], conv.weight.value, conv.bias.value,
+                                    padding=conv.padding)
+        dx, dw, db = F.conv2d_backward(dz, cache)
+        _close(d.arrays[names["dw_ref"]], dw, 1e-4)
+        _close(d.arrays[names["dw"]], dw, 1e-4)
+        _close(d.arrays[names["dw_terms"]].sum(axis=(1, 2)), dw, 1e-4)
+        _close(d.arrays[names["db_ref"]], db, 1e-4)
+        _close(d.arrays[names["dx_ref"]], dx[0], 1e-4)
+        _close(d.arrays[names["da_channel_sums"]].sum(axis=3), dx[0], 1e-4)
+        grad_in = t["grad_input"] if i == 0 else t["layers"][i - 1]["grad"]
+        _close(d.arrays[grad_in], dx[0], 1e-4)
+
+
+def test_pool_winners_and_routing(digits):
+    model, x, d = digits
+    t = d.meta["backward"]["3"]
+    for i, layer in enumerate(d.meta["layers"]):
+        if layer["kind"] != "pool":
+            continue
+        src = d.arrays[d.meta["layers"][i - 1]["arrays"]["out"]]
+        am = d.arrays[layer["pool"]["arrays"]["argmax"]]
+        out = d.arrays[layer["arrays"]["out"]]
+        c, h, w = out.shape
+        for cc in range(c):
+            for m in range(h):
+                for k in range(w):
+                    assert src[cc, am[cc, m, k, 0], am[cc, m, k, 1]] == out[cc, m, k]
+        _close(d.arrays[t["layers"][i]["dx_ref"]], d.arrays[t["layers"][i - 1]["grad"]])
+
+
+def test_dense_and_softmax_sums(digits):
+    model, x, d = digits
+    for layer in d.meta["layers"]:
+        if layer["kind"] == "dense":
+            n = layer["dense"]["arrays"]
+            _close(d.arrays[n["products"]].sum(axis=1) + d.arrays[n["bias"]], d.arrays[n["y_ref"]],
+                   1e-4)
+            _close(d.arrays[n["y_ref"]], d.arrays[layer["arrays"]["out"]], 1e-4)
+    s = d.meta["softmax"]
+    _close(d.arrays[s["arrays"]["exps"]] / s["sum"], d.arrays[s["arrays"]["probs"]])
+    loss = F.softmax_cross_entropy_forward(model.predict(x[None]), np.array([3]))[0]
+    assert d.meta["backward"]["3"]["loss"] == pytest.approx(loss, rel=1e-5)
+
+
+def test_compute_leaves_the_models_gradients_alone():
+    model = zoo.digits_cnn(rng=2)
+    for p in model.parameters():
+        p.grad[...] = 0.5
+    compute(model, np.zeros((1, 8, 8), np.float32))
+    assert all(np.all(p.grad == 0.5) for p in model.parameters())
+
+
+def test_every_class_and_the_fast_update():
+    model = zoo.digits_cnn(rng=0)
+    x = np.random.default_rng(3).random((1, 8, 8)).astype(np.float32)
+    every = compute(model, x, all_targets=True)
+    assert sorted(every.meta["backward"], key=int) == [str(k) for k in range(10)]
+    fast = compute(model, x, details=False)
+    assert not any(".products" in name or ".dw_terms" in name for name in fast.arrays)
+    _close(fast.arrays["out.9"], every.arrays["out.9"], 0)
+    assert fast.meta["target"] == every.meta["prediction"]
+
+
+def test_other_layers_show_their_maps():
+    model = Sequential(Conv2D(1, 3, 3, rng=0), Tanh(), AvgPool2D(2), Flatten(), Dropout(0.5),
+                       Dense(3 * 3 * 3, 4, rng=0), input_shape=(1, 8, 8))
+    d = compute(model, np.random.default_rng(0).random((1, 8, 8)))
+    kinds = [layer["kind"] for layer in d.meta["layers"]]
+    assert kinds == ["conv", "activation", "avgpool", "flatten", "dropout", "dense"]
+    pool = d.meta["layers"][2]["pool"]["arrays"]
+    _close(d.arrays[pool["z_ref"]], d.arrays["out.2"])
+
+
+@pytest.mark.parametrize("x, error, match", [
+    (np.zeros((1, 9, 8)), ShapeError, r"\(1, 8, 8\)"),
+    (np.full((1, 8, 8), np.nan), ClearConvError, "NaN"),
+])
+def test_bad_inputs_are_named(x, error, match):
+    with pytest.raises(error, match=match):
+        compute(zoo.digits_cnn(rng=0), x)
+
+
+def test_bad_class_and_model():
+    with pytest.raises(ClearConvError, match="out of range"):
+        compute(zoo.digits_cnn(rng=0), np.zeros((1, 8, 8)), target=10)
+    with pytest.raises(ClearConvError, match="Sequential"):
+        compute(object(), np.zeros((1, 8, 8)))
+    no_shape = Sequential(Conv2D(1, 2, 3), ReLU(), MaxPool2D(2))
+    with pytest.raises(ClearConvError, match="input shape"):
+        compute(no_shape, np.zeros((1, 8, 8)))
+
+
+def test_pack_round_trip(digits):
+    _, _, d = digits
+    packed = pack(d)
+    back = unpack(packed)
+    assert back.keys() == d.arrays.keys()
+    for name, a in d.arrays.items():
+        assert back[name].dtype == a.dtype and np.array_equal(back[name], a)
+
+
+def test_page_is_one_file_without_network(digits):
+    _, _, d = digits
+    text = render(d, "t")
+    assert "<script src" not in text and "<link" not in text
+    assert not re.search(r"(src|href)=\"https?:", text)
+    assert text.count("</script>") == 3          # data, blob, the script itself
+
+
+def test_explore_default_writes_a_small_file(tmp_path):
+    out = tmp_path / "sub" / "explorer.html"
+    r = explore(out=out)
+    assert out.read_text(encoding="utf-8") == r.html
+    assert r.size_bytes <= 3 * 1024 * 1024
+    assert "embedded test digit" in r.input_source and r.data.meta["label"] is not None
+
+
+def test_cli_explore(tmp_path, capsys):
+    model = zoo.digits_cnn(rng=0)
+    path = tmp_path / "m.npz"
+    model.save(str(path))
+    out = tmp_path / "e.html"
+    assert main(["explore", str(path), "--out", str(out), "--class", "2"]) == 0
+    assert "prediction" in capsys.readouterr().out and out.stat().st_size > 0
+    assert main(["explore", str(tmp_path / "missing.npz"), "--out", str(out)]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["explore", str(path), "--out", str(out), "--class", "12"]) == 2
+    assert "out of range" in capsys.readouterr().err
+
+
+def _readme_commands() -> list[list[str]]:
+    import shlex
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+                 if "clearconv explore" in b)
+    return [shlex.split(line.split("#")[0]) for line in block.splitlines() if line.strip()]
+
+
+def test_readme_explore_and_serve_commands_run(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import urllib.request
+
+    from PIL import Image
+
+    explore_cmd, serve_cmd = _readme_commands()
+    assert explore_cmd[:2] == ["clearconv", "explore"] and serve_cmd[:2] == ["clearconv", "serve"]
+    monkeypatch.chdir(tmp_path)
+    zoo.digits_cnn(rng=0).save("digits-cnn.npz")           # what `clearconv train` writes
+    digit = np.zeros((40, 40), np.uint8)
+    digit[5:35, 18:23] = 255
+    Image.fromarray(255 - digit).save("my-digit.png")        # dark ink on paper
+    assert main(explore_cmd[1:]) == 0
+    assert (tmp_path / "explorer.html").stat().st_size > 0
+    import clearconv
+
+    root = str(Path(clearconv.__file__).resolve().parents[1])     # this checkout's clearconv
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "clearconv", *serve_cmd[1:], "--port", "0"],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+/", line).group(0)
+        with urllib.request.urlopen(url, timeout=60) as reply:
+            assert reply.status == 200 and b"clearconv explorer" in reply.read()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_dilated_pool_winners():
+    import inspect
+
+    if "dilation" not in inspect.signature(MaxPool2D).parameters:
+        pytest.skip("this MaxPool2D has no dilation (dilated pooling: issue 13)")
+    model = Sequential(Conv2D(1, 2, 3, padding=1, rng=0), ReLU(),
+                       MaxPool2D(2, stride=1, dilation=2), Flatten(), Dense(2 * 6 * 6, 3, rng=0),
+                       input_shape=(1, 8, 8))
+    d = compute(model, np.random.default_rng(0).random((1, 8, 8)))
+    am = d.arrays[d.meta["layers"][2]["pool"]["arrays"]["argmax"]]
+    src, out = d.arrays["out.1"], d.arrays["out.2"]
+    assert d.meta["layers"][2]["pool"]["dilation"] == [2, 2]
+    assert all(src[c, am[c, m, k, 0], am[c, m, k, 1]] == out[c, m, k]
+               for c in range(2) for m in range(6) for k in range(6))
