@@ -448,8 +448,10 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from . import explain
+    from ._runs import check_output_folder
     from .train.sequential import load
 
+    check_output_folder(args.out, "output folder")   # before any figure is computed
     model = load(args.model) if args.model else None
     data = {"dataset": args.dataset, "data_dir": args.data_dir}
     if args.topic == "all":

@@ -230,3 +230,11 @@ def test_explain_figures_are_written_atomically(tmp_path: Path) -> None:
     assert path.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["image.png"]
     assert np.frombuffer(before[:8], np.uint8).tolist() == [137, 80, 78, 71, 13, 10, 26, 10]
+
+
+def test_explain_out_is_checked_before_any_figure(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    # issue 12: every output path, explain --out too, checked before the work starts
+    (tmp_path / "f").write_text("x")
+    assert main(["explain", "all", "--out", str(tmp_path / "f")]) == 2
+    assert "is a file, not a folder" in _err(capsys)
