@@ -317,7 +317,8 @@ def test_clearconv_train_under_mpiexec_prints_once_and_saves_once(tmp_path):
     assert "data-parallel: 2 processes x 64 = global batch 128" in proc.stdout
     model = cc.load(str(tmp_path / "digits.npz"))
     assert model.classes is not None
-    assert sorted(os.listdir(tmp_path / "ck")) == ["checkpoint.npz"]
+    # the checkpoint, and the lock of the run that owned the folder (issue 12)
+    assert sorted(os.listdir(tmp_path / "ck")) == [".clearconv.lock", "checkpoint.npz"]
 
 
 def test_the_readme_example_runs_under_mpiexec(tmp_path):
