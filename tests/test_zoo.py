@@ -123,6 +123,33 @@ def test_resnet20_has_the_papers_layers_and_272474_parameters():
     assert model.build((3, 32, 32))[-1] == (10,)
 
 
+def test_resnet20_exports_to_onnx_and_converts_to_torch(tmp_path):
+    from clearconv.io.torch import to_torch
+
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed: the export "
+                                                    "not run")
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: to_torch not checked")
+    model = zoo.resnet20(rng=0)
+    model.fit(*_cifar_like(16), epochs=1, batch_size=8, verbose=0, seed=0)   # real stats
+    x = _cifar_like(4, seed=1)[0]
+    path = str(tmp_path / "resnet20.onnx")
+    model.to_onnx(path)
+    (got,) = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(
+        None, {"input": x})
+    np.testing.assert_allclose(got, model.predict(x), rtol=1e-4, atol=1e-4)
+    model64 = model.astype("float64")
+    net = to_torch(model64).eval()
+    with torch.no_grad():
+        theirs = net(torch.from_numpy(x.astype(np.float64))).numpy()
+    np.testing.assert_allclose(theirs, model64.predict(x.astype(np.float64)), rtol=0,
+                               atol=1e-10)
+
+
+def _cifar_like(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, n)
+
+
 def test_resnet20_takes_other_classes_and_channels():
     model = zoo.resnet20(num_classes=100, in_channels=1)
     assert model.input_shape == (1, 32, 32)

@@ -20,7 +20,6 @@ from ..layers import (
     Dense,
     Dropout,
     Flatten,
-    GlobalAvgPool2D,
     Layer,
     MaxPool2D,
     ReLU,
@@ -217,8 +216,13 @@ def resnet20(num_classes: int = 10, in_channels: int = 3,
 
     conv 3x3 16, BN, ReLU; three stages of three :func:`basic_block` s with 16, 32 and 64
     channels (the first block of stages 2 and 3 halves the size with stride 2 and
-    projects its shortcut); global average pooling, dense num_classes.
+    projects its shortcut); global average pooling (an AvgPool2D over the whole 8x8 map,
+    which ONNX export and ``to_torch`` know), flatten, dense num_classes. ``size``: the
+    side of square inputs, a multiple of 4.
     """
+    if size % 4:
+        raise ClearConvError(f"resnet20 takes square images whose side divides by 4 (32x32, "
+                             f"...), got {size}x{size}")
     g = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
     layers: list[Layer] = [Conv2D(in_channels, 16, 3, padding=1, bias=False, rng=g,
                                   dtype=dtype), BatchNorm2D(16, dtype=dtype), ReLU()]
@@ -228,7 +232,7 @@ def resnet20(num_classes: int = 10, in_channels: int = 3,
             stride = 2 if stage > 0 and block == 0 else 1
             layers += basic_block(c_in, width, stride, g, dtype)
             c_in = width
-    layers += [GlobalAvgPool2D(flatten=True), Dense(64, num_classes, rng=g, dtype=dtype)]
+    layers += [AvgPool2D(size // 4), Flatten(), Dense(64, num_classes, rng=g, dtype=dtype)]
     return Sequential(*layers, input_shape=(in_channels, size, size))
 
 
