@@ -1,36 +1,133 @@
 """The ``clearconv`` command: argument parsing and printing over the Python API.
 
     clearconv train [--dataset digits|mnist|fashion-mnist|kmnist|cifar10|folder]
-                    [--model NAME] [--data-dir D] [--download] [--epochs N]
-                    [--batch-size B] [--lr LR]
-                    [--optimizer adam] [--seed 0] [--val-split F] [--augment]
-                    [--out MODEL] [--metrics metrics.json]
-                    [--checkpoint-dir D | --resume D]
+                    [--model NAME] [--data-dir D] [--download] [--image-size H W]
+                    [--epochs N] [--batch-size 64] [--lr LR] [--optimizer adam] [--seed 0]
+                    [--val-split 0.0] [--augment] [--out MODEL] [--metrics metrics.json]
+                    [--quiet] [--checkpoint-dir D | --resume D]
     clearconv summary MODEL
     clearconv evaluate MODEL [--dataset ... --data-dir D]
-    clearconv predict MODEL IMAGE... [--top 3]
+    clearconv predict MODEL IMAGE... [--top 3] [--invert auto|yes|no]
     clearconv filter IMAGE --kernel sobel --out OUT.png [--size 5 --sigma 1.0 ...]
     clearconv download mnist|fashion-mnist|kmnist|cifar10 [--dir D]
     clearconv explain TOPIC|all --out DIR [--image IMG] [--model MODEL]
-    clearconv export MODEL --onnx OUT.onnx
+    clearconv export MODEL --onnx OUT.onnx [--opset 17]
     clearconv explore [MODEL] [--image IMG] [--out explorer.html] [--class K]
     clearconv serve [MODEL] [--host 127.0.0.1] [--port 8000]
+
+Every option value is checked by its argparse type before anything loads; errors print
+one line (exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .errors import ClearConvError
 
 #: train flags that change the dataset's recipe (clearconv.train.recipes) when given
 _RECIPE_FLAGS = ("model", "epochs", "lr", "optimizer", "batch_size", "val_split")
+
+#: the input shape (C, H, W) of each dataset's images (folder: --image-size, channels
+#: as the images have them)
+_DATASET_SHAPES = {"digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion-mnist": (1, 28, 28),
+                   "kmnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+
+
+# ----------------------------------------------------------- option values, checked first
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number >= minimum, or an error naming the value."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = _number(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def _optimizer(text: str) -> str:
+    from .train.optim import OPTIMIZERS
+
+    name = text.strip().lower()
+    if name not in OPTIMIZERS:
+        raise argparse.ArgumentTypeError(
+            f"unknown optimizer {text!r}{_did_you_mean(name, OPTIMIZERS)}; choose one of "
+            f"{', '.join(OPTIMIZERS)}")
+    return name
+
+
+def _topic(text: str) -> str:
+    from .explain import TOPICS
+
+    name = text.strip().lower().replace("_", "-")
+    if name not in (*TOPICS, "all"):
+        raise argparse.ArgumentTypeError(
+            f"unknown topic {text!r}{_did_you_mean(name, (*TOPICS, 'all'))}; topics: "
+            f"{', '.join(TOPICS)}, or all for every figure and index.html")
+    return name
+
+
+def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, each option's default appended where its help does not say
+    it already (and the option has one worth showing)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text or default is None or default is False
+                or default == argparse.SUPPRESS or isinstance(default, list)
+                or isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction))):
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
 
 
 def _write_json_atomic(path: str, data: dict[str, Any]) -> None:
@@ -64,6 +161,9 @@ def _train_recipe(args: argparse.Namespace) -> Any:
     r = Recipe.from_dict(saved["recipe"])
     args.dataset, args.seed = r.dataset, saved["seed"]
     args.data_dir, args.image_size = saved["data"]["data_dir"], saved["data"]["image_size"]
+    # the run's files: where the interrupted run would have written them, unless given now
+    args.out = args.out or saved.get("out")
+    args.metrics = args.metrics or saved.get("metrics")
     return r
 
 
@@ -87,26 +187,33 @@ def cmd_train(args: argparse.Namespace) -> int:
     backup_dir = args.resume or args.checkpoint_dir
     data = {"data_dir": os.path.abspath(args.data_dir) if args.data_dir else None,
             "image_size": args.image_size}
+    out = args.out or (f"{r.dataset}-cnn.npz" if args.model is None
+                       else f"{r.dataset}-{r.model}.npz")
+    files = {"out": os.path.abspath(out),
+             "metrics": os.path.abspath(args.metrics) if args.metrics else None}
+    if group.root:     # the model's folder now, not after the training
+        os.makedirs(os.path.dirname(files["out"]), exist_ok=True)
     t0 = time.perf_counter()
     try:
-        history = r.fit(model, x, y, validation_data=validation, seed=args.seed,
-                        verbose=1 if args.verbose else 0, backup_dir=backup_dir,
-                        resume=bool(args.resume), options={"data": data},
-                        distributed=group if group.size > 1 else None)
+        with warnings.catch_warnings():
+            # an overflow shows as the NaN/Inf that the NumericalError below names
+            warnings.filterwarnings("ignore", category=RuntimeWarning,
+                                    message="(overflow|invalid value|divide by zero) encountered")
+            history = r.fit(model, x, y, validation_data=validation, seed=args.seed,
+                            verbose=1 if args.verbose else 0, backup_dir=backup_dir,
+                            resume=bool(args.resume), options={"data": data, **files},
+                            distributed=group if group.size > 1 else None)
     except KeyboardInterrupt as e:
-        where = f" {e}" if str(e) else ""
-        say(f"\nclearconv: interrupted.{where}", file=sys.stderr)
+        say(f"\nclearconv: {e or 'interrupted'}", file=sys.stderr)
         if backup_dir:
             say(f"resume with: clearconv train --resume {backup_dir}", file=sys.stderr)
         return 130
     except NumericalError as e:
-        kept = f"; the last good checkpoint is kept in {backup_dir}" if backup_dir else ""
+        kept = f" The last good checkpoint is kept in {backup_dir}." if backup_dir else ""
         say(f"clearconv: training stopped: {e}{kept}", file=sys.stderr)
         return 3
     train_seconds = time.perf_counter() - t0
     result = group.evaluate(model, ds.x_test, r.targets(ds.x_test, ds.y_test), batch_size=256)
-    out = args.out or (f"{r.dataset}-cnn.npz" if args.model is None
-                       else f"{r.dataset}-{r.model}.npz")
     if group.root:
         model.save(out)
     say(f"{_result_text(result)}  ({history.epochs} epochs, {train_seconds:.1f} s)")
@@ -124,8 +231,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             "test_accuracy": result.get("accuracy"),
             "test_loss": result["loss"], "epochs": history.epochs,
             "train_seconds": train_seconds,
-            "seconds_per_epoch": history.history["seconds"][-1] if history.epochs
-            else train_seconds,
+            "seconds_per_epoch": (sum(history.history["seconds"]) / history.epochs
+                                  if history.epochs else None),
+            "epoch_seconds": list(history.history.get("seconds", [])),
             "batch_size": r.batch_size, "lr": r.lr, "optimizer": r.optimizer,
             "seed": args.seed, "augment": bool(r.augment), "val_split": r.val_split,
             "history": history.history,
@@ -151,10 +259,45 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .train.sequential import load
 
     model = load(args.model)
+    _check_model_fits_dataset(model, args)
     ds = _load_data(args)
     result = model.evaluate(ds.x_test, evaluation_targets(model, ds.x_test, ds.y_test))
     print(f"{_result_text(result)}  ({len(ds.y_test)} samples, {ds.source}, test split)")
     return 0
+
+
+def _check_model_fits_dataset(model: Any, args: argparse.Namespace) -> None:
+    """Before any data loads: the model's input shape against the dataset's, with the
+    --dataset that fits (by shape, then by the model's class names) when it differs."""
+    shape = tuple(model.input_shape or ())
+    if args.dataset == "folder":
+        size = tuple(args.image_size) if args.image_size else (32, 32)
+        if len(shape) == 3 and shape[1:] != size:
+            raise ClearConvError(f"{args.model} takes {shape[1]}x{shape[2]} images, "
+                                 f"--dataset folder makes {size[0]}x{size[1]}: pass "
+                                 f"--image-size {shape[1]} {shape[2]}")
+        return
+    expected = _DATASET_SHAPES.get(args.dataset)
+    if not shape or expected is None or shape == expected:
+        return
+    fits = [name for name, s in _DATASET_SHAPES.items() if s == shape]
+    named = [name for name in fits if list(_classes_of(name)) == list(model.classes or [])]
+    fits = named or fits
+    hint = (f": pass --dataset {' or --dataset '.join(fits)}" if fits else
+            f"; for your own images pass --dataset folder --data-dir D --image-size "
+            f"{shape[1]} {shape[2]}" if len(shape) == 3 else "")
+    raise ClearConvError(f"{args.model} takes inputs of shape {shape}, --dataset "
+                         f"{args.dataset} gives {expected}{hint}")
+
+
+def _classes_of(dataset: str) -> tuple[str, ...]:
+    from .data import CIFAR10_CLASSES, DIGITS_CLASSES, idx_classes
+
+    if dataset == "digits":
+        return tuple(DIGITS_CLASSES)
+    if dataset == "cifar10":
+        return tuple(CIFAR10_CLASSES)
+    return tuple(idx_classes(dataset))
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -185,9 +328,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_filter(args: argparse.Namespace) -> int:
     from .data.images import read_image, save_image
-    from .filters import filter_image
+    from .filters import MAX_FILTER_PIXELS, filter_image
 
-    image, steps = read_image(args.image, mode=args.mode)
+    image, steps = read_image(args.image, mode=args.mode, max_pixels=MAX_FILTER_PIXELS)
     padding: Any = args.padding
     if padding.isdigit():
         padding = int(padding)
@@ -196,10 +339,10 @@ def cmd_filter(args: argparse.Namespace) -> int:
                           output=args.output, padding_mode=args.padding_mode)
     save_image(result.image, args.out, mode="clip")
     kind = "cross-correlation (kernel not flipped)" if args.correlate else \
-        "true convolution (kernel rotated 180 degrees, MATH.md section 3)"
-    print(f"{args.image} {image.shape[1]}x{image.shape[2]} ({image.shape[0]} channel(s)"
+        "true convolution (kernel rotated 180 degrees, docs/MATH.md §3)"
+    print(f"{args.image} {image.shape[1]}x{image.shape[2]} (HxW, {image.shape[0]} channel(s)"
           f"{'; ' + '; '.join(steps) if steps else ''}) -> {args.out} "
-          f"{result.image.shape[-1]}x{result.image.shape[-2]}")
+          f"{result.image.shape[-2]}x{result.image.shape[-1]} (HxW)")
     print(f"kernel {args.kernel}: {kind}, padding {args.padding} ({args.padding_mode}), "
           f"stride {args.stride}")
     print(f"values to 0..255: {result.mapping}")
@@ -209,7 +352,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
 def cmd_download(args: argparse.Namespace) -> int:
     from .data import download
 
-    path = download(args.name, root=args.dir, progress=True)
+    path = download(args.name, root=args.dir, progress=True, mirrors=args.mirror)
     print(f"{args.name}: files verified in {path}")
     return 0
 
@@ -243,7 +386,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     from .explore import explore
 
     r = explore(args.model, image=args.image, out=args.out, target=args.target,
-                all_classes=args.all_classes, seed=args.seed)
+                all_classes=True if args.all_classes else "auto", seed=args.seed)
     cls = r.data.meta["classes"]
     print(f"{r.path}: {r.size_bytes / 1e6:.2f} MB; {r.model_source}; input: {r.input_source}; "
           f"prediction {cls[r.prediction]}; open it in a browser (no network needed)")
@@ -268,9 +411,10 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None,
                    help="folder with the dataset's files (or the image folder); default: the "
                         "download cache ($CLEARCONV_DATA or ~/.cache/clearconv)")
-    p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), default=None,
-                   help="size of --dataset folder images (default 32 32)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=_int_at_least(1), nargs=2, metavar=("H", "W"),
+                   default=None, help="size of --dataset folder images (default 32 32)")
+    p.add_argument("--seed", type=_int_at_least(0), default=0,
+                   help="random seed of the initial weights, the shuffling and the splits")
 
 
 def _recipe_defaults(field: str) -> str:
@@ -308,10 +452,20 @@ def _group(args: argparse.Namespace) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .explain import TOPICS
+    from .train.optim import OPTIMIZERS
+
     parser = argparse.ArgumentParser(
         prog="clearconv", description="A NumPy-only CNN library: train, inspect, predict, "
-                                      "filter, explain, export.")
-    sub = parser.add_subparsers(dest="command", required=True)
+                                      "filter, explain, export. The math: docs/MATH.md.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                title="commands (clearconv COMMAND --help for each)")
+    sub_parser = sub.add_parser
+
+    def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return sub_parser(name, formatter_class=_HelpFormatter, **kwargs)
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
 
     p = sub.add_parser("train", help="train a CNN (default: the embedded digits)")
     _add_data_options(p)
@@ -321,19 +475,22 @@ def build_parser() -> argparse.ArgumentParser:
                         f"others; conv-autoencoder trains with mse and reports the loss)")
     p.add_argument("--download", action="store_true",
                    help="download the dataset first if missing (checksums verified)")
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--epochs", type=_int_at_least(1), default=None,
                    help=f"default: the dataset's recipe ({_recipe_defaults('epochs')})")
-    p.add_argument("--batch-size", type=int, default=None, help="default 64")
-    p.add_argument("--lr", type=float, default=None,
+    p.add_argument("--batch-size", type=_int_at_least(1), default=None,
+                   help="images per step (default 64)")
+    p.add_argument("--lr", type=_positive, default=None,
                    help=f"default: the dataset's recipe ({_recipe_defaults('lr')})")
-    p.add_argument("--optimizer", default=None,
-                   help="sgd, momentum, nesterov, rmsprop, adam, adamw (default adam)")
-    p.add_argument("--val-split", type=float, default=None,
+    p.add_argument("--optimizer", type=_optimizer, default=None, metavar="NAME",
+                   help=f"{', '.join(OPTIMIZERS)} (default adam)")
+    p.add_argument("--val-split", type=_fraction, default=None, metavar="F",
                    help="hold out this fraction of the training set for validation (default 0)")
     p.add_argument("--augment", action="store_true",
                    help="random shifts of up to 2 pixels (and horizontal flips for cifar10)")
-    p.add_argument("--out", default=None, help="where to save the model (default DATASET-cnn.npz)")
-    p.add_argument("--metrics", default=None, help="write a JSON file with the results")
+    p.add_argument("--out", default=None, metavar="MODEL",
+                   help="where to save the model (default DATASET-cnn.npz)")
+    p.add_argument("--metrics", default=None, metavar="JSON",
+                   help="write a JSON file with the results (README: the metrics file)")
     p.add_argument("--quiet", dest="verbose", action="store_false",
                    help="no progress bar or summary")
     p.add_argument("--checkpoint-dir", default=None,
@@ -344,40 +501,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-scaling", default="none", choices=("none", "linear"),
                    help="under mpiexec: multiply the learning rate by the number of processes "
                         "(the global batch grows with them); default none")
-    p.add_argument("--warmup-epochs", type=float, default=0.0,
+    p.add_argument("--warmup-epochs", type=_non_negative, default=0.0,
                    help="with --lr-scaling linear: reach the scaled rate over this many epochs")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("summary", help="print a saved model's layers, shapes and parameters")
-    p.add_argument("model")
+    p.add_argument("model", help="a model file written by clearconv train (.npz)")
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("evaluate", help="accuracy of a saved model on a dataset's test split")
-    p.add_argument("model")
+    p.add_argument("model", help="a model file written by clearconv train (.npz)")
     _add_data_options(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("predict", help="classify image files (PNG, JPEG, ...) with a model")
-    p.add_argument("model")
-    p.add_argument("images", nargs="+")
-    p.add_argument("--top", type=int, default=3, help="how many classes to show")
+    p.add_argument("model", help="a model file written by clearconv train (.npz)")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files (PNG, JPEG, ...), e.g. photos of handwritten digits")
+    p.add_argument("--top", type=_int_at_least(1), default=3, help="how many classes to show")
     p.add_argument("--invert", default="auto", choices=("auto", "yes", "no"),
                    help="invert light-on-dark vs dark-on-light (auto: by the image border)")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("filter", help="apply a classic kernel to an image (MATH.md section 3)")
-    p.add_argument("image")
+    p = sub.add_parser("filter", help="apply a classic kernel to an image (docs/MATH.md §3)")
+    p.add_argument("image", help="an image file (PNG, JPEG, ...)")
     p.add_argument("--kernel", required=True,
                    help="sobel-x, sobel-y, sobel, prewitt-x, prewitt-y, prewitt, laplacian, "
                         "sharpen, box, gaussian, emboss; or numbers '1,0,-1;2,0,-2;1,0,-1'; "
                         "or a .npy file")
-    p.add_argument("--size", type=int, default=None, help="box/gaussian kernel size")
-    p.add_argument("--sigma", type=float, default=1.0, help="gaussian sigma")
-    p.add_argument("--padding", default="same", help="same, valid or a number")
-    p.add_argument("--stride", type=int, default=1)
+    p.add_argument("--size", type=_int_at_least(1), default=None,
+                   help="box/gaussian kernel size (default: 3 for box, 2*ceil(3 sigma)+1 for "
+                        "gaussian)")
+    p.add_argument("--sigma", type=_positive, default=1.0, help="gaussian sigma in pixels")
+    p.add_argument("--padding", default="same", help="same, valid or a number of pixels")
+    p.add_argument("--stride", type=_int_at_least(1), default=1,
+                   help="keep every S-th output pixel")
     p.add_argument("--padding-mode", default="zeros",
                    choices=("zeros", "reflect", "replicate", "circular"),
-                   help="what the padding holds (zeros, as MATH.md section 4; reflect avoids "
+                   help="what the padding holds (zeros, as docs/MATH.md §4; reflect avoids "
                         "a bright frame on photos)")
     p.add_argument("--correlate", action="store_true",
                    help="cross-correlate (as CNN layers do) instead of true convolution")
@@ -385,26 +546,37 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how values map to 0..255 (auto: magnitude for edges, clip for blurs)")
     p.add_argument("--mode", default=None, choices=("L", "RGB"),
                    help="read the image as grayscale or RGB (default: as it is)")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="the filtered image file (PNG, ...)")
     p.set_defaults(func=cmd_filter)
 
     p = sub.add_parser("download", help="download a dataset into the cache, verified")
-    p.add_argument("name", choices=("mnist", "fashion-mnist", "kmnist", "cifar10"))
+    p.add_argument("name", choices=("mnist", "fashion-mnist", "kmnist", "cifar10"),
+                   help="the dataset: mnist, fashion-mnist, kmnist or cifar10")
     p.add_argument("--dir", default=None, help="target folder (default: the cache)")
+    p.add_argument("--mirror", action="append", default=None, metavar="URL",
+                   help="a base URL to download from instead of the known mirrors (repeat "
+                        "for several, tried in order; default: $CLEARCONV_MIRRORS, commas "
+                        "between URLs, {name} for the dataset, else the known mirrors); "
+                        "the published checksums and sizes are still checked")
     p.set_defaults(func=cmd_download)
 
-    p = sub.add_parser("explain", help="the article's figures from real computations")
-    p.add_argument("topic", help="a topic name or 'all' (see clearconv.explain.TOPICS)")
+    p = sub.add_parser("explain", help="the article's figures from real computations",
+                       description="Write the figures of one topic (or all of them and "
+                                   "index.html). Topics, in the article's order: "
+                                   + ", ".join(TOPICS) + "; all: every one.")
+    p.add_argument("topic", type=_topic, metavar="TOPIC",
+                   help=f"one of {', '.join(TOPICS)}, or all")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--image", default=None, help="your own image for the photo topics")
-    p.add_argument("--model", default=None, help="a saved model for the 'model' topic")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--model", default=None,
+                   help="a saved model for the 'model' topic (default: train the digits CNN)")
+    p.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed")
     p.set_defaults(func=cmd_explain)
 
     p = sub.add_parser("export", help="export a saved model to ONNX")
-    p.add_argument("model")
+    p.add_argument("model", help="a model file written by clearconv train (.npz)")
     p.add_argument("--onnx", required=True, help="output .onnx file")
-    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--opset", type=_int_at_least(1), default=17, help="ONNX opset version")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("explore", help="one HTML file: every number of the model on an image")
@@ -416,7 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the class the backward view back-propagates (default: the label, "
                         "else the prediction)")
     p.add_argument("--all-classes", action="store_true",
-                   help="ship the backward pass of every class (a larger file)")
+                   help="ship the backward pass of every class (default: when the file stays "
+                        "under 3 MB)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_explore)
 
@@ -429,8 +602,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """parse_args, but an unknown option is reported by its subcommand's parser (its
+    usage, and the closest option it has)."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        commands = next(a for a in parser._actions
+                        if isinstance(a, argparse._SubParsersAction)).choices
+        p = commands.get(args.command, parser)
+        known = [s for a in p._actions for s in a.option_strings]
+        hint = next((_did_you_mean(e.split("=")[0], known) for e in extra
+                     if e.startswith("-") and _did_you_mean(e.split("=")[0], known)), "")
+        p.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(build_parser(), argv)
     if getattr(args, "invert", None) in ("yes", "no"):
         args.invert = args.invert == "yes"
     try:

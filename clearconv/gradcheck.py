@@ -20,6 +20,23 @@ Three levels:
 An entry passes when ``|analytic - numerical| <= atol + rtol * |numerical|`` (the rule of
 ``numpy.allclose``). The reported relative error is ``|a - n| / max(|a|, |n|)``; it is
 large for entries that are nearly zero, which is why it is reported but not the pass rule.
+
+Kinks. A central difference is an estimate of the derivative only where the function is
+differentiable on the whole step ``[x - eps, x + eps]``. A ReLU input at (or within the
+step of) 0, or a max-pooling window whose two largest entries are (nearly) tied, puts a
+kink there: a CNN with zero biases on images with many zero pixels (the embedded digits)
+has many ReLU inputs exactly at 0. At such an entry the two one-sided differences
+
+    forward = (f(x + eps) - f(x)) / eps,   backward = (f(x) - f(x - eps)) / eps
+
+disagree by more than the tolerance (on a smooth function they agree to ``eps |f''|``),
+and a correct analytic gradient is one of them or lies between (the derivative on one
+side of the kink; ReLU'(0) = 0 is the left one). An entry that fails the central rule,
+whose one-sided differences disagree, and whose analytic gradient lies between them
+(within the tolerance) is reported as a **kink**, not compared, and does not fail the
+check; a wrong gradient at a smooth point, or outside the one-sided range, still fails.
+:func:`check_model_gradients` also names the layer whose ReLU inputs cross 0 (or whose
+pooling windows change their maximum) inside the step.
 """
 
 from __future__ import annotations
@@ -65,7 +82,12 @@ class InputCheck:
     analytic, numerical : float
         The two gradients at ``worst_index``.
     ok : bool
-        Every checked entry satisfies ``|a - n| <= atol + rtol * |n|``.
+        Every checked entry not at a kink satisfies ``|a - n| <= atol + rtol * |n|``.
+    kinks : tuple of index tuples
+        The checked entries at a kink (see the module docstring): not compared.
+    kink_cause : str
+        What makes the first kink, in words (e.g. ``"layer 1 (ReLU): 12 inputs cross 0
+        inside the step"``), or "" when none was found or looked for.
     """
 
     name: str
@@ -77,13 +99,21 @@ class InputCheck:
     analytic: float
     numerical: float
     ok: bool
+    kinks: tuple[tuple[int, ...], ...] = ()
+    kink_cause: str = ""
 
     def __str__(self) -> str:
-        status = "ok  " if self.ok else "FAIL"
-        return (f"{status} {self.name}: shape {self.shape}, {self.checked} checked, "
-                f"max abs err {self.max_abs_error:.3e}, max rel err {self.max_rel_error:.3e}, "
-                f"worst at {self.worst_index}: analytic {self.analytic:.10g} "
-                f"vs numerical {self.numerical:.10g}")
+        status = "FAIL" if not self.ok else ("kink" if self.kinks and
+                                             len(self.kinks) == self.checked else "ok  ")
+        text = (f"{status} {self.name}: shape {self.shape}, {self.checked} checked")
+        if self.kinks:
+            text += (f", {len(self.kinks)} at a kink (not differentiable inside the step, "
+                     f"not compared{': ' + self.kink_cause if self.kink_cause else ''})")
+        if len(self.kinks) == self.checked:
+            return text
+        return (f"{text}, max abs err {self.max_abs_error:.3e}, max rel err "
+                f"{self.max_rel_error:.3e}, worst at {self.worst_index}: analytic "
+                f"{self.analytic:.10g} vs numerical {self.numerical:.10g}")
 
 
 @dataclass(frozen=True)
@@ -114,6 +144,11 @@ class GradcheckResult:
         return all(c.ok for c in self.checks)
 
     @property
+    def kinks(self) -> dict[str, tuple[tuple[int, ...], ...]]:
+        """``{name: indices at a kink}`` for every input that has some."""
+        return {c.name: c.kinks for c in self.checks if c.kinks}
+
+    @property
     def max_abs_errors(self) -> dict[str, float]:
         """``{name: max |analytic - numerical|}`` per checked input."""
         return {c.name: c.max_abs_error for c in self.checks}
@@ -134,8 +169,11 @@ class GradcheckResult:
         return self.ok
 
     def __str__(self) -> str:
+        kinks = sum(len(c.kinks) for c in self.checks)
         head = (f"gradcheck {'passed' if self.ok else 'FAILED'} "
-                f"(eps={self.eps:g}, rtol={self.rtol:g}, atol={self.atol:g})")
+                f"(eps={self.eps:g}, rtol={self.rtol:g}, atol={self.atol:g})"
+                + (f"; {kinks} entries at a kink (ReLU at 0, tied maxima) not compared"
+                   if kinks else ""))
         lines = [head] + [f"  {c}" for c in self.checks]
         lines += [f"  skip {name}: no gradient returned" for name in self.skipped]
         return "\n".join(lines)
@@ -274,12 +312,32 @@ def numerical_gradient_array(f: Callable[[np.ndarray], np.ndarray], x: np.ndarra
     return grad
 
 
+def _at_kinks(analytic: np.ndarray, numerical: np.ndarray, forward: np.ndarray,
+              backward: np.ndarray, rtol: float, atol: float) -> np.ndarray:
+    """Which entries are at a kink: failing the central rule, one-sided differences that
+    disagree, and the analytic gradient between them (each within the tolerance)."""
+    allowed = atol + rtol * np.abs(numerical)
+    fails = ~(np.abs(analytic - numerical) <= allowed)
+    sides_differ = np.abs(forward - backward) > allowed
+    lo, hi = np.minimum(forward, backward), np.maximum(forward, backward)
+    between = (analytic >= lo - allowed) & (analytic <= hi + allowed)
+    return fails & sides_differ & between
+
+
 def _compare(name: str, analytic: np.ndarray, numerical: np.ndarray,
              indices: list[tuple[int, ...]], shape: tuple[int, ...],
-             rtol: float, atol: float) -> InputCheck:
-    """Compare the gradients at ``indices`` (arrays aligned with ``indices``)."""
+             rtol: float, atol: float, kink: np.ndarray | None = None,
+             kink_cause: str = "") -> InputCheck:
+    """Compare the gradients at ``indices`` (arrays aligned with ``indices``); the entries
+    where ``kink`` is True are reported, not compared."""
+    kinks = tuple(idx for idx, k in zip(indices, kink) if k) if kink is not None else ()
+    if kink is not None and kink.any():
+        keep = ~kink
+        analytic, numerical = analytic[keep], numerical[keep]
+        indices = [idx for idx, k in zip(indices, keep) if k]
     if not indices:
-        return InputCheck(name, shape, 0, 0.0, 0.0, (), 0.0, 0.0, True)
+        return InputCheck(name, shape, len(kinks), 0.0, 0.0, (), 0.0, 0.0, True, kinks,
+                          kink_cause)
     diff = np.abs(analytic - numerical)
     scale = np.maximum(np.abs(analytic), np.abs(numerical))
     rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
@@ -290,10 +348,10 @@ def _compare(name: str, analytic: np.ndarray, numerical: np.ndarray,
     ratio[np.isnan(diff)] = np.inf
     worst = int(np.argmax(ratio))
     return InputCheck(
-        name=name, shape=shape, checked=len(indices),
+        name=name, shape=shape, checked=len(indices) + len(kinks),
         max_abs_error=float(np.max(diff)), max_rel_error=float(np.max(rel)),
         worst_index=indices[worst], analytic=float(analytic[worst]),
-        numerical=float(numerical[worst]), ok=passed,
+        numerical=float(numerical[worst]), ok=passed, kinks=kinks, kink_cause=kink_cause,
     )
 
 
@@ -409,6 +467,8 @@ def gradcheck(forward: Callable[..., tuple[Any, Any]], backward: Callable[[Any, 
         # the inputs are perturbed in place, so forward sees the current values
         return np.array(forward(*arrays)[0], dtype=np.float64, copy=True)
 
+    base = output()
+
     checks, skipped = [], []
     for name, x, g in zip(names, arrays, grads):
         if g is None:
@@ -421,12 +481,15 @@ def gradcheck(forward: Callable[..., tuple[Any, Any]], backward: Callable[[Any, 
                 f"shape {x.shape}"
             )
         indices = _sample_indices(x.shape, max_checks_per_input, rng)
-        numerical = np.empty(len(indices))
+        numerical, ahead, behind = (np.empty(len(indices)) for _ in range(3))
         for t, idx in enumerate(indices):
             pos, neg = _central_difference(output, x, idx, eps)
             numerical[t] = np.sum((pos - neg) * dout) / (2 * eps)
+            ahead[t] = np.sum((pos - base) * dout) / eps
+            behind[t] = np.sum((base - neg) * dout) / eps
         analytic = np.array([g[idx] for idx in indices])
-        checks.append(_compare(name, analytic, numerical, indices, x.shape, rtol, atol))
+        kink = _at_kinks(analytic, numerical, ahead, behind, rtol, atol)
+        checks.append(_compare(name, analytic, numerical, indices, x.shape, rtol, atol, kink))
     result = GradcheckResult(tuple(checks), tuple(skipped), eps, rtol, atol)
     if raise_on_failure:
         result.raise_if_failed()
@@ -449,9 +512,11 @@ def check_model_gradients(model: Any, x: np.ndarray, y: np.ndarray, eps: float =
     The model must be float64 (``model.astype("float64")``): in float32 a step of 1e-6
     is lost to rounding and the check is meaningless. Dropout must be off (the model's
     ``loss`` and ``loss_and_backward`` run in inference mode), or the two losses would
-    see different masks. With ReLU or max pooling a random input lands on a kink (an
-    activation within ``eps`` of 0, or two window entries within ``eps``) only rarely;
-    if a single entry fails, try another ``seed`` or input.
+    see different masks. With ReLU or max pooling an entry can sit on a kink (a ReLU
+    input within the step of 0, as zero biases on zero pixels give, or two window
+    entries tied): such entries are found by their one-sided differences, reported as
+    kinks with the layer that makes them, and not compared (the module docstring has
+    the rule).
 
     Parameters
     ----------
@@ -504,18 +569,71 @@ def check_model_gradients(model: Any, x: np.ndarray, y: np.ndarray, eps: float =
     rng = np.random.default_rng(seed)
     names = _unique_names([getattr(p, "name", "") for p in params])
     checks = []
+    base = float(model.loss(x, y))
     for name, p, g in zip(names, params, analytic_grads):
         indices = _sample_indices(p.value.shape, max_checks_per_param, rng)
-        numerical = np.empty(len(indices))
+        numerical, ahead, behind = (np.empty(len(indices)) for _ in range(3))
         for t, idx in enumerate(indices):
             pos, neg = _central_difference(lambda: float(model.loss(x, y)), p.value, idx, eps)
             numerical[t] = (pos - neg) / (2 * eps)
+            ahead[t], behind[t] = (pos - base) / eps, (base - neg) / eps
         analytic = np.array([g[idx] for idx in indices])
-        checks.append(_compare(name, analytic, numerical, indices, p.value.shape, rtol, atol))
+        kink = _at_kinks(analytic, numerical, ahead, behind, rtol, atol)
+        cause = _kink_cause(model, x, p.value, indices[int(np.argmax(kink))], eps) \
+            if kink.any() else ""
+        checks.append(_compare(name, analytic, numerical, indices, p.value.shape, rtol, atol,
+                               kink, cause))
     result = GradcheckResult(tuple(checks), (), eps, rtol, atol)
     if raise_on_failure:
         result.raise_if_failed()
     return result
+
+
+def _kink_patterns(layers: Sequence[Any], x: np.ndarray) -> list[np.ndarray | None]:
+    """Per top-level layer, what decides its derivative: the sign of a ReLU's (or leaky
+    ReLU's) input, the argmax of a max pooling's windows; None for the other layers."""
+    patterns: list[np.ndarray | None] = []
+    a = x
+    for layer in layers:
+        kind = type(layer).__name__
+        if kind in ("ReLU", "LeakyReLU"):
+            patterns.append(a > 0)
+        if kind == "MaxPool2D":
+            out = layer.forward(a, training=True)
+            patterns.append(np.array(layer._cache.argmax, copy=True))
+            layer._cache = None
+            a = out
+            continue
+        if kind not in ("ReLU", "LeakyReLU"):
+            patterns.append(None)
+        a = layer.forward(a, training=False)
+    return patterns
+
+
+def _kink_cause(model: Any, x: np.ndarray, value: np.ndarray, idx: tuple[int, ...],
+                eps: float) -> str:
+    """Which layer's ReLU inputs cross 0, or pooling maxima change, between
+    ``value[idx] - eps`` and ``value[idx] + eps`` (a model with ``layers``); ""."""
+    layers = getattr(model, "layers", None)
+    if not layers:
+        return ""
+    x = np.asarray(x, dtype=np.float64)
+    old = value[idx]
+    try:
+        value[idx] = old + eps
+        ahead = _kink_patterns(layers, x)
+        value[idx] = old - eps
+        behind = _kink_patterns(layers, x)
+    finally:
+        value[idx] = old
+    for i, (a, b) in enumerate(zip(ahead, behind)):
+        if a is not None and b is not None and not np.array_equal(a, b):
+            n = int(np.sum(a != b))
+            kind = type(layers[i]).__name__
+            what = (f"{n} input(s) cross 0" if kind != "MaxPool2D"
+                    else f"{n} window(s) change their maximum")
+            return f"at {idx}, layer {i} ({kind}): {what} inside the step"
+    return ""
 
 
 def _unique_names(names: list[str]) -> list[str]:

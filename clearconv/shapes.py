@@ -9,7 +9,9 @@ with a message that names the offending numbers.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -21,6 +23,45 @@ IntPair = int | tuple[int, int]
 PaddingArg = int | str | tuple[int, int] | tuple[tuple[int, int], tuple[int, int]]
 #: padding resolved to ((top, bottom), (left, right)).
 Padding2D = tuple[tuple[int, int], tuple[int, int]]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+#: calls remembered per memoized function (then forgotten all at once)
+MEMO_SIZE = 512
+
+
+def _typed_key(value: Any) -> Any:
+    """A dict key for an argument that tells apart values equal across types
+    (``True`` from ``1``, ``(1, 2.0)`` from ``(1, 2)``), which the checks treat apart."""
+    if isinstance(value, (tuple, list)):
+        return type(value), tuple(_typed_key(v) for v in value)
+    return type(value), value
+
+
+def _memoized(fn: _F) -> _F:
+    """``fn`` (a pure geometry function returning an immutable NamedTuple) remembering
+    its results for the arguments it has seen: a layer calls it with the same
+    arguments every batch, and at batch 1 the checks cost as much as the arithmetic.
+    Calls that raise are not remembered (they raise again); unhashable arguments are
+    computed afresh."""
+    memo: dict[Any, Any] = {}
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            key = (_typed_key(args), _typed_key(tuple(sorted(kwargs.items()))))
+            return memo[key]
+        except KeyError:
+            pass
+        except TypeError:            # an unhashable argument: no memo
+            return fn(*args, **kwargs)
+        result = fn(*args, **kwargs)
+        if len(memo) >= MEMO_SIZE:
+            memo.clear()
+        memo[key] = result
+        return result
+
+    wrapper.cache_clear = memo.clear  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
 
 
 def pair(value: IntPair, name: str, minimum: int = 1) -> tuple[int, int]:
@@ -274,6 +315,7 @@ class ConvGeometry(NamedTuple):
     groups: int = 1                          # input and output channels in this many groups
 
 
+@_memoized
 def conv2d_geometry(x_shape: tuple[int, ...], w_shape: tuple[int, ...],
                     stride: IntPair = 1, padding: PaddingArg = 0,
                     dilation: IntPair = 1, groups: int = 1) -> ConvGeometry:
@@ -510,6 +552,7 @@ class PoolGeometry(NamedTuple):
         return (t, b - self.ceil_extra[0]), (left, r - self.ceil_extra[1])
 
 
+@_memoized
 def pool2d_geometry(x_shape: tuple[int, ...], kernel_size: IntPair, stride: IntPair | None,
                     padding: object, ceil_mode: bool, op: str = "pool2d",
                     dilation: IntPair = 1) -> PoolGeometry:

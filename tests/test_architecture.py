@@ -22,7 +22,7 @@ GROUPS = [
     ["clearconv.shapes", "clearconv.io.files"],
     ["clearconv.reference", "clearconv.data", "clearconv.kernels.registry",
      "clearconv.kernels.threads", "clearconv.kernels.tuning", "clearconv.kernels.allocator",
-     "clearconv.kernels.compiled", "clearconv.kernels.__init__"],
+     "clearconv.kernels.compiled", "clearconv.kernels.jit", "clearconv.kernels.__init__"],
     ["clearconv.functional"],
     ["clearconv.kernels"],             # the algorithms, built on functional/
     ["clearconv.layers"],

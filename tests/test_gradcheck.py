@@ -430,3 +430,68 @@ def test_dropout_gradients_with_a_fixed_mask(p):
     if p:
         assert 0 < np.count_nonzero(mask) < mask.size
     assert_passes(gradcheck(forward, F.dropout_backward, {"x": x}))
+
+
+# ------------------------------------------------------------------------------ kinks
+def _digits_case(n=64):
+    from clearconv.data import load_digits, to_float
+
+    x, y = load_digits("train")
+    return to_float(x[:n], max_value=16).astype(np.float64), y[:n]
+
+
+def test_the_digits_cnn_at_its_initial_weights_reports_kinks_not_failures():
+    """The issue's example: zero biases on images with many zero pixels put ReLU inputs
+    exactly at 0, where the central difference averages the two sides."""
+    from clearconv.train import zoo
+
+    x, y = _digits_case()
+    result = check_model_gradients(zoo.digits_cnn(rng=0).astype("float64"), x, y)
+    assert result.ok, str(result)
+    bias = result["0.bias"]
+    assert bias.ok and len(bias.kinks) == bias.checked == 16
+    assert "layer 1 (ReLU)" in bias.kink_cause and "cross 0 inside the step" in bias.kink_cause
+    assert "kink 0.bias" in str(result) and "FAILED" not in str(result)
+    assert "16 entries at a kink" in str(result).splitlines()[0]
+    assert not result["0.weight"].kinks          # smooth where the pixels are not zero
+
+
+def test_a_real_backward_bug_still_fails_next_to_kinks(monkeypatch):
+    """A Dense layer whose backward doubles its weight gradient: the model still has its
+    ReLU kinks, and the wrong layer still FAILS."""
+    from clearconv.layers.core import Dense
+    from clearconv.train import zoo
+
+    correct = Dense.backward
+
+    def doubled(self, dy):
+        before = [p.grad.copy() for p in self.parameters()]
+        dx = correct(self, dy)
+        self.weight.grad += self.weight.grad - before[0]
+        return dx
+
+    monkeypatch.setattr(Dense, "backward", doubled)
+    x, y = _digits_case()
+    result = check_model_gradients(zoo.digits_cnn(rng=0).astype("float64"), x, y)
+    assert not result.ok
+    assert not result["7.weight"].ok and not result["9.weight"].ok
+    assert result["7.bias"].ok and result["0.bias"].kinks
+    assert "FAIL 7.weight" in str(result) and "gradcheck FAILED" in str(result)
+
+
+def test_relu_at_exactly_zero_is_a_kink_and_a_wrong_slope_is_a_failure():
+    x = np.array([[-1.0, 0.0, 2.0], [0.0, 3.0, -0.5]])
+    result = gradcheck(F.relu_forward, F.relu_backward, {"z": x})
+    assert result.ok and result.kinks == {"z": ((0, 1), (1, 0))}
+    # the identity as ReLU's backward: wrong at the negative inputs, smooth points
+    result = gradcheck(F.relu_forward, lambda dy, cache: dy, {"z": x})
+    assert not result.ok and result["z"].worst_index in ((0, 0), (1, 2))
+
+
+def test_tied_maxima_are_kinks_for_max_pooling():
+    x = np.zeros((1, 1, 2, 4))
+    x[0, 0, :, 2:] = [[1.0, 2.0], [0.5, -1.0]]     # window 1 distinct, window 0 all tied
+    result = gradcheck(lambda a: F.max_pool2d_forward(a, 2), F.max_pool2d_backward, {"x": x})
+    assert result.ok
+    assert {idx[2:] for idx in result["x"].kinks} <= {(0, 0), (0, 1), (1, 0), (1, 1)}
+    assert result["x"].kinks and result["x"].checked == 8

@@ -20,6 +20,11 @@ import clearconv as cc
 from clearconv.errors import ClearConvError
 from clearconv.io.torch import from_torch, to_torch, torch_blocks
 from clearconv.layers import (
+    AdaptiveAvgPool1D,
+    AdaptiveAvgPool2D,
+    AdaptiveMaxPool1D,
+    AdaptiveMaxPool2D,
+    AvgPool1D,
     AvgPool2D,
     BatchNorm1D,
     BatchNorm2D,
@@ -29,14 +34,21 @@ from clearconv.layers import (
     Dense,
     Dropout,
     Flatten,
+    GlobalAvgPool1D,
+    GlobalAvgPool2D,
+    GlobalMaxPool1D,
+    GlobalMaxPool2D,
     Layer,
     LeakyReLU,
+    MaxPool1D,
     MaxPool2D,
+    MaxUnpool2D,
     ReLU,
     Residual,
     Sigmoid,
     Softmax,
     Tanh,
+    Upsample,
 )
 
 torch = pytest.importorskip("torch", reason="PyTorch not installed (pip install "
@@ -124,6 +136,10 @@ TORCH_MODELS: dict[str, Callable[[], Any]] = {
         nn.Conv2d(2, 6, 3, padding=1, groups=2), nn.ReLU(),
         nn.Conv2d(6, 6, 3, stride=2, padding=1, groups=6),
         nn.ConvTranspose2d(6, 4, 3, stride=2, padding=1, output_padding=1, groups=2)),
+    "pooling-forms-upsample": lambda: _torch_head(
+        nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 1, 1, dilation=2),
+        nn.Upsample(scale_factor=1.5, mode="bilinear"), nn.AvgPool2d(2, divisor_override=3),
+        nn.Upsample(size=(7, 5)), nn.AdaptiveMaxPool2d((4, 3)), nn.AdaptiveAvgPool2d(2)),
     "batchnorm-residual": lambda: _torch_head(
         nn.Conv2d(2, 4, 3, padding=1, bias=False), _bn(nn.BatchNorm2d(4)), nn.ReLU(),
         torch_blocks()[0](nn.Sequential(nn.Conv2d(4, 4, 3, padding=1),
@@ -155,6 +171,15 @@ CC_MODELS: dict[str, Callable[[], cc.Sequential]] = {
         Conv2D(2, 6, 3, padding=1, groups=2, rng=0), ReLU(),
         Conv2D(6, 6, 3, stride=2, padding=1, groups=6, rng=1),
         ConvTranspose2D(6, 4, 4, stride=2, padding=1, dilation=(1, 2), groups=2, rng=2)),
+    "pooling-forms-global": lambda: _cc_head(
+        Conv2D(2, 4, 3, padding=1, rng=0), ReLU(), MaxPool2D(2, 1, ((1, 0), (0, 1))),
+        AvgPool2D(3, 1, ((0, 1), (1, 1)), divisor_override=5),
+        Upsample(size=(11, 9), mode="bilinear", align_corners=True),
+        AdaptiveMaxPool2D((5, None)), AdaptiveAvgPool2D(3), Upsample(scale_factor=2),
+        GlobalMaxPool2D()),
+    "global-average-flatten": lambda: cc.Sequential(
+        Conv2D(2, 4, 3, padding=1, rng=0), ReLU(), GlobalAvgPool2D(flatten=True),
+        Dense(4, 3, rng=1), input_shape=SHAPE),
     "batchnorm-residual": lambda: _cc_head(
         Conv2D(2, 4, 3, padding=1, bias=False, rng=0), _cc_bn(BatchNorm2D(4), 1), ReLU(),
         Residual([Conv2D(4, 4, 3, padding=1, rng=2), _cc_bn(BatchNorm2D(4, momentum=None), 3),
@@ -399,6 +424,42 @@ def test_conv1d_round_trips_with_the_same_outputs(dtype: Any) -> None:
                                    **TOL[np.dtype(dtype)])
 
 
+# ------------------------------------------------------------------ 1-D pooling
+def test_1d_pooling_round_trips_through_torch_with_the_same_outputs() -> None:
+    model = cc.Sequential(
+        Conv1D(2, 4, 3, padding=1, rng=0), ReLU(), MaxPool1D(3, 2, 1, dilation=2),
+        AvgPool1D(2, 1, (1, 0)), AdaptiveAvgPool1D(5), AdaptiveMaxPool1D(4),
+        GlobalMaxPool1D(), GlobalAvgPool1D(flatten=True), Dense(4, 3, rng=1),
+        input_shape=(2, 19)).astype(np.float64)
+    net = to_torch(model)
+    x = np.random.default_rng(0).standard_normal((3, 2, 19))
+    np.testing.assert_allclose(net(torch.tensor(x)).detach().numpy(), model.forward(x),
+                               rtol=0, atol=1e-10)
+    back = from_torch(net, input_shape=(2, 19))
+    np.testing.assert_allclose(back.forward(x), model.forward(x), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("layer, match", [
+    (MaxUnpool2D(2), "MaxUnpool2D"),
+    (MaxPool2D(2, return_indices=True), "indices"),
+    (AdaptiveMaxPool2D(2, return_indices=True), "indices"),
+    (MaxPool2D(3, 2, ((1, 0), (0, 1)), ceil_mode=True), "ceil_mode"),
+    (AvgPool2D(3, 2, ((1, 0), (0, 1)), count_include_pad=False), "count_include_pad"),
+])
+def test_to_torch_refuses_the_pooling_forms_torch_lacks(layer: Layer, match: str) -> None:
+    with pytest.raises(ClearConvError, match=match):
+        to_torch(cc.Sequential(layer))
+
+
+@pytest.mark.parametrize("module, match", [
+    (lambda: nn.Upsample(scale_factor=2, mode="bicubic"), "bicubic"),
+    (lambda: nn.AdaptiveMaxPool2d(2, return_indices=True), "return_indices"),
+    (lambda: nn.MaxPool1d(2, return_indices=True), "return_indices"),
+])
+def test_from_torch_refuses_the_resampling_forms_it_lacks(module: Callable[[], Any],
+                                                          match: str) -> None:
+    with pytest.raises(ClearConvError, match=match):
+        from_torch(nn.Sequential(module()))
 @pytest.mark.parametrize("start_dim, end_dim", [(2, -1), (1, 2), (-2, -1)])
 def test_flatten_dims_round_trip_with_the_same_outputs(start_dim: int, end_dim: int) -> None:
     net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.Flatten(start_dim, end_dim)).double()

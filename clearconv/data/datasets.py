@@ -21,6 +21,27 @@ from .idx import DatasetError, idx_classes, load_mnist
 #: dataset names ``load_dataset`` knows
 DATASET_NAMES = ("digits", "mnist", "fashion-mnist", "kmnist", "cifar10", "folder")
 
+#: the first 12 labels of the published train and test files: MNIST's and
+#: Fashion-MNIST's files have the same names, sizes and shapes, and these tell them apart
+FIRST_LABELS = {
+    "mnist": {"train": (5, 0, 4, 1, 9, 2, 1, 3, 1, 4, 3, 5),
+              "test": (7, 2, 1, 0, 4, 1, 4, 9, 5, 9, 0, 6)},
+    "fashion-mnist": {"train": (9, 0, 0, 3, 0, 2, 7, 2, 5, 5, 0, 9),
+                      "test": (9, 2, 1, 1, 6, 1, 4, 6, 5, 7, 4, 5)},
+}
+
+
+def check_files_match(name: str, split: str, labels: np.ndarray, where: str) -> None:
+    """Refuse the published files of another dataset loaded under ``name`` (MNIST's files
+    given as Fashion-MNIST, or the other way round), recognised by their first labels;
+    DatasetError naming the dataset the files are and the option that loads them."""
+    start = tuple(int(v) for v in labels[:12])
+    for other, firsts in FIRST_LABELS.items():
+        if other != name and start == firsts[split]:
+            raise DatasetError(f"{where} holds the {other} files, not {name}'s (its {split} "
+                               f"labels begin as {other}'s do): pass --dataset {other}, or "
+                               f"--data-dir a folder with the {name} files")
+
 
 @dataclass
 class Dataset:
@@ -66,6 +87,9 @@ def load_dataset(name: str = "digits", data_dir: str | None = None, download: bo
         root = download_files(name, root=data_dir) if download else data_dir
         xtr, ytr = load_mnist(root, "train", name)
         xte, yte = load_mnist(root, "test", name)
+        where = root or "the download cache"
+        check_files_match(name, "train", ytr, str(where))
+        check_files_match(name, "test", yte, str(where))
         return Dataset(name, to_float(xtr), ytr, to_float(xte), yte, tuple(idx_classes(name)),
                        f"{name} IDX files in {root or 'the download cache'}")
     if name == "cifar10":

@@ -103,7 +103,8 @@ def write_index(out_dir: Path, results: Sequence[ExplainResult], settings: str) 
 <main>
 <h1>The math behind convolutional networks, on real numbers</h1>
 <p>Each figure below follows a section of the article "Gentle Dive into Math Behind
-Convolutional Neural Networks" (section numbers as in clearconv's MATH.md). Every number
+Convolutional Neural Networks" (section numbers as in <code>docs/MATH.md</code> of the
+clearconv repository, which names the function computing each formula). Every number
 drawn was computed by clearconv on a real input: the formulas by the literal, loop-by-loop
 operations of <code>clearconv.reference</code> (the oracle the fast
 <code>clearconv.functional</code> is tested against), the trained model by its own

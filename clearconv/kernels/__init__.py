@@ -32,11 +32,11 @@ are registered by :mod:`clearconv.kernels.algorithms`, which ``import clearconv`
 
 from __future__ import annotations
 
-from . import registry, tuning
+from . import jit, registry, tuning
 from .allocator import tune_allocator
 from .threads import get_num_threads, region, set_num_threads
 
-__all__ = ["get_num_threads", "load_compiled_kernels", "region",
+__all__ = ["get_num_threads", "jit", "load_compiled_kernels", "region",
            "registry", "set_num_threads", "tune_allocator", "tuning"]
 
 
@@ -47,6 +47,7 @@ def load_compiled_kernels() -> bool:
     the kernels are in Numba's on-disk cache. Returns False when Numba is absent or
     disabled (``CLEARCONV_JIT=0``).
     """
-    from . import compiled
+    from . import jit
 
-    return compiled.warm_up()
+    module = jit.load()
+    return module is not None and module.warm_up()

@@ -7,7 +7,9 @@ the products themselves stay NumPy/BLAS, except the direct convolution for few c
 algorithms of :mod:`clearconv.kernels` that use them are tested against the loop
 reference and PyTorch, and the readable NumPy path of functional/ they stand in for.
 
-Numba is optional (``pip install "clearconv[fast]"``). Without it, or with the
+Numba is a default dependency where it publishes wheels (else ``pip install
+"clearconv[fast]"``); :mod:`clearconv.kernels.jit` imports this module at the first loop
+called, not with clearconv. Without Numba, or with the
 environment variable ``CLEARCONV_JIT=0``, :data:`AVAILABLE` is False and no algorithm
 that needs these loops is registered as applying. Loops are compiled on first use and
 cached on disk (``cache=True``), single-threaded (``nogil``):
@@ -22,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-try:
+try:   # the switch of jit.ENABLED (read here too: jit imports this module, not back)
     if os.environ.get("CLEARCONV_JIT", "1").strip().lower() in ("0", "false", "no", "off"):
         raise ImportError("disabled by CLEARCONV_JIT")
     import numba

@@ -11,13 +11,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..functional._windows import padded_nhwc as padded_nhwc_numpy
-from . import compiled, threads, tuning
+from . import jit, threads, tuning
+from .jit import compiled
 
 
 def padded_nhwc(x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
     """x (N, C, H, W) as a C-contiguous (N, H_pad, W_pad, C) array with zero borders."""
     n, c, h, w = x.shape
-    if not (compiled.AVAILABLE and c > 1 and x.flags.c_contiguous):
+    if not (c > 1 and x.flags.c_contiguous and jit.worth(n)[0]):
         return padded_nhwc_numpy(x, pads)
     (pt, pb), (pl, pr) = pads
     padded = not pt == pb == pl == pr == 0

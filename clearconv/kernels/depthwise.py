@@ -19,7 +19,8 @@ import numpy as np
 
 from ..functional.conv import OP, Conv2dCache, ConvCall
 from ..shapes import ConvGeometry
-from . import compiled, copies, registry, threads
+from . import copies, jit, registry, threads
+from .jit import compiled
 
 
 def supports(call: ConvCall) -> tuple[bool, str]:
@@ -61,7 +62,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Con
     xph = copies.padded_nhwc(x, geo.padding)
     taps = _taps(weight, c)
     y = np.empty((n, ho, wo, c, m), x.dtype)
-    if compiled.AVAILABLE:
+    if jit.worth(n)[0]:
         b = np.zeros(c_out, x.dtype) if bias is None else bias
         (sh, sw), (dh, dw) = geo.stride, geo.dilation
         flat_taps, flat_y = taps.reshape(kh, kw, c_out), y.reshape(n, ho, wo, c_out)
@@ -92,7 +93,7 @@ def backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool
     dyh = np.ascontiguousarray(dy.transpose(0, 2, 3, 1)).reshape(n, ho, wo, c, m)
     taps = _taps(weight, c)
     dxph = np.zeros(xph.shape, dy.dtype) if input_grad else None
-    work = _backward_compiled(xph, dyh, taps, geo, dxph) if compiled.AVAILABLE else \
+    work = _backward_compiled(xph, dyh, taps, geo, dxph) if jit.worth(n)[0] else \
         _backward_numpy(xph, dyh, taps, geo, dxph)
     dw = threads.add_up(threads.map_split(work, n))
     dweight = np.ascontiguousarray(dw.transpose(2, 3, 0, 1)).reshape(weight.shape)

@@ -27,15 +27,16 @@ import numpy as np
 from ..functional import conv as fconv
 from ..functional import fused
 from ..shapes import ConvGeometry, PoolGeometry
-from . import compiled, registry, threads, tuning
+from . import jit, registry, threads, tuning
 from .im2col import input_gradient
+from .jit import compiled
 
 
 def supports(call: fconv.ConvCall) -> tuple[bool, str]:
     geo = call.geometry
     if geo.groups != 1:
         return False, f"ungrouped convolutions only, got groups {geo.groups}"
-    if not compiled.AVAILABLE:
+    if not jit.AVAILABLE:
         return False, 'needs Numba (pip install "clearconv[fast]")'
     if geo.stride != (1, 1) or geo.dilation != (1, 1):
         return False, (f"needs stride 1 and dilation 1, got stride {geo.stride}, dilation "
@@ -52,6 +53,9 @@ def prefer(call: fconv.ConvCall) -> tuple[bool, str]:
     if c_in >= tuning.DIRECT_MAX_IN or c_out >= tuning.DIRECT_MAX_OUT:
         return False, (f"for fewer than {tuning.DIRECT_MAX_IN} input and "
                        f"{tuning.DIRECT_MAX_OUT} output channels, got {c_in} -> {c_out}")
+    ok, why = jit.worth(call.geometry.in_shape[0])
+    if not ok:
+        return ok, why
     return True, f"stride 1, {c_in} -> {c_out} channels: the columns would not pay"
 
 

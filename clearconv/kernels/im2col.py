@@ -36,7 +36,8 @@ from ..functional.conv import (
     weight_matrix,
 )
 from ..shapes import ConvGeometry
-from . import compiled, copies, registry, threads, tuning
+from . import copies, jit, registry, threads, tuning
+from .jit import compiled
 
 
 def _few(geo: ConvGeometry) -> bool:
@@ -133,7 +134,7 @@ def _sum_over_images(product: Callable[[int, int], np.ndarray], n: int) -> np.nd
 
 
 def _compiled_col2im(geo: ConvGeometry) -> bool:
-    return compiled.AVAILABLE and geo.dilation[1] == 1
+    return geo.dilation[1] == 1 and jit.worth(geo.in_shape[0])[0]
 
 
 def backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool

@@ -24,7 +24,8 @@ import numpy as np
 from ..functional import pool as fpool
 from ..functional._windows import offset_view, pad_like
 from ..shapes import PoolGeometry
-from . import compiled, registry, threads, tuning
+from . import jit, registry, threads, tuning
+from .jit import compiled
 
 
 # ------------------------------------------------------------------------ views-finite
@@ -71,7 +72,7 @@ def _worth_splitting(size: int) -> bool:
 
 
 def _needs(call: fpool.PoolCall, layout: str, two_by_two: bool) -> tuple[bool, str]:
-    if not compiled.AVAILABLE:
+    if not jit.AVAILABLE:
         return False, 'needs Numba (pip install "clearconv[fast]")'
     if call.layout != layout:
         return False, f"needs {layout} memory, the input is {call.layout}"
@@ -84,8 +85,20 @@ def _needs(call: fpool.PoolCall, layout: str, two_by_two: bool) -> tuple[bool, s
     return True, f"{layout} memory" + (", 2x2/2 unpadded" if two_by_two else "")
 
 
+def _worth(supported: tuple[bool, str], call: fpool.PoolCall) -> tuple[bool, str]:
+    """'auto' takes a supported compiled loop once it pays (:func:`jit.worth`)."""
+    if not supported[0]:
+        return supported
+    ok, why = jit.worth(call.geometry.in_shape[0])
+    return supported if ok else (ok, why)
+
+
 def planes_supports(call: fpool.PoolCall) -> tuple[bool, str]:
     return _needs(call, "NCHW", True)
+
+
+def planes_prefer(call: fpool.PoolCall) -> tuple[bool, str]:
+    return _worth(planes_supports(call), call)
 
 
 def planes_forward(x: np.ndarray, geo: PoolGeometry, relu: bool
@@ -112,7 +125,7 @@ def planes_backward(dy: np.ndarray, cache: fpool.MaxPool2dCache) -> np.ndarray:
 
 registry.register(registry.Algorithm(
     fpool.OP, "nchw-2x2", planes_supports, planes_forward, planes_backward,
-    "2x2/2 windows on NCHW planes, along the rows (Numba)"))
+    "2x2/2 windows on NCHW planes, along the rows (Numba)", planes_prefer))
 
 
 def nhwc_supports(call: fpool.PoolCall) -> tuple[bool, str]:
@@ -125,11 +138,15 @@ def nhwc_prefer(call: fpool.PoolCall) -> tuple[bool, str]:
     if ok and c < tuning.COMPILED_POOL_MIN_CHANNELS:
         return False, (f"its channel loop pays from {tuning.COMPILED_POOL_MIN_CHANNELS} "
                        f"channels, got {c}")
-    return ok, why
+    return _worth((ok, why), call)
 
 
 def nhwc_2x2_supports(call: fpool.PoolCall) -> tuple[bool, str]:
     return _needs(call, "channels-last", True)
+
+
+def nhwc_2x2_prefer(call: fpool.PoolCall) -> tuple[bool, str]:
+    return _worth(nhwc_2x2_supports(call), call)
 
 
 def _nhwc_forward(two_by_two: bool):  # noqa: ANN202 - a forward of the op's signature
@@ -169,4 +186,5 @@ registry.register(registry.Algorithm(
     "any window on channels-last memory, channels innermost (Numba)", nhwc_prefer))
 registry.register(registry.Algorithm(
     fpool.OP, "nhwc-2x2", nhwc_2x2_supports, _nhwc_forward(True), nhwc_backward,
-    "2x2/2 windows on channels-last memory, the width innermost: for few channels (Numba)"))
+    "2x2/2 windows on channels-last memory, the width innermost: for few channels (Numba)",
+    nhwc_2x2_prefer))

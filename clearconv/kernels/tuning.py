@@ -20,6 +20,13 @@ AUTO_ORDER: dict[str, tuple[str, ...]] = {
     "batch_norm2d": ("compiled",),
 }
 
+# ------------------------------------------------------------------- compiled loops
+#: before this process has loaded the compiled (Numba) kernels, 'auto' takes the NumPy
+#: algorithms for calls on fewer images than this (kernels/jit.py): loading them costs
+#: about 1 s (Numba's import 0.5 s, then each loop from its cache), while one image's
+#: inference takes milliseconds either way; training loads them when it starts
+JIT_MIN_IMAGES = 32
+
 # ----------------------------------------------------------------------------- conv2d
 #: Winograd F(2x2, 3x3) from this many input and output channels (float32, compiled
 #: transforms): with the batch split between threads it beats im2col from 8 channels on

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import contextvars
+import math
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,6 +31,40 @@ def as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     return np.random.default_rng(rng)
 
 
+#: the weights that may still be drawn in this context: [left, what], or None (no bound)
+_weight_budget: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "clearconv_weight_budget", default=None)
+
+
+@contextlib.contextmanager
+def weight_budget(limit: int, what: str) -> Iterator[None]:
+    """Within the block, layers may draw at most ``limit`` weights in all: a layer whose
+    weight would pass it raises :class:`ClearConvError` naming ``what`` and the shape,
+    before anything is allocated. Model loading and the recipes' builders use it, so
+    that a size written in any form (``40000``, ``[40000, 1]``) is bounded as built.
+
+    >>> with weight_budget(10, "a test"):  # doctest: +ELLIPSIS
+    ...     init_weight((20,), 1, 1, "he", np.random.default_rng(0), np.float32)
+    Traceback (most recent call last):
+    clearconv.errors.ClearConvError: a test: a weight of shape (20,) (20 values) is more ...
+    """
+    token = _weight_budget.set([int(limit), what])
+    try:
+        yield
+    finally:
+        _weight_budget.reset(token)
+
+
+def _spend_weights(shape: tuple[int, ...]) -> None:
+    budget = _weight_budget.get()
+    n = math.prod(int(v) for v in shape)
+    if budget is not None:
+        if n > budget[0]:
+            raise ClearConvError(f"{budget[1]}: a weight of shape {tuple(shape)} ({n} values) "
+                                 f"is more than the {budget[0]} values left")
+        budget[0] -= n
+
+
 def init_weight(shape: tuple[int, ...], fan_in: int, fan_out: int, init: str,
                 rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
     """Draw initial weights.
@@ -35,7 +72,10 @@ def init_weight(shape: tuple[int, ...], fan_in: int, fan_out: int, init: str,
     ``'he'`` (Kaiming normal, for ReLU nets): ``N(0, 2/fan_in)``.
     ``'glorot'`` (Xavier uniform): ``U(-a, a)``, ``a = sqrt(6/(fan_in + fan_out))``.
     ``'torch'`` (PyTorch's default for Conv2d/Linear): ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
+
+    Inside :func:`weight_budget`, a shape beyond what is left is refused first.
     """
+    _spend_weights(shape)
     if init == "he":
         w = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
     elif init == "glorot":
@@ -70,7 +110,8 @@ class Layer:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if not cls.__dict__.get("_abstract", False):   # base classes are not saved
+        # base classes and private helpers are not saved, so never loaded
+        if not cls.__dict__.get("_abstract", False) and not cls.__name__.startswith("_"):
             Layer.registry[cls.__name__] = cls
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:

@@ -53,9 +53,13 @@ class Conv2D(_WeightLayer):
     rng : seed or Generator for the initial weights (default: see ``manual_seed``)
     dtype : float32 (default) or float64
 
-    Attributes: ``weight`` Parameter (C_out, C_in / groups, kh, kw), ``bias`` Parameter
-    (C_out,) or None.
+    Attributes
+    ----------
+    weight : Parameter of shape (C_out, C_in / groups, kh, kw)
+    bias : Parameter of shape (C_out,), or None
 
+    Examples
+    --------
     >>> layer = Conv2D(1, 8, 3, padding="same", rng=0)
     >>> layer.forward(np.zeros((2, 1, 28, 28), np.float32)).shape
     (2, 8, 28, 28)

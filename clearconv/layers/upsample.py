@@ -29,6 +29,8 @@ class Upsample(Layer):
     align_corners : bilinear only (default False): map the corner pixels' centres onto
         each other (``src = r * (H - 1)/(H_out - 1)``) instead of the pixel edges
 
+    Examples
+    --------
     >>> Upsample(scale_factor=2).forward(np.array([[[[1.0, 2.0]]]]))[0, 0]
     array([[1., 1., 2., 2.],
            [1., 1., 2., 2.]])

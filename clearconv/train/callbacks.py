@@ -271,6 +271,8 @@ class BackupAndRestore(Callback):
         the run elsewhere (``clearconv train`` keeps its recipe and data options there);
         :meth:`saved_options` reads them back
 
+    Notes
+    -----
     Unlike Keras's callback, the checkpoint stays when training ends: a later run with
     more epochs continues it.
     """

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ClearConvError, ModelFileError, NumericalError, ShapeError
+from ..kernels import jit
 from ..kernels.allocator import tune_allocator
 from ..kernels.threads import region
 from .callbacks import BackupAndRestore, Callback, TerminateOnNaN
@@ -165,6 +166,7 @@ class Trainer:
         interrupt = _DeferredInterrupt(active=bool(self.backups) or group.size > 1)
         interrupt.install()
         tune_allocator()
+        jit.load()   # every step of a run (resumed or not) takes the same algorithms
         try:
             # the thread policy once for the run, not per step
             with group.running(self), region():

@@ -58,6 +58,7 @@ import numpy as np
 from ..data.augment import Augmenter, compose, random_flip, random_shift
 from ..data.datasets import train_val_split
 from ..errors import ClearConvError
+from ..layers.base import weight_budget
 from . import zoo
 from .callbacks import BackupAndRestore, Callback, LearningRateScheduler
 from .optim import OPTIMIZERS, CosineAnnealingLR, LRScheduler, Optimizer, make_optimizer
@@ -120,6 +121,10 @@ MODELS: dict[str, Callable[[Sequence[int], int, Any], Sequential]] = {
 
 #: the models of :data:`MODELS` that reconstruct their input: trained on ``(x, x)`` with
 #: ``loss='mse'`` (the labels unused), evaluated by that loss
+#: the most weights a recipe's model may have (its largest, for CIFAR-10, has about 0.5 M):
+#: a folder of --image-size 4096 4096 or an IDX file of huge images is refused up front
+MAX_RECIPE_WEIGHTS = 1 << 25
+
 RECONSTRUCTION_MODELS = frozenset({"conv-autoencoder"})
 
 #: augmentation name -> a fresh augmenter
@@ -197,8 +202,14 @@ class Recipe:
     def build_model(self, input_shape: Sequence[int], num_classes: int,
                     seed: int | np.random.Generator | None = None) -> Sequential:
         """A fresh model for per-sample inputs ``(C, H, W)`` and ``num_classes`` classes,
-        initialised from ``seed``."""
-        return MODELS[self.model](tuple(input_shape), int(num_classes), seed)
+        initialised from ``seed``. A model of more than :data:`MAX_RECIPE_WEIGHTS`
+        weights (inputs far larger than the recipe is made for) is refused with a
+        ClearConvError before its weights are allocated."""
+        with weight_budget(MAX_RECIPE_WEIGHTS, f"the {self.model!r} model for inputs of "
+                                               f"shape {tuple(input_shape)} is too large "
+                                               f"(MAX_RECIPE_WEIGHTS = {MAX_RECIPE_WEIGHTS}; "
+                                               f"use a smaller --image-size)"):
+            return MODELS[self.model](tuple(input_shape), int(num_classes), seed)
 
     def build_optimizer(self, model: Sequential) -> Optimizer:
         return make_optimizer(self.optimizer, model.parameters(), lr=self.lr)

@@ -21,6 +21,7 @@ from ..io import files as io
 from ..kernels.allocator import tune_allocator
 from ..kernels.threads import region
 from ..layers import Layer
+from ..layers.base import weight_budget
 from ..layers.parameter import Parameter
 from . import fusion
 from .callbacks import BackupAndRestore, Callback
@@ -44,6 +45,8 @@ class Sequential:
         (:mod:`clearconv.train.fusion`: exact, the same values and gradients, fewer passes
         over memory). ``summary()`` shows what runs fused.
 
+    Examples
+    --------
     >>> from clearconv.layers import Conv2D, ReLU, MaxPool2D, Flatten, Dense
     >>> model = Sequential(Conv2D(1, 4, 3, padding="same", rng=0), ReLU(), MaxPool2D(2),
     ...                    Flatten(), Dense(4 * 4 * 4, 10, rng=0), input_shape=(1, 8, 8))
@@ -500,8 +503,14 @@ class Sequential:
         try:
             if config.get("class") != "Sequential":
                 raise ClearConvError(f"not a Sequential config: class {config.get('class')!r}")
+            if not isinstance(config.get("layers"), list) or not config["layers"]:
+                raise ClearConvError(f"'layers' must be a non-empty list of layers, got "
+                                     f"{config.get('layers')!r:.60}")
             layers = []
             for spec in config["layers"]:
+                if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+                    raise ClearConvError(f"each layer must be {{'type': ..., 'config': {{...}}}}, "
+                                         f"got {spec!r:.60}")
                 kind = spec["type"]
                 if kind not in Layer.registry:
                     raise ClearConvError(f"unknown layer type {kind!r}")
@@ -513,7 +522,7 @@ class Sequential:
             model.astype(dtype)
             if config.get("input_shape"):
                 model.build(config["input_shape"])
-            model.classes = config.get("classes")
+            model.classes = _check_classes(config.get("classes"), model)
             model.loss_fn = get_loss(config.get("loss"))
             return model
         except (KeyError, TypeError, AttributeError, ValueError, OverflowError,
@@ -583,6 +592,32 @@ class _Buffer:
         self.value = value
 
 
+def _check_classes(classes: Any, model: Sequential) -> list[str] | None:
+    """A saved model's class names: None, or one string per output of the model."""
+    if classes is None:
+        return None
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise ClearConvError(f"'classes' must be a list of strings, got {classes!r:.60}")
+    if model.input_shape is not None:
+        out = model._shapes(model.input_shape)[-1]
+        if len(out) == 1 and out[0] != len(classes):
+            raise ClearConvError(f"'classes' names {len(classes)} classes but the model has "
+                                 f"{out[0]} outputs")
+    return classes
+
+
+def _check_weights(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """Weights are real floating-point numbers, all finite: anything else is refused
+    (a complex array would lose its imaginary part, a string or bool one is no weight,
+    and a NaN or Inf would print ``nan`` for every prediction)."""
+    for name, a in arrays.items():
+        if a.dtype.kind != "f":
+            raise ModelFileError(f"{path}: weight {name!r} has dtype {a.dtype}; weights are "
+                                 "float16, float32 or float64")
+        if not np.isfinite(a).all():
+            raise ModelFileError(f"{path}: weight {name!r} holds NaN or infinite values")
+
+
 def _announced_weights(config: dict[str, Any]) -> int:
     """The weight count of the Dense and Conv2D layers of an architecture, without
     building it (a layer whose config is invalid counts 0: building it reports why)."""
@@ -620,7 +655,12 @@ def load(path: str) -> Sequential:
     if announced > 2 * held + (1 << 20):
         raise ModelFileError(f"{path}: the architecture announces {announced} weights but the "
                              f"file holds {held} values")
-    model = Sequential.from_config(config["model"])
+    _check_weights(path, arrays)
+    # every layer's weights as built count against what the file holds, whatever form
+    # its sizes were written in ([40000, 1] is 40000)
+    with weight_budget(2 * held + (1 << 20), f"{path}: the architecture is larger than "
+                                             f"the {held} weights the file holds"):
+        model = Sequential.from_config(config["model"])
     try:
         model.load_state_dict(arrays, strict=True)
     except ClearConvError as e:
