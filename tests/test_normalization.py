@@ -15,7 +15,7 @@ from clearconv import functional as F
 from clearconv import reference as R
 from clearconv.errors import ClearConvError, ShapeError
 from clearconv.gradcheck import gradcheck
-from clearconv.kernels import compiled, registry
+from clearconv.kernels import jit, registry
 
 ALGORITHMS = [a.name for a in registry.algorithms("batch_norm2d")
               if a.supports(F.normalization.BatchNormCall((2, 2, 2, 2), np.dtype(np.float64),
@@ -238,7 +238,7 @@ def test_backward_refuses_a_gradient_of_another_shape():
         F.batch_norm2d_backward(np.ones((2, 4, 2, 2)), cache)
 
 
-@pytest.mark.skipif(not compiled.AVAILABLE, reason="Numba absent or CLEARCONV_JIT=0: the "
+@pytest.mark.skipif(not jit.AVAILABLE, reason="Numba absent or CLEARCONV_JIT=0: the "
                     "compiled batch norm is not registered as applying")
 def test_auto_takes_the_compiled_algorithm_and_the_numpy_one_for_strided_views():
     x = np.ones((2, 3, 4, 4), np.float32)

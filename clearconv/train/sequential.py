@@ -609,8 +609,15 @@ def _check_classes(classes: Any, model: Sequential) -> list[str] | None:
 def _check_weights(path: str, arrays: dict[str, np.ndarray]) -> None:
     """Weights are real floating-point numbers, all finite: anything else is refused
     (a complex array would lose its imaginary part, a string or bool one is no weight,
-    and a NaN or Inf would print ``nan`` for every prediction)."""
+    and a NaN or Inf would print ``nan`` for every prediction). Batch norm's
+    ``num_batches_tracked`` buffers are the one exception: a non-negative integer count."""
     for name, a in arrays.items():
+        if name.rsplit(".", 1)[-1] == "num_batches_tracked":
+            if a.dtype.kind not in "iu" or a.shape != () or int(a) < 0:
+                raise ModelFileError(f"{path}: buffer {name!r} must be a non-negative integer "
+                                     f"count (a 0-d integer array), got dtype {a.dtype}, "
+                                     f"shape {a.shape}")
+            continue
         if a.dtype.kind != "f":
             raise ModelFileError(f"{path}: weight {name!r} has dtype {a.dtype}; weights are "
                                  "float16, float32 or float64")
