@@ -27,11 +27,17 @@ from typing import Any
 import numpy as np
 
 from ..functional.normalization import OP, BatchNormCache, BatchNormCall
-from . import jit, registry, threads, tuning
-from .jit import compiled
+from . import registry, threads, tuning
+from .jit import AVAILABLE, worth
 
 
-# ------------------------------------------------------------------------ the algorithm
+def _loops() -> Any:
+    """:mod:`clearconv.kernels.batchnorm_loops`, imported (with Numba) at the first call."""
+    from . import batchnorm_loops
+
+    return batchnorm_loops
+
+
 def _flat(a: np.ndarray, channels_last: bool) -> np.ndarray:
     """x (N, C, H, W) as the 2-D or 3-D view the loops walk: (N*H*W, C) or (N, C, H*W)."""
     n, c, h, w = a.shape
@@ -81,7 +87,8 @@ def forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
     if stats is None:
         count = n * h * w
         shift = np.ascontiguousarray(x[0, :, 0, 0], np.float64)
-        sums = compiled.bn_sums_rows if last else compiled.bn_sums_planes
+        loops = _loops()
+        sums = loops._sums_rows if last else loops._sums_planes
         s1, s2 = _channel_sums(lambda lo, hi, t1, t2: sums(flat, lo, hi, shift, t1, t2),
                                flat.shape[0], c, last, parallel)
         mean_shifted = s1 / count
@@ -94,7 +101,8 @@ def forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
     b = np.zeros(c) if beta is None else beta
     m, a, b = mean.astype(x.dtype), a.astype(x.dtype), b.astype(x.dtype)
     y, yflat = _empty_like(x, last)
-    apply = compiled.bn_affine_rows if last else compiled.bn_affine_planes
+    loops = _loops()
+    apply = loops._affine_rows if last else loops._affine_planes
     threads.map_split(lambda lo, hi: apply(flat, m, a, b, lo, hi, yflat),
                       flat.shape[0] if last else c, parallel)
     return y, mean, var, x
@@ -111,7 +119,8 @@ def backward(dy: np.ndarray, cache: BatchNormCache
     parallel = _split(x)
     mean = cache.mean.astype(np.float64)
     invstd = cache.invstd.astype(np.float64)
-    sums = compiled.bn_grad_sums_rows if last else compiled.bn_grad_sums_planes
+    loops = _loops()
+    sums = loops._grad_sums_rows if last else loops._grad_sums_planes
     s1, s2 = _channel_sums(lambda lo, hi, t1, t2: sums(dflat, flat, mean, lo, hi, t1, t2),
                            flat.shape[0], c, last, parallel)
     dbeta, dgamma = s1, s2 * invstd
@@ -125,7 +134,7 @@ def backward(dy: np.ndarray, cache: BatchNormCache
         d = np.zeros(c)
     m, a, b, d = (v.astype(x.dtype) for v in (mean, a, b, d))
     dx, dxflat = _empty_like(x, last)
-    grad = compiled.bn_grad_rows if last else compiled.bn_grad_planes
+    grad = loops._grad_rows if last else loops._grad_planes
     threads.map_split(lambda lo, hi: grad(dflat, flat, m, a, b, d, lo, hi, dxflat),
                       flat.shape[0] if last else c, parallel)
     return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
@@ -139,24 +148,31 @@ def _like(a: np.ndarray, channels_last: bool) -> np.ndarray:
 
 
 def supports(call: BatchNormCall) -> tuple[bool, str]:
-    if not jit.AVAILABLE:
-        return False, 'needs Numba (pip install "clearconv[fast]"; not disabled by CLEARCONV_JIT=0)'
+    if not AVAILABLE:
+        return False, "needs Numba (pip install clearconv[fast]; not disabled by CLEARCONV_JIT=0)"
     if call.layout == "strided":
         return False, "needs NCHW or channels-last memory, got a strided view"
     return True, f"{call.layout} memory: one pass for the sums, one for the output"
 
 
 def prefer(call: BatchNormCall) -> tuple[bool, str]:
-    """'auto' takes it where it applies and the compiled loops pay for loading
-    (:func:`clearconv.kernels.jit.worth`: loaded already, or a big enough batch)."""
+    """'auto' takes it wherever it applies, once the compiled loops are worth loading."""
     ok, why = supports(call)
     if not ok:
         return ok, why
-    worth, reason = jit.worth(call.shape[0])
-    return (True, why) if worth else (False, reason)
+    return worth(call.shape[0])
 
 
 registry.register(registry.Algorithm(
     OP, "compiled", supports, forward, backward,
     "compiled loops: the per-channel sums in one pass (float64), the output in another; "
-    "split between threads", prefer, layout="input"))
+    "split between threads", prefer=prefer, layout="input"))
+
+
+def warm_up(dtype: Any = np.float32) -> None:
+    """Compile (or load from Numba's cache) the loops for ``dtype`` on tiny arrays."""
+    x = np.zeros((1, 2, 2, 2), dtype)
+    for arr in (x, x.transpose(0, 2, 3, 1).copy().transpose(0, 3, 1, 2)):
+        y, mean, var, _ = forward(arr, None, None, None, 1e-5)
+        backward(y, BatchNormCache("compiled", arr, mean.astype(dtype),
+                                   (1 / np.sqrt(var + 1e-5)).astype(dtype), None, True, False))

@@ -900,115 +900,6 @@ def winograd4_output_tiles(m: Any, bias: Any, th: int, tw: int, y: Any) -> None:
                             y[n, r + i, q + 2, o] = y2 + b
 
 
-# Batch normalisation (clearconv.kernels.batchnorm): the per-channel sums in float64 and
-# the per-channel affine passes, over NCHW memory viewed (N, C, S) ...
-@_njit_reassoc
-def bn_sums_planes(x: Any, lo: int, hi: int, shift: Any, s1: Any, s2: Any) -> None:
-    """s1[c] = sum (x - shift[c]), s2[c] = sum (x - shift[c])^2 over x[:, c, :], c in lo..hi."""
-    n_img, _, size = x.shape
-    for c in range(lo, hi):
-        k = np.float64(shift[c])
-        a1 = 0.0
-        a2 = 0.0
-        for n in range(n_img):
-            for s in range(size):
-                d = np.float64(x[n, c, s]) - k
-                a1 += d
-                a2 += d * d
-        s1[c] = a1
-        s2[c] = a2
-
-
-@_njit
-def bn_affine_planes(x: Any, m: Any, a: Any, b: Any, lo: int, hi: int, y: Any) -> None:
-    """y[:, c, :] = (x[:, c, :] - m[c]) a[c] + b[c] for c in lo..hi."""
-    n_img, _, size = x.shape
-    for n in range(n_img):
-        for c in range(lo, hi):
-            mc = m[c]
-            ac = a[c]
-            bc = b[c]
-            for s in range(size):
-                y[n, c, s] = (x[n, c, s] - mc) * ac + bc
-
-
-@_njit_reassoc
-def bn_grad_sums_planes(dy: Any, x: Any, mean: Any, lo: int, hi: int, s1: Any, s2: Any) -> None:
-    """s1[c] = sum dy, s2[c] = sum dy (x - mean[c]) over channel c, c in lo..hi."""
-    n_img, _, size = x.shape
-    for c in range(lo, hi):
-        m = np.float64(mean[c])
-        a1 = 0.0
-        a2 = 0.0
-        for n in range(n_img):
-            for s in range(size):
-                g = np.float64(dy[n, c, s])
-                a1 += g
-                a2 += g * (np.float64(x[n, c, s]) - m)
-        s1[c] = a1
-        s2[c] = a2
-
-
-@_njit
-def bn_grad_planes(dy: Any, x: Any, m: Any, a: Any, b: Any, d: Any, lo: int, hi: int,
-                 dx: Any) -> None:
-    """dx[:, c, :] = a[c] dy + b[c] (x - m[c]) + d[c] for c in lo..hi."""
-    n_img, _, size = x.shape
-    for n in range(n_img):
-        for c in range(lo, hi):
-            mc = m[c]
-            ac = a[c]
-            bc = b[c]
-            dc = d[c]
-            for s in range(size):
-                dx[n, c, s] = ac * dy[n, c, s] + bc * (x[n, c, s] - mc) + dc
-
-
-# ... and over channels-last memory viewed (R, C)
-@_njit_reassoc
-def bn_sums_rows(x: Any, lo: int, hi: int, shift: Any, s1: Any, s2: Any) -> None:
-    """s1[c] += sum_r (x[r, c] - shift[c]), s2[c] += its squares, rows lo..hi."""
-    channels = x.shape[1]
-    k = np.empty(channels, np.float64)
-    for c in range(channels):
-        k[c] = shift[c]
-    for r in range(lo, hi):
-        for c in range(channels):
-            d = np.float64(x[r, c]) - k[c]
-            s1[c] += d
-            s2[c] += d * d
-
-
-@_njit
-def bn_affine_rows(x: Any, m: Any, a: Any, b: Any, lo: int, hi: int, y: Any) -> None:
-    channels = x.shape[1]
-    for r in range(lo, hi):
-        for c in range(channels):
-            y[r, c] = (x[r, c] - m[c]) * a[c] + b[c]
-
-
-@_njit_reassoc
-def bn_grad_sums_rows(dy: Any, x: Any, mean: Any, lo: int, hi: int, s1: Any, s2: Any) -> None:
-    channels = x.shape[1]
-    m = np.empty(channels, np.float64)
-    for c in range(channels):
-        m[c] = mean[c]
-    for r in range(lo, hi):
-        for c in range(channels):
-            g = np.float64(dy[r, c])
-            s1[c] += g
-            s2[c] += g * (np.float64(x[r, c]) - m[c])
-
-
-@_njit
-def bn_grad_rows(dy: Any, x: Any, m: Any, a: Any, b: Any, d: Any, lo: int, hi: int,
-               dx: Any) -> None:
-    channels = x.shape[1]
-    for r in range(lo, hi):
-        for c in range(channels):
-            dx[r, c] = a[c] * dy[r, c] + b[c] * (x[r, c] - m[c]) + d[c]
-
-
 def warm_up() -> bool:
     """Load (or compile) the kernels of float32 training now, on tiny arrays (other
     dtypes load at their first use).
@@ -1021,7 +912,6 @@ def warm_up() -> bool:
     if not AVAILABLE:
         return False
     for dt in (np.float32,):
-        _warm_up_batch_norm(dt)
         xp = np.zeros((1, 4, 4, 2), dt)
         v = np.zeros((1, 16, 2), dt)
         winograd_input_tiles(xp, 1, 1, v)
@@ -1056,13 +946,3 @@ def warm_up() -> bool:
             max_pool_2x2_nhwc(xp, True, y, idx)
             max_pool_backward_nhwc(y, idx, 2, 2, 2, 2, 0, 0, np.zeros((1, 4, 4, 2), dt))
     return True
-
-
-def _warm_up_batch_norm(dt: Any) -> None:
-    planes, rows = np.zeros((1, 2, 4), dt), np.zeros((4, 2), dt)
-    c2, s1, s2 = np.zeros(2, dt), np.zeros(2), np.zeros(2)
-    for x, suffix in ((planes, "planes"), (rows, "rows")):
-        globals()[f"bn_sums_{suffix}"](x, 0, x.shape[0] if suffix == "rows" else 2, c2, s1, s2)
-        globals()[f"bn_affine_{suffix}"](x, c2, c2, c2, 0, 1, x)
-        globals()[f"bn_grad_sums_{suffix}"](x, x, c2, 0, 1, s1, s2)
-        globals()[f"bn_grad_{suffix}"](x, x, c2, c2, c2, c2, 0, 1, x)
