@@ -353,6 +353,9 @@ class Sequential:
             loss: Loss | str | None = None) -> History:
         """Train with mini-batch gradient descent.
 
+        The epochs run in training mode (:meth:`train`: dropout on, batch norm with batch
+        statistics), the validation in evaluation mode; the model's mode is put back after.
+
         Parameters
         ----------
         x : ndarray (N, C, H, W) (or (N, features) for dense-only models), already scaled
@@ -389,9 +392,6 @@ class Sequential:
             'sum'. The model keeps it as ``loss_fn`` (``evaluate`` reports it, ``save``
             records it). None: the model's ``loss_fn`` (softmax cross-entropy unless set;
             on resume, the checkpoint's)
-
-        The epochs run in training mode (:meth:`train`: dropout on, batch norm with batch
-        statistics), the validation in evaluation mode; the model's mode is put back after.
 
         Returns
         -------
