@@ -668,6 +668,10 @@ def _per_channel(a: np.ndarray | None, c: int, dtype: np.dtype, what: str
     return a.astype(dtype, copy=False)
 
 
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
 def check_batch_norm(x: np.ndarray, gamma: Any, beta: Any, running_mean: Any,
                      running_var: Any, training: bool, momentum: float, eps: float,
                      op: str = "batch_norm2d", stats_given: bool = False
@@ -691,10 +695,14 @@ def check_batch_norm(x: np.ndarray, gamma: Any, beta: Any, running_mean: Any,
     if running_mean is None and not training and not stats_given:
         raise ClearConvError(f"{op}: evaluation (training=False) normalises with the running "
                              f"statistics: running_mean and running_var are needed")
-    if not 0.0 <= float(momentum) <= 1.0:
-        raise ClearConvError(f"{op}: momentum must be in [0, 1], got {momentum}")
-    if not float(eps) > 0.0:
-        raise ClearConvError(f"{op}: eps must be > 0, got {eps}")
+    if momentum is None:
+        raise ClearConvError(f"{op}: momentum must be a number in [0, 1]; PyTorch's None (a "
+                             f"cumulative average) is the layer's: BatchNorm2D(momentum=None) "
+                             f"passes 1 / num_batches_tracked")
+    if not _is_real(momentum) or not 0.0 <= float(momentum) <= 1.0:
+        raise ClearConvError(f"{op}: momentum must be in [0, 1], got {momentum!r}")
+    if not _is_real(eps) or not float(eps) > 0.0:
+        raise ClearConvError(f"{op}: eps must be > 0, got {eps!r}")
     if training and not stats_given and x.shape[0] * x.shape[2] * x.shape[3] <= 1:
         raise ClearConvError(f"{op}: training needs more than one value per channel to "
                              f"take a variance, got input shape {tuple(x.shape)}")

@@ -213,6 +213,8 @@ BAD = [
     ((1, 3, 1, 1), {}, ClearConvError, ("more than one value", 1, 3)),
     ((2, 3, 4, 4), {"momentum": 1.5}, ClearConvError, ("momentum", 1.5)),
     ((2, 3, 4, 4), {"eps": 0.0}, ClearConvError, ("eps",)),
+    ((2, 3, 4, 4), {"eps": "small"}, ClearConvError, ("eps", "small")),
+    ((2, 3, 4, 4), {"momentum": None}, ClearConvError, ("momentum", "num_batches_tracked")),
     ((2, 3, 4, 4), {"running_mean": np.zeros(4), "running_var": np.ones(4)}, ShapeError,
      ("running_mean", 3)),
 ]
