@@ -235,3 +235,16 @@ def test_upsampling_picks_the_rows_torch_picks_for_any_size_and_factor(h, target
         y, _ = F.upsample_nearest2d_forward(x, **kwargs)
         yt = TF.interpolate(torch.tensor(x), mode="nearest", **kwargs)
         np.testing.assert_array_equal(y, yt.numpy())
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 30), st.integers(1, 35), st.integers(1, 35))
+def test_adaptive_windows_are_torch_windows_for_any_sizes(h, w, ho, wo):
+    x = np.random.default_rng(h * 31 + w).permutation(h * w).reshape(1, 1, h, w) * 1.0
+    y, cache = F.adaptive_max_pool2d_forward(x, (ho, wo))
+    yt, it = TF.adaptive_max_pool2d(torch.tensor(x), (ho, wo), return_indices=True)
+    np.testing.assert_array_equal(y, yt.numpy())
+    np.testing.assert_array_equal(F.adaptive_max_pool2d_indices(cache), it.numpy())
+    ya, _ = F.adaptive_avg_pool2d_forward(x, (ho, wo))
+    np.testing.assert_allclose(ya, TF.adaptive_avg_pool2d(torch.tensor(x), (ho, wo)).numpy(),
+                               rtol=1e-12, atol=1e-12)
