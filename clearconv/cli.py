@@ -10,7 +10,7 @@
     clearconv predict MODEL IMAGE... [--top 3] [--invert auto|yes|no]
     clearconv filter IMAGE --kernel sobel --out OUT.png [--size 5 --sigma 1.0 ...]
     clearconv download mnist|fashion-mnist|kmnist|cifar10 [--dir D]
-    clearconv explain TOPIC|all --out DIR [--image IMG] [--model MODEL]
+    clearconv explain TOPIC|all --out DIR [--image IMG] [--model MODEL [--dataset D]]
     clearconv export MODEL --onnx OUT.onnx [--opset 17]
     clearconv explore [MODEL] [--image IMG] [--out explorer.html] [--class K]
     clearconv serve [MODEL] [--host 127.0.0.1] [--port 8000]
@@ -214,6 +214,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 3
     train_seconds = time.perf_counter() - t0
     result = group.evaluate(model, ds.x_test, r.targets(ds.x_test, ds.y_test), batch_size=256)
+    # the file says what it was trained on, and how (explain --model draws the curves)
+    model.trained_on, model.train_history = r.dataset, dict(history.history)
     if group.root:
         model.save(out)
     say(f"{_result_text(result)}  ({history.epochs} epochs, {train_seconds:.1f} s)")
@@ -328,9 +330,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_filter(args: argparse.Namespace) -> int:
     from .data.images import read_image, save_image
-    from .filters import filter_image
+    from .filters import MAX_FILTER_PIXELS, filter_image
 
-    image, steps = read_image(args.image, mode=args.mode)
+    image, steps = read_image(args.image, mode=args.mode, max_pixels=MAX_FILTER_PIXELS)
     padding: Any = args.padding
     if padding.isdigit():
         padding = int(padding)
@@ -352,7 +354,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
 def cmd_download(args: argparse.Namespace) -> int:
     from .data import download
 
-    path = download(args.name, root=args.dir, progress=True)
+    path = download(args.name, root=args.dir, progress=True, mirrors=args.mirror)
     print(f"{args.name}: files verified in {path}")
     return 0
 
@@ -362,11 +364,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from .train.sequential import load
 
     model = load(args.model) if args.model else None
+    data = {"dataset": args.dataset, "data_dir": args.data_dir}
     if args.topic == "all":
-        results = explain.explain_all(args.out, image=args.image, model=model, seed=args.seed)
+        results = explain.explain_all(args.out, image=args.image, model=model, seed=args.seed,
+                                      **data)
     else:
         results = [explain.run(args.topic, args.out, image=args.image, model=model,
-                               seed=args.seed)]
+                               seed=args.seed, **data)]
     for r in results:
         for f in r.files:
             print(f)
@@ -386,7 +390,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     from .explore import explore
 
     r = explore(args.model, image=args.image, out=args.out, target=args.target,
-                all_classes=args.all_classes, seed=args.seed)
+                all_classes=True if args.all_classes else "auto", seed=args.seed)
     cls = r.data.meta["classes"]
     print(f"{r.path}: {r.size_bytes / 1e6:.2f} MB; {r.model_source}; input: {r.input_source}; "
           f"prediction {cls[r.prediction]}; open it in a browser (no network needed)")
@@ -452,6 +456,7 @@ def _group(args: argparse.Namespace) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .data import DATASET_NAMES
     from .explain import TOPICS
     from .train.optim import OPTIMIZERS
 
@@ -553,6 +558,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", choices=("mnist", "fashion-mnist", "kmnist", "cifar10"),
                    help="the dataset: mnist, fashion-mnist, kmnist or cifar10")
     p.add_argument("--dir", default=None, help="target folder (default: the cache)")
+    p.add_argument("--mirror", action="append", default=None, metavar="URL",
+                   help="a base URL to download from instead of the known mirrors (repeat "
+                        "for several, tried in order; default: $CLEARCONV_MIRRORS, commas "
+                        "between URLs, {name} for the dataset, else the known mirrors); "
+                        "the published checksums and sizes are still checked")
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("explain", help="the article's figures from real computations",
@@ -565,6 +575,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", default=None, help="your own image for the photo topics")
     p.add_argument("--model", default=None,
                    help="a saved model for the 'model' topic (default: train the digits CNN)")
+    p.add_argument("--dataset", default=None, choices=DATASET_NAMES,
+                   help="the model's dataset: its test images are the input, the confusion "
+                        "matrix and the saliency maps (default: the one the model file "
+                        "names, else digits)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder with the dataset's files (default: the download cache)")
     p.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed")
     p.set_defaults(func=cmd_explain)
 
@@ -583,7 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the class the backward view back-propagates (default: the label, "
                         "else the prediction)")
     p.add_argument("--all-classes", action="store_true",
-                   help="ship the backward pass of every class (a larger file)")
+                   help="ship the backward pass of every class (default: when the file stays "
+                        "under 3 MB)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_explore)
 

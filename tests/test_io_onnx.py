@@ -25,6 +25,8 @@ from clearconv.layers import (
     AdaptiveMaxPool2D,
     AvgPool1D,
     AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
     Concat,
     Conv1D,
     Conv2D,
@@ -68,6 +70,18 @@ def _pool_model(pool: Layer, shape: tuple[int, int, int]) -> cc.Sequential:
     out = pool.output_shape(conv.output_shape(shape))
     return cc.Sequential(conv, Tanh(), pool, Flatten(), Dense(int(np.prod(out)), 4, rng=3),
                          input_shape=shape)
+
+
+def _bn(layer: Layer, seed: int) -> Layer:
+    """A batch-norm layer with random weight, bias and running statistics."""
+    rng = np.random.default_rng(seed)
+    c = layer.num_features
+    if layer.affine:
+        layer.weight.value[...] = rng.random(c) + 0.5
+        layer.bias.value[...] = rng.standard_normal(c)
+    layer.running_mean[...] = rng.standard_normal(c)
+    layer.running_var[...] = rng.random(c) + 0.5
+    return layer
 
 
 MODELS: dict[str, Callable[[], cc.Sequential]] = {
@@ -149,6 +163,11 @@ MODELS: dict[str, Callable[[], cc.Sequential]] = {
     "pool1d-max": lambda: cc.Sequential(
         Conv1D(2, 4, 3, padding=1, rng=26), AdaptiveMaxPool1D(6), GlobalMaxPool1D(flatten=True),
         input_shape=(2, 12)),
+    "batchnorm": lambda: cc.Sequential(
+        Conv2D(2, 4, 3, padding=1, bias=False, rng=21), _bn(BatchNorm2D(4), 22), ReLU(),
+        Residual([Conv2D(4, 4, 3, padding=1, rng=23), _bn(BatchNorm2D(4, affine=False), 24)]),
+        Flatten(), Dense(4 * 5 * 6, 6, rng=25), _bn(BatchNorm1D(6, eps=1e-3), 26),
+        input_shape=(2, 5, 6)),
     "flatten-start-dim": lambda: cc.Sequential(
         Conv2D(2, 3, 3, padding=1, rng=21), Flatten(start_dim=2), Softmax(axis=-1),
         Flatten(), input_shape=(2, 4, 5)),

@@ -18,7 +18,7 @@ import pytest
 
 import clearconv as cc
 from clearconv.errors import ClearConvError
-from clearconv.io.torch import from_torch, to_torch
+from clearconv.io.torch import from_torch, to_torch, torch_blocks
 from clearconv.layers import (
     AdaptiveAvgPool1D,
     AdaptiveAvgPool2D,
@@ -26,6 +26,8 @@ from clearconv.layers import (
     AdaptiveMaxPool2D,
     AvgPool1D,
     AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
     Conv1D,
     Conv2D,
     ConvTranspose2D,
@@ -42,6 +44,7 @@ from clearconv.layers import (
     MaxPool2D,
     MaxUnpool2D,
     ReLU,
+    Residual,
     Sigmoid,
     Softmax,
     Tanh,
@@ -64,8 +67,9 @@ TORCH_DTYPE = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.
 def _torch_head(*trunk: Any, classes: int = 3, softmax: bool = False) -> Any:
     """trunk -> Flatten -> Linear(classes) (-> Softmax), the Linear sized from SHAPE."""
     body = nn.Sequential(*trunk)
-    with torch.no_grad():
-        feats = body(torch.zeros(1, *SHAPE)).numel()
+    with torch.no_grad():    # in eval mode: batch norm cannot train on one sample
+        feats = body.eval()(torch.zeros(1, *SHAPE)).numel()
+    body.train()
     tail = [nn.Flatten(), nn.Linear(feats, classes)] + ([nn.Softmax(dim=1)] if softmax else [])
     return nn.Sequential(*trunk, *tail)
 
@@ -78,6 +82,35 @@ def _cc_head(*trunk: Layer, classes: int = 3, softmax: bool = False) -> cc.Seque
     tail: list[Layer] = [Flatten(), Dense(int(np.prod(shape)), classes, rng=99)]
     return cc.Sequential(*trunk, *tail, *([Softmax(axis=1)] if softmax else []),
                          input_shape=SHAPE)
+
+
+def _bn(module: Any) -> Any:
+    """A torch batch-norm module with random weight, bias and running statistics (a fresh
+    one normalises with mean 0, variance 1: too easy to agree on)."""
+    c = module.num_features
+    with torch.no_grad():
+        if module.affine:
+            module.weight.copy_(torch.rand(c) + 0.5)
+            module.bias.copy_(torch.randn(c))
+        if module.track_running_stats:
+            module.running_mean.copy_(torch.randn(c))
+            module.running_var.copy_(torch.rand(c) + 0.5)
+            module.num_batches_tracked.fill_(3)
+    return module
+
+
+def _cc_bn(layer: Any, seed: int) -> Any:
+    """The same for a clearconv batch-norm layer."""
+    rng = np.random.default_rng(seed)
+    c = layer.num_features
+    if layer.affine:
+        layer.weight.value[...] = rng.random(c) + 0.5
+        layer.bias.value[...] = rng.standard_normal(c)
+    if layer.track_running_stats:
+        layer.running_mean[...] = rng.standard_normal(c)
+        layer.running_var[...] = rng.random(c) + 0.5
+        layer.num_batches_tracked[...] = 3
+    return layer
 
 
 TORCH_MODELS: dict[str, Callable[[], Any]] = {
@@ -107,6 +140,12 @@ TORCH_MODELS: dict[str, Callable[[], Any]] = {
         nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 1, 1, dilation=2),
         nn.Upsample(scale_factor=1.5, mode="bilinear"), nn.AvgPool2d(2, divisor_override=3),
         nn.Upsample(size=(7, 5)), nn.AdaptiveMaxPool2d((4, 3)), nn.AdaptiveAvgPool2d(2)),
+    "batchnorm-residual": lambda: _torch_head(
+        nn.Conv2d(2, 4, 3, padding=1, bias=False), _bn(nn.BatchNorm2d(4)), nn.ReLU(),
+        torch_blocks()[0](nn.Sequential(nn.Conv2d(4, 4, 3, padding=1),
+                                        _bn(nn.BatchNorm2d(4, momentum=None)), nn.ReLU()),
+                          nn.Sequential(nn.Conv2d(4, 4, 1), _bn(nn.BatchNorm2d(4, affine=False)))),
+        nn.Flatten(), _bn(nn.BatchNorm1d(4 * 9 * 8, eps=1e-3, momentum=0.3))),
 }
 
 CC_MODELS: dict[str, Callable[[], cc.Sequential]] = {
@@ -141,6 +180,12 @@ CC_MODELS: dict[str, Callable[[], cc.Sequential]] = {
     "global-average-flatten": lambda: cc.Sequential(
         Conv2D(2, 4, 3, padding=1, rng=0), ReLU(), GlobalAvgPool2D(flatten=True),
         Dense(4, 3, rng=1), input_shape=SHAPE),
+    "batchnorm-residual": lambda: _cc_head(
+        Conv2D(2, 4, 3, padding=1, bias=False, rng=0), _cc_bn(BatchNorm2D(4), 1), ReLU(),
+        Residual([Conv2D(4, 4, 3, padding=1, rng=2), _cc_bn(BatchNorm2D(4, momentum=None), 3),
+                  ReLU()],
+                 [Conv2D(4, 4, 1, stride=1, rng=4), _cc_bn(BatchNorm2D(4, affine=False), 5)]),
+        Flatten(), _cc_bn(BatchNorm1D(4 * 9 * 8, eps=1e-3, momentum=0.3), 6)),
 }
 TORCH_TRAINABLE = [k for k in TORCH_MODELS if "dropout" not in k]
 CC_TRAINABLE = [k for k in CC_MODELS if "dropout" not in k]
@@ -313,7 +358,7 @@ def test_from_torch_of_to_torch_keeps_weights_exactly() -> None:
     (lambda: nn.MaxPool2d(2, return_indices=True), "return_indices"),
     (lambda: nn.Flatten(start_dim=0), "start_dim=0"),
     (lambda: nn.Softmax(), "dim=None"),
-    (lambda: nn.BatchNorm2d(2), r"\(BatchNorm2d\) has no clearconv equivalent"),
+    (lambda: nn.InstanceNorm2d(2), r"\(InstanceNorm2d\) has no clearconv equivalent"),
     (lambda: nn.Dropout2d(0.2), r"\(Dropout2d\) has no clearconv equivalent"),
     (lambda: type("MyReLU", (nn.ReLU,), {})(), r"\(MyReLU\) has no clearconv equivalent"),
 ])

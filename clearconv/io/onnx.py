@@ -33,6 +33,8 @@ AvgPool1D,
 AdaptiveAvgPool1D,
 AdaptiveMaxPool1D
 Dense              Gemm, ``transB=1`` (weight (out, in), as ``nn.Linear``)
+BatchNorm2D,       BatchNormalization (inference: the running statistics; scale
+BatchNorm1D        1 and bias 0 without ``affine``)
 Flatten            Flatten, ``axis=1`` (other dims: Reshape, batch axis kept)
 ReLU, Sigmoid,     Relu, Sigmoid, Tanh, LeakyRelu (``alpha``), Softmax (``axis``)
 Tanh, LeakyReLU,
@@ -78,6 +80,8 @@ from ..layers import (
     AdaptiveMaxPool2D,
     AvgPool1D,
     AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
     Concat,
     Conv1D,
     Conv2D,
@@ -414,6 +418,23 @@ def _dense(g: _Graph, layer: Dense, i: str, x: str, y: str, shape: tuple[int, ..
     g.node("Gemm", inputs, [y], f"{i}.Dense", transB=1)
 
 
+def _batch_norm(g: _Graph, layer: BatchNorm2D | BatchNorm1D, i: str, x: str, y: str,
+                shape: tuple[int, ...]) -> None:
+    """BatchNormalization in inference mode: ``(x - running_mean) / sqrt(running_var +
+    eps) * scale + B``, what clearconv's inference computes."""
+    if not layer.track_running_stats:
+        raise ClearConvError("track_running_stats=False normalises every batch with its own "
+                             "statistics; ONNX's BatchNormalization needs running ones")
+    c = layer.num_features
+    scale = layer.weight.value if layer.weight is not None else np.ones(c)
+    bias = layer.bias.value if layer.bias is not None else np.zeros(c)
+    inputs = [x, g.constant(f"{i}.weight", scale), g.constant(f"{i}.bias", bias),
+              g.constant(f"{i}.running_mean", layer.running_mean),
+              g.constant(f"{i}.running_var", layer.running_var)]
+    g.node("BatchNormalization", inputs, [y], f"{i}.{type(layer).__name__}",
+           epsilon=layer.eps)
+
+
 def _flatten(g: _Graph, layer: Flatten, i: str, x: str, y: str,
               shape: tuple[int, ...]) -> None:
     """Flatten (axis 1) for the default layer; otherwise a Reshape to the per-sample
@@ -484,6 +505,8 @@ _EXPORTERS: dict[type, Callable[..., None]] = {
     AdaptiveAvgPool1D: _as_2d(lambda la: AdaptiveAvgPool2D((1, la.output_size))),
     AdaptiveMaxPool1D: _as_2d(lambda la: AdaptiveMaxPool2D((1, la.output_size))),
     Dense: _dense,
+    BatchNorm2D: _batch_norm,
+    BatchNorm1D: _batch_norm,
     Flatten: _flatten,
     ReLU: _simple("Relu"),
     LeakyReLU: _simple("LeakyRelu", alpha=lambda la: la.negative_slope),

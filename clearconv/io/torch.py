@@ -22,6 +22,10 @@ AdaptiveMaxPool2d, AdaptiveMaxPool1d   AdaptiveMaxPool2D, AdaptiveMaxPool1D (the
                                        and a Flatten after it if they flatten)
 Upsample ('nearest', 'bilinear')       Upsample
 Linear                                 Dense (weight (out, in) in both)
+BatchNorm2d, BatchNorm1d               BatchNorm2D, BatchNorm1D (weight, bias and the
+                                       buffers running_mean, running_var,
+                                       num_batches_tracked; eps, momentum, affine,
+                                       track_running_stats)
 Flatten (start_dim >= 1, end_dim)      Flatten
 ReLU, LeakyReLU, Sigmoid, Tanh         ReLU, LeakyReLU, Sigmoid, Tanh
 Softmax (dim given)                    Softmax (axis=dim)
@@ -61,6 +65,8 @@ from ..layers import (
     AdaptiveMaxPool2D,
     AvgPool1D,
     AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
     Concat,
     Conv1D,
     Conv2D,
@@ -340,6 +346,20 @@ def _linear_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
     return dense
 
 
+def _batch_norm_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
+    cls = BatchNorm2D if type(module).__name__ == "BatchNorm2d" else BatchNorm1D
+    layer = cls(module.num_features, module.eps, module.momentum, module.affine,
+                module.track_running_stats, dtype=dtype)
+    if module.affine:
+        _set(layer.weight, _array(module.weight, dtype), name, module)
+        _set(layer.bias, _array(module.bias, dtype), name, module)
+    if module.track_running_stats:
+        layer.running_mean[...] = _array(module.running_mean, dtype)
+        layer.running_var[...] = _array(module.running_var, dtype)
+        layer.num_batches_tracked[...] = int(module.num_batches_tracked)
+    return layer
+
+
 def _flatten_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
     if module.start_dim == 0:
         raise _refuse(name, module, "start_dim=0 (merging the batch axis) is not supported")
@@ -399,6 +419,8 @@ _FROM_TORCH: dict[str, Any] = {
     "MaxPool2d": _max_pool_from_torch,
     "AvgPool2d": _avg_pool_from_torch,
     "Linear": _linear_from_torch,
+    "BatchNorm2d": _batch_norm_from_torch,
+    "BatchNorm1d": _batch_norm_from_torch,
     "Flatten": _flatten_from_torch,
     "ReLU": lambda m, name, dtype: ReLU(),
     "LeakyReLU": lambda m, name, dtype: LeakyReLU(m.negative_slope),
@@ -480,13 +502,16 @@ def _layers_to_torch(torch: Any, layers: Sequence[Layer], prefix: str,
         elif kind is Dense:
             modules.append(_with_params(torch, nn.Linear, layer, layer.in_features,
                                         layer.out_features, bias=layer.bias is not None))
+        elif kind in (BatchNorm2D, BatchNorm1D):
+            modules.append(_batch_norm_to_torch(torch, layer))
         elif kind in _SIMPLE_TO_TORCH:
             modules.append(_SIMPLE_TO_TORCH[kind](nn, layer))
         elif kind in _RESAMPLE_TO_TORCH:
             modules += _RESAMPLE_TO_TORCH[kind](nn, layer, i)
         else:
             supported = ", ".join(c.__name__ for c in (Conv2D, ConvTranspose2D, Conv1D,
-                                                      MaxPool2D, AvgPool2D, Dense, Residual,
+                                                      MaxPool2D, AvgPool2D, Dense,
+                                                      BatchNorm2D, BatchNorm1D, Residual,
                                                       Concat, *_SIMPLE_TO_TORCH,
                                                       *_RESAMPLE_TO_TORCH))
             raise ClearConvError(f"layer {i} ({kind.__name__}) has no torch equivalent; "
@@ -600,6 +625,22 @@ def _with_params(torch: Any, cls: Any, layer: Conv2D | Dense, *args: Any, **kwar
         layer.weight.value).copy()))
     if layer.bias is not None:
         module.bias = torch.nn.Parameter(torch.from_numpy(layer.bias.value.copy()))
+    return module
+
+
+def _batch_norm_to_torch(torch: Any, layer: BatchNorm2D | BatchNorm1D) -> Any:
+    """nn.BatchNorm2d / 1d with copies of the parameters and the running statistics."""
+    cls = torch.nn.BatchNorm2d if type(layer) is BatchNorm2D else torch.nn.BatchNorm1d
+    module = cls(layer.num_features, layer.eps, layer.momentum, layer.affine,
+                 layer.track_running_stats)
+    with torch.no_grad():
+        if layer.affine:
+            module.weight = torch.nn.Parameter(torch.from_numpy(layer.weight.value.copy()))
+            module.bias = torch.nn.Parameter(torch.from_numpy(layer.bias.value.copy()))
+        if layer.track_running_stats:
+            module.running_mean = torch.from_numpy(layer.running_mean.copy())
+            module.running_var = torch.from_numpy(layer.running_var.copy())
+            module.num_batches_tracked = torch.tensor(int(layer.num_batches_tracked))
     return module
 
 

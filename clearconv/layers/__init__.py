@@ -5,6 +5,7 @@ from .base import Layer, manual_seed
 from .blocks import Concat, Residual
 from .conv import Conv1D, Conv2D, ConvTranspose2D
 from .core import Dense, Dropout, Flatten
+from .normalization import BatchNorm1D, BatchNorm1d, BatchNorm2D, BatchNorm2d
 from .pooling import (
     AdaptiveAvgPool1D,
     AdaptiveAvgPool1d,
@@ -46,6 +47,10 @@ __all__ = [
     "AvgPool1d",
     "AvgPool2D",
     "AvgPool2d",
+    "BatchNorm1D",
+    "BatchNorm1d",
+    "BatchNorm2D",
+    "BatchNorm2d",
     "Concat",
     "Conv1D",
     "Conv2D",
