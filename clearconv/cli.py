@@ -223,7 +223,6 @@ def _run_folder(args: argparse.Namespace, backup_dir: str | None) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-
     group = args.group              # several MPI processes: each trains on its share
     if not group.root:              # rank 0 alone prints and writes the model
         args.verbose, args.metrics = False, None
