@@ -323,6 +323,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if digits:   # MNIST's own preparation of a photographed digit
             ink = {"auto": "auto", True: "dark", False: "light"}[args.invert]
             x, more = prepare_digit(image, (h, w), ink=ink)
+        elif model.trained_on == "folder" and args.invert == "auto":
+            # as the folder's images were read for training (data/folder.py): no guess
+            x, more = read_image(path, mode="L" if c == 1 else "RGB", size=(h, w))
+            steps = ["read as the training folder's images were"]
         else:
             x, more = fit_to_model(image, c, (h, w), invert=args.invert)
         probs = model.predict_proba(x[None].astype(np.float32) / 255.0)[0]

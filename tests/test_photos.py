@@ -106,3 +106,24 @@ def test_predict_prepares_photos_for_digit_models_and_shows_what_the_model_sees(
         seen = np.asarray(Image.open(written))
         image, _ = read_image(f)
         np.testing.assert_array_equal(seen, prepare_digit(image)[0][0])
+
+
+def test_a_folder_model_gets_its_photos_as_its_training_images_were_read(tmp_path, capsys):
+    """No inversion and no padding guessed: the folder loader's own conversion."""
+    from clearconv.data.images import read_image
+    from clearconv.layers import Conv2D, Dense, Flatten, ReLU
+    from clearconv.train import Sequential
+
+    model = Sequential(Conv2D(1, 2, 3, rng=0), ReLU(), Flatten(), Dense(2 * 14 * 14, 2, rng=0),
+                       input_shape=(1, 16, 16))
+    model.classes, model.trained_on = ["cat", "dog"], "folder"
+    path = tmp_path / "folder.npz"
+    model.save(str(path))
+    photo = tmp_path / "wide.png"
+    Image.fromarray(np.tile(np.arange(60, dtype=np.uint8) * 4, (30, 1))).save(photo)
+    shown = tmp_path / "seen.png"
+    assert main(["predict", str(path), str(photo), "--show-input", str(shown)]) == 0
+    out = capsys.readouterr().out
+    assert "read as the training folder's images were" in out and "inverted" not in out
+    expected, _ = read_image(photo, mode="L", size=(16, 16))
+    np.testing.assert_array_equal(np.asarray(Image.open(shown)), expected[0])
