@@ -100,9 +100,13 @@ def _optimizer(text: str) -> str:
     return name
 
 
-def _topic(text: str) -> str:
-    from .explain import TOPICS
+#: clearconv.explain.TOPICS, written out so that --help does not import the figure code
+#: (tests/test_cli_validation.py holds the two equal)
+TOPICS = ("image", "convolution", "filters", "padding", "stride", "volume", "sharing",
+          "backward", "pooling", "pooling-backward", "model")
 
+
+def _topic(text: str) -> str:
     name = text.strip().lower().replace("_", "-")
     if name not in (*TOPICS, "all"):
         raise argparse.ArgumentTypeError(
@@ -486,7 +490,6 @@ def _group(args: argparse.Namespace) -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     from .data import DATASET_NAMES
-    from .explain import TOPICS
     from .train.optim import OPTIMIZERS
 
     parser = argparse.ArgumentParser(
