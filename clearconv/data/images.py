@@ -847,6 +847,8 @@ def _ink_map(chw: np.ndarray, ink: str, steps: list[str]
         side = "darker" if ink == "dark" else "lighter"
         steps.append(f"{ink} ink (the middle of the picture is mostly paper, its far tail "
                      f"{side}: ink)")
+    steps.append("inverted: dark ink becomes MNIST's light strokes on black" if ink == "dark"
+                 else "light strokes on dark kept as MNIST's")
     if ink == "light":
         g = 255.0 - g
     page = _page(g)
