@@ -857,7 +857,7 @@ def _ink_map(chw: np.ndarray, ink: str, steps: list[str]
     elif page.mean() < 0.999:
         steps.append(f"the page: {page.mean():.0%} of the picture (the rest is its "
                      f"surroundings)")
-    kp = max(9, (min(h, w) // 10) | 1)      # wider than a stroke, as local as it can be
+    kp = max(9, (min(h, w) // 6) | 1)      # wider than a stroke, as local as it can be
     paper = _box_blur(_sliding(_sliding(g, kp, "max"), kp, "min"), max(3, kp // 2) | 1)
     darkness = np.where(page, np.clip((paper - g) / np.maximum(paper, 16.0), 0.0, 1.0), 0.0)
     steps.append(f"paper estimated by a {kp}x{kp} closing (lighting, shadows and texture "
