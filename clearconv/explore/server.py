@@ -54,14 +54,19 @@ class ExplorerApp:
         self.seed = seed
         self.max_upload = int(max_upload)
         self.lock = threading.Lock()
+        self._page: str | None = None
 
     def page(self) -> str:
+        """The live page, with the default digit's numbers in it (made once)."""
         from . import resolve_input
 
-        x, source, label = resolve_input(self.model, None, self.seed)
         with self.lock:
-            data = compute(self.model, x, label=label)
-        return render(data, "clearconv explorer (live)", self.model_source, source, live=True)
+            if self._page is None:
+                x, source, label = resolve_input(self.model, None, self.seed)
+                data = compute(self.model, x, label=label)
+                self._page = render(data, "clearconv explorer (live)", self.model_source,
+                                    source, live=True)
+            return self._page
 
     def explore(self, body: bytes, details: bool = True, target: int | None = None,
                 default: bool = False) -> dict[str, Any]:
