@@ -115,3 +115,14 @@ def test_two_users_at_once_get_their_own_answers(server):
     first = results[0][1]
     assert all(np.array_equal(x, first) for _, x in results[::2])
     assert not np.array_equal(results[0][1], results[1][1])
+
+
+def test_an_overtaken_breakdown_request_is_not_computed(server):
+    app = server.app
+    app._note("pageA", 7)                          # a newer request of page A arrived
+    assert app.explore(_png(), details=True, client="pageA", seq=5) is None
+    assert app.explore(_png(), details=True, client="pageB", seq=5) is not None
+    assert app.explore(_png(), details=False, client="pageA", seq=6) is not None  # fast: always
+    status, text = _request(server, "POST", "/api/explore?details=1&client=pageA&seq=3", _png())
+    assert status == 409 and b"superseded" in text
+    assert _request(server, "POST", "/api/explore?client=bad!&seq=1", _png())[0] == 400

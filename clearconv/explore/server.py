@@ -12,16 +12,26 @@ Uploads are bounded (``max_upload`` bytes, announced by Content-Length before an
 is read) and decoded by clearconv's one image decoder (its pixel budget included); a
 malformed request gets a 4xx answer with the reason, never a crash.
 
-Endpoints: ``GET /`` the page, ``POST /api/explore?details=0|1&target=K[&default=1]``
-with the image as the body (``default=1`` and an empty body: the default digit).
+Endpoints: ``GET /`` the page, ``POST /api/explore?details=0|1&target=K[&default=1]
+[&client=ID&seq=N]`` with the image as the body (``default=1`` and an empty body: the
+default digit).
+
+The fast updates and the breakdowns run on two copies of the model, each behind its own
+lock, so that a slow breakdown (about a second for the MNIST CNN) never holds up the
+next drawing's update. A page names itself (``client``) and numbers its requests
+(``seq``): a breakdown request that a newer one of the same page overtook while it
+waited is answered 409 (superseded) instead of being computed.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import json
+import re
 import threading
 import time
+from collections import OrderedDict
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -55,6 +65,10 @@ class ExplorerApp:
         self.max_upload = int(max_upload)
         self.lock = threading.Lock()
         self._page: str | None = None
+        self.detail_model = copy.deepcopy(model)      # the breakdowns' own copy
+        self.detail_lock = threading.Lock()
+        self._newest: OrderedDict[str, int] = OrderedDict()   # client -> newest seq
+        self._newest_lock = threading.Lock()
 
     def page(self) -> str:
         """The live page, with the default digit's numbers in it (made once)."""
@@ -68,8 +82,27 @@ class ExplorerApp:
                                     source, live=True)
             return self._page
 
+    def _note(self, client: str | None, seq: int | None) -> None:
+        if client is None or seq is None:
+            return
+        with self._newest_lock:
+            self._newest[client] = max(seq, self._newest.get(client, seq))
+            self._newest.move_to_end(client)
+            while len(self._newest) > 1000:               # bounded: the oldest pages go
+                self._newest.popitem(last=False)
+
+    def superseded(self, client: str | None, seq: int | None) -> bool:
+        """Whether a newer request of the same page arrived after this one."""
+        if client is None or seq is None:
+            return False
+        with self._newest_lock:
+            return self._newest.get(client, seq) > seq
+
     def explore(self, body: bytes, details: bool = True, target: int | None = None,
-                default: bool = False) -> dict[str, Any]:
+                default: bool = False, client: str | None = None,
+                seq: int | None = None) -> dict[str, Any] | None:
+        """The answer to one request; None when a newer request of the same page
+        overtook this breakdown request while it waited."""
         from ..data.images import read_image
         from . import resolve_input
 
@@ -83,8 +116,15 @@ class ExplorerApp:
             h, w = pixels.shape[1:]
             x, source, label = resolve_input(self.model, pixels, self.seed, decoded=steps,
                                              name=f"your upload {w}x{h}")
-        with self.lock:
-            data = compute(self.model, x, label=label, target=target, details=details)
+        self._note(client, seq)
+        if details:
+            with self.detail_lock:
+                if self.superseded(client, seq):
+                    return None
+                data = compute(self.detail_model, x, label=label, target=target, details=True)
+        else:
+            with self.lock:
+                data = compute(self.model, x, label=label, target=target, details=False)
         answer = payload(data, self.model_source, source, level=1)
         answer["ms"] = round((time.perf_counter() - t0) * 1000, 1)
         return answer
@@ -97,6 +137,16 @@ def _target(query: dict[str, list[str]]) -> int | None:
     if not value.isdigit():
         raise ClearConvError(f"target must be a class number, got {value!r}")
     return int(value)
+
+
+def _client(query: dict[str, list[str]]) -> tuple[str | None, int | None]:
+    client = query.get("client", [None])[0]
+    seq = query.get("seq", [None])[0]
+    if client is not None and not re.fullmatch(r"[A-Za-z0-9]{1,32}", client):
+        raise ClearConvError("client must be 1 to 32 letters and digits")
+    if seq is not None and not (seq.isdigit() and len(seq) < 16):
+        raise ClearConvError(f"seq must be a request number, got {seq[:20]!r}")
+    return client, None if seq is None else int(seq)
 
 
 def _flag(query: dict[str, list[str]], name: str, default: bool) -> bool:
@@ -164,12 +214,14 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             query = parse_qs(parts.query)
             answer = self.app.explore(body, _flag(query, "details", True), _target(query),
-                                      _flag(query, "default", False))
+                                      _flag(query, "default", False), *_client(query))
         except (ClearConvError, FileNotFoundError) as e:
             return self._error(HTTPStatus.BAD_REQUEST, f"error: {e}")
         except Exception as e:  # noqa: BLE001 - answer, log, keep serving
             self.log_error("explore failed: %r", e)
             return self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"error: {type(e).__name__}")
+        if answer is None:
+            return self._error(HTTPStatus.CONFLICT, "superseded by a newer request of this page")
         self._send(HTTPStatus.OK, json.dumps(answer).encode(), "application/json")
 
 

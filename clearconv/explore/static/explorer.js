@@ -680,7 +680,8 @@
     $("#file").addEventListener("change", (e) => { const f = e.target.files[0]; if (f) upload(f); });
     function send() { pad.toBlob((b) => upload(b), "image/png"); }
   }
-  let seq = 0;
+  let seq = 0, pending = null;
+  const CLIENT = Math.random().toString(36).slice(2, 14).replace(/[^a-z0-9]/g, "") || "page";
   async function upload(body, target) {
     const my = ++seq;
     if (target === undefined) target = S.target;   // the class the learner picked, if any
@@ -689,19 +690,26 @@
     try {
       const q = (target === undefined ? "" : `&target=${target}`) + (body ? "" : "&default=1");
       if (!body) body = "";                        // no drawing yet: the page's default digit
-      const fast = await fetch(`api/explore?details=0${q}`, { method: "POST", body });
+      const who = `&client=${CLIENT}&seq=${my}`;
+      const fast = await fetch(`api/explore?details=0${q}${who}`, { method: "POST", body });
       if (!fast.ok) throw new Error((await fast.text()) || fast.statusText);
       const d1 = await fast.json();
       if (my !== seq) return;
       await load(d1);
       $("#status").textContent = `prediction ${META.classes[META.prediction]} (${d1.ms} ms); loading the breakdowns...`;
-      const full = await fetch(`api/explore?details=1${q}`, { method: "POST", body });
+      if (pending) pending.abort();               // an older breakdown is no longer wanted
+      pending = new AbortController();
+      const full = await fetch(`api/explore?details=1${q}${who}`, { method: "POST", body, signal: pending.signal });
+      if (full.status === 409 || my !== seq) return;   // a newer drawing overtook this one
       if (!full.ok) throw new Error((await full.text()) || full.statusText);
       const d2 = await full.json();
       if (my !== seq) return;
       await load(d2);
       $("#status").textContent = `prediction ${META.classes[META.prediction]}: updated in ${d1.ms} ms, breakdowns in ${d2.ms} ms`;
-    } catch (e) { $("#status").innerHTML = `<span class="err">${esc(e.message)}</span>`; }
+    } catch (e) {
+      if (e.name === "AbortError") return;
+      $("#status").innerHTML = `<span class="err">${esc(e.message)}</span>`;
+    }
   }
 
   // ------------------------------------------------------------------ start
