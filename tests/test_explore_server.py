@@ -126,3 +126,21 @@ def test_an_overtaken_breakdown_request_is_not_computed(server):
     status, text = _request(server, "POST", "/api/explore?details=1&client=pageA&seq=3", _png())
     assert status == 409 and b"superseded" in text
     assert _request(server, "POST", "/api/explore?client=bad!&seq=1", _png())[0] == 400
+
+
+def test_breakdowns_come_from_the_worker_process_and_survive_its_death():
+    model = zoo.digits_cnn(rng=0)
+    here = ExplorerApp(model, "m", worker=False)
+    there = ExplorerApp(model, "m")
+    try:
+        a = unpack(here.explore(_png(), details=True)["pack"])
+        b = unpack(there.explore(_png(), details=True)["pack"])
+        assert there._proc is not None and there._proc.pid != 0
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+        there._proc.kill()                                  # the worker dies
+        there._proc.wait()
+        c = unpack(there.explore(_png(), details=True)["pack"])   # a fresh one answers
+        assert np.array_equal(c["L3.products"], a["L3.products"])
+    finally:
+        there.close()
+    assert there._proc is None and there._folder is None

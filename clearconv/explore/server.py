@@ -16,16 +16,17 @@ Endpoints: ``GET /`` the page, ``POST /api/explore?details=0|1&target=K[&default
 [&client=ID&seq=N]`` with the image as the body (``default=1`` and an empty body: the
 default digit).
 
-The fast updates and the breakdowns run on two copies of the model, each behind its own
-lock, so that a slow breakdown (about a second for the MNIST CNN) never holds up the
-next drawing's update. A page names itself (``client``) and numbers its requests
-(``seq``): a breakdown request that a newer one of the same page overtook while it
-waited is answered 409 (superseded) instead of being computed.
+The fast updates run in the server's process; the breakdowns (the loop reference:
+about a second of Python for the MNIST CNN, which would hold the interpreter lock) in a
+worker process (:mod:`._worker`, the model saved for it in clearconv's file format), so
+that a breakdown never holds up the next drawing's update. A page names itself
+(``client``) and numbers its requests (``seq``): a breakdown request that a newer one
+of the same page overtook while it waited is answered 409 (superseded) instead of being
+computed.
 """
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import re
@@ -55,7 +56,7 @@ class ExplorerApp:
     """
 
     def __init__(self, model: Sequential, model_source: str = "", seed: int = 0,
-                 max_upload: int = MAX_UPLOAD) -> None:
+                 max_upload: int = MAX_UPLOAD, worker: bool = True) -> None:
         if model.input_shape is None or len(model.input_shape) != 3:
             raise ClearConvError("serve needs an image model with a known (C, H, W) input "
                                  "shape")
@@ -65,8 +66,10 @@ class ExplorerApp:
         self.max_upload = int(max_upload)
         self.lock = threading.Lock()
         self._page: str | None = None
-        self.detail_model = copy.deepcopy(model)      # the breakdowns' own copy
         self.detail_lock = threading.Lock()
+        self.worker = worker             # False: the breakdowns in this process (tests)
+        self._proc: Any = None                         # the worker (subprocess.Popen)
+        self._folder: Any = None                       # where the worker's model file is
         self._newest: OrderedDict[str, int] = OrderedDict()   # client -> newest seq
         self._newest_lock = threading.Lock()
 
@@ -121,13 +124,86 @@ class ExplorerApp:
             with self.detail_lock:
                 if self.superseded(client, seq):
                     return None
-                data = compute(self.detail_model, x, label=label, target=target, details=True)
+                answer = self._breakdowns(x, label, target, source)
         else:
             with self.lock:
                 data = compute(self.model, x, label=label, target=target, details=False)
-        answer = payload(data, self.model_source, source, level=1)
+            answer = payload(data, self.model_source, source, level=1)
         answer["ms"] = round((time.perf_counter() - t0) * 1000, 1)
         return answer
+
+
+    def _breakdowns(self, x: Any, label: int | None, target: int | None, source: str
+                    ) -> dict[str, Any]:
+        """The details payload, from the worker process (started on first use, and
+        again if it died). Called with ``detail_lock`` held: one request at a time."""
+        if not self.worker:
+            with self.lock:
+                data = compute(self.model, x, label=label, target=target, details=True)
+            return payload(data, self.model_source, source, level=1)
+        import numpy as np
+
+        from ._worker import read_message, write_message
+
+        head = json.dumps({"label": label, "target": target, "model_source": self.model_source,
+                           "source": source, "shape": list(np.shape(x))}).encode()
+        message = (len(head).to_bytes(4, "big") + head
+                   + np.ascontiguousarray(x, np.float32).tobytes())
+        for attempt in range(2):
+            proc = self._worker_process()
+            try:
+                write_message(proc.stdin, message)
+                reply = read_message(proc.stdout)
+            except (BrokenPipeError, OSError):
+                reply = None
+            if reply is not None:
+                answer = json.loads(reply)
+                if "error" in answer:
+                    raise ClearConvError(answer["error"])
+                return answer
+            self._stop_worker()                  # it died: start a fresh one, once
+            if attempt:
+                raise ClearConvError("the breakdown worker stopped")
+        raise AssertionError("unreachable")
+
+    def _worker_process(self) -> Any:
+        import os
+        import subprocess
+        import sys
+        import tempfile
+        from pathlib import Path
+
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        if self._folder is None:
+            self._folder = tempfile.TemporaryDirectory(prefix="clearconv-serve-")
+            with self.lock:
+                self.model.save(str(Path(self._folder.name) / "model.npz"))
+        root = str(Path(__file__).resolve().parents[2])     # this clearconv, in the worker too
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "clearconv.explore._worker",
+             str(Path(self._folder.name) / "model.npz")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        return self._proc
+
+    def _stop_worker(self) -> None:
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.wait()
+            for stream in (self._proc.stdin, self._proc.stdout):
+                stream.close()
+            self._proc = None
+
+    def close(self) -> None:
+        """Stop the breakdown worker and remove its model file."""
+        with self.detail_lock:
+            self._stop_worker()
+            if self._folder is not None:
+                self._folder.cleanup()
+                self._folder = None
 
 
 def _target(query: dict[str, list[str]]) -> int | None:
@@ -235,6 +311,10 @@ class ExplorerServer(ThreadingHTTPServer):
         handler = type("Handler", (_Handler,), {"app": app, "quiet": quiet})
         super().__init__((host, port), handler)
         self.app = app
+
+    def server_close(self) -> None:
+        super().server_close()
+        self.app.close()
 
     @property
     def url(self) -> str:
