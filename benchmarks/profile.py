@@ -1,7 +1,9 @@
 """Where a training step's time goes, op by op: ``python -m benchmarks.profile [options]``.
 
-Runs ``model.train_step`` (the library's own, unchanged) on one repeated batch and times,
-at the Python level on the calling thread, every part of it:
+Runs ``model.train_step`` (the library's own, unchanged) on one repeated batch, or with
+``--inference`` ``model.predict`` on it (one batch of ``--batch`` images: batch 1 is the
+latency of one photo), and times, at the Python level on the calling thread, every part
+of it:
 
 - the model's ``forward``, ``backward``, ``zero_grad``, the loss (softmax cross-entropy
   forward and backward) and the optimizer's ``step``;
@@ -61,8 +63,10 @@ class Profiler:
     another thread, or inside a thread split (``suppress``), are not timed.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter, root: str = STEP
+                 ) -> None:
         self.clock = clock
+        self.root = root
         self.owner = threading.get_ident()
         self.stack: list[str] = []
         self.suppress = 0
@@ -110,10 +114,11 @@ class Profiler:
 
     @contextmanager
     def step(self, probe: bool) -> Iterator[None]:
-        """One training step: its sections go to ``steps`` (or ``probe_steps``)."""
+        """One step (a training step, or a predict call): its sections go to ``steps``
+        (or ``probe_steps``), under the root section ``self.root``."""
         self.current, self.probing = {}, probe
         try:
-            with self.section(STEP):
+            with self.section(self.root):
                 yield
         finally:
             (self.probe_steps if probe else self.steps).append(self.current)
@@ -223,7 +228,7 @@ def rows(profiler: Profiler) -> list[dict[str, Any]]:
         for path in s:
             if path not in order:
                 order.append(path)
-    total = _median(steps, (STEP,))
+    total = _median(steps, (profiler.root,))
     n_steps = len(steps)
     out: list[dict[str, Any]] = []
 
@@ -248,7 +253,7 @@ def rows(profiler: Profiler) -> list[dict[str, Any]]:
                                      for s in steps)
             row(path + (REST,), REST, rest, None)
 
-    emit((STEP,))
+    emit((profiler.root,))
     return out
 
 
@@ -275,6 +280,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2,
                    help="clearconv threads (and the BLAS outside its regions)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--inference", action="store_true",
+                   help="profile model.predict on one batch instead of a training step")
     p.add_argument("--no-fuse", action="store_true",
                    help="Sequential(fuse=False): every layer its own step")
     p.add_argument("--gemm-size", type=int, default=2048,
@@ -287,9 +294,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def profile_step(arch: str = "mnist_cnn", batch: int = 64, steps: int = 40, warmup: int = 5,
-                 dtype: str = "float32", fuse: bool = True) -> tuple[Profiler, Any]:
+                 dtype: str = "float32", fuse: bool = True, inference: bool = False
+                 ) -> tuple[Profiler, Any]:
     """Profile ``steps`` training steps (SGD, momentum 0.9) of a zoo network on one
-    repeated batch; returns the profiler and the model. Threads as the caller set them."""
+    repeated batch, or ``steps`` calls of ``predict`` on it (``inference``); returns the
+    profiler and the model. Threads as the caller set them."""
     from clearconv.optim import SGD
 
     from clearconv.train import zoo
@@ -300,11 +309,19 @@ def profile_step(arch: str = "mnist_cnn", batch: int = 64, steps: int = 40, warm
     model.fuse = fuse
     x, y = _batch(batch, dtype=dtype)
     opt = SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    if inference:
+        from clearconv.kernels import tune_allocator
+
+        tune_allocator()                  # as the CLI does once per process
     for _ in range(warmup):
-        model.train_step(x, y, opt)
-    profiler = Profiler()
+        model.predict(x, batch_size=batch) if inference else model.train_step(x, y, opt)
+    profiler = Profiler(root="predict" if inference else STEP)
     with instrumented(model, opt, profiler):
         for i in range(steps):
+            if inference:
+                with profiler.step(probe=False):
+                    model.predict(x, batch_size=batch)
+                continue
             with profiler.step(probe=i % 2 == 1):
                 model.train_step(x, y, opt)
     return profiler, model
@@ -317,12 +334,14 @@ def main(argv: list[str] | None = None) -> int:
 
     with limit_threads(args.threads, with_torch=False):
         profiler, model = profile_step(args.arch, args.batch, args.steps, args.warmup,
-                                       args.dtype, fuse=not args.no_fuse)
+                                       args.dtype, fuse=not args.no_fuse,
+                                       inference=args.inference)
         rate = gemm_rate(args.dtype, size=args.gemm_size) if args.gemm_size else None
     table = rows(profiler)
     step_ms = table[0]["median_ms"]
-    work = model_work(model, args.batch, backward=True)
-    head = (f"{args.arch} training step, batch {args.batch}, {args.dtype}, {args.threads} "
+    work = model_work(model, args.batch, backward=not args.inference)
+    what = "inference (predict)" if args.inference else "training step"
+    head = (f"{args.arch} {what}, batch {args.batch}, {args.dtype}, {args.threads} "
             f"threads, fuse={not args.no_fuse}; medians of {len(profiler.steps)} steps "
             f"(+{len(profiler.probe_steps)} probe steps) after {args.warmup} warm-up; "
             f"CPU kind {cpu_kind(cpu_flags())}")
@@ -331,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         floor_ms = work.flop / rate["gflops"] / 1e6
         floor = (f"{work.flop / 1e9:.3f} GFLOP; floor {floor_ms:.2f} ms at "
                  f"{rate['gflops']:.0f} GFLOP/s ({args.dtype} GEMM {args.gemm_size}^3): "
-                 f"this step {step_ms / floor_ms:.2f}x the floor")
+                 f"this {what} {step_ms / floor_ms:.2f}x the floor")
     print(head)
     if floor:
         print(floor)

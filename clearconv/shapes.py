@@ -9,7 +9,9 @@ with a message that names the offending numbers.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import functools
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -21,6 +23,45 @@ IntPair = int | tuple[int, int]
 PaddingArg = int | str | tuple[int, int] | tuple[tuple[int, int], tuple[int, int]]
 #: padding resolved to ((top, bottom), (left, right)).
 Padding2D = tuple[tuple[int, int], tuple[int, int]]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+#: calls remembered per memoized function (then forgotten all at once)
+MEMO_SIZE = 512
+
+
+def _typed_key(value: Any) -> Any:
+    """A dict key for an argument that tells apart values equal across types
+    (``True`` from ``1``, ``(1, 2.0)`` from ``(1, 2)``), which the checks treat apart."""
+    if isinstance(value, (tuple, list)):
+        return type(value), tuple(_typed_key(v) for v in value)
+    return type(value), value
+
+
+def _memoized(fn: _F) -> _F:
+    """``fn`` (a pure geometry function returning an immutable NamedTuple) remembering
+    its results for the arguments it has seen: a layer calls it with the same
+    arguments every batch, and at batch 1 the checks cost as much as the arithmetic.
+    Calls that raise are not remembered (they raise again); unhashable arguments are
+    computed afresh."""
+    memo: dict[Any, Any] = {}
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            key = (_typed_key(args), _typed_key(tuple(sorted(kwargs.items()))))
+            return memo[key]
+        except KeyError:
+            pass
+        except TypeError:            # an unhashable argument: no memo
+            return fn(*args, **kwargs)
+        result = fn(*args, **kwargs)
+        if len(memo) >= MEMO_SIZE:
+            memo.clear()
+        memo[key] = result
+        return result
+
+    wrapper.cache_clear = memo.clear  # type: ignore[attr-defined]
+    return wrapper  # type: ignore[return-value]
 
 
 def pair(value: IntPair, name: str, minimum: int = 1) -> tuple[int, int]:
@@ -274,6 +315,7 @@ class ConvGeometry(NamedTuple):
     groups: int = 1                          # input and output channels in this many groups
 
 
+@_memoized
 def conv2d_geometry(x_shape: tuple[int, ...], w_shape: tuple[int, ...],
                     stride: IntPair = 1, padding: PaddingArg = 0,
                     dilation: IntPair = 1, groups: int = 1) -> ConvGeometry:
@@ -510,6 +552,7 @@ class PoolGeometry(NamedTuple):
         return (t, b - self.ceil_extra[0]), (left, r - self.ceil_extra[1])
 
 
+@_memoized
 def pool2d_geometry(x_shape: tuple[int, ...], kernel_size: IntPair, stride: IntPair | None,
                     padding: object, ceil_mode: bool, op: str = "pool2d",
                     dilation: IntPair = 1) -> PoolGeometry:
@@ -559,6 +602,22 @@ def check_nchw(x: np.ndarray, op: str) -> None:
         )
 
 
+def check_cache(cache: object, kind: type, op: str, forward: str) -> None:
+    """Raise a ClearConvError unless ``cache`` is what ``forward`` returned (a ``kind``):
+    a backward called with None or another op's cache names both ops."""
+    if not isinstance(cache, kind):
+        raise ClearConvError(f"{op}: cache must be the {kind.__name__} that {forward} "
+                             f"returned, got {type(cache).__name__}")
+
+
+def check_channels(x: np.ndarray, op: str) -> None:
+    """Raise a ShapeError for an (N, C, H, W) input with no channel or an empty plane
+    (N = 0 is allowed, as PyTorch allows an empty batch)."""
+    if x.shape[1] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
+        raise ShapeError(f"{op} expects an input with at least one channel and a non-empty "
+                         f"plane, got shape {tuple(x.shape)}")
+
+
 def check_linear(x: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Check x (N, in) against weight (out, in) and cast both to the common float dtype
     (float64 if either is float64, else float32)."""
@@ -594,6 +653,52 @@ def check_logits_labels(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
         bad = labels[(labels < 0) | (labels >= k)]
         raise ShapeError(f"labels must be in [0, {k}) for {k} classes, got {bad[:5].tolist()}")
     return labels
+
+
+
+# ---------------------------------------------------------------- batch normalisation
+def _per_channel(a: np.ndarray | None, c: int, dtype: np.dtype, what: str
+                 ) -> np.ndarray | None:
+    if a is None:
+        return None
+    a = np.asarray(a)
+    if a.shape != (c,):
+        raise ShapeError(f"batch_norm: {what} must have shape ({c},) (one value per channel "
+                         f"of the input), got {a.shape}")
+    return a.astype(dtype, copy=False)
+
+
+def check_batch_norm(x: np.ndarray, gamma: Any, beta: Any, running_mean: Any,
+                     running_var: Any, training: bool, momentum: float, eps: float,
+                     op: str = "batch_norm2d", stats_given: bool = False
+                     ) -> tuple[np.ndarray, Any, Any]:
+    """The checks the op and its reference share: x 4-D float, per-channel arrays of
+    shape (C,), both running arrays or neither, momentum in [0, 1], eps > 0, more than
+    one value per channel in training (unless ``stats_given``: the batch's statistics
+    come from elsewhere). Returns x, gamma and beta in x's float dtype."""
+    x = as_float(x)
+    check_nchw(x, op)
+    c = x.shape[1]
+    gamma = _per_channel(gamma, c, x.dtype, "weight (gamma)")
+    beta = _per_channel(beta, c, x.dtype, "bias (beta)")
+    for name, a in (("running_mean", running_mean), ("running_var", running_var)):
+        if a is not None and (not isinstance(a, np.ndarray) or a.shape != (c,)
+                              or a.dtype.kind != "f"):
+            raise ShapeError(f"{op}: {name} must be a float ndarray of shape ({c},) (it is "
+                             f"updated in place), got {getattr(a, 'shape', type(a).__name__)}")
+    if (running_mean is None) != (running_var is None):
+        raise ClearConvError(f"{op}: give both running_mean and running_var, or neither")
+    if running_mean is None and not training and not stats_given:
+        raise ClearConvError(f"{op}: evaluation (training=False) normalises with the running "
+                             f"statistics: running_mean and running_var are needed")
+    if not 0.0 <= float(momentum) <= 1.0:
+        raise ClearConvError(f"{op}: momentum must be in [0, 1], got {momentum}")
+    if not float(eps) > 0.0:
+        raise ClearConvError(f"{op}: eps must be > 0, got {eps}")
+    if training and not stats_given and x.shape[0] * x.shape[2] * x.shape[3] <= 1:
+        raise ClearConvError(f"{op}: training needs more than one value per channel to "
+                             f"take a variance, got input shape {tuple(x.shape)}")
+    return x, gamma, beta
 
 
 #: the ``reduction`` values of the losses, as in ``torch.nn``
@@ -691,6 +796,7 @@ __all__ = [
     "CrossEntropyTarget",
     "PoolGeometry",
     "as_float",
+    "check_batch_norm",
     "check_broadcasts",
     "ceil_div",
     "check_linear",

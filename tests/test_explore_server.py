@@ -136,7 +136,11 @@ def test_breakdowns_come_from_the_worker_process_and_survive_its_death():
         a = unpack(here.explore(_png(), details=True)["pack"])
         b = unpack(there.explore(_png(), details=True)["pack"])
         assert there._proc is not None and there._proc.pid != 0
-        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+        assert a.keys() == b.keys()
+        # the loop reference's numbers are the same bit for bit; the maps of the fast
+        # algorithms up to the order of their sums
+        assert np.array_equal(a["L3.products"], b["L3.products"])
+        assert all(np.allclose(a[k], b[k], rtol=1e-5, atol=1e-6) for k in a)
         there._proc.kill()                                  # the worker dies
         there._proc.wait()
         c = unpack(there.explore(_png(), details=True)["pack"])   # a fresh one answers

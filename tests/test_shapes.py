@@ -324,3 +324,23 @@ def test_ceil_mode_window_larger_than_the_input_gives_one_output(n, k, s, p):
     assert pool_output_size(n, k, s, p, ceil_mode=True) == 1
     with pytest.raises(ShapeError, match=f"window {k} is larger"):
         pool_output_size(n, k, s, p, ceil_mode=False)
+
+
+def test_geometry_is_remembered_per_argument_types_and_errors_are_not():
+    from clearconv.shapes import conv2d_geometry, pool2d_geometry
+
+    first = conv2d_geometry((2, 3, 9, 9), (4, 3, 3, 3), 1, 1)
+    assert conv2d_geometry((2, 3, 9, 9), (4, 3, 3, 3), 1, 1) is first     # remembered
+    # equal across types, but the checks tell them apart: True is no stride
+    with pytest.raises(ClearConvError, match="stride must be an int"):
+        conv2d_geometry((2, 3, 9, 9), (4, 3, 3, 3), True, 1)
+    with pytest.raises(ClearConvError, match="stride must be an int"):
+        conv2d_geometry((2, 3, 9, 9), (4, 3, 3, 3), (1, True), 1)
+    # a refused call raises every time, and a list argument still works
+    for _ in range(2):
+        with pytest.raises(ClearConvError):
+            conv2d_geometry((2, 3, 2, 2), (4, 3, 3, 3), 1, 0)
+    assert conv2d_geometry((2, 3, 9, 9), (4, 3, 3, 3), [1, 1], 1) == first
+    pooled = pool2d_geometry((2, 3, 8, 8), 2, None, 0, False)
+    assert pool2d_geometry((2, 3, 8, 8), 2, None, 0, False) is pooled
+    assert pool2d_geometry((2, 3, 8, 8), 2, None, 0, True) is not pooled   # another call

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ClearConvError
+from ..io.files import atomic_write
 
 PIXELS = "Greys"
 SIGNED = "RdBu_r"
@@ -89,6 +90,10 @@ def text_in(fig: Any, x: float, y: float, s: str, **kw: Any) -> Any:
     return fig.text(x / fw, 1 - y / fh, s, **kw)
 
 
+#: the one convention for ``*``, stated in every figure that writes it (docs/MATH.md §3)
+STAR = "* is cross-correlation, as the layers compute it (docs/MATH.md §3)"
+
+
 def header(fig: Any, title: str, formula: str, note: str | None = None) -> float:
     """The title (bold) and the formula line(s) at the top; returns the inches used."""
     fw, _ = fig.get_size_inches()
@@ -98,8 +103,8 @@ def header(fig: Any, title: str, formula: str, note: str | None = None) -> float
     for line in lines:
         text_in(fig, fw / 2, y, line, fontsize=FORMULA_SIZE)
         y += 0.38
-    if note:
-        text_in(fig, fw / 2, y - 0.05, note, fontsize=LABEL_SIZE - 1, color="#444444",
+    for line in (note or "").split("\n") if note else ():
+        text_in(fig, fw / 2, y - 0.05, line, fontsize=LABEL_SIZE - 1, color="#444444",
                 style="italic")
         y += 0.3
     return y + 0.05
@@ -256,8 +261,10 @@ def operator(fig: Any, x: float, y: float, s: str, size: float = 22) -> Any:
 
 
 def save_png(fig: Any, path: Path) -> Path:
-    """Write ``fig`` as a PNG (no timestamp in the metadata: the bytes are reproducible)."""
-    fig.savefig(path, dpi=DPI, facecolor="white", metadata={"Software": None})
+    """Write ``fig`` as a PNG (no timestamp in the metadata: the bytes are reproducible),
+    atomically: ``path`` is the old file or the whole new one, never a truncated one."""
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=DPI, facecolor="white", metadata={"Software": None})
     return path
 
 
@@ -340,8 +347,9 @@ def save_gif(fig: Any, path: Path, n_frames: int, draw_frame: Callable[[int], No
     indexer = _Indexer(_palette(frames))
     quantized = [indexer(f) for f in frames]
     durations = [frame_ms] * (n_frames - 1) + [last_ms]
-    quantized[0].save(path, save_all=True, append_images=quantized[1:], duration=durations,
-                      loop=0, optimize=False, disposal=1)
+    with atomic_write(path) as f:   # the old GIF or the whole new one, never truncated
+        quantized[0].save(f, format="GIF", save_all=True, append_images=quantized[1:],
+                          duration=durations, loop=0, optimize=False, disposal=1)
     return n_frames
 
 

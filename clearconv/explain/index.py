@@ -10,6 +10,7 @@ import html
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..io.files import atomic_write
 from ._result import ExplainResult
 
 #: what each topic teaches, in two or three sentences (the numbers come from the result)
@@ -40,7 +41,8 @@ EXPLANATIONS = {
                "therefore sits on many edges, and its gradient sums over all of them.",
     "backward": "Backward through a conv layer: dZ = dA ⊙ g'(Z); dW collects input patches "
                 "weighted by dZ; db sums dZ; and dA[l-1], the gradient for the previous layer, "
-                "is the full convolution of dZ with the kernel rotated by 180°.",
+                "is dZ, padded by f - 1 ('full'), cross-correlated with the kernel rotated by "
+                "180°: the true convolution of §3 of dZ with the kernel.",
     "pooling": "Pooling shrinks each channel on its own: max pooling keeps the largest value "
                "of every window, average pooling its mean. It has no parameters.",
     "pooling-backward": "Max pooling remembers where each maximum was (the mask); backward "
@@ -121,7 +123,8 @@ size. GIFs play the step-by-step computations.</footer>
 </html>
 """
     path = Path(out_dir) / "index.html"
-    path.write_text(page, encoding="utf-8")
+    with atomic_write(path) as f:   # the old page or the whole new one
+        f.write(page.encode("utf-8"))
     return path
 
 

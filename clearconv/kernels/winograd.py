@@ -39,6 +39,7 @@ from .jit import compiled, worth
 _BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64)
 _G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float64)
 _AT = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)
+_GG = np.kron(_G, _G)     # (16, 9): [4a+b, 3i+j] = G[a, i] G[b, j]
 
 
 class WinogradSaved(NamedTuple):
@@ -85,21 +86,21 @@ def _tile_counts(geo: ConvGeometry) -> tuple[int, int]:
 def kernel_transform(weight: np.ndarray) -> np.ndarray:
     """U = G g G^T for every (C_out, C_in) kernel, as (16, C_in, C_out) in weight's dtype."""
     c_out, c_in = weight.shape[:2]
-    # u[a, b, c, o] = sum_ij G[a, i] w[o, c, i, j] G[b, j]  (two tensordots, float64)
-    gw = np.tensordot(_G, weight.astype(np.float64), axes=(1, 2))    # (4a, O, C, 3j)
-    u = np.tensordot(gw, _G, axes=(3, 1))                             # (4a, O, C, 4b)
-    return np.ascontiguousarray(u.transpose(0, 3, 2, 1), dtype=weight.dtype).reshape(
-        16, c_in, c_out)
+    # u[a, b, c, o] = sum_ij G[a, i] w[o, c, i, j] G[b, j]: the Kronecker product G (x) G
+    # times every kernel's 9 taps, one (16, 9) @ (9, C*O) product in float64 (at batch 1
+    # two tensordots cost more than the whole convolution)
+    taps = np.empty((9, c_in, c_out), np.float64)
+    taps[...] = weight.reshape(c_out, c_in, 9).transpose(2, 1, 0)
+    return (_GG @ taps.reshape(9, -1)).astype(weight.dtype).reshape(16, c_in, c_out)
 
 
 def kernel_transform_backward(du: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """dW = G^T dU G: (16, C_in, C_out) -> (C_out, C_in, 3, 3)."""
     c_in, c_out = du.shape[1:]
-    dur = du.astype(np.float64).reshape(4, 4, c_in, c_out)
-    # dw[o, c, i, j] = sum_ab G[a, i] du[a, b, c, o] G[b, j]
-    gd = np.tensordot(_G, dur, axes=(0, 0))                           # (3i, 4b, C, O)
-    dw = np.tensordot(gd, _G, axes=(1, 0))                            # (3i, C, O, 3j)
-    return np.ascontiguousarray(dw.transpose(2, 1, 0, 3), dtype=dtype)
+    # dw[o, c, i, j] = sum_ab G[a, i] du[a, b, c, o] G[b, j]: (G (x) G)^T times dU
+    dw = _GG.T @ du.reshape(16, c_in * c_out).astype(np.float64)       # (9, C*O)
+    return np.ascontiguousarray(dw.reshape(3, 3, c_in, c_out).transpose(3, 2, 0, 1),
+                                dtype=dtype)
 
 
 def _staggered(t: int, cols: int, dtype: np.dtype) -> np.ndarray:
@@ -189,8 +190,9 @@ def winograd_conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray 
         step = _images_per_chunk(per, c_out, x.dtype)
 
         def work(lo: int, hi: int) -> None:
-            m_buf = _staggered(step * per, c_out, x.dtype)
-            v_buf = None if need_backward else np.empty((step * per, 16, c), x.dtype)
+            size = min(step, hi - lo)      # a part of fewer images needs less buffer
+            m_buf = _staggered(size * per, c_out, x.dtype)
+            v_buf = None if need_backward else np.empty((size * per, 16, c), x.dtype)
             for n0 in range(lo, hi, step):
                 n1 = min(n0 + step, hi)
                 v_c = v[n0 * per:n1 * per] if need_backward else v_buf[:(n1 - n0) * per]
@@ -237,8 +239,9 @@ def winograd_conv2d_backward(dy: np.ndarray, cache: Conv2dCache, input_grad: boo
             du_part = np.zeros((16, c, c_out), dy.dtype)
             du_c = np.empty_like(du_part)
             db_part = np.zeros(c_out, np.float64)
-            dm_buf = np.empty((step * per, 16, c_out), dy.dtype)
-            dv_buf = _staggered(step * per, c, dy.dtype)
+            size = min(step, hi - lo)
+            dm_buf = np.empty((size * per, 16, c_out), dy.dtype)
+            dv_buf = _staggered(size * per, c, dy.dtype)
             for n0 in range(lo, hi, step):
                 n1 = min(n0 + step, hi)
                 k = (n1 - n0) * per

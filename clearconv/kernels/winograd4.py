@@ -33,6 +33,7 @@ from .jit import AVAILABLE, compiled, worth
 
 _G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
                [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64)
+_GG = np.kron(_G, _G)     # (36, 9): [6a+b, 3i+j] = G[a, i] G[b, j]
 PLANES = 36
 
 
@@ -85,9 +86,11 @@ def _tile_counts(geo: ConvGeometry) -> tuple[int, int]:
 def kernel_transform(weight: np.ndarray) -> np.ndarray:
     """U = G g G^T for every (C_out, C_in) kernel, as (36, C_in, C_out) in weight's dtype."""
     c_out, c_in = weight.shape[:2]
-    # u[a, b, c, o] = sum_ij G[a, i] w[o, c, i, j] G[b, j]  (float64, then rounded once)
-    u = np.einsum("ai,ocij,bj->abco", _G, weight.astype(np.float64), _G, optimize=True)
-    return np.ascontiguousarray(u.reshape(PLANES, c_in, c_out), dtype=weight.dtype)
+    # u[a, b, c, o] = sum_ij G[a, i] w[o, c, i, j] G[b, j]: G (x) G times every kernel's
+    # 9 taps, one product in float64, then rounded once
+    taps = np.empty((9, c_in, c_out), np.float64)
+    taps[...] = weight.reshape(c_out, c_in, 9).transpose(2, 1, 0)
+    return (_GG @ taps.reshape(9, -1)).astype(weight.dtype).reshape(PLANES, c_in, c_out)
 
 
 def _staggered(t: int, cols: int, dtype: np.dtype) -> np.ndarray:
@@ -120,8 +123,9 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Con
     step = max(1, tuning.CHUNK_BYTES // (PLANES * width * x.dtype.itemsize * per))
 
     def work(lo: int, hi: int) -> None:
-        v_buf = np.empty((step * per, PLANES, c), x.dtype)
-        m_buf = _staggered(step * per, c_out, x.dtype)
+        size = min(step, hi - lo)          # a part of fewer images needs less buffer
+        v_buf = np.empty((size * per, PLANES, c), x.dtype)
+        m_buf = _staggered(size * per, c_out, x.dtype)
         for n0 in range(lo, hi, step):
             n1 = min(n0 + step, hi)
             k = (n1 - n0) * per
