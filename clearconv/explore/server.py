@@ -332,6 +332,8 @@ def serve(model: Any, host: str = "127.0.0.1", port: int = 8000, seed: int = 0,
 
     m, source = resolve_model(model, seed)
     server = ExplorerServer(ExplorerApp(m, source, seed, max_upload), host, port, quiet)
+    with server.app.detail_lock:
+        server.app._worker_process()       # starts importing now, ready by the first drawing
     if ready is not None:
         ready(server)
     try:
