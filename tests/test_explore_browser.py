@@ -201,6 +201,9 @@ def test_shape_playground_works_out_the_formula(page):
     assert page.locator("#sp-result").inner_text() == "14"       # ceil(28 / 2)
     page.fill("#sp-p", "valid")
     assert page.locator("#sp-result").inner_text() == "12"       # floor((28 - 5)/2) + 1
+    page.select_option("#sp-layer", "2")                         # the model's 2x2 max pool
+    assert page.input_value("#sp-n") == "8" and page.input_value("#sp-f") == "2"
+    assert page.locator("#sp-result").inner_text() == "4"
 
 
 @pytest.fixture(scope="module")

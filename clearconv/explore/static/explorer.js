@@ -659,6 +659,27 @@
     $("#sp-wl").textContent = `window ${sel}: output (${wm}, ${wk}) reads rows ${wm * s}..${wm * s + e - 1}, columns ${wk * s}..${wk * s + e - 1} of the padded input`;
   }
 
+  function shapeLayers() {              // the model's conv and pool layers, to try in the playground
+    const sel = $("#sp-layer");
+    sel.length = 1;
+    META.layers.forEach((l, i) => {
+      const g = l.conv || l.pool;
+      if (!g) return;
+      const o = document.createElement("option");
+      o.value = i; o.textContent = `${i} ${l.type} on ${l.in_shape[1]}x${l.in_shape[2]}`;
+      sel.appendChild(o);
+    });
+  }
+  function takeLayer(i) {
+    const l = META.layers[i], g = l.conv || l.pool;
+    if (!g) return;
+    const pad = typeof g.padding_arg === "string" ? g.padding_arg : String(g.padding[0][0]);
+    const set = (id, v) => { $("#sp-" + id).value = v; };
+    set("n", l.in_shape[1]); set("f", g.kernel[0]); set("p", pad); set("s", g.stride[0]);
+    set("d", (g.dilation || [1])[0]); set("w", 0);
+    renderShapes();
+  }
+
   // ------------------------------------------------------------------ live mode
   function liveSetup() {
     const pad = $("#pad"), g = pad.getContext("2d");
@@ -721,6 +742,7 @@
     const t = String(S.target !== undefined && META.backward[String(S.target)] ? S.target : META.target);
     T = { k: +t, ...META.backward[t] };
     header();
+    shapeLayers();
     const keep = S.fsel;
     renderForward();
     renderBackward();
@@ -745,6 +767,7 @@
       if (S.view === "v-backward" && S.backwardStale && META) renderBackward();   // drawn when first shown
     }));
     ["n", "f", "p", "s", "d", "w"].forEach((id) => $("#sp-" + id).addEventListener("input", renderShapes));
+    $("#sp-layer").addEventListener("change", (e) => { if (e.target.value !== "") takeLayer(+e.target.value); });
   }
   async function start() {
     tabs();
