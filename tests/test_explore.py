@@ -325,3 +325,21 @@ def test_small_models_ship_every_class_by_default():
     assert r.size_bytes <= 3_000_000
     one = explore(zoo.digits_cnn(rng=0), all_classes=False)
     assert list(one.data.meta["backward"]) == [str(one.data.meta["target"])]
+
+
+def test_batch_norm_runs_as_in_predict_and_keeps_its_statistics():
+    from clearconv import layers
+
+    if not hasattr(layers, "BatchNorm2D"):
+        pytest.skip("no BatchNorm2D in this clearconv")
+    model = Sequential(Conv2D(1, 3, 3, padding=1, rng=0), layers.BatchNorm2D(3), ReLU(),
+                       Flatten(), Dropout(0.5), Dense(3 * 8 * 8, 4, rng=0), input_shape=(1, 8, 8))
+    bn = model.layers[1]
+    bn.running_mean[...] = [0.1, -0.2, 0.3]
+    bn.running_var[...] = [2.0, 0.5, 1.5]
+    before = (bn.running_mean.copy(), bn.running_var.copy())
+    x = np.random.default_rng(0).random((1, 8, 8)).astype(np.float32)
+    d = compute(model, x)
+    _close(d.arrays["out.5"], model.predict(x[None])[0], 1e-5)
+    assert np.array_equal(bn.running_mean, before[0]) and np.array_equal(bn.running_var, before[1])
+    assert bn.training and model.layers[4].p == 0.5
