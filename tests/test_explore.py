@@ -343,3 +343,14 @@ def test_batch_norm_runs_as_in_predict_and_keeps_its_statistics():
     _close(d.arrays["out.5"], model.predict(x[None])[0], 1e-5)
     assert np.array_equal(bn.running_mean, before[0]) and np.array_equal(bn.running_var, before[1])
     assert bn.training and model.layers[4].p == 0.5
+    b = d.meta["layers"][1]["batchnorm"]["arrays"]
+    _close(d.arrays[b["y_ref"]], d.arrays["out.1"], 1e-5)
+    xhat = (d.arrays["out.0"] - before[0][:, None, None]) / np.sqrt(before[1] + 1e-5)[:, None, None]
+    _close(d.arrays[b["xhat"]], xhat, 1e-5)
+
+
+def test_the_default_digits_label_is_dropped_for_a_model_without_that_class():
+    model = Sequential(Conv2D(1, 2, 3, rng=0), ReLU(), Flatten(), Dense(2 * 6 * 6, 4, rng=0),
+                       input_shape=(1, 8, 8))
+    r = explore(model)                                      # the default digit is an '8'
+    assert r.data.meta["label"] is None and r.data.meta["target"] == r.prediction

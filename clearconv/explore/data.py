@@ -128,6 +128,9 @@ def _layer_meta(i: int, layer: Any, in_shape: tuple[int, ...], out_shape: tuple[
         meta["kind"] = "flatten"
     elif isinstance(layer, Dropout):
         meta["kind"] = "dropout"
+    elif type(layer).__name__ == "BatchNorm2D" and getattr(layer, "running_mean", None) \
+            is not None:
+        meta["kind"] = "batchnorm"
     else:
         meta["kind"] = "other"
     section, figure = SECTIONS.get(name, SECTIONS["activation"] if meta["kind"] == "activation"
@@ -296,6 +299,24 @@ def _avgpool_forward(data: ExplorerData, key: str, layer: AvgPool2D, a_in: np.nd
                        "divisors": data.add(f"{key}.divisors", divisors)}}
 
 
+def _batchnorm_forward(data: ExplorerData, key: str, layer: Any, a_in: np.ndarray
+                       ) -> dict[str, Any]:
+    """Batch normalisation as predict runs it (the running statistics), value by value
+    from reference.batch_norm2d_forward: ``xhat = (x - mu) invstd``, ``y = gamma xhat +
+    beta`` with ``invstd = 1 / sqrt(var + eps)``."""
+    gamma = None if layer.weight is None else layer.weight.value
+    beta = None if layer.bias is None else layer.bias.value
+    mean, var = layer.running_mean.copy(), layer.running_var.copy()   # (left unchanged)
+    y, cache = R.batch_norm2d_forward(a_in, gamma, beta, mean, var, False, eps=layer.eps)
+    c = a_in.shape[1]
+    return {"eps": layer.eps, "arrays": {
+        "mean": data.add(f"{key}.mean", mean), "var": data.add(f"{key}.var", var),
+        "invstd": data.add(f"{key}.invstd", cache.invstd),
+        "gamma": data.add(f"{key}.gamma", np.ones(c) if gamma is None else gamma),
+        "beta": data.add(f"{key}.beta", np.zeros(c) if beta is None else beta),
+        "xhat": data.add(f"{key}.xhat", cache.xhat[0]), "y_ref": data.add(f"{key}.y_ref", y[0])}}
+
+
 def _dense_forward(data: ExplorerData, key: str, layer: Dense, a_in: np.ndarray,
                    details: bool) -> dict[str, Any]:
     """A dense output as its sum ``y_o = sum_i x_i W[o, i] + b_o``: the products and
@@ -365,6 +386,8 @@ def _forward_part(data: ExplorerData, model: Sequential, shapes: list[tuple[int,
             meta["pool"] = _avgpool_forward(data, key, layer, a_in)
         elif meta["kind"] == "dense":
             meta["dense"] = _dense_forward(data, key, layer, a_in, details)
+        elif meta["kind"] == "batchnorm" and details:
+            meta["batchnorm"] = _batchnorm_forward(data, key, layer, a_in)
         elif meta["kind"] == "activation":
             meta["activation"] = type(layer).__name__
         layers.append(meta)

@@ -309,6 +309,7 @@
       else if (l.kind === "dense") d.innerHTML = denseDetail(i, k);
       else if (l.kind === "activation") d.innerHTML = actDetail(i, c, m, k);
       else if (l.kind === "flatten") d.innerHTML = flattenDetail(i, k);
+      else if (l.kind === "batchnorm") d.innerHTML = bnDetail(i, c, m, k);
       else d.innerHTML = valueDetail(i, c, m, k);
     } catch (e) { d.innerHTML = `<p class="err">${esc(e.message)}</p>`; }
     bindDetail(d);
@@ -425,6 +426,19 @@
     const f = { ReLU: "max(Z, 0)", Sigmoid: "1 / (1 + exp(-Z))", Tanh: "tanh(Z)", LeakyReLU: "Z if Z > 0 else slope&middot;Z", Softmax: "exp(Z) / &Sigma; exp" }[l.activation] || l.activation;
     return `<h3>Layer ${i} ${esc(l.type)}: channel ${c}, row ${m}, column ${k}</h3><div class="formula">A = g(Z) = ${f}</div><p>${link("7")}</p>` +
       `<div class="result">Z = <span data-role="act-in">${fmt(z)}</span> &rarr; A = <b data-role="act-out">${fmt(a)}</b></div>`;
+  }
+  function bnDetail(i, c, m, k) {
+    const l = META.layers[i], b = l.batchnorm;
+    let h = `<h3>Layer ${i} BatchNorm2D: channel ${c}, row ${m}, column ${k}</h3>` +
+      '<div class="formula">xhat = (x - mu[c]) &middot; invstd[c],   invstd[c] = 1 / sqrt(var[c] + eps)\ny = gamma[c] &middot; xhat + beta[c]\n' +
+      "(as predict runs it: the running mean and variance gathered in training)</div>";
+    if (!b) return h + needDetails();
+    const n = b.arrays;
+    h += `<div class="result">x = ${fmt(valueAt(layerInput(i), c, m, k))}, mu = ${fmt(at(n.mean, [c]))}, var = ${fmt(at(n.var, [c]))}, ` +
+      `eps = ${b.eps}, invstd = ${fmt(at(n.invstd, [c]))}</div>` +
+      `<div class="result">xhat = <b data-role="bn-xhat">${fmt(at(n.xhat, [c, m, k]))}</b>; gamma = ${fmt(at(n.gamma, [c]))}, beta = ${fmt(at(n.beta, [c]))}</div>` +
+      `<div class="result">y = <b data-role="bn-out">${fmt(at(n.y_ref, [c, m, k]))}</b> <span class="note">(reference.py; the model gave ${fmt(valueAt(l.arrays.out, c, m, k))})</span></div>`;
+    return h;
   }
   function valueDetail(i, c, m, k) {
     const l = META.layers[i];
