@@ -170,6 +170,8 @@ def explore(model: Any = None, image: Any = None, out: str | os.PathLike | None 
     -------
     ExploreResult with ``path``, ``html``, ``data`` (the arrays shipped) and ``prediction``.
     """
+    if all_classes not in (True, False, "auto"):
+        raise ClearConvError(f"all_classes must be True, False or 'auto', got {all_classes!r}")
     m, model_source = resolve_model(model, seed)
     if m.input_shape is None or len(m.input_shape) != 3:
         raise ClearConvError("explore needs an image model with a known (C, H, W) input shape")
