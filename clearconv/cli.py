@@ -689,8 +689,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", nargs="?", default=None,
                    help="a saved model (default: the digits CNN, trained here in seconds)")
     p.add_argument("--image", default=None, help="your image (default: a real digit)")
-    p.add_argument("--out", default="explorer.html")
-    p.add_argument("--class", dest="target", type=int, default=None,
+    p.add_argument("--out", default="explorer.html", help="the HTML file (default explorer.html)")
+    p.add_argument("--class", dest="target", type=int, default=None, metavar="K",
                    help="the class the backward view back-propagates (default: the label, "
                         "else the prediction)")
     p.add_argument("--all-classes", action="store_true",
@@ -702,8 +702,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="the explorer live: draw a digit, see every number")
     p.add_argument("model", nargs="?", default=None, help="a saved model (default: digits CNN)")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this computer only)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--port", type=int, default=8000, help="default 8000 (0: any free port)")
+    p.add_argument("--seed", type=int, default=0, help="picks the first digit shown")
     p.set_defaults(func=cmd_serve)
     return parser
 
