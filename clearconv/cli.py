@@ -492,7 +492,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def ready(server: Any) -> None:
         print(f"clearconv explorer: {server.url} (Ctrl-C stops it)", flush=True)
 
-    serve(args.model, host=args.host, port=args.port, seed=args.seed, ready=ready)
+    if not 0 <= args.port <= 65535:
+        raise ClearConvError(f"--port must be 0..65535, got {args.port}")
+    try:
+        serve(args.model, host=args.host, port=args.port, seed=args.seed, ready=ready)
+    except (OSError, OverflowError) as e:           # address in use, unknown host, ...
+        raise ClearConvError(f"cannot serve on {args.host}:{args.port}: {e}") from None
     return 0
 
 

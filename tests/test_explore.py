@@ -354,3 +354,19 @@ def test_the_default_digits_label_is_dropped_for_a_model_without_that_class():
                        input_shape=(1, 8, 8))
     r = explore(model)                                      # the default digit is an '8'
     assert r.data.meta["label"] is None and r.data.meta["target"] == r.prediction
+
+
+def test_serve_refuses_a_bad_address_in_one_line(tmp_path, capsys):
+    import socket
+
+    model = tmp_path / "m.npz"
+    zoo.digits_cnn(rng=0).save(str(model))
+    assert main(["serve", str(model), "--port", "70000"]) == 2
+    assert "--port must be" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", str(model), "--port", str(port)]) == 2
+        err = capsys.readouterr().err
+        assert "cannot serve on 127.0.0.1" in err and err.count("\n") == 1

@@ -309,8 +309,8 @@ class ExplorerServer(ThreadingHTTPServer):
     def __init__(self, app: ExplorerApp, host: str = "127.0.0.1", port: int = 8000,
                  quiet: bool = False) -> None:
         handler = type("Handler", (_Handler,), {"app": app, "quiet": quiet})
+        self.app = app                  # (before binding: a failed bind calls server_close)
         super().__init__((host, port), handler)
-        self.app = app
 
     def server_close(self) -> None:
         super().server_close()
