@@ -478,8 +478,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_explore(args: argparse.Namespace) -> int:
     from .explore import explore
 
-    r = explore(args.model, image=args.image, out=args.out, target=args.target,
-                all_classes=True if args.all_classes else "auto", seed=args.seed)
+    try:
+        r = explore(args.model, image=args.image, out=args.out, target=args.target,
+                    all_classes=True if args.all_classes else "auto", seed=args.seed)
+    except IsADirectoryError as e:
+        raise ClearConvError(f"cannot write {args.out}: it is a folder") from e
+    except PermissionError as e:
+        raise ClearConvError(f"cannot write {args.out}: {e.strerror}") from e
     cls = r.data.meta["classes"]
     print(f"{r.path}: {r.size_bytes / 1e6:.2f} MB; {r.model_source}; input: {r.input_source}; "
           f"prediction {cls[r.prediction]}; open it in a browser (no network needed)")

@@ -201,6 +201,8 @@ def test_cli_explore(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
     assert main(["explore", str(path), "--out", str(out), "--class", "12"]) == 2
     assert "out of range" in capsys.readouterr().err
+    assert main(["explore", str(path), "--out", str(tmp_path)]) == 2      # a folder
+    assert "is a folder" in capsys.readouterr().err
     (tmp_path / "not-an-image.png").write_bytes(b"hello")
     for image in ("missing.png", str(tmp_path / "not-an-image.png")):
         assert main(["explore", str(path), "--image", image, "--out", str(out)]) == 2
