@@ -510,8 +510,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_explore(args: argparse.Namespace) -> int:
     from .explore import explore
 
-    r = explore(args.model, image=args.image, out=args.out, target=args.target,
-                all_classes=True if args.all_classes else "auto", seed=args.seed)
+    try:
+        r = explore(args.model, image=args.image, out=args.out, target=args.target,
+                    all_classes=True if args.all_classes else "auto", seed=args.seed)
+    except IsADirectoryError as e:
+        raise ClearConvError(f"cannot write {args.out}: it is a folder") from e
+    except PermissionError as e:
+        raise ClearConvError(f"cannot write {args.out}: {e.strerror}") from e
     cls = r.data.meta["classes"]
     print(f"{r.path}: {r.size_bytes / 1e6:.2f} MB; {r.model_source}; input: {r.input_source}; "
           f"prediction {cls[r.prediction]}; open it in a browser (no network needed)")
@@ -524,7 +529,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def ready(server: Any) -> None:
         print(f"clearconv explorer: {server.url} (Ctrl-C stops it)", flush=True)
 
-    serve(args.model, host=args.host, port=args.port, seed=args.seed, ready=ready)
+    if not 0 <= args.port <= 65535:
+        raise ClearConvError(f"--port must be 0..65535, got {args.port}")
+    try:
+        serve(args.model, host=args.host, port=args.port, seed=args.seed, ready=ready)
+    except (OSError, OverflowError) as e:           # address in use, unknown host, ...
+        raise ClearConvError(f"cannot serve on {args.host}:{args.port}: {e}") from None
     return 0
 
 
@@ -724,8 +734,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", nargs="?", default=None,
                    help="a saved model (default: the digits CNN, trained here in seconds)")
     p.add_argument("--image", default=None, help="your image (default: a real digit)")
-    p.add_argument("--out", default="explorer.html")
-    p.add_argument("--class", dest="target", type=int, default=None,
+    p.add_argument("--out", default="explorer.html", help="the HTML file (default explorer.html)")
+    p.add_argument("--class", dest="target", type=int, default=None, metavar="K",
                    help="the class the backward view back-propagates (default: the label, "
                         "else the prediction)")
     p.add_argument("--all-classes", action="store_true",
@@ -737,8 +747,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="the explorer live: draw a digit, see every number")
     p.add_argument("model", nargs="?", default=None, help="a saved model (default: digits CNN)")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this computer only)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--port", type=int, default=8000, help="default 8000 (0: any free port)")
+    p.add_argument("--seed", type=int, default=0, help="picks the first digit shown")
     p.set_defaults(func=cmd_serve)
     return parser
 
