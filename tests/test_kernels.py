@@ -637,3 +637,21 @@ def test_a_model_predicts_with_winograd_4x4_what_it_computes_in_training():
     assert any("winograd-4x4" in str(c) for c in log.info.call_args_list)
     trained = model.forward(x, training=True)
     np.testing.assert_allclose(inferred, trained, rtol=1e-4, atol=1e-5)
+
+
+def test_the_remembered_auto_order_follows_every_change_of_the_registry():
+    names = registry.names("linear")
+    extra = registry.Algorithm("linear", "test-only", lambda call: (False, "never"),
+                               registry.get("linear", "matmul").forward, None, "a test entry")
+    saved = dict(registry._order)
+    try:
+        registry.register(extra)
+        assert registry.names("linear") == (*names, "test-only")
+        registry.set_auto_order("linear", ("test-only", "split-rows"))
+        assert registry.names("linear")[:3] == ("auto", "test-only", "split-rows")
+    finally:
+        del registry._algorithms["linear"]["test-only"]
+        registry._order.clear()
+        registry._order.update(saved)
+        registry._ordered_memo.clear()
+    assert registry.names("linear") == names
