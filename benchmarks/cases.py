@@ -465,7 +465,8 @@ def all_cases() -> list[Case]:
             + [inference_case(a) for a in ARCHITECTURES]
             + latency_cases()
             + [first_call_case()]
-            + modern_cases())
+            + modern_cases()
+            + bn_cases())
 
 
 def find_case(name: str) -> Case:
@@ -474,3 +475,134 @@ def find_case(name: str) -> Case:
         if case.name == name:
             return case
     raise KeyError(f"no benchmark case named {name!r}")
+
+
+# ------------------------------------------------------------- batch norm and ResNet-20
+#: the targets of the modern-CNN issue (13) for its batch-norm cases, clearconv / PyTorch:
+#: the op, the ResNet-20 and BN MNIST CNN training steps and ResNet-20's inference
+TARGET_BN = 1.0
+TARGET_BN_TRAIN = 1.0
+TARGET_BN_INFERENCE = 1.0
+BN_ARCHITECTURES = {"resnet20": (3, 32, 32), "mnist_bn_cnn": (1, 28, 28)}
+
+
+def _images(batch: int, shape: tuple[int, int, int], seed: int = SEED
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Images in [0, 1) of per-sample ``shape``, labels 0..9."""
+    rng = np.random.default_rng(seed)
+    return (rng.random((batch, *shape), dtype=np.float32),
+            rng.integers(0, 10, batch).astype(np.int64))
+
+
+def _bn_train_steps(arch: str, batch: int, dropout: bool = True
+                    ) -> tuple[Any, Any, Any, Any]:
+    """(model, net, ours, theirs): twin batch-norm networks (train mode) and one SGD
+    training step of each, on one fixed batch (``dropout=False``: dropout layers at p=0
+    on both sides, whose masks cannot agree, for the check)."""
+    from clearconv.optim import SGD
+
+    from clearconv.layers import Dropout
+
+    model, net = build_models(arch)
+    if not dropout:
+        for layer in model.layers:
+            if isinstance(layer, Dropout):
+                layer.p = 0.0
+        for module in [] if net is None else net.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+    x, y = _images(batch, BN_ARCHITECTURES[arch])
+    opt = SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+
+    def ours() -> float:
+        return model.train_step(x, y, opt)
+
+    if net is None:
+        return model, None, ours, None
+    net.train()
+    xt, yt = _tensor(x), _tensor(y)
+    topt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
+
+    def theirs() -> float:
+        topt.zero_grad()
+        loss = F.cross_entropy(net(xt), yt)
+        loss.backward()
+        topt.step()
+        return loss.item()
+
+    return model, net, ours, theirs
+
+
+def _eval_logits_diff(model: Any, net: Any, x: np.ndarray) -> dict[str, float]:
+    """Inference of both (running statistics), compared."""
+    net.eval()
+    try:
+        return _logits_diff(model, net, x)
+    finally:
+        net.train()
+
+
+def _bn_train_setup(arch: str, batch: int) -> Pair:
+    _, net, ours, theirs = _bn_train_steps(arch, batch)
+    if net is None:
+        return Pair(ours)
+
+    def compare() -> dict[str, float]:
+        model, net, step_ours, step_theirs = _bn_train_steps(arch, batch, dropout=False)
+        for _ in range(CHECK_STEPS):
+            step_ours()
+            step_theirs()
+        return _eval_logits_diff(model, net, _images(batch, BN_ARCHITECTURES[arch])[0])
+
+    return Pair(ours, theirs, compare)
+
+
+def _bn_inference_setup(arch: str, batch: int) -> Pair:
+    model, net = build_models(arch)
+    x, _ = _images(batch, BN_ARCHITECTURES[arch])
+
+    def ours() -> np.ndarray:
+        return model.predict(x, batch_size=batch)
+
+    if net is None:
+        return Pair(ours)
+    net.eval()
+    xt = _tensor(x)
+
+    def theirs() -> Any:
+        with torch.inference_mode():
+            return net(xt)
+
+    return Pair(ours, theirs, lambda: _logits_diff(model, net, x))
+
+
+def _batch_norm_setup() -> Pair:
+    """BatchNorm2d training forward + backward (batch statistics, the running ones
+    updated), 64x64x32x32 float32."""
+    from clearconv.functional import batch_norm2d_backward, batch_norm2d_forward
+
+    rng = np.random.default_rng(SEED)
+    x = _randn(rng, 64, 64, 32, 32)
+    gamma = 1 + _randn(rng, 64, scale=0.1)
+    beta = _randn(rng, 64, scale=0.1)
+    dy = _randn(rng, 64, 64, 32, 32)
+    stats = [np.zeros(64, np.float32), np.ones(64, np.float32)]
+    torch_stats = [_tensor(s) for s in stats]
+
+    def ours(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, dy: np.ndarray) -> Any:
+        y, cache = batch_norm2d_forward(x, gamma, beta, stats[0], stats[1], True)
+        return batch_norm2d_backward(dy, cache)
+
+    return _grad_pair(ours, lambda x, g, b: F.batch_norm(x, *torch_stats, g, b, True),
+                      [x, gamma, beta], dy)
+
+
+def bn_cases() -> list[Case]:
+    """The batch-norm cases of the modern-CNN issue: ResNet-20 and the BN MNIST CNN."""
+    return [Case("train step resnet20 b128", "train", TARGET_BN_TRAIN,
+                 lambda: _bn_train_setup("resnet20", 128)),
+            Case("train step mnist_bn_cnn b64", "train", TARGET_BN_TRAIN,
+                 lambda: _bn_train_setup("mnist_bn_cnn", 64)),
+            Case("batch norm fwd+bwd 64x64x32x32", "modern", TARGET_BN, _batch_norm_setup),
+            Case("inference resnet20 b1000", "inference", TARGET_BN_INFERENCE,
+                 lambda: _bn_inference_setup("resnet20", 1000))]

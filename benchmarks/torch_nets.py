@@ -29,6 +29,22 @@ def _padding(value: Any) -> Any:
     raise ValueError(f"padding {value!r} has no nn.Conv2d equivalent")
 
 
+class Residual(nn.Module):
+    """``main(x) + shortcut(x)``, clearconv's Residual (the same state-dict keys:
+    ``main.0.weight``, ``shortcut.1.running_mean``, ...)."""
+
+    def __init__(self, main: nn.Sequential, shortcut: nn.Sequential) -> None:
+        super().__init__()
+        self.main, self.shortcut = main, shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x) + self.shortcut(x)
+
+
+def _chain(specs: list[dict[str, Any]]) -> nn.Sequential:
+    return nn.Sequential(*(_layer(spec["type"], spec["config"]) for spec in specs))
+
+
 def _layer(kind: str, cfg: dict[str, Any]) -> nn.Module:
     if kind == "Conv2D":
         return nn.Conv2d(cfg["in_channels"], cfg["out_channels"], tuple(cfg["kernel_size"]),
@@ -39,6 +55,17 @@ def _layer(kind: str, cfg: dict[str, Any]) -> nn.Module:
     if kind == "MaxPool2D":
         return nn.MaxPool2d(tuple(cfg["kernel_size"]), tuple(cfg["stride"]),
                             tuple(cfg["padding"]), ceil_mode=cfg["ceil_mode"])
+    if kind in ("BatchNorm2D", "BatchNorm1D"):
+        cls = nn.BatchNorm2d if kind == "BatchNorm2D" else nn.BatchNorm1d
+        return cls(cfg["num_features"], cfg["eps"], cfg["momentum"], cfg["affine"],
+                   cfg["track_running_stats"])
+    if kind == "Residual":
+        return Residual(_chain(cfg["main"]), _chain(cfg["shortcut"]))
+    if kind == "GlobalAvgPool2D":
+        pool = nn.AdaptiveAvgPool2d(1)
+        return nn.Sequential(pool, nn.Flatten()) if cfg.get("flatten") else pool
+    if kind == "Dropout":
+        return nn.Dropout(cfg["p"])
     if kind == "ReLU":
         return nn.ReLU()
     if kind == "Flatten":
@@ -55,8 +82,9 @@ def from_config(config: dict[str, Any], dtype: str = "float32") -> nn.Sequential
 
 def load_weights(net: nn.Module, state: dict[str, np.ndarray],
                  dtype: str = "float32") -> nn.Module:
-    """Copy clearconv's parameters (name -> array) into ``net`` as ``dtype``; names and
-    shapes must match."""
-    net.load_state_dict({k: torch.from_numpy(np.array(v, dtype)) for k, v in state.items()},
-                        strict=True)
+    """Copy clearconv's parameters and buffers (name -> array) into ``net``, the float
+    ones as ``dtype`` (batch norm's count as it is); names and shapes must match."""
+    net.load_state_dict({k: torch.from_numpy(np.array(v, dtype if np.asarray(v).dtype.kind
+                                                      == "f" else np.asarray(v).dtype))
+                         for k, v in state.items()}, strict=True)
     return net

@@ -328,9 +328,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_filter(args: argparse.Namespace) -> int:
     from .data.images import read_image, save_image
-    from .filters import filter_image
+    from .filters import MAX_FILTER_PIXELS, filter_image
 
-    image, steps = read_image(args.image, mode=args.mode)
+    image, steps = read_image(args.image, mode=args.mode, max_pixels=MAX_FILTER_PIXELS)
     padding: Any = args.padding
     if padding.isdigit():
         padding = int(padding)
@@ -352,7 +352,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
 def cmd_download(args: argparse.Namespace) -> int:
     from .data import download
 
-    path = download(args.name, root=args.dir, progress=True)
+    path = download(args.name, root=args.dir, progress=True, mirrors=args.mirror)
     print(f"{args.name}: files verified in {path}")
     return 0
 
@@ -386,7 +386,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
     from .explore import explore
 
     r = explore(args.model, image=args.image, out=args.out, target=args.target,
-                all_classes=args.all_classes, seed=args.seed)
+                all_classes=True if args.all_classes else "auto", seed=args.seed)
     cls = r.data.meta["classes"]
     print(f"{r.path}: {r.size_bytes / 1e6:.2f} MB; {r.model_source}; input: {r.input_source}; "
           f"prediction {cls[r.prediction]}; open it in a browser (no network needed)")
@@ -553,6 +553,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", choices=("mnist", "fashion-mnist", "kmnist", "cifar10"),
                    help="the dataset: mnist, fashion-mnist, kmnist or cifar10")
     p.add_argument("--dir", default=None, help="target folder (default: the cache)")
+    p.add_argument("--mirror", action="append", default=None, metavar="URL",
+                   help="a base URL to download from instead of the known mirrors (repeat "
+                        "for several, tried in order; default: $CLEARCONV_MIRRORS, commas "
+                        "between URLs, {name} for the dataset, else the known mirrors); "
+                        "the published checksums and sizes are still checked")
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("explain", help="the article's figures from real computations",
@@ -583,7 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the class the backward view back-propagates (default: the label, "
                         "else the prediction)")
     p.add_argument("--all-classes", action="store_true",
-                   help="ship the backward pass of every class (a larger file)")
+                   help="ship the backward pass of every class (default: when the file stays "
+                        "under 3 MB)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_explore)
 

@@ -99,6 +99,12 @@ PADDING_MODES: dict[str, str] = {
 
 #: largest im2col buffer (in values) one conv2d call of :func:`apply_filter` may build
 _CHUNK_VALUES = 1 << 22
+#: the largest padded canvas (H x W pixels, each of up to 3 channels) the filters take:
+#: about 4 megapixels, so that a filter's float64 copies stay near 100 MB each; the CLI
+#: refuses a larger file before decoding it. Resize a larger photo first, or raise this.
+MAX_FILTER_PIXELS = 1 << 22
+#: the largest kernel side a named kernel may have (``box``, ``gaussian``)
+MAX_KERNEL_SIZE = 255
 
 
 def _canonical(name: str) -> str:
@@ -143,6 +149,9 @@ def get_kernel(name: str, size: int | None = None, sigma: float = 1.0) -> np.nda
                 f"{key} is a fixed 3x3 kernel; size {size} applies only to box and gaussian"
             )
         return np.array(_FIXED[key], dtype=np.float64)
+    if size is not None and size > MAX_KERNEL_SIZE:
+        raise ClearConvError(f"kernel size {size} is more than MAX_KERNEL_SIZE = "
+                             f"{MAX_KERNEL_SIZE}")
     if key == "box":
         n = 3 if size is None else int(size)
         return np.full((n, n), 1.0 / (n * n))
@@ -151,6 +160,9 @@ def get_kernel(name: str, size: int | None = None, sigma: float = 1.0) -> np.nda
                 and math.isfinite(sigma) and sigma > 0):
             raise ClearConvError(f"gaussian sigma must be a number > 0, got {sigma!r}")
         n = 2 * math.ceil(3 * sigma) + 1 if size is None else int(size)
+        if n > MAX_KERNEL_SIZE:
+            raise ClearConvError(f"gaussian sigma {sigma} needs a {n}x{n} kernel, more than "
+                                 f"MAX_KERNEL_SIZE = {MAX_KERNEL_SIZE}")
         if n % 2 == 0:
             raise ClearConvError(
                 f"gaussian size must be odd (a centre pixel keeps the blur centred), got {n}"
@@ -267,6 +279,23 @@ def _check_kernel(kernel: object, what: str) -> np.ndarray:
     return k
 
 
+def _check_canvas(shape: tuple[int, ...], pads: tuple[tuple[int, int], ...]) -> None:
+    """Refuse, before any copy, an image whose padded canvas is more than
+    :data:`MAX_FILTER_PIXELS` pixels or that has more than 3 channels."""
+    if len(shape) not in (2, 3):
+        return  # _as_image names the shape
+    hi, wi = shape[-2:]
+    c = shape[0] if len(shape) == 3 else 1
+    (pt, pb), (pl, pr) = pads
+    canvas = (hi + pt + pb) * (wi + pl + pr)
+    if c > 4 or canvas > MAX_FILTER_PIXELS:
+        raise ShapeError(f"the {hi}x{wi} image ({c} channel(s)) padded by {pads} is "
+                         f"{hi + pt + pb}x{wi + pl + pr} pixels: more than "
+                         f"clearconv.filters.MAX_FILTER_PIXELS = {MAX_FILTER_PIXELS} "
+                         f"(resize it first)" if c <= 4 else
+                         f"filters take at most 4 channels, got {c}")
+
+
 def _as_image(image: np.ndarray) -> tuple[np.ndarray, bool]:
     """(H, W) or (C, H, W) -> float64 (C, 1, H, W) and whether it was 2-D."""
     a = np.asarray(image)
@@ -305,6 +334,9 @@ def apply_filter(image: np.ndarray, kernel: np.ndarray | list, padding: PaddingA
     ndarray of shape (H_out, W_out) or (C, H_out, W_out), float64, with
     ``H_out = floor((H + p_top + p_bottom - kh) / s_h) + 1`` (MATH.md §5).
 
+    Size budget: the padded canvas may have at most :data:`MAX_FILTER_PIXELS` pixels,
+    checked before anything is copied (ShapeError).
+
     Computed by :func:`clearconv.functional.conv2d_forward` with the channels in the
     batch axis and a ``(1, 1, kh, kw)`` weight, in strips of output rows so that large
     photos do not need a large im2col buffer.
@@ -313,7 +345,6 @@ def apply_filter(image: np.ndarray, kernel: np.ndarray | list, padding: PaddingA
     if padding_mode not in PADDING_MODES:
         raise ClearConvError(f"unknown padding_mode {padding_mode!r}: use one of "
                              f"{', '.join(PADDING_MODES)}")
-    x, flat = _as_image(image)
     kh, kw = h.shape
     s = pair(stride, "stride")
     if isinstance(padding, str) and padding.lower() == "same":
@@ -321,6 +352,8 @@ def apply_filter(image: np.ndarray, kernel: np.ndarray | list, padding: PaddingA
     else:
         pads = resolve_padding(padding, (kh, kw), s, (1, 1))
     (pt, pb), (pl, pr) = pads
+    _check_canvas(np.shape(image), pads)
+    x, flat = _as_image(image)
     c, _, hi, wi = x.shape
     try:
         ho = conv_output_size(hi, kh, s[0], pt, pb)

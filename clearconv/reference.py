@@ -40,6 +40,7 @@ from .shapes import (
     PoolGeometry,
     adaptive_output_size,
     as_float,
+    check_batch_norm,
     check_divisor_override,
     check_linear,
     check_logits_labels,
@@ -1164,8 +1165,140 @@ def dropout_backward(dy: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return dx
 
 
+
+# ---------------------------------------------------------------- batch normalisation
+
+
+class BatchNormCache(NamedTuple):
+    """What :func:`batch_norm2d_backward` needs from the forward pass."""
+
+    xhat: np.ndarray            # (N, C, H, W) the normalised input
+    invstd: np.ndarray          # (C,) 1 / sqrt(var + eps)
+    gamma: np.ndarray           # (C,) the scale (ones when the forward had none)
+    batch_stats: bool           # training mode: the statistics were the batch's
+    has_gamma: bool
+    has_beta: bool
+
+
+def batch_norm2d_forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
+                         running_mean: np.ndarray | None, running_var: np.ndarray | None,
+                         training: bool, momentum: float = 0.1, eps: float = 1e-5
+                         ) -> tuple[np.ndarray, BatchNormCache]:
+    """Batch normalisation (Ioffe & Szegedy 2015), channel by channel, value by value::
+
+        M        = N * H * W
+        mu[c]    = 1/M sum_{n,h,w} x[n, c, h, w]
+        var[c]   = 1/M sum_{n,h,w} (x[n, c, h, w] - mu[c])^2
+        xhat     = (x[n, c, h, w] - mu[c]) / sqrt(var[c] + eps)
+        y        = gamma[c] * xhat + beta[c]
+
+    Training uses the batch's mu and var and updates the running statistics in place:
+    ``r_mean = (1 - momentum) r_mean + momentum mu`` and ``r_var = (1 - momentum) r_var
+    + momentum var M / (M - 1)`` (the unbiased variance); evaluation uses r_mean, r_var.
+    gamma / beta None mean 1 / 0.
+    """
+    x, g, b = check_batch_norm(x, gamma, beta, running_mean, running_var, training,
+                               momentum, eps)
+    n_samples, channels, height, width = x.shape
+    count = n_samples * height * width
+    xhat = np.zeros_like(x)
+    y = np.zeros_like(x)
+    invstd = np.zeros(channels, x.dtype)
+    for c in range(channels):
+        if training:
+            total = 0.0
+            for n in range(n_samples):
+                for h in range(height):
+                    for w in range(width):
+                        total += x[n, c, h, w]
+            mu = total / count
+            squares = 0.0
+            for n in range(n_samples):
+                for h in range(height):
+                    for w in range(width):
+                        squares += (x[n, c, h, w] - mu) ** 2
+            var = squares / count
+            if running_mean is not None:
+                running_mean[c] = (1 - momentum) * running_mean[c] + momentum * mu
+                running_var[c] = ((1 - momentum) * running_var[c]
+                                  + momentum * var * count / (count - 1))
+        else:
+            mu, var = running_mean[c], running_var[c]
+        invstd[c] = 1.0 / np.sqrt(var + eps)
+        scale = 1.0 if g is None else g[c]
+        shift = 0.0 if b is None else b[c]
+        for n in range(n_samples):
+            for h in range(height):
+                for w in range(width):
+                    xhat[n, c, h, w] = (x[n, c, h, w] - mu) * invstd[c]
+                    y[n, c, h, w] = scale * xhat[n, c, h, w] + shift
+    ones = np.ones(channels, x.dtype)
+    return y, BatchNormCache(xhat, invstd, ones if g is None else g, bool(training),
+                             g is not None, b is not None)
+
+
+def batch_norm2d_backward(dy: np.ndarray, cache: BatchNormCache
+                          ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Backward of :func:`batch_norm2d_forward`, value by value::
+
+        dbeta[c]  = sum_{n,h,w} dy
+        dgamma[c] = sum_{n,h,w} dy * xhat
+        dx        = gamma[c] invstd[c] (dy - dbeta[c] / M - xhat dgamma[c] / M)   (training)
+        dx        = gamma[c] invstd[c] dy                                      (evaluation)
+
+    In training, mu and var are functions of every x of the channel: the two subtracted
+    terms are dL/dx through mu and through var. Returns ``(dx, dgamma, dbeta)``; dgamma
+    (dbeta) is None when the forward had no gamma (beta).
+    """
+    xhat, invstd, gamma = cache.xhat, cache.invstd, cache.gamma
+    dz = _gradient_in(dy, xhat.dtype, xhat.shape, "batch_norm2d_backward")
+    n_samples, channels, height, width = xhat.shape
+    count = n_samples * height * width
+    dx = np.zeros_like(xhat)
+    dgamma = np.zeros(channels, xhat.dtype)
+    dbeta = np.zeros(channels, xhat.dtype)
+    for c in range(channels):
+        for n in range(n_samples):
+            for h in range(height):
+                for w in range(width):
+                    dbeta[c] += dz[n, c, h, w]
+                    dgamma[c] += dz[n, c, h, w] * xhat[n, c, h, w]
+        for n in range(n_samples):
+            for h in range(height):
+                for w in range(width):
+                    g = dz[n, c, h, w]
+                    if cache.batch_stats:
+                        g = g - dbeta[c] / count - xhat[n, c, h, w] * dgamma[c] / count
+                    dx[n, c, h, w] = gamma[c] * invstd[c] * g
+    return dx, (dgamma if cache.has_gamma else None), (dbeta if cache.has_beta else None)
+
+
+def batch_norm1d_forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
+                         running_mean: np.ndarray | None, running_var: np.ndarray | None,
+                         training: bool, momentum: float = 0.1, eps: float = 1e-5
+                         ) -> tuple[np.ndarray, tuple[tuple[int, ...], BatchNormCache]]:
+    """The 1-D form, x (N, C) or (N, C, L): :func:`batch_norm2d_forward` of x as
+    (N, C, L, 1). Returns y of x's shape and ``(x.shape, cache)``."""
+    x = as_float(x)
+    if x.ndim not in (2, 3):
+        raise ShapeError(f"batch_norm1d expects input of shape (N, C) or (N, C, L), got shape "
+                         f"{tuple(x.shape)} ({x.ndim} dimensions)")
+    y, cache = batch_norm2d_forward(x.reshape(x.shape[0], x.shape[1], -1, 1), gamma, beta,
+                                    running_mean, running_var, training, momentum, eps)
+    return y.reshape(x.shape), (tuple(x.shape), cache)
+
+
+def batch_norm1d_backward(dy: np.ndarray, cache: tuple[tuple[int, ...], BatchNormCache]
+                          ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Backward of :func:`batch_norm1d_forward`."""
+    shape, inner = cache
+    dz = _gradient_in(dy, inner.xhat.dtype, shape, "batch_norm1d_backward")
+    dx, dgamma, dbeta = batch_norm2d_backward(dz.reshape(inner.xhat.shape), inner)
+    return dx.reshape(shape), dgamma, dbeta
+
 __all__ = [
     "AvgPool2dCache",
+    "BatchNormCache",
     "Conv2dBackwardSteps",
     "Conv2dCache",
     "Conv2dSteps",
@@ -1178,6 +1311,10 @@ __all__ = [
     "avg_pool2d_backward",
     "avg_pool2d_forward",
     "avg_window_divisor",
+    "batch_norm1d_backward",
+    "batch_norm1d_forward",
+    "batch_norm2d_backward",
+    "batch_norm2d_forward",
     "conv2d_backward",
     "conv2d_backward_steps",
     "conv2d_forward",

@@ -631,6 +631,52 @@ def check_logits_labels(z: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return labels
 
 
+
+# ---------------------------------------------------------------- batch normalisation
+def _per_channel(a: np.ndarray | None, c: int, dtype: np.dtype, what: str
+                 ) -> np.ndarray | None:
+    if a is None:
+        return None
+    a = np.asarray(a)
+    if a.shape != (c,):
+        raise ShapeError(f"batch_norm: {what} must have shape ({c},) (one value per channel "
+                         f"of the input), got {a.shape}")
+    return a.astype(dtype, copy=False)
+
+
+def check_batch_norm(x: np.ndarray, gamma: Any, beta: Any, running_mean: Any,
+                     running_var: Any, training: bool, momentum: float, eps: float,
+                     op: str = "batch_norm2d", stats_given: bool = False
+                     ) -> tuple[np.ndarray, Any, Any]:
+    """The checks the op and its reference share: x 4-D float, per-channel arrays of
+    shape (C,), both running arrays or neither, momentum in [0, 1], eps > 0, more than
+    one value per channel in training (unless ``stats_given``: the batch's statistics
+    come from elsewhere). Returns x, gamma and beta in x's float dtype."""
+    x = as_float(x)
+    check_nchw(x, op)
+    c = x.shape[1]
+    gamma = _per_channel(gamma, c, x.dtype, "weight (gamma)")
+    beta = _per_channel(beta, c, x.dtype, "bias (beta)")
+    for name, a in (("running_mean", running_mean), ("running_var", running_var)):
+        if a is not None and (not isinstance(a, np.ndarray) or a.shape != (c,)
+                              or a.dtype.kind != "f"):
+            raise ShapeError(f"{op}: {name} must be a float ndarray of shape ({c},) (it is "
+                             f"updated in place), got {getattr(a, 'shape', type(a).__name__)}")
+    if (running_mean is None) != (running_var is None):
+        raise ClearConvError(f"{op}: give both running_mean and running_var, or neither")
+    if running_mean is None and not training and not stats_given:
+        raise ClearConvError(f"{op}: evaluation (training=False) normalises with the running "
+                             f"statistics: running_mean and running_var are needed")
+    if not 0.0 <= float(momentum) <= 1.0:
+        raise ClearConvError(f"{op}: momentum must be in [0, 1], got {momentum}")
+    if not float(eps) > 0.0:
+        raise ClearConvError(f"{op}: eps must be > 0, got {eps}")
+    if training and not stats_given and x.shape[0] * x.shape[2] * x.shape[3] <= 1:
+        raise ClearConvError(f"{op}: training needs more than one value per channel to "
+                             f"take a variance, got input shape {tuple(x.shape)}")
+    return x, gamma, beta
+
+
 #: the ``reduction`` values of the losses, as in ``torch.nn``
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -726,6 +772,7 @@ __all__ = [
     "CrossEntropyTarget",
     "PoolGeometry",
     "as_float",
+    "check_batch_norm",
     "check_broadcasts",
     "ceil_div",
     "check_linear",

@@ -21,7 +21,17 @@ import clearconv as cc
 from clearconv import optim
 from clearconv.data import random_shift
 from clearconv.errors import ClearConvError
-from clearconv.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU
+from clearconv.layers import (
+    BatchNorm1D,
+    BatchNorm2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    MaxPool2D,
+    ReLU,
+    Residual,
+)
 from clearconv.train.callbacks import BackupAndRestore, Callback
 from clearconv.train.losses import CrossEntropyLoss
 
@@ -38,6 +48,17 @@ def data(samples: int = SAMPLES, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
     return x, y
 
 
+def bn_model(dense_bn: bool = True) -> cc.Sequential:
+    """Batch norm after convs (one inside a residual block, one with a cumulative
+    average) and, with ``dense_bn``, after a Dense layer."""
+    layers = [Conv2D(1, 4, 3, padding=1, bias=False, rng=1), BatchNorm2D(4), ReLU(),
+              Residual([Conv2D(4, 4, 3, padding=1, rng=3), BatchNorm2D(4, momentum=None)]),
+              MaxPool2D(2), Flatten(), Dense(4 * 4 * 4, 6, rng=4)]
+    layers += [BatchNorm1D(6), ReLU()] if dense_bn else [ReLU()]
+    layers.append(Dense(6, 3, rng=2))
+    return cc.Sequential(*layers, input_shape=(1, 8, 8)).astype(np.float64)
+
+
 def model(dropout: bool = False) -> cc.Sequential:
     layers = [Conv2D(1, 4, 3, padding=1, rng=1), ReLU(), MaxPool2D(2), Flatten()]
     if dropout:
@@ -48,10 +69,12 @@ def model(dropout: bool = False) -> cc.Sequential:
 
 def run(batch_size: int, epochs: int, augment: bool = False, distributed: Any = None,
         callbacks: tuple = (), optimizer: str = "adam", dropout: bool = False,
-        x: np.ndarray | None = None, loss: str = "plain") -> tuple[cc.Sequential, Any]:
+        x: np.ndarray | None = None, loss: str = "plain", bn: str | None = None
+        ) -> tuple[cc.Sequential, Any]:
     """One training run; the same in one process and on every rank. ``loss``: 'plain'
     (the default cross-entropy), 'mse' (on one-hot targets) or 'sum' (a summed,
-    label-smoothed cross-entropy)."""
+    label-smoothed cross-entropy). ``bn``: None (the plain model), 'all' or '2d'
+    (:func:`bn_model` with or without its BatchNorm1D)."""
     if x is None:
         x, y = data()
     else:
@@ -62,7 +85,7 @@ def run(batch_size: int, epochs: int, augment: bool = False, distributed: Any = 
         loss_fn, y, yv = "mse", np.eye(3)[y], np.eye(3)[yv]
     elif loss == "sum":
         loss_fn = CrossEntropyLoss(reduction="sum", label_smoothing=0.1)
-    net = model(dropout)
+    net = model(dropout) if bn is None else bn_model(bn == "all")
     opt = (optim.Adam(net.parameters(), lr=1e-2) if optimizer == "adam"
            else optim.SGD(net.parameters(), lr=0.05, momentum=0.9))
     history = net.fit(x, y, epochs=epochs, batch_size=batch_size, optimizer=opt, seed=3,
@@ -115,6 +138,16 @@ def main(argv: list[str]) -> None:
                                optimizer="sgd" if name == "sgd" else "adam",
                                distributed=DataParallel(comm),
                                loss=name if name in ("mse", "sum") else "plain")
+            report[name] = {"crc": _weights_crc(net), "history": history.history}
+            if rank == 0:
+                np.savez(os.path.join(out, f"{name}.npz"), **net.state_dict())
+    elif scenario == "syncbn":
+        # ARGS: per-rank batch size, epochs, 'all' or '2d', then run names "sync", "local"
+        batch, epochs, kind = int(args[0]), int(args[1]), args[2]
+        for name in args[3:]:
+            net, history = run(batch, epochs, optimizer="sgd", bn=kind,
+                               distributed=DataParallel(comm,
+                                                        sync_batch_norm=name == "sync"))
             report[name] = {"crc": _weights_crc(net), "history": history.history}
             if rank == 0:
                 np.savez(os.path.join(out, f"{name}.npz"), **net.state_dict())

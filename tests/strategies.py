@@ -274,13 +274,17 @@ class ResizeCase(NamedTuple):
 @st.composite
 def resize_cases(draw, values: str = "tie_free"):
     """An (N, C, H, W) input with an adaptive output size (smaller, equal or larger
-    than the input, dividing it or not) and an upsampling size or scale factor."""
+    than the input, dividing it or not) and an upsampling size or scale factor.
+    ``values``: "tie_free", "ties" (0, 1, 2) or "nonfinite" (ties plus NaN, +-inf)."""
     n, c, h, w = draw(counts), draw(counts), draw(sizes), draw(sizes)
     rng = np.random.default_rng(draw(seeds))
     if values == "tie_free":
         x = rng.permutation(np.linspace(-1.0, 1.0, n * c * h * w)).reshape(n, c, h, w)
     else:
         x = rng.integers(0, 3, (n, c, h, w)).astype(np.float64)
+    if values == "nonfinite":
+        special = rng.random(x.shape) < 0.3
+        x[special] = rng.choice([np.nan, -np.inf, np.inf], size=int(special.sum()))
     out = st.integers(1, 12)
     output_size = draw(st.one_of(out, st.tuples(st.one_of(st.none(), out),
                                                 st.one_of(st.none(), out))))

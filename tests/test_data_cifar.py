@@ -199,3 +199,98 @@ def test_bad_split(tmp_path: Path) -> None:
 def test_class_names() -> None:
     assert len(CIFAR10_CLASSES) == 10
     assert CIFAR10_CLASSES[0] == "airplane" and CIFAR10_CLASSES[9] == "truck"
+
+
+# --------------------------------------------------------------- issue 12: budgets
+
+def test_ndarray_from_the_unpickler_is_refused_no_uninitialised_memory() -> None:
+    # issue 12: GLOBAL numpy.ndarray + REDUCE ((2, 3072), 'B') returned np.ndarray(...):
+    # uninitialised process memory as pixels, from a 61-byte file
+    payload = (b"\x80\x02}(C\x04datacnumpy\nndarray\nK\x02M\x00\x0c\x86X\x01\x00\x00\x00B"
+               b"\x86RC\x06labels](K\x00K\x00eu.")
+    assert len(payload) < 61
+    with pytest.raises(DatasetError, match="refusing to call numpy.ndarray"):
+        read_cifar_batch(io.BytesIO(payload), name="p")
+
+
+def test_array_state_must_hold_its_bytes() -> None:
+    # issue 12: a 100 KB batch became a 307 MB array; here the BUILD state announces
+    # (100000, 3072) uint8 and holds 10 bytes
+    good = pickle.dumps(np.zeros(10, np.uint8), protocol=2)
+    bad = good.replace(b"K\n\x85", b"J\xa0\x86\x01\x00M\x00\x0c\x86")
+    assert bad != good
+    with pytest.raises(DatasetError, match="needs 307200000 bytes, the pickle holds 10"):
+        read_cifar_batch(io.BytesIO(bad), name="p")
+
+
+def test_build_on_an_allowed_global_is_refused() -> None:
+    # issue 12: BUILD on _codecs.encode set clearconv's function defaults for the process
+    from clearconv.data import cifar
+
+    before = cifar._latin1_encode.__defaults__
+    payload = (b"\x80\x02c_codecs\nencode\nN}X\x0c\x00\x00\x00__defaults__"
+               b"X\x05\x00\x00\x00rot13\x85s\x86b.")
+    with pytest.raises(DatasetError, match="refusing BUILD on the global _codecs.encode"):
+        read_cifar_batch(io.BytesIO(payload), name="p")
+    assert cifar._latin1_encode.__defaults__ == before
+
+
+def test_batch_file_larger_than_the_budget_is_refused_unread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clearconv.data import cifar
+
+    monkeypatch.setattr(cifar, "MAX_BATCH_BYTES", 1000)
+    path = tmp_path / "test_batch"
+    path.write_bytes(pickle.dumps(batch_dict(1, seed=0), protocol=2))
+    with pytest.raises(DatasetError, match="larger than MAX_BATCH_BYTES = 1000"):
+        read_cifar_batch(path)
+
+
+def _gnu_sparse_member(name: str, real_size: int) -> bytes:
+    """A GNU old-style sparse header (type 'S') whose one 1-byte data block sits at
+    the end of a ``real_size``-byte file: 512 header bytes + 512 data bytes."""
+    info = tarfile.TarInfo(name)
+    info.size, info.type = 1, tarfile.GNUTYPE_SPARSE
+    header = bytearray(info.tobuf(format=tarfile.GNU_FORMAT))
+    header[386:398] = b"%011o\0" % (real_size - 1)   # sparse map entry 0: offset
+    header[398:410] = b"%011o\0" % 1                 # and length
+    header[483:495] = b"%011o\0" % real_size         # the real size
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    return bytes(header) + b"x".ljust(512, b"\0")
+
+
+def test_gnu_sparse_member_is_refused_before_reading(tmp_path: Path) -> None:
+    # issue 12: a 330-byte .tar.gz with a GNU-sparse 6 GB member forced a 6 GB read
+    import gzip
+
+    raw = _gnu_sparse_member("cifar-10-batches-py/test_batch", 6 << 30) + b"\0" * 1024
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    archive.write_bytes(gzip.compress(raw))
+    assert archive.stat().st_size < 400
+    with tarfile.open(archive) as tar:   # the member really reads as 6 GB
+        assert tar.getmembers()[0].size == 6 << 30
+    with pytest.raises(DatasetError, match="a sparse member"):
+        load_cifar10(archive, "test")
+
+
+def test_oversized_archive_member_is_refused(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from clearconv.data import cifar
+
+    make_batches(tmp_path / "src" / "cifar-10-batches-py", n=3)
+    archive = tmp_path / "c.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    monkeypatch.setattr(cifar, "MAX_BATCH_BYTES", 2000)
+    with pytest.raises(DatasetError, match="a member of \\d+ bytes"):
+        load_cifar10(archive, "test")
+
+
+def test_fifo_as_batch_is_refused_not_waited_on(tmp_path: Path) -> None:
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this platform")
+    path = tmp_path / "test_batch"
+    os.mkfifo(path)
+    with pytest.raises(DatasetError, match="a FIFO"):
+        read_cifar_batch(path)

@@ -532,8 +532,8 @@ def test_fit_to_model_inverts_a_dark_on_light_digit_for_an_mnist_model():
     assert steps[0] == "RGB -> grayscale (ITU-R 601-2 luma)"
     assert steps[1].startswith("inverted: v -> 255 - v (border median")
     assert "light background, the model expects dark" in steps[1]
-    assert steps[2].startswith("padded 40x60 -> 60x60 (WxH) with the border colour")
-    assert steps[3] == "resized 60x60 -> 28x28 (WxH, bilinear)"
+    assert steps[2] == "resized 40x60 -> 19x28 (WxH, bilinear, aspect ratio kept)"
+    assert steps[3].startswith("padded 19x28 -> 28x28 (WxH) with the border colour")
 
 
 def test_fit_to_model_keeps_an_mnist_style_image():

@@ -192,6 +192,35 @@ def test_n_ranks_give_the_weights_of_one_process_at_n_times_the_batch(
         assert len(theirs["allreduce_seconds"]) == epochs
 
 
+@pytest.mark.parametrize("ranks, batch, epochs, kind", [
+    (2, 5, 2, "all"),     # global batch 10: 20 even steps
+    (3, 4, 2, "all"),     # global batch 12: the last step 4 = 2 + 1 + 1 (pieces of 1)
+    (3, 11, 1, "2d"),     # global batch 33: the last step 1 sample, ranks 1 and 2 idle
+])
+def test_sync_batch_norm_gives_one_process_at_n_times_the_batch(tmp_path, ranks, batch,
+                                                                 epochs, kind):
+    """Float64, SGD with momentum: with sync_batch_norm, N ranks at batch b end where one
+    process at batch N*b ends, weights and running statistics to 1e-10, history too;
+    without it each rank normalises its own piece and the result differs (where it can
+    run: a piece of one sample has no variance of its own for the BatchNorm1D)."""
+    local = ranks == 2
+    launch(ranks, "syncbn", tmp_path, batch, epochs, kind, "sync", *(["local"] if local else []))
+    ranked = reports(tmp_path, ranks)
+    net, history = worker.run(batch * ranks, epochs, optimizer="sgd", bn=kind)
+    single = net.state_dict()
+    assert "1.running_mean" in single
+    synced = dict(np.load(tmp_path / "sync.npz"))
+    assert len({r["sync"]["crc"] for r in ranked}) == 1
+    assert _max_difference(synced, single) < 1e-10
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(ranked[0]["sync"]["history"][key], history.history[key],
+                                   rtol=0, atol=1e-10, err_msg=key)
+    if local:
+        own = dict(np.load(tmp_path / "local.npz"))
+        assert len({r["local"]["crc"] for r in ranked}) == 1    # the weights still agree
+        assert _max_difference(own, single) > 1e-6
+
+
 def test_dropout_masks_differ_between_ranks(tmp_path):
     launch(2, "dropout", tmp_path, 5)
     first, second = reports(tmp_path, 2)

@@ -258,3 +258,65 @@ def test_dilated_pool_winners():
     assert d.meta["layers"][2]["pool"]["dilation"] == [2, 2]
     assert all(src[c, am[c, m, k, 0], am[c, m, k, 1]] == out[c, m, k]
                for c in range(2) for m in range(6) for k in range(6))
+
+
+def test_a_page_over_the_size_budget_leaves_out_the_da_products():
+    model = zoo.digits_cnn(rng=0)
+    full = explore(model, max_bytes=10 ** 9, all_classes=False)
+    small = explore(model, max_bytes=1, all_classes=False)
+    assert any(".da_products" in n for n in full.data.arrays)
+    assert not any(".da_products" in n for n in small.data.arrays)
+    assert any(".da_channel_sums" in n for n in small.data.arrays)
+    assert small.size_bytes < full.size_bytes
+
+
+def test_default_digit_for_a_larger_model_is_drawn_as_mnist_draws_digits():
+    r = explore(zoo.mnist_cnn(rng=0))
+    x = r.data.arrays["input"]
+    assert x.shape == (1, 28, 28) and np.all(x[:, :4] == 0) and np.all(x[:, :, -4:] == 0)
+    assert r.size_bytes <= 15_000_000
+
+
+@pytest.mark.parametrize("groups", [2, 4])
+def test_grouped_and_depthwise_conv_breakdowns(groups):
+    model = Sequential(Conv2D(4, 4, 3, padding=1, groups=groups, rng=0), ReLU(), Flatten(),
+                       Dense(4 * 5 * 5, 3, rng=0), input_shape=(4, 5, 5))
+    x = np.random.default_rng(0).random((4, 5, 5)).astype(np.float32)
+    d = compute(model, x, label=1)
+    layer = d.meta["layers"][0]
+    assert layer["kind"] == "conv" and layer["conv"]["groups"] == groups
+    n = layer["conv"]["arrays"]
+    _close(d.arrays[n["z_ref"]], d.arrays["out.0"], 1e-4)
+    _close(d.arrays[n["channel_sums"]].sum(axis=3) + d.arrays[n["bias"]][:, None, None],
+           d.arrays[n["z_ref"]], 1e-4)
+    t = d.meta["backward"]["1"]["layers"][0]
+    conv = model.layers[0]
+    _, cache = F.conv2d_forward(x[None], conv.weight.value, conv.bias.value, padding=1,
+                                groups=groups)
+    dx, dw, _ = F.conv2d_backward(d.arrays[t["grad"]][None], cache)
+    _close(d.arrays[t["dw_ref"]], dw, 1e-4)
+    _close(d.arrays[t["dw_terms"]].sum(axis=(1, 2)), dw, 1e-4)
+    _close(d.arrays[t["dx_ref"]], dx[0], 1e-4)
+    assert d.arrays[t["da_channel_sums"]].shape == (4, 5, 5, 4 // groups)
+    _close(d.arrays[t["da_channel_sums"]].sum(axis=3), dx[0], 1e-4)
+
+
+def test_the_pages_math_links_point_to_sections_of_docs_math():
+    root = Path(__file__).resolve().parents[1]
+    math = (root / "docs" / "MATH.md").read_text(encoding="utf-8")
+    # GitHub's anchors: the heading in lower case, punctuation dropped, spaces as dashes
+    slugs = {re.sub(r"\s", "-", re.sub(r"[^\w\s-]", "", h.strip().lower()))
+             for h in re.findall(r"^#+ (.*)$", math, flags=re.M)}
+    static = root / "clearconv" / "explore" / "static"
+    text = (static / "explorer.html").read_text() + (static / "explorer.js").read_text()
+    used = set(re.findall(r"__MATH__#([\w-]+)", text)) | set(
+        re.findall(r'"\d+": "(\d+-[\w-]+)"', text))
+    assert used and used <= slugs, f"anchors missing from docs/MATH.md: {used - slugs}"
+
+
+def test_small_models_ship_every_class_by_default():
+    r = explore()
+    assert sorted(r.data.meta["backward"], key=int) == [str(k) for k in range(10)]
+    assert r.size_bytes <= 3_000_000
+    one = explore(zoo.digits_cnn(rng=0), all_classes=False)
+    assert list(one.data.meta["backward"]) == [str(one.data.meta["target"])]

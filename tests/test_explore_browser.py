@@ -237,3 +237,35 @@ def test_live_drawing_changes_the_prediction(browser, live):
     assert "your upload" in page.locator("#facts").inner_text()
     assert problems == []
     page.close()
+
+
+def test_live_class_picker_and_dropped_photo(browser, live, tmp_path):
+    from PIL import Image
+
+    page, problems = _open(browser, live.url)
+    page.click("nav button[data-view='v-backward']")
+    loss = page.locator("#loss").inner_text()
+    page.select_option("#target", "1")                 # not the file's class: asks the server
+    page.wait_for_function(f"document.getElementById('loss') && "
+                           f"document.getElementById('loss').textContent !== '{loss}'",
+                           timeout=30000)
+    assert page.locator("#target").input_value() == "1"
+    photo = np.full((60, 40), 255, np.uint8)           # dark ink on white paper: inverted
+    photo[10:50, 18:23] = 0
+    Image.fromarray(photo).save(tmp_path / "one.png")
+    page.set_input_files("#file", str(tmp_path / "one.png"))
+    page.wait_for_function("document.getElementById('status').textContent.includes('updated')",
+                           timeout=30000)
+    facts = page.locator("#facts").inner_text()
+    assert "your upload" in facts and "inverted" in facts
+    assert problems == []
+    page.close()
+
+
+def test_static_class_picker_switches_the_backward_pass(page, case):
+    model, x, _ = case
+    page.click("nav button[data-view='v-backward']")
+    page.select_option("#target", "7")
+    loss, _ = F.softmax_cross_entropy_forward(model.predict(x[None]), np.array([7]))
+    _approx(_num(page, "#loss"), loss)
+    assert page.locator("canvas[data-array='T7.grad.2']").count() == 16

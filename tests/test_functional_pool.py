@@ -254,8 +254,9 @@ def test_adaptive_pooling_meets_the_reference(case):
 
 
 @FEW
-@given(resize_cases("ties"))
+@given(st.sampled_from(["ties", "nonfinite"]).flatmap(resize_cases))
 def test_adaptive_and_global_max_send_ties_to_the_first_maximum_as_the_reference(case):
+    """PyTorch's rule, as max pooling's: the first maximum wins ties, NaN wins."""
     y, cache = F.adaptive_max_pool2d_forward(case.x, case.output_size)
     y_ref, cache_ref = R.adaptive_max_pool2d_forward(case.x, case.output_size)
     assert_same(y, y_ref)

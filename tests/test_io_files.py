@@ -205,7 +205,16 @@ def test_truncated_file_is_refused(saved: Path, keep: float) -> None:
 def test_random_bytes_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "random.npz"
     path.write_bytes(np.random.default_rng(1).bytes(4096))
-    _assert_refused(path, "not a readable .npz")
+    _assert_refused(path, "not an .npz archive")
+
+
+def test_non_zip_file_is_not_called_pickled(tmp_path: Path) -> None:
+    # issue 12: a text file given as a model was reported as "contains pickled data"
+    path = tmp_path / "notes.npz"
+    path.write_bytes(b"hello, this is not a model\n" * 10)
+    with pytest.raises(ModelFileError) as info:
+        load_arrays(path)
+    assert "not an .npz archive" in str(info.value) and "pickle" not in str(info.value)
 
 
 def test_corrupted_member_bytes_are_refused(saved: Path) -> None:

@@ -19,7 +19,14 @@ import clearconv as cc
 from clearconv.errors import ClearConvError
 from clearconv.io.onnx import to_onnx
 from clearconv.layers import (
+    AdaptiveAvgPool1D,
+    AdaptiveAvgPool2D,
+    AdaptiveMaxPool1D,
+    AdaptiveMaxPool2D,
+    AvgPool1D,
     AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
     Concat,
     Conv1D,
     Conv2D,
@@ -27,14 +34,21 @@ from clearconv.layers import (
     Dense,
     Dropout,
     Flatten,
+    GlobalAvgPool1D,
+    GlobalAvgPool2D,
+    GlobalMaxPool1D,
+    GlobalMaxPool2D,
     Layer,
     LeakyReLU,
+    MaxPool1D,
     MaxPool2D,
+    MaxUnpool2D,
     ReLU,
     Residual,
     Sigmoid,
     Softmax,
     Tanh,
+    Upsample,
 )
 
 onnx = pytest.importorskip("onnx", reason="onnx not installed (pip install clearconv[onnx]): "
@@ -56,6 +70,18 @@ def _pool_model(pool: Layer, shape: tuple[int, int, int]) -> cc.Sequential:
     out = pool.output_shape(conv.output_shape(shape))
     return cc.Sequential(conv, Tanh(), pool, Flatten(), Dense(int(np.prod(out)), 4, rng=3),
                          input_shape=shape)
+
+
+def _bn(layer: Layer, seed: int) -> Layer:
+    """A batch-norm layer with random weight, bias and running statistics."""
+    rng = np.random.default_rng(seed)
+    c = layer.num_features
+    if layer.affine:
+        layer.weight.value[...] = rng.random(c) + 0.5
+        layer.bias.value[...] = rng.standard_normal(c)
+    layer.running_mean[...] = rng.standard_normal(c)
+    layer.running_var[...] = rng.random(c) + 0.5
+    return layer
 
 
 MODELS: dict[str, Callable[[], cc.Sequential]] = {
@@ -109,6 +135,39 @@ MODELS: dict[str, Callable[[], cc.Sequential]] = {
         Residual([Conv2D(4, 6, 3, stride=2, padding=1, rng=18)], [Conv2D(4, 6, 1, stride=2,
                                                                           rng=19)]),
         Concat([], [Conv2D(6, 2, 1, rng=20)]), Flatten(), input_shape=(2, 6, 6)),
+    "maxpool-dilated-asymmetric": lambda: _pool_model(
+        MaxPool2D(3, 2, ((1, 0), (0, 1)), dilation=2), (2, 9, 8)),
+    "maxpool-dilated-ceil": lambda: _pool_model(
+        MaxPool2D(2, 2, 1, ceil_mode=True, dilation=(2, 1)), (1, 8, 7)),
+    "avgpool-asymmetric-ceil": lambda: _pool_model(
+        AvgPool2D(3, 2, ((1, 0), (0, 1)), ceil_mode=True), (2, 8, 9)),
+    "avgpool-divisor-override": lambda: _pool_model(
+        AvgPool2D(3, 2, 1, ceil_mode=True, divisor_override=4), (2, 8, 9)),
+    "global-and-adaptive": lambda: cc.Sequential(
+        Conv2D(2, 4, 3, padding=1, rng=21), ReLU(), AdaptiveMaxPool2D((4, 3)),
+        AdaptiveAvgPool2D((2, 3)), GlobalMaxPool2D(), Upsample(scale_factor=2),
+        GlobalAvgPool2D(flatten=True), Dense(4, 3, rng=22), input_shape=(2, 8, 9)),
+    "upsample-nearest-size": lambda: cc.Sequential(
+        Conv2D(2, 3, 1, rng=23), Upsample(size=(11, 7)), Flatten(), input_shape=(2, 5, 3)),
+    "upsample-nearest-scale": lambda: cc.Sequential(
+        Conv2D(2, 3, 1, rng=23), Upsample(scale_factor=(3, 2.5)), Flatten(),
+        input_shape=(2, 5, 4)),
+    "upsample-bilinear": lambda: cc.Sequential(
+        Conv2D(2, 3, 1, rng=24), Upsample(size=(9, 13), mode="bilinear"),
+        Upsample(scale_factor=1.5, mode="bilinear", align_corners=True), Flatten(),
+        input_shape=(2, 5, 6)),
+    "pool1d": lambda: cc.Sequential(
+        Conv1D(2, 4, 3, padding=1, rng=25), ReLU(), MaxPool1D(3, 2, (1, 0), dilation=2),
+        AvgPool1D(2, 1, 1, ceil_mode=True), AdaptiveAvgPool1D(2), GlobalAvgPool1D(),
+        Flatten(), input_shape=(2, 17)),
+    "pool1d-max": lambda: cc.Sequential(
+        Conv1D(2, 4, 3, padding=1, rng=26), AdaptiveMaxPool1D(6), GlobalMaxPool1D(flatten=True),
+        input_shape=(2, 12)),
+    "batchnorm": lambda: cc.Sequential(
+        Conv2D(2, 4, 3, padding=1, bias=False, rng=21), _bn(BatchNorm2D(4), 22), ReLU(),
+        Residual([Conv2D(4, 4, 3, padding=1, rng=23), _bn(BatchNorm2D(4, affine=False), 24)]),
+        Flatten(), Dense(4 * 5 * 6, 6, rng=25), _bn(BatchNorm1D(6, eps=1e-3), 26),
+        input_shape=(2, 5, 6)),
     "flatten-start-dim": lambda: cc.Sequential(
         Conv2D(2, 3, 3, padding=1, rng=21), Flatten(start_dim=2), Softmax(axis=-1),
         Flatten(), input_shape=(2, 4, 5)),
@@ -147,6 +206,7 @@ def test_model_covers_every_layer_type() -> None:
     used = {type(layer) for make in MODELS.values() for layer in make().layers}
     every = {cls for name, cls in Layer.registry.items()
              if cls.__module__.startswith("clearconv.") and not name.startswith("_")}
+    every.discard(MaxUnpool2D)  # two inputs (x, indices): no layer of a Sequential
     assert every <= used, f"layers without an export test: {every - used}"
 
 

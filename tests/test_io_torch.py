@@ -18,22 +18,37 @@ import pytest
 
 import clearconv as cc
 from clearconv.errors import ClearConvError
-from clearconv.io.torch import from_torch, to_torch
+from clearconv.io.torch import from_torch, to_torch, torch_blocks
 from clearconv.layers import (
+    AdaptiveAvgPool1D,
+    AdaptiveAvgPool2D,
+    AdaptiveMaxPool1D,
+    AdaptiveMaxPool2D,
+    AvgPool1D,
     AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
     Conv1D,
     Conv2D,
     ConvTranspose2D,
     Dense,
     Dropout,
     Flatten,
+    GlobalAvgPool1D,
+    GlobalAvgPool2D,
+    GlobalMaxPool1D,
+    GlobalMaxPool2D,
     Layer,
     LeakyReLU,
+    MaxPool1D,
     MaxPool2D,
+    MaxUnpool2D,
     ReLU,
+    Residual,
     Sigmoid,
     Softmax,
     Tanh,
+    Upsample,
 )
 
 torch = pytest.importorskip("torch", reason="PyTorch not installed (pip install "
@@ -52,8 +67,9 @@ TORCH_DTYPE = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.
 def _torch_head(*trunk: Any, classes: int = 3, softmax: bool = False) -> Any:
     """trunk -> Flatten -> Linear(classes) (-> Softmax), the Linear sized from SHAPE."""
     body = nn.Sequential(*trunk)
-    with torch.no_grad():
-        feats = body(torch.zeros(1, *SHAPE)).numel()
+    with torch.no_grad():    # in eval mode: batch norm cannot train on one sample
+        feats = body.eval()(torch.zeros(1, *SHAPE)).numel()
+    body.train()
     tail = [nn.Flatten(), nn.Linear(feats, classes)] + ([nn.Softmax(dim=1)] if softmax else [])
     return nn.Sequential(*trunk, *tail)
 
@@ -66,6 +82,35 @@ def _cc_head(*trunk: Layer, classes: int = 3, softmax: bool = False) -> cc.Seque
     tail: list[Layer] = [Flatten(), Dense(int(np.prod(shape)), classes, rng=99)]
     return cc.Sequential(*trunk, *tail, *([Softmax(axis=1)] if softmax else []),
                          input_shape=SHAPE)
+
+
+def _bn(module: Any) -> Any:
+    """A torch batch-norm module with random weight, bias and running statistics (a fresh
+    one normalises with mean 0, variance 1: too easy to agree on)."""
+    c = module.num_features
+    with torch.no_grad():
+        if module.affine:
+            module.weight.copy_(torch.rand(c) + 0.5)
+            module.bias.copy_(torch.randn(c))
+        if module.track_running_stats:
+            module.running_mean.copy_(torch.randn(c))
+            module.running_var.copy_(torch.rand(c) + 0.5)
+            module.num_batches_tracked.fill_(3)
+    return module
+
+
+def _cc_bn(layer: Any, seed: int) -> Any:
+    """The same for a clearconv batch-norm layer."""
+    rng = np.random.default_rng(seed)
+    c = layer.num_features
+    if layer.affine:
+        layer.weight.value[...] = rng.random(c) + 0.5
+        layer.bias.value[...] = rng.standard_normal(c)
+    if layer.track_running_stats:
+        layer.running_mean[...] = rng.standard_normal(c)
+        layer.running_var[...] = rng.random(c) + 0.5
+        layer.num_batches_tracked[...] = 3
+    return layer
 
 
 TORCH_MODELS: dict[str, Callable[[], Any]] = {
@@ -91,6 +136,16 @@ TORCH_MODELS: dict[str, Callable[[], Any]] = {
         nn.Conv2d(2, 6, 3, padding=1, groups=2), nn.ReLU(),
         nn.Conv2d(6, 6, 3, stride=2, padding=1, groups=6),
         nn.ConvTranspose2d(6, 4, 3, stride=2, padding=1, output_padding=1, groups=2)),
+    "pooling-forms-upsample": lambda: _torch_head(
+        nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 1, 1, dilation=2),
+        nn.Upsample(scale_factor=1.5, mode="bilinear"), nn.AvgPool2d(2, divisor_override=3),
+        nn.Upsample(size=(7, 5)), nn.AdaptiveMaxPool2d((4, 3)), nn.AdaptiveAvgPool2d(2)),
+    "batchnorm-residual": lambda: _torch_head(
+        nn.Conv2d(2, 4, 3, padding=1, bias=False), _bn(nn.BatchNorm2d(4)), nn.ReLU(),
+        torch_blocks()[0](nn.Sequential(nn.Conv2d(4, 4, 3, padding=1),
+                                        _bn(nn.BatchNorm2d(4, momentum=None)), nn.ReLU()),
+                          nn.Sequential(nn.Conv2d(4, 4, 1), _bn(nn.BatchNorm2d(4, affine=False)))),
+        nn.Flatten(), _bn(nn.BatchNorm1d(4 * 9 * 8, eps=1e-3, momentum=0.3))),
 }
 
 CC_MODELS: dict[str, Callable[[], cc.Sequential]] = {
@@ -116,6 +171,21 @@ CC_MODELS: dict[str, Callable[[], cc.Sequential]] = {
         Conv2D(2, 6, 3, padding=1, groups=2, rng=0), ReLU(),
         Conv2D(6, 6, 3, stride=2, padding=1, groups=6, rng=1),
         ConvTranspose2D(6, 4, 4, stride=2, padding=1, dilation=(1, 2), groups=2, rng=2)),
+    "pooling-forms-global": lambda: _cc_head(
+        Conv2D(2, 4, 3, padding=1, rng=0), ReLU(), MaxPool2D(2, 1, ((1, 0), (0, 1))),
+        AvgPool2D(3, 1, ((0, 1), (1, 1)), divisor_override=5),
+        Upsample(size=(11, 9), mode="bilinear", align_corners=True),
+        AdaptiveMaxPool2D((5, None)), AdaptiveAvgPool2D(3), Upsample(scale_factor=2),
+        GlobalMaxPool2D()),
+    "global-average-flatten": lambda: cc.Sequential(
+        Conv2D(2, 4, 3, padding=1, rng=0), ReLU(), GlobalAvgPool2D(flatten=True),
+        Dense(4, 3, rng=1), input_shape=SHAPE),
+    "batchnorm-residual": lambda: _cc_head(
+        Conv2D(2, 4, 3, padding=1, bias=False, rng=0), _cc_bn(BatchNorm2D(4), 1), ReLU(),
+        Residual([Conv2D(4, 4, 3, padding=1, rng=2), _cc_bn(BatchNorm2D(4, momentum=None), 3),
+                  ReLU()],
+                 [Conv2D(4, 4, 1, stride=1, rng=4), _cc_bn(BatchNorm2D(4, affine=False), 5)]),
+        Flatten(), _cc_bn(BatchNorm1D(4 * 9 * 8, eps=1e-3, momentum=0.3), 6)),
 }
 TORCH_TRAINABLE = [k for k in TORCH_MODELS if "dropout" not in k]
 CC_TRAINABLE = [k for k in CC_MODELS if "dropout" not in k]
@@ -288,7 +358,7 @@ def test_from_torch_of_to_torch_keeps_weights_exactly() -> None:
     (lambda: nn.MaxPool2d(2, return_indices=True), "return_indices"),
     (lambda: nn.Flatten(start_dim=0), "start_dim=0"),
     (lambda: nn.Softmax(), "dim=None"),
-    (lambda: nn.BatchNorm2d(2), r"\(BatchNorm2d\) has no clearconv equivalent"),
+    (lambda: nn.InstanceNorm2d(2), r"\(InstanceNorm2d\) has no clearconv equivalent"),
     (lambda: nn.Dropout2d(0.2), r"\(Dropout2d\) has no clearconv equivalent"),
     (lambda: type("MyReLU", (nn.ReLU,), {})(), r"\(MyReLU\) has no clearconv equivalent"),
 ])
@@ -354,6 +424,42 @@ def test_conv1d_round_trips_with_the_same_outputs(dtype: Any) -> None:
                                    **TOL[np.dtype(dtype)])
 
 
+# ------------------------------------------------------------------ 1-D pooling
+def test_1d_pooling_round_trips_through_torch_with_the_same_outputs() -> None:
+    model = cc.Sequential(
+        Conv1D(2, 4, 3, padding=1, rng=0), ReLU(), MaxPool1D(3, 2, 1, dilation=2),
+        AvgPool1D(2, 1, (1, 0)), AdaptiveAvgPool1D(5), AdaptiveMaxPool1D(4),
+        GlobalMaxPool1D(), GlobalAvgPool1D(flatten=True), Dense(4, 3, rng=1),
+        input_shape=(2, 19)).astype(np.float64)
+    net = to_torch(model)
+    x = np.random.default_rng(0).standard_normal((3, 2, 19))
+    np.testing.assert_allclose(net(torch.tensor(x)).detach().numpy(), model.forward(x),
+                               rtol=0, atol=1e-10)
+    back = from_torch(net, input_shape=(2, 19))
+    np.testing.assert_allclose(back.forward(x), model.forward(x), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("layer, match", [
+    (MaxUnpool2D(2), "MaxUnpool2D"),
+    (MaxPool2D(2, return_indices=True), "indices"),
+    (AdaptiveMaxPool2D(2, return_indices=True), "indices"),
+    (MaxPool2D(3, 2, ((1, 0), (0, 1)), ceil_mode=True), "ceil_mode"),
+    (AvgPool2D(3, 2, ((1, 0), (0, 1)), count_include_pad=False), "count_include_pad"),
+])
+def test_to_torch_refuses_the_pooling_forms_torch_lacks(layer: Layer, match: str) -> None:
+    with pytest.raises(ClearConvError, match=match):
+        to_torch(cc.Sequential(layer))
+
+
+@pytest.mark.parametrize("module, match", [
+    (lambda: nn.Upsample(scale_factor=2, mode="bicubic"), "bicubic"),
+    (lambda: nn.AdaptiveMaxPool2d(2, return_indices=True), "return_indices"),
+    (lambda: nn.MaxPool1d(2, return_indices=True), "return_indices"),
+])
+def test_from_torch_refuses_the_resampling_forms_it_lacks(module: Callable[[], Any],
+                                                          match: str) -> None:
+    with pytest.raises(ClearConvError, match=match):
+        from_torch(nn.Sequential(module()))
 @pytest.mark.parametrize("start_dim, end_dim", [(2, -1), (1, 2), (-2, -1)])
 def test_flatten_dims_round_trip_with_the_same_outputs(start_dim: int, end_dim: int) -> None:
     net = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.Flatten(start_dim, end_dim)).double()

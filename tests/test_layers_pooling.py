@@ -14,11 +14,13 @@ from clearconv.errors import ClearConvError, ShapeError
 from clearconv.layers import (
     AdaptiveAvgPool1D,
     AdaptiveAvgPool2D,
+    AdaptiveMaxPool1D,
     AdaptiveMaxPool2D,
     AvgPool1D,
     AvgPool2D,
     GlobalAvgPool1D,
     GlobalAvgPool2D,
+    GlobalMaxPool1D,
     GlobalMaxPool2D,
     Layer,
     MaxPool1D,
@@ -146,7 +148,8 @@ def test_bad_layer_arguments_raise_at_construction():
 @pytest.mark.parametrize("make", [
     lambda: MaxPool1D(3, 2, 1), lambda: MaxPool1D(2, 1, (1, 0), dilation=2, ceil_mode=True),
     lambda: AvgPool1D(3, 2, 1, count_include_pad=False), lambda: GlobalAvgPool1D(),
-    lambda: GlobalAvgPool1D(flatten=True), lambda: AdaptiveAvgPool1D(4)])
+    lambda: GlobalAvgPool1D(flatten=True), lambda: AdaptiveAvgPool1D(4),
+    lambda: GlobalMaxPool1D(flatten=True), lambda: AdaptiveMaxPool1D(5)])
 def test_1d_layers_round_trip_and_match_their_ops(make):
     layer = make()
     again = Layer.registry[type(layer).__name__].from_config(
@@ -157,3 +160,79 @@ def test_1d_layers_round_trip_and_match_their_ops(make):
     assert y.shape[1:] == layer.output_shape(x.shape[1:])
     np.testing.assert_array_equal(again.forward(x), y)
     assert layer.backward(np.ones_like(y)).shape == x.shape
+
+
+@pytest.mark.parametrize("model", ["2d", "1d"])
+def test_gradcheck_of_a_small_model_through_every_new_layer(model):
+    from clearconv.gradcheck import check_model_gradients
+    from clearconv.layers import Conv1D, Conv2D, Dense, Tanh
+    from clearconv.train import Sequential
+
+    if model == "2d":
+        net = Sequential(
+            Conv2D(2, 3, 3, padding=1, rng=0), Tanh(),
+            MaxPool2D(3, 1, ((1, 0), (0, 1)), dilation=2),
+            Upsample(scale_factor=1.5, mode="bilinear"), AvgPool2D(2, 1, divisor_override=3),
+            Upsample(size=(9, 8)), AdaptiveMaxPool2D((4, 3)), AdaptiveAvgPool2D((3, 2)),
+            GlobalMaxPool2D(), GlobalAvgPool2D(flatten=True), Dense(3, 4, rng=1),
+            input_shape=(2, 7, 6)).astype(np.float64)
+        x = np.random.default_rng(0).standard_normal((3, 2, 7, 6))
+    else:
+        net = Sequential(
+            Conv1D(2, 3, 3, padding=1, rng=0), Tanh(), MaxPool1D(2, 1, (1, 0), dilation=2),
+            AvgPool1D(3, 2, 1, ceil_mode=True), AdaptiveAvgPool1D(3),
+            GlobalAvgPool1D(flatten=True), Dense(3, 4, rng=1),
+            input_shape=(2, 13)).astype(np.float64)
+        x = np.random.default_rng(0).standard_normal((3, 2, 13))
+    result = check_model_gradients(net, x, np.array([0, 3, 1]))
+    assert result.ok, result
+
+
+def test_model_file_and_summary_keep_every_new_layer(tmp_path):
+    import clearconv as cc
+    from clearconv.layers import Conv1D, Conv2D, Dense, ReLU
+    from clearconv.train import Sequential
+
+    net = Sequential(
+        Conv2D(1, 4, 3, padding=1, rng=0), ReLU(), MaxPool2D(3, 2, ((1, 0), (0, 1)), dilation=2),
+        Upsample(scale_factor=2, mode="bilinear", align_corners=True),
+        AvgPool2D(2, divisor_override=3), AdaptiveMaxPool2D((3, None)), AdaptiveAvgPool2D(2),
+        GlobalAvgPool2D(flatten=True), Dense(4, 3, rng=0), input_shape=(1, 12, 12))
+    text = net.summary(print_fn=lambda *_: None)
+    for name, shape in [("MaxPool2D", "(N, 4, 5, 5)"), ("Upsample", "(N, 4, 10, 10)"),
+                        ("AdaptiveMaxPool2D", "(N, 4, 3, 5)"), ("GlobalAvgPool2D", "(N, 4)")]:
+        assert any(name in line and shape in line for line in text.splitlines()), text
+    net.save(str(tmp_path / "m.npz"))
+    back = cc.load(str(tmp_path / "m.npz"))
+    x = np.random.default_rng(0).standard_normal((2, 1, 12, 12)).astype(np.float32)
+    np.testing.assert_array_equal(back.predict(x), net.predict(x))
+    seq = Sequential(Conv1D(2, 4, 3, rng=0), MaxPool1D(2, dilation=2, padding=(1, 0)),
+                     AvgPool1D(3, 1, 1), AdaptiveAvgPool1D(4), GlobalAvgPool1D(),
+                     input_shape=(2, 15))
+    seq.save(str(tmp_path / "s.npz"))
+    x = np.random.default_rng(1).standard_normal((2, 2, 15)).astype(np.float32)
+    np.testing.assert_array_equal(cc.load(str(tmp_path / "s.npz")).predict(x), seq.predict(x))
+
+
+def test_fused_relu_and_pool_keep_dilation_and_asymmetric_padding():
+    """The fusion pass runs Conv2D, ReLU, MaxPool2D(dilation, asymmetric padding) as one
+    op: the same values and gradients as the layers one by one."""
+    from clearconv.layers import Conv2D, Dense, Flatten, ReLU
+    from clearconv.train import Sequential
+
+    def make(fuse):
+        return Sequential(Conv2D(2, 3, 3, padding=1, rng=0), ReLU(),
+                          MaxPool2D(3, 2, ((1, 0), (0, 1)), dilation=2), ReLU(),
+                          MaxPool2D(2, 1, dilation=(1, 2)), Flatten(), Dense(18, 2, rng=1),
+                          input_shape=(2, 11, 10), fuse=fuse).astype(np.float64)
+
+    fused, plain = make(True), make(False)
+    assert len(fused.steps()) < len(plain.steps())
+    x = np.random.default_rng(5).standard_normal((2, 2, 11, 10))
+    np.testing.assert_allclose(fused.forward(x, training=True), plain.forward(x, training=True),
+                               rtol=1e-12, atol=1e-12)
+    dout = np.ones((2, 2))
+    fused.backward(dout)
+    plain.backward(dout)
+    for a, b in zip(fused.parameters(), plain.parameters()):
+        np.testing.assert_allclose(a.grad, b.grad, rtol=1e-12, atol=1e-12)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from test_torch_conformance import DTYPES, check_against_torch, normal  # noqa: E402
 
 from clearconv import functional as F
@@ -211,3 +213,25 @@ def test_1d_pooling_matches_torch(x_shape, kernel, stride, padding, dilation, ce
         check_against_torch(lambda a, o=out: F.adaptive_max_pool1d_forward(a, o),
                             F.adaptive_max_pool1d_backward,
                             lambda a, o=out: TF.adaptive_max_pool1d(a, o), [x], dtype)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 40), st.one_of(
+    st.integers(1, 90).map(lambda n: ("size", n)),
+    st.floats(0.3, 7.0, allow_nan=False).map(lambda f: ("scale", round(f, 3)))),
+    st.booleans())
+def test_upsampling_picks_the_rows_torch_picks_for_any_size_and_factor(h, target, bilinear):
+    """The source rule in float32 as PyTorch computes it (1/scale_factor, or H/H_out),
+    on many sizes and factors: the rows picked are the same, not only close."""
+    kind, value = target
+    kwargs = {"size": (value, 1)} if kind == "size" else {"scale_factor": (value, 1.0)}
+    assume(kind == "size" or int(np.floor(h * value)) >= 1)
+    x = np.arange(h, dtype=np.float64).reshape(1, 1, h, 1)
+    if bilinear:
+        y, _ = F.upsample_bilinear2d_forward(x, **kwargs)
+        yt = TF.interpolate(torch.tensor(x), mode="bilinear", **kwargs)
+        np.testing.assert_allclose(y, yt.numpy(), rtol=1e-12, atol=1e-12)
+    else:
+        y, _ = F.upsample_nearest2d_forward(x, **kwargs)
+        yt = TF.interpolate(torch.tensor(x), mode="nearest", **kwargs)
+        np.testing.assert_array_equal(y, yt.numpy())

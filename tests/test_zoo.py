@@ -1,5 +1,8 @@
 """The ready architectures of clearconv.train.zoo: shapes, the depthwise-separable blocks
-of mobilenet_cnn, and a conv_autoencoder that learns to reconstruct the embedded digits."""
+of mobilenet_cnn, a conv_autoencoder that learns to reconstruct the embedded digits, and
+the batch-norm ones, ResNet-20 (He et al. 2016) and the BN MNIST CNN: structure,
+parameter counts, the recipes' names, training steps equal to their PyTorch twins
+(float64, 1e-10), a model file round trip and the benchmark cases."""
 
 from __future__ import annotations
 
@@ -7,10 +10,11 @@ import numpy as np
 import pytest
 
 import clearconv as cc
+from clearconv import optim
 from clearconv.data import load_digits, to_float
 from clearconv.errors import ClearConvError
-from clearconv.layers import AvgPool2D, Conv2D, ConvTranspose2D
-from clearconv.train import zoo
+from clearconv.layers import AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, ConvTranspose2D, Residual
+from clearconv.train import recipes, zoo
 from clearconv.train.losses import MSELoss
 
 
@@ -99,3 +103,122 @@ def test_the_new_models_convert_to_torch_with_the_same_outputs(make):
     with torch.no_grad():
         got = to_torch(model)(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------- batch-norm architectures
+def test_resnet20_has_the_papers_layers_and_272474_parameters():
+    model = zoo.resnet20()
+    assert sum(p.value.size for p in model.parameters()) == 272_474     # ~0.27 M
+    blocks = [la for la in model.layers if isinstance(la, Residual)]
+    assert len(blocks) == 9
+    convs = [la for b in blocks for la in b.main if isinstance(la, Conv2D)]
+    assert len(convs) == 18 and 1 + len(convs) + 1 == 20          # 19 convs + 1 dense
+    projections = [b for b in blocks if b.shortcut]
+    assert len(projections) == 2                                   # option B, twice
+    for block in projections:
+        conv, bn = block.shortcut
+        assert conv.kernel_size == (1, 1) and conv.stride == (2, 2)
+        assert isinstance(bn, BatchNorm2D)
+    assert [b.main[0].out_channels for b in blocks] == [16] * 3 + [32] * 3 + [64] * 3
+    assert model.build((3, 32, 32))[-1] == (10,)
+
+
+def test_resnet20_takes_other_classes_and_channels():
+    model = zoo.resnet20(num_classes=100, in_channels=1)
+    assert model.input_shape == (1, 32, 32)
+    assert model.build((1, 32, 32))[-1] == (100,)
+
+
+def test_mnist_bn_cnn_normalises_every_conv_and_the_dense_layer():
+    model = zoo.mnist_bn_cnn(rng=0)
+    kinds = [type(la).__name__ for la in model.layers]
+    assert kinds.count("BatchNorm2D") == 4 and kinds.count("BatchNorm1D") == 1
+    assert all(not la.bias for la in model.layers if isinstance(la, Conv2D))
+    assert model.build((1, 28, 28))[-1] == (10,)
+
+
+def test_recipes_know_the_bn_models_by_name():
+    assert zoo.ARCHITECTURES["resnet20"] is zoo.resnet20
+    assert zoo.ARCHITECTURES["mnist-bn-cnn"] is zoo.mnist_bn_cnn
+    a = recipes.MODELS["resnet20"]((3, 32, 32), 10, 0)
+    assert sum(p.value.size for p in a.parameters()) == 272_474
+    b = recipes.MODELS["mnist-bn-cnn"]((1, 28, 28), 10, 0)
+    assert isinstance(b.layers[1], BatchNorm2D)
+    with pytest.raises(cc.ClearConvError, match="square"):
+        recipes.MODELS["resnet20"]((3, 32, 16), 10, 0)
+
+
+def test_resnet20_trains_and_its_file_keeps_every_buffer(tmp_path):
+    model = zoo.resnet20(rng=0, size=8)
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 3, 8, 8), dtype=np.float32)
+    y = rng.integers(0, 10, 8)
+    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    losses = [model.train_step(x, y, opt) for _ in range(8)]
+    assert losses[-1] < losses[0]
+    path = str(tmp_path / "resnet20.npz")
+    model.save(path)
+    loaded = cc.load(path)
+    assert len(loaded.state_dict()) == len(model.state_dict())
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+# --------------------------------------------------------------------------- PyTorch
+def _torch_twin(model):
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: the zoo's twins "
+                                                "not checked")
+    from benchmarks import torch_nets
+
+    net = torch_nets.from_config(model.get_config()).double()
+    net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in
+                         model.state_dict().items()})
+    return net
+
+
+@pytest.mark.parametrize("build, shape", [
+    (lambda: zoo.resnet20(rng=0, size=8, dtype="float64"), (3, 8, 8)),
+    (lambda: zoo.mnist_bn_cnn(rng=0, size=12, dtype="float64", dropout=0.0), (1, 12, 12)),
+])
+def test_training_steps_equal_the_pytorch_twins(build, shape):
+    """Three SGD steps (momentum 0.9) in training mode, float64: weights, running
+    statistics and inference outputs to 1e-10."""
+    model = build()
+    net = _torch_twin(model)
+    import torch
+
+    rng = np.random.default_rng(1)
+    x = rng.random((6, *shape))
+    y = rng.integers(0, 10, 6)
+    opt = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    topt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    net.train()
+    for _ in range(3):
+        model.train_step(x, y, opt)
+        topt.zero_grad()
+        torch.nn.functional.cross_entropy(net(torch.from_numpy(x)),
+                                          torch.from_numpy(y)).backward()
+        topt.step()
+    theirs = net.state_dict()
+    for k, v in model.state_dict().items():
+        np.testing.assert_allclose(v, theirs[k].numpy(), rtol=0, atol=1e-10, err_msg=k)
+    net.eval()
+    with torch.no_grad():
+        np.testing.assert_allclose(model.predict(x), net(torch.from_numpy(x)).numpy(),
+                                   rtol=0, atol=1e-10)
+
+
+def test_bn_benchmark_cases_are_listed():
+    from benchmarks.cases import all_cases
+
+    names = {c.name for c in all_cases()}
+    assert {"train step resnet20 b128", "train step mnist_bn_cnn b64",
+            "batch norm fwd+bwd 64x64x32x32", "inference resnet20 b1000"} <= names
+
+
+def test_bn_layers_inside_resnet20_switch_modes_with_the_model():
+    model = zoo.resnet20()
+    norms = [la for layer in model.layers for la in layer.walk()
+             if isinstance(la, (BatchNorm2D, BatchNorm1D))]
+    assert len(norms) == 1 + 18 + 2
+    model.eval()
+    assert not any(n.training for n in norms)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import math
 import os
 import pickle
 import pickletools
@@ -36,6 +37,7 @@ from typing import IO, Any, Union
 
 import numpy as np
 
+from ..io.files import open_regular
 from .cache import data_home
 from .idx import DatasetError, DatasetNotFoundError
 
@@ -55,64 +57,161 @@ _SPLIT_BATCHES = {
 _PIXELS = 3 * 32 * 32
 
 
-def _reconstruct_function() -> Any:
-    """NumPy's ``_reconstruct`` (``numpy._core`` since NumPy 2, ``numpy.core`` before)."""
-    try:
-        from numpy._core.multiarray import _reconstruct
-    except ImportError:  # NumPy < 2
-        from numpy.core.multiarray import _reconstruct
-    return _reconstruct
+#: the largest batch file read (a real one is 31,035,704 bytes: 10000 rows of 3072 bytes
+#: plus labels and file names); a larger file or archive member is refused unread
+MAX_BATCH_BYTES = 64 * 1024 * 1024
+
+
+class _Global:
+    """What :class:`RestrictedUnpickler` hands out for an allowed global: a callable that
+    refuses BUILD (``__setstate__``), so a pickle cannot set attributes (a function's
+    ``__defaults__``) on anything of clearconv's or NumPy's."""
+
+    __slots__ = ("_call", "_name")
+
+    def __init__(self, name: str, call: Any) -> None:
+        self._name, self._call = name, call
+
+    def __call__(self, *args: Any) -> Any:
+        return self._call(*args)
+
+    def __setstate__(self, state: Any) -> None:
+        raise DatasetError(f"refusing BUILD on the global {self._name}")
+
+    def __reduce__(self) -> Any:  # pragma: no cover - never pickled
+        raise TypeError("not picklable")
+
+
+class _DtypeSpec:
+    """A validated built-in numeric dtype named by the pickle (``numpy.dtype(...)`` and its
+    BUILD), recorded rather than made: only :func:`_array_from_state` turns it into a
+    NumPy dtype."""
+
+    __slots__ = ("dtype", "_built")
+
+    def __init__(self, spec: Any, align: Any = False, copy: Any = False) -> None:
+        if not isinstance(spec, (str, bytes)) or len(spec) > 8:
+            raise DatasetError(f"refusing the dtype {spec!r}: a CIFAR batch holds only "
+                               "built-in numeric dtypes")
+        text = spec.decode("latin-1") if isinstance(spec, bytes) else spec
+        try:
+            dtype = np.dtype(text)
+        except TypeError as exc:
+            raise DatasetError(f"refusing the dtype {spec!r}: {exc}") from None
+        if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+            raise DatasetError(f"refusing the dtype {dtype}: a CIFAR batch holds only "
+                               "built-in numeric dtypes")
+        self.dtype, self._built = dtype, False
+
+    def __setstate__(self, state: Any) -> None:
+        # NumPy's dtype state: (version, byte order, subarray, names, fields, elsize,
+        # alignment, flags); only the byte order of a plain dtype is taken from it
+        if self._built or not isinstance(state, tuple) or len(state) < 2 or \
+                any(v is not None for v in state[2:5]):
+            raise DatasetError(f"refusing the dtype state {state!r:.80}")
+        order = state[1].decode("latin-1") if isinstance(state[1], bytes) else state[1]
+        if order not in ("<", ">", "|", "="):
+            raise DatasetError(f"refusing the dtype byte order {order!r}")
+        if order in "<>":
+            self.dtype = self.dtype.newbyteorder(order)
+        self._built = True
+
+
+class _ArraySpec:
+    """An ndarray as the pickle describes it (``_reconstruct`` then BUILD): its shape,
+    dtype, order and raw bytes, checked to agree. Nothing is allocated here beyond the
+    bytes the pickle itself holds; :func:`_array_from_state` builds the array."""
+
+    __slots__ = ("shape", "dtype", "fortran", "raw")
+
+    def __init__(self) -> None:
+        self.shape: tuple[int, ...] | None = None
+        self.dtype: np.dtype | None = None
+        self.fortran, self.raw = False, b""
+
+    def __setstate__(self, state: Any) -> None:
+        if self.shape is not None:
+            raise DatasetError("refusing a second BUILD on an array")
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise DatasetError(f"refusing the array state {state!r:.80}")
+        if len(state) == 5:
+            if state[0] != 1:
+                raise DatasetError(f"refusing the array state version {state[0]!r}")
+            state = state[1:]
+        shape, dtype, fortran, raw = state
+        if not isinstance(shape, tuple) or len(shape) > 2 or not all(
+                type(v) is int and v >= 0 for v in shape):
+            raise DatasetError(f"refusing the array shape {shape!r:.80}")
+        if not isinstance(dtype, _DtypeSpec) or not isinstance(fortran, bool) or \
+                not isinstance(raw, bytes):
+            raise DatasetError("refusing an array state that is not (shape, dtype, "
+                               "order, bytes)")
+        if math.prod(shape) * dtype.dtype.itemsize != len(raw):
+            raise DatasetError(f"an array of shape {shape} and dtype {dtype.dtype} needs "
+                               f"{math.prod(shape) * dtype.dtype.itemsize} bytes, the "
+                               f"pickle holds {len(raw)}")
+        self.shape, self.dtype, self.fortran, self.raw = shape, dtype.dtype, fortran, raw
+
+
+def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> _ArraySpec:
+    """``_reconstruct`` as NumPy's pickles call it: ``(ndarray, (0,), b'b')``, whose BUILD
+    then gives the array. Anything else is refused."""
+    if subtype is not _NDARRAY or shape != (0,) or dtype not in (b"b", "b"):
+        raise DatasetError(f"refusing _reconstruct with arguments {shape!r:.40}, "
+                           f"{dtype!r:.20}")
+    return _ArraySpec()
+
+
+def _not_callable(*args: Any) -> Any:
+    raise DatasetError("refusing to call numpy.ndarray (it would allocate memory unread)")
+
+
+def _array_from_state(spec: _ArraySpec) -> np.ndarray:
+    """A new, writable ndarray holding the bytes of a checked :class:`_ArraySpec`."""
+    assert spec.shape is not None and spec.dtype is not None
+    flat = np.frombuffer(spec.raw, dtype=spec.dtype)
+    return flat.reshape(spec.shape, order="F" if spec.fortran else "C").copy(order="C")
 
 
 def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
     """``_codecs.encode`` limited to the latin-1 bytes that protocol-2 pickles hold."""
-    if not isinstance(text, str) or codecs.lookup(encoding).name != "iso8859-1":
+    if not isinstance(text, str) or not isinstance(encoding, str) or \
+            codecs.lookup(encoding).name != "iso8859-1" or errors != "strict":
         raise DatasetError(f"refusing _codecs.encode with encoding {encoding!r}")
-    return text.encode("latin-1", errors)
+    return text.encode("latin-1", "strict")
 
 
-def _empty_array(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
-    """``_reconstruct`` as NumPy's pickles call it: an empty ndarray that BUILD then fills.
-    Another class or a non-empty shape is refused (it would allocate that shape)."""
-    if subtype is not np.ndarray or tuple(shape) != (0,):
-        raise DatasetError(f"refusing _reconstruct of {subtype!r} with shape {shape!r}")
-    return _reconstruct_function()(subtype, shape, dtype)
-
-
-def _plain_dtype(spec: Any, align: bool = False, copy: bool = False) -> np.dtype:
-    """``numpy.dtype`` limited to NumPy's shared built-in numeric dtypes, never a copy:
-    BUILD cannot change a built-in dtype, while on a copy it can set any flags (even
-    "holds Python objects") or fields."""
-    dtype = np.dtype(spec, align, False)
-    if dtype.hasobject or dtype is not np.dtype(dtype.char):
-        raise DatasetError(f"refusing the dtype {dtype}: a CIFAR batch holds only built-in "
-                           "numeric dtypes")
-    return dtype
+_NDARRAY = _Global("numpy.ndarray", _not_callable)
+_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"): _Global("_reconstruct", _reconstruct),
+    ("numpy._core.multiarray", "_reconstruct"): _Global("_reconstruct", _reconstruct),
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _Global("numpy.dtype", _DtypeSpec),
+    ("_codecs", "encode"): _Global("_codecs.encode", _latin1_encode),
+}
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that can build only dicts, lists, numbers, strings and NumPy arrays.
+    """An unpickler that can build only dicts, lists, numbers, strings and array records.
 
     ``find_class`` answers for NumPy's ``_reconstruct`` (under ``numpy.core`` or
-    ``numpy._core``; empty ndarrays only), ``numpy.ndarray``, ``numpy.dtype`` (NumPy's shared
-    built-in numeric dtypes only) and a latin-1-only ``_codecs.encode``; any other global
-    (``os.system``, ``builtins.eval``, ...) raises :class:`DatasetError` before it can be
-    called. Persistent ids are refused too. :func:`read_cifar_batch` also checks every
-    opcode's length field and memo index before loading (see ``_scan``).
+    ``numpy._core``), ``numpy.ndarray``, ``numpy.dtype`` and a latin-1-only
+    ``_codecs.encode``, each with a stand-in of clearconv's: ``_reconstruct`` and BUILD
+    record an array's shape, built-in numeric dtype and raw bytes (checked to agree)
+    without allocating, ``numpy.ndarray`` cannot be called, and BUILD on any of them is
+    refused. Any other global (``os.system``, ``builtins.eval``, ...) raises
+    :class:`DatasetError` before it can be called. Persistent ids are refused too.
+    :func:`read_cifar_batch` also checks every opcode's length field and memo index
+    before loading (see ``_scan``), and builds the arrays itself from the checked bytes.
     """
 
     def __init__(self, file: IO[bytes]) -> None:
         super().__init__(file, encoding="bytes")
 
     def find_class(self, module: str, name: str) -> Any:
-        if module in ("numpy.core.multiarray", "numpy._core.multiarray") and name == "_reconstruct":
-            return _empty_array
-        if module == "numpy" and name == "ndarray":
-            return np.ndarray
-        if module == "numpy" and name == "dtype":
-            return _plain_dtype
-        if module == "_codecs" and name == "encode":
-            return _latin1_encode
+        found = _GLOBALS.get((module, name))
+        if found is not None:
+            return found
         raise DatasetError(
             f"refusing to load the global {module}.{name}: a CIFAR batch holds only a dict "
             "of NumPy arrays and lists"
@@ -147,9 +246,12 @@ def _scan(data: bytes, name: str) -> None:
 def _unpickle(source: IO[bytes], name: str) -> Any:
     """Load one pickle with :class:`RestrictedUnpickler`; every failure is a DatasetError."""
     try:
-        data = source.read()
+        data = source.read(MAX_BATCH_BYTES + 1)
     except OSError as exc:
         raise DatasetError(f"{name}: cannot read the CIFAR batch: {exc}") from exc
+    if len(data) > MAX_BATCH_BYTES:
+        raise DatasetError(f"{name}: larger than MAX_BATCH_BYTES = {MAX_BATCH_BYTES} bytes "
+                           "(a CIFAR-10 batch has about 31 MB): not a CIFAR batch")
     _scan(data, name)
     try:
         return RestrictedUnpickler(io.BytesIO(data)).load()
@@ -164,6 +266,8 @@ def _check_batch(obj: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(obj, dict):
         raise DatasetError(f"{name}: expected a dict, got {type(obj).__name__}")
     data, labels = obj.get(b"data"), obj.get(b"labels")
+    if isinstance(data, _ArraySpec) and data.shape is not None:
+        data = _array_from_state(data)  # built here, from the pickle's checked bytes
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
             or data.shape[1] != _PIXELS:
         got = (f"{data.dtype} of shape {data.shape}" if isinstance(data, np.ndarray)
@@ -180,8 +284,6 @@ def _check_batch(obj: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
         raise DatasetError(f"{name}: labels must be in 0..{len(CIFAR10_CLASSES) - 1}, got "
                            f"{min(labels)}..{max(labels)}")
     label_array = np.array(labels, dtype=np.int64)
-    if not data.flags.writeable:  # an array built on the pickle's bytes
-        data = data.copy()
     # The CIFAR row layout (R plane, G plane, B plane, each 32x32 row-major) is NCHW.
     return data.reshape(-1, 3, 32, 32), label_array
 
@@ -206,7 +308,7 @@ def read_cifar_batch(source: PathLike | IO[bytes],
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
         try:
-            with open(path, "rb") as f:
+            with open_regular(path, DatasetError) as f:
                 obj = _unpickle(f, name or path)
         except FileNotFoundError as exc:
             raise DatasetNotFoundError(f"{path}: no such file") from exc
@@ -237,13 +339,25 @@ def _read_from_archive(archive: Path, batches: tuple[str, ...]) -> list[tuple[np
     wanted = {f"{CIFAR10_FOLDER}/{b}": b for b in batches}
     found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            for member in tar:  # one pass in archive order: a .tar.gz is read once
+        with open_regular(archive, DatasetError) as raw, \
+                tarfile.open(fileobj=raw, mode="r:*") as tar:
+            for count, member in enumerate(tar, 1):  # one pass: a .tar.gz is read once
+                # every member's real size is bounded before it is read or skipped (a
+                # skip decompresses it too); the archive holds 8 regular files
+                if member.issparse() or member.size > MAX_BATCH_BYTES or count > 64:
+                    what = ("a sparse member" if member.issparse() else
+                            f"{count} members" if count > 64 else
+                            f"a member of {member.size} bytes")
+                    raise DatasetError(f"{archive}: {what} ({member.name!r:.60}): not the "
+                                       f"CIFAR-10 archive (MAX_BATCH_BYTES = "
+                                       f"{MAX_BATCH_BYTES})")
                 if member.name in wanted and member.isfile():
                     f = tar.extractfile(member)
                     if f is not None:
                         found[wanted[member.name]] = read_cifar_batch(
                             f, name=f"{archive}:{member.name}")
+                if len(found) == len(wanted):
+                    break
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise DatasetError(f"{archive}: corrupt or truncated archive: {exc}") from exc
     missing = [b for b in batches if b not in found]

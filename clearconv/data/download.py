@@ -41,6 +41,7 @@ import http.client
 import os
 import socket
 import ssl
+import stat
 import time
 import urllib.error
 import urllib.request
@@ -56,8 +57,13 @@ from .idx import DatasetError, read_idx
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-#: environment variable naming the cache base folder (default ``~/.cache/clearconv``).
 _CHUNK = 1 << 16
+#: environment variable with base URLs to use instead of the known mirrors, separated by
+#: commas or spaces; ``{name}`` in one is replaced by the dataset name
+MIRRORS_ENV = "CLEARCONV_MIRRORS"
+#: the most bytes accepted for a file whose size is not published (KMNIST's, or any file
+#: with a checksum given by the caller); a file of published size gets exactly that
+MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
 _USER_AGENT = "clearconv-download (Python urllib)"
 
 
@@ -228,15 +234,53 @@ def _open_url(url: str, offset: int, timeout: float) -> http.client.HTTPResponse
         raise _classify_connect_error(exc) from exc
 
 
+class _Deadline(Exception):
+    """The overall deadline of :func:`download` passed."""
+
+
+def _part_size(part: Path) -> int:
+    """The size of the ``.part`` file; 0 if there is none. A symbolic link (planted in
+    the cache) is removed, never followed: the download starts over in a plain file."""
+    try:
+        info = os.lstat(part)
+    except FileNotFoundError:
+        return 0
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISREG(info.st_mode):
+        part.unlink()
+        return 0
+    return info.st_size
+
+
+def _open_part(part: Path, append: bool) -> int:
+    """Open ``part`` for writing without following a symbolic link (O_NOFOLLOW)."""
+    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    flags |= os.O_APPEND if append else os.O_TRUNC
+    try:
+        return os.open(part, flags, 0o644)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a link appeared since _part_size: refuse it
+            raise _Failed(f"{part} is a symbolic link: not followed") from None
+        raise
+
+
 def _fetch(url: str, part: Path, timeout: float, progress: bool, desc: str,
-           expected_size: int | None) -> None:
+           expected_size: int | None, deadline: float) -> None:
     """Fetch ``url`` into ``part``, resuming from its current size if the server agrees.
 
+    At most ``expected_size`` bytes (else :data:`MAX_DOWNLOAD_BYTES`) are written,
+    whatever the server announces or sends, and nothing after ``deadline``
+    (a ``time.monotonic()`` value).
+
     Raises _Unreachable, _Failed (also for a size other than ``expected_size``, known
-    from the headers before any byte is written), or _Transient (the .part is kept).
+    from the headers before any byte is written, or for more bytes than the cap),
+    _Deadline, or _Transient (the .part is kept).
     """
-    offset = part.stat().st_size if part.exists() else 0
-    response = _open_url(url, offset, timeout)
+    offset = _part_size(part)
+    cap = expected_size if expected_size is not None else MAX_DOWNLOAD_BYTES
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise _Deadline
+    response = _open_url(url, offset, min(timeout, max(left, 0.001)))
     if response is None:
         return
     with response:
@@ -252,13 +296,26 @@ def _fetch(url: str, part: Path, timeout: float, progress: bool, desc: str,
         if expected_size is not None and total is not None and total != expected_size:
             raise _Failed(f"the server offers {total} bytes, the published size is "
                           f"{expected_size}")
-        with open(part, "ab" if resumed else "wb") as f, tqdm(
+        if total is not None and total > cap:
+            raise _Failed(f"the server offers {total} bytes, more than MAX_DOWNLOAD_BYTES = "
+                          f"{cap}")
+        with os.fdopen(_open_part(part, resumed), "wb") as f, tqdm(
                 total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
                 desc=desc, disable=not progress, leave=False) as bar:
             try:
+                written = offset
                 while chunk := response.read1(_CHUNK):
+                    written += len(chunk)
+                    if written > cap:
+                        f.close()
+                        part.unlink(missing_ok=True)
+                        raise _Failed(f"the server sent more than the {cap} bytes expected "
+                                      "(the published size, or MAX_DOWNLOAD_BYTES)")
                     f.write(chunk)  # a local disk error (ENOSPC) propagates as OSError
                     bar.update(len(chunk))
+                    if time.monotonic() > deadline:
+                        f.flush()
+                        raise _Deadline
             except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
                 f.flush()
                 raise _Transient(f"connection dropped after {f.tell()} bytes "
@@ -276,7 +333,8 @@ class _MirrorsExhausted(Exception):
 
 def _download_file(remote: RemoteFile, root: Path, mirrors: Sequence[str], checksum: str,
                    expected_size: int | None, idx: bool, progress: bool, timeout: float,
-                   retries: int, backoff: float, failures: list[tuple[str, str, bool]]) -> None:
+                   retries: int, backoff: float, failures: list[tuple[str, str, bool]],
+                   deadline: float) -> None:
     """Try each mirror in turn for one file; raise _MirrorsExhausted if none delivers.
 
     A dropped transfer leaves ``<name>.part`` behind for a later run to resume.
@@ -287,10 +345,10 @@ def _download_file(remote: RemoteFile, root: Path, mirrors: Sequence[str], check
         url = base.rstrip("/") + "/" + remote.name
         for attempt in range(1 + retries):
             if attempt:
-                time.sleep(backoff * attempt)
-            had_part = part.exists() and part.stat().st_size > 0
+                time.sleep(min(backoff * attempt, max(0.0, deadline - time.monotonic())))
+            had_part = _part_size(part) > 0
             try:
-                _fetch(url, part, timeout, progress, remote.name, expected_size)
+                _fetch(url, part, timeout, progress, remote.name, expected_size, deadline)
             except _Unreachable as exc:
                 failures.append((url, f"unreachable: {exc}", True))
                 break  # the host cannot be reached: next mirror
@@ -317,9 +375,28 @@ def _download_file(remote: RemoteFile, root: Path, mirrors: Sequence[str], check
     raise _MirrorsExhausted
 
 
+def _check_deadline(deadline: float | None, source: DatasetSource) -> float:
+    """The overall deadline in seconds: as given (> 0), or the default for the source."""
+    if deadline is None:
+        return 600.0 + sum((f.size or MAX_DOWNLOAD_BYTES) for f in source.files) / 50e3
+    if isinstance(deadline, bool) or not isinstance(deadline, (int, float)) or \
+            not deadline > 0:
+        raise DatasetError(f"deadline must be a number of seconds > 0, got {deadline!r}")
+    return float(deadline)
+
+
+def mirrors_from_env(name: str) -> tuple[str, ...] | None:
+    """The base URLs of ``$CLEARCONV_MIRRORS`` (commas or spaces between them; ``{name}``
+    replaced by the dataset name), or None when it is unset or empty."""
+    value = os.environ.get(MIRRORS_ENV, "")
+    bases = tuple(b.replace("{name}", name) for b in value.replace(",", " ").split())
+    return bases or None
+
+
 def download(name: str, root: PathLike | None = None, mirrors: Sequence[str] | None = None,
              progress: bool = True, timeout: float = 30.0, retries: int = 2,
-             checksums: Mapping[str, str] | None = None, backoff: float = 1.0) -> Path:
+             checksums: Mapping[str, str] | None = None, backoff: float = 1.0,
+             deadline: float | None = None) -> Path:
     """Download a dataset's files into ``root`` and verify them; return ``root``.
 
     Args:
@@ -328,7 +405,8 @@ def download(name: str, root: PathLike | None = None, mirrors: Sequence[str] | N
             :func:`default_root` (``$CLEARCONV_DATA/<name>`` or
             ``~/.cache/clearconv/<name>``).
         mirrors: base URLs (``http://`` or ``https://``) to try in order instead of the
-            known ones; each file is fetched from ``<base>/<file name>``.
+            known ones; each file is fetched from ``<base>/<file name>``. None: those of
+            ``$CLEARCONV_MIRRORS`` if set (:func:`mirrors_from_env`), else the known ones.
         progress: show a tqdm progress bar per file, on stderr.
         timeout: seconds a connection or a read may stall before the attempt fails.
         retries: extra attempts per mirror after a dropped connection, a timeout or an
@@ -336,18 +414,29 @@ def download(name: str, root: PathLike | None = None, mirrors: Sequence[str] | N
         checksums: file name -> ``"md5:<hex>"`` / ``"sha256:<hex>"`` / bare hex, to
             replace the published values (for a private mirror, and for tests).
         backoff: seconds to wait before retry ``k`` are ``backoff * k``.
+        deadline: seconds the whole call may take, all files, mirrors and retries
+            together (a server trickling bytes is cut off); the ``.part`` files are
+            kept for the next run to resume. None: 600 s plus 20 s per MB published
+            (about 50 kB/s).
+
+    Size budget: a file of published size is written up to exactly that many bytes,
+    any other up to :data:`MAX_DOWNLOAD_BYTES`, whatever the server announces; more is
+    refused and the ``.part`` deleted. Writes never follow a symbolic link in ``root``
+    (a planted ``.part`` link is removed, the target is replaced, not written through).
 
     Returns:
         ``root`` as a Path, holding every file of the dataset, verified.
 
     Raises:
-        DatasetError: an unknown name; no mirror reachable ("no network: put the files
-            in <root>, or use --data-dir"); or every mirror failed for a file (the
-            message lists each URL and why).
+        DatasetError: an unknown name; the deadline passed; no mirror reachable ("no
+            network: put the files in <root>, or use --data-dir"); or every mirror
+            failed for a file (the message lists each URL and why).
         OSError: ``root`` cannot be written.
     """
     source = _source(name)
     root = Path(root) if root is not None else default_root(name)
+    if mirrors is None:
+        mirrors = mirrors_from_env(name)
     bases = tuple(source.mirrors if mirrors is None else mirrors)
     if not bases:
         raise DatasetError("mirrors must name at least one base URL")
@@ -365,6 +454,8 @@ def download(name: str, root: PathLike | None = None, mirrors: Sequence[str] | N
         sums.update(checksums)
     for file_name, value in sums.items():
         _parse_checksum(value, file_name)
+    deadline = _check_deadline(deadline, source)
+    ends = time.monotonic() + deadline
 
     root.mkdir(parents=True, exist_ok=True)
     for remote in source.files:
@@ -376,7 +467,11 @@ def download(name: str, root: PathLike | None = None, mirrors: Sequence[str] | N
             # The published size applies only with the published checksum.
             size = None if checksums and remote.name in checksums else remote.size
             _download_file(remote, root, bases, sums[remote.name], size, source.idx,
-                           progress, timeout, retries, backoff, failures)
+                           progress, timeout, retries, backoff, failures, ends)
+        except _Deadline:
+            raise DatasetError(f"downloading {name} took longer than the deadline of "
+                               f"{deadline:g} s ({remote.name} not complete; its .part file "
+                               f"is kept in {root}: run again to resume)") from None
         except _MirrorsExhausted:
             names = ", ".join(f.name for f in source.files)
             if all(unreachable for _, _, unreachable in failures):

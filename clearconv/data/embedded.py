@@ -103,7 +103,8 @@ def to_float(images: np.ndarray, mode: str = "scale",
             255 (8-bit images). Pass 16 (:data:`DIGITS_MAX_VALUE`) for the digits.
 
     Returns:
-        ndarray of the shape of ``images``, float32.
+        ndarray of the shape of ``images``, float32. Memory: the result and an 8 MiB
+        float64 working chunk (never a float64 copy of the whole array).
 
     >>> to_float(np.array([0, 8, 16], dtype=np.uint8), max_value=16)
     array([0. , 0.5, 1. ], dtype=float32)
@@ -111,20 +112,42 @@ def to_float(images: np.ndarray, mode: str = "scale",
     x = np.asarray(images)
     if x.dtype.kind not in "buif":
         raise ClearConvError(f"images must be a numeric array, got dtype {x.dtype}")
-    x = x.astype(np.float64)
+    if mode not in _MODES:
+        raise ClearConvError(f"mode must be one of {_MODES}, got {mode!r}")
     if mode == "scale":
         scale = 255.0 if max_value is None else float(max_value)
         if not np.isfinite(scale) or scale <= 0:
             raise ClearConvError(f"max_value must be a positive number, got {max_value!r}")
-        return (x / scale).astype(np.float32)
-    if mode == "standardize":
-        if max_value is not None:
-            raise ClearConvError("max_value applies to mode='scale' only")
-        if x.size == 0:
-            return x.astype(np.float32)
-        std = x.std()
-        return ((x - x.mean()) / (std if std > 0 else 1.0)).astype(np.float32)
-    raise ClearConvError(f"mode must be one of {_MODES}, got {mode!r}")
+        return _chunked_float32(x, 0.0, scale)
+    if max_value is not None:
+        raise ClearConvError("max_value applies to mode='scale' only")
+    if x.size == 0:
+        return x.astype(np.float32)
+    mean = float(np.mean(x, dtype=np.float64))
+    flat = x.reshape(-1)
+    squares = sum(float(np.square(flat[i:i + _CHUNK].astype(np.float64) - mean).sum())
+                  for i in range(0, flat.size, _CHUNK))
+    std = (squares / flat.size) ** 0.5
+    return _chunked_float32(x, mean, std if std > 0 else 1.0)
+
+
+#: elements converted at a time: the float64 working copy stays at 8 MiB
+_CHUNK = 1 << 20
+
+
+def _chunked_float32(x: np.ndarray, shift: float, scale: float) -> np.ndarray:
+    """``((x - shift) / scale).astype(float32)``, computed in float64 a chunk at a time
+    (the values of a float64 computation, in the memory of the float32 result only)."""
+    out = np.empty(x.shape, np.float32)
+    src, dst = x.reshape(-1), out.reshape(-1)
+    for i in range(0, src.size, _CHUNK):
+        chunk = src[i:i + _CHUNK].astype(np.float64)
+        if shift:
+            chunk -= shift
+        chunk /= scale
+        dst[i:i + _CHUNK] = chunk
+        del chunk  # freed before the next one is made
+    return out
 
 
 def iterate_minibatches(n: int, batch_size: int, shuffle: bool = True,

@@ -7,7 +7,8 @@
       dog/  a.jpeg  b.bmp ...
 
 Class names are the sub-folder names, sorted (``"cat"`` is label 0, ``"dog"`` label 1);
-each class folder is searched recursively. Any format Pillow reads works.
+each class folder is searched recursively. The formats read are those of
+:data:`clearconv.data.images.FORMATS` (PNG, JPEG, GIF, BMP, TIFF, WebP, PPM/PGM).
 
 Python API::
 
@@ -65,11 +66,14 @@ def _pillow() -> Any:
 
 
 def image_extensions() -> frozenset[str]:
-    """The file extensions Pillow can open here, lower case with the dot (``".png"``)."""
+    """The file extensions of the formats clearconv reads
+    (:data:`clearconv.data.images.FORMATS`), lower case with the dot (``".png"``)."""
     Image = _pillow()
+    from .images import FORMATS
+
     Image.init()
     return frozenset(ext.lower() for ext, fmt in Image.registered_extensions().items()
-                     if fmt in Image.OPEN)
+                     if fmt in FORMATS and fmt in Image.OPEN)
 
 
 def _read(path: Path, mode: str | None, hw: tuple[int, int] | None) -> tuple[np.ndarray, bool]:
@@ -110,11 +114,27 @@ def _to_channels(image: np.ndarray, mode: str) -> np.ndarray:
     return image
 
 
-def _walk_files(folder: Path) -> list[Path]:
-    """All files under ``folder``, sorted, skipping hidden files and folders."""
+def _walk_files(folder: Path, seen: dict[tuple[int, int], Path],
+                skipped: list[Path]) -> list[Path]:
+    """All files under ``folder``, sorted, skipping hidden files and folders.
+
+    Symbolic links to folders inside a class folder are not followed (they are added to
+    ``skipped``): a link out of the tree, back into it (``ln -s .. a/sub``) or to another
+    class would read files twice, under the wrong label, or loop forever. A class folder
+    may itself be a link, but no folder is read twice: ``seen`` maps each folder read
+    (device, inode) to its path, and a second visit is a DatasetError naming both.
+    """
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        here = os.stat(dirpath)
+        key = (here.st_dev, here.st_ino)
+        if key in seen:
+            raise DatasetError(f"{dirpath} is the folder {seen[key]} again (a link between "
+                               "class folders?): each image folder must be read once")
+        seen[key] = Path(dirpath)
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        skipped.extend(Path(dirpath) / d for d in sorted(links) if not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in links)
         found.extend(Path(dirpath) / f for f in sorted(filenames) if not f.startswith("."))
     return found
 
@@ -136,7 +156,8 @@ def _warn_skipped(root: Path, skipped: list[Path]) -> None:
     shown = ", ".join(names[:_WARN_NAMES])
     more = f" and {len(names) - _WARN_NAMES} more" if len(names) > _WARN_NAMES else ""
     warnings.warn(f"{root}: skipped {len(names)} file(s) that are not images (by their "
-                  f"extension) or not in a class folder: {shown}{more}",
+                  f"extension), not in a class folder, or links to folders (never "
+                  f"followed): {shown}{more}",
                   SkippedFilesWarning, stacklevel=3)
 
 
@@ -154,7 +175,9 @@ def load_image_folder(root: PathLike, size: Iterable[int] | None = None,
         extensions: the file extensions taken as images (``".png"`` or ``"png"``, any
             case); default every extension Pillow can open (:func:`image_extensions`).
             Other files are skipped with one :class:`SkippedFilesWarning` naming them;
-            hidden files (``.DS_Store``) and files directly in ``root`` are skipped too.
+            hidden files (``.DS_Store``), files directly in ``root`` and symbolic links
+            to folders inside a class folder (never followed: no loop, no file read
+            twice or under another label) are skipped too.
 
     Returns:
         images: ndarray of shape ``(N, C, H, W)`` (NCHW), uint8, C = 1 or 3.
@@ -185,8 +208,9 @@ def load_image_folder(root: PathLike, size: Iterable[int] | None = None,
         raise DatasetError(f"{root}: no class folders (expected one sub-folder per class)")
     skipped = [p for p in entries if not p.is_dir()]
     files: list[tuple[Path, int]] = []
+    seen: dict[tuple[int, int], Path] = {}
     for label, name in enumerate(classes):
-        members = _walk_files(root / name)
+        members = _walk_files(root / name, seen, skipped)
         images = [p for p in members if p.suffix.lower() in allowed]
         skipped.extend(p for p in members if p.suffix.lower() not in allowed)
         if not images:

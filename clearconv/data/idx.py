@@ -39,6 +39,7 @@ from typing import Union
 import numpy as np
 
 from ..errors import DatasetError, DatasetNotFoundError
+from ..io.files import open_regular
 from .cache import data_home
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -57,6 +58,11 @@ IDX_DTYPES: dict[int, np.dtype] = {
 }
 #: the largest data payload :func:`read_idx` accepts by default (2 GiB).
 IDX_MAX_BYTES = 2**31
+#: the most dimensions an IDX file may announce (MNIST's have 1 and 3)
+IDX_MAX_NDIM = 8
+#: the largest image (H x W pixels) :func:`load_mnist` accepts: MNIST's are 28 x 28,
+#: and a model's input grows with it (a 4096 x 4096 image would need a model of GiBs)
+IDX_MAX_IMAGE_PIXELS = 512 * 512
 #: deflate cannot compress better than about 1032:1; a gzip file claiming more data
 #: than ``_GZIP_MAX_RATIO * compressed size`` is refused before reading.
 _GZIP_MAX_RATIO = 1100
@@ -103,6 +109,9 @@ def _parse_header(path: str, read) -> tuple[np.dtype, tuple[int, ...], int]:
             "(0x00000803 for images, 0x00000801 for labels)"
         )
     dtype, ndim = IDX_DTYPES[magic[2]], magic[3]
+    if ndim > IDX_MAX_NDIM:
+        raise DatasetError(f"{path}: refusing an IDX header with {ndim} dimensions "
+                           f"(magic 0x{magic.hex()}; at most {IDX_MAX_NDIM})")
     raw_dims = read(4 * ndim)
     if len(raw_dims) < 4 * ndim:
         raise DatasetError(
@@ -124,7 +133,10 @@ def read_idx(path: PathLike, max_bytes: int = IDX_MAX_BYTES) -> np.ndarray:
         path: the file. Compression is recognised by content (gzip magic ``1f 8b``),
             so ``train-images-idx3-ubyte.gz`` and ``train-images.idx3-ubyte`` both work.
         max_bytes: refuse a header that announces more data bytes than this, before
-            allocating anything (default 2**31).
+            allocating anything (default 2**31); a header of more than
+            :data:`IDX_MAX_NDIM` dimensions is refused too. This is the reader's size
+            budget: nothing larger is ever allocated, and a gzip file is inflated in
+            1 MiB chunks up to it.
 
     Returns:
         ndarray of shape ``dims`` from the header, in native byte order, with the dtype
@@ -138,7 +150,7 @@ def read_idx(path: PathLike, max_bytes: int = IDX_MAX_BYTES) -> np.ndarray:
     """
     path = os.fspath(path)
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, DatasetError, "dataset file") as f:
             file_size = os.fstat(f.fileno()).st_size
             compressed = f.read(2) == _GZIP_MAGIC
             f.seek(0)
@@ -156,10 +168,10 @@ def _check_size(path: str, dtype: np.dtype, dims: tuple[int, ...], max_bytes: in
             f"{path}: refusing an absurd IDX header ({_describe(dims, dtype)}): it announces "
             f"{expected} bytes of data, more than the limit of {max_bytes}"
         )
-    if math.prod(d for d in dims if d) * dtype.itemsize >= 2**62:  # NumPy: "too big"
+    if math.prod(d for d in dims if d) * dtype.itemsize > max_bytes:  # NumPy: "too big"
         raise DatasetError(
             f"{path}: refusing an absurd IDX header ({_describe(dims, dtype)}): an empty "
-            "array whose other dims overflow any array size"
+            f"array whose other dims announce more than the limit of {max_bytes} bytes"
         )
     return expected
 
@@ -223,6 +235,23 @@ def _read_idx_gzip(path: str, f, file_size: int, max_bytes: int) -> np.ndarray:
     return _to_array(buffer, dtype, dims)
 
 
+def _images_budget(path: Path) -> int:
+    """Check an images file's header (3 dims, images of at most IDX_MAX_IMAGE_PIXELS)
+    before any data is read; return the data bytes it may hold."""
+    with open_regular(path, DatasetError, "dataset file") as f:
+        stream = gzip.GzipFile(fileobj=f, mode="rb") if f.read(2) == _GZIP_MAGIC else None
+        f.seek(0)
+        try:
+            dtype, dims, _ = _parse_header(str(path), (stream or f).read)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DatasetError(f"{path}: corrupt or truncated gzip stream: {exc}") from exc
+    if len(dims) == 3 and dims[1] * dims[2] > IDX_MAX_IMAGE_PIXELS:
+        raise DatasetError(f"{path}: images of {dims[1]}x{dims[2]} pixels are more than "
+                           f"IDX_MAX_IMAGE_PIXELS = {IDX_MAX_IMAGE_PIXELS} (MNIST's are "
+                           "28x28)")
+    return IDX_MAX_BYTES
+
+
 def _idx_candidates(prefix: str, what: str, ndim: int) -> tuple[str, ...]:
     """The file names tried, in order: the original .gz, then the common variants."""
     stem_dash, stem_dot = f"{prefix}-{what}-idx{ndim}-ubyte", f"{prefix}-{what}.idx{ndim}-ubyte"
@@ -282,7 +311,7 @@ def load_mnist(root: PathLike | None = None, split: str = "train",
             f"(or the uncompressed {' / '.join(n for n in images_names[1:3])}). "
             f"Put the files in {folder}, or use --download."
         )
-    images = read_idx(images_path)
+    images = read_idx(images_path, max_bytes=_images_budget(images_path))
     labels = read_idx(labels_path)
     if images.ndim != 3 or images.dtype != np.uint8:
         raise DatasetError(

@@ -65,6 +65,7 @@ readable image, or too large; ``FileNotFoundError`` for a missing file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -74,13 +75,18 @@ import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ClearConvError, ImageFileError, ShapeError
-from ..io.files import atomic_write
+from ..io.files import atomic_write, open_regular
 
 #: where :func:`load_image` can read from: a path, an open binary file, or a Pillow image
 ImageSource = str | os.PathLike | IO[bytes] | Image.Image
 
 #: the array -> 0..255 mappings of :func:`to_uint8` (and to_image, save_image)
 MAPPINGS = ("auto", "clip", "rescale", "magnitude")
+
+#: the image formats clearconv opens (Pillow's names); any other file, whatever its
+#: extension, is refused before a Pillow plugin parses it (EPS and PS, which would run
+#: Ghostscript, among them)
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP", "PPM")
 
 #: the grey level transparency is composited on (rule 4 of the module docstring): white
 ALPHA_BACKGROUND = 255
@@ -91,7 +97,8 @@ _GRAY_MODES = ("L", "LA", "La")
 
 # --------------------------------------------------------------------------- reading
 
-def decode_image(source: ImageSource) -> tuple[Image.Image, list[str]]:
+def decode_image(source: ImageSource,
+                 max_pixels: int | None = None) -> tuple[Image.Image, list[str]]:
     """Decode an image into an upright, opaque, 8-bit Pillow image: the one decoder.
 
     Every reader of image files calls this (see the module docstring for the rule it
@@ -100,8 +107,10 @@ def decode_image(source: ImageSource) -> tuple[Image.Image, list[str]]:
     Parameters
     ----------
     source : path, open binary file, or ``PIL.Image.Image``
-        Any format Pillow reads (PNG, JPEG, GIF, BMP, TIFF, WebP, ...). A Pillow image is
-        normalised the same way (without the size budget: it is already in memory).
+        One of :data:`FORMATS`: PNG, JPEG, GIF, BMP, TIFF, WebP, PPM/PGM; any other
+        file is refused whatever its extension, and a path must name a regular file
+        (a FIFO or device is refused, not waited on). A Pillow image is normalised the
+        same way (without the size budget: it is already in memory).
 
     Returns
     -------
@@ -114,28 +123,44 @@ def decode_image(source: ImageSource) -> tuple[Image.Image, list[str]]:
     ``ValueError``) naming the file for one that is not an image, is corrupt or
     truncated, or has more pixels than ``PIL.Image.MAX_IMAGE_PIXELS``;
     ``FileNotFoundError`` for a missing file.
+
+    Size budget: the announced width x height must be at most
+    ``PIL.Image.MAX_IMAGE_PIXELS``, checked before any pixel is decoded.
     """
     steps: list[str] = []
     if isinstance(source, Image.Image):
         return _normalise(source, steps), steps
+    with contextlib.ExitStack() as stack:
+        stream: str | os.PathLike | IO[bytes] = source
+        if isinstance(source, (str, os.PathLike)):
+            stream = stack.enter_context(open_regular(source, ImageFileError, "image file"))
+        return _decode(stream, source, steps, max_pixels)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _decode(stream: IO[bytes] | str | os.PathLike, source: ImageSource,
+            steps: list[str], max_pixels: int | None) -> tuple[Image.Image, list[str]]:
+    Image.init()  # registers every plugin (MPO, WebP, ...); only FORMATS may open
     try:
-        with Image.open(source) as opened:
-            _check_pixels(opened, source)
+        with Image.open(stream, formats=FORMATS) as opened:
+            _check_pixels(opened, source, max_pixels)
             frames = getattr(opened, "n_frames", 1)
             if frames > 1:
                 steps.append(f"first frame of {frames} read")
             return _normalise(opened, steps), steps
     except (FileNotFoundError, ImageFileError):
         raise
-    except UnidentifiedImageError as e:
-        raise ImageFileError(f"cannot read {_name(source)} as an image: {e}") from None
+    except UnidentifiedImageError:
+        raise ImageFileError(f"cannot read {_name(source)} as an image: not one of the "
+                             f"formats clearconv reads ({', '.join(FORMATS)})") from None
     except Exception as e:  # noqa: BLE001 - Pillow raises many types on damaged data
         raise ImageFileError(f"cannot decode the image {_name(source)}: "
                              f"{type(e).__name__}: {e}") from None
 
 
 def read_image(source: ImageSource, mode: str | None = None,
-               size: tuple[int, int] | None = None) -> tuple[np.ndarray, list[str]]:
+               size: tuple[int, int] | None = None,
+               max_pixels: int | None = None) -> tuple[np.ndarray, list[str]]:
     """Read an image into a uint8 array ``(C, H, W)`` and say what was converted.
 
     The file is decoded by :func:`decode_image` (EXIF rotation, 16 bits, transparency on
@@ -155,6 +180,9 @@ def read_image(source: ImageSource, mode: str | None = None,
     size : None or (H, W)
         Resize to exactly this size (bilinear, antialiased when shrinking; the aspect
         ratio is not kept: see :func:`fit_to_model` for that).
+    max_pixels : None or int
+        Refuse (ImageFileError) a file announcing more pixels than this, before
+        decoding; ``PIL.Image.MAX_IMAGE_PIXELS`` applies always.
 
     Returns
     -------
@@ -168,7 +196,7 @@ def read_image(source: ImageSource, mode: str | None = None,
     if mode not in (None, "L", "RGB"):
         raise ClearConvError(f"mode must be None, 'L' or 'RGB', got {mode!r}")
     hw = None if size is None else _check_size(size)
-    img, steps = decode_image(source)
+    img, steps = decode_image(source, max_pixels)
     if mode == "L" and img.mode == "RGB":
         img = img.convert("L")
         steps.append("RGB -> grayscale (ITU-R 601-2 luma)")
@@ -192,9 +220,13 @@ def load_image(source: ImageSource, mode: str | None = None,
     return read_image(source, mode, size)[0]
 
 
-def _check_pixels(img: Image.Image, source: object) -> None:
+def _check_pixels(img: Image.Image, source: object, max_pixels: int | None = None) -> None:
     """Refuse, before decoding, an image larger than Pillow's decompression-bomb limit
-    (Pillow itself only warns up to twice that limit, then decodes)."""
+    (Pillow itself only warns up to twice that limit, then decodes), or than
+    ``max_pixels`` (a reader's own, smaller budget)."""
+    if max_pixels is not None and img.width * img.height > max_pixels:
+        raise ImageFileError(f"refusing {_name(source)}: {img.width}x{img.height} pixels is "
+                             f"more than the {max_pixels} this command reads")
     limit = Image.MAX_IMAGE_PIXELS
     if limit is not None and img.width * img.height > limit:
         raise ImageFileError(
@@ -541,8 +573,9 @@ def fit_to_model(image: np.ndarray, channels: int, size: tuple[int, int],
         ``"auto"`` means ``"dark"`` for a 1-channel model and None (unknown, never
         inverted automatically) for a 3-channel one, whose natural photos have no
         usual background.
-    keep_aspect : pad the picture to the model's aspect ratio with its background
-        colour before resizing (no stretching); False stretches it.
+    keep_aspect : resize the picture to fit inside ``size`` with its aspect ratio kept,
+        then pad it to ``size`` with its border colour (no stretching; resizing comes
+        first, so no canvas is larger than the picture or ``size``); False stretches it.
 
     Notes
     -----
@@ -560,6 +593,10 @@ def fit_to_model(image: np.ndarray, channels: int, size: tuple[int, int],
     if channels not in (1, 3):
         raise ClearConvError(f"channels must be 1 or 3, got {channels!r}")
     hw = _check_size(size)
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and hw[0] * hw[1] > limit:
+        raise ImageFileError(f"size {hw[0]}x{hw[1]} is more than PIL.Image.MAX_IMAGE_PIXELS "
+                             f"= {limit} pixels")
     if invert not in (True, False, "auto"):
         raise ClearConvError(f"invert must be True, False or 'auto', got {invert!r}")
     if background == "auto":
@@ -595,8 +632,8 @@ def fit_to_model(image: np.ndarray, channels: int, size: tuple[int, int],
             steps.append(f"not inverted (border median {median:.0f}: {seen} background, "
                          f"as the model expects)")
     if keep_aspect:
-        img = _pad_to_aspect(img, hw, steps)
-    if (img.height, img.width) != hw:
+        img = _fit_and_pad(img, hw, steps)
+    elif (img.height, img.width) != hw:
         steps.append(f"resized {img.width}x{img.height} -> {hw[1]}x{hw[0]} (WxH, bilinear)")
         img = img.resize((hw[1], hw[0]), Image.Resampling.BILINEAR)
     return _pil_to_chw(img), steps
@@ -608,27 +645,34 @@ def _chw_to_pil(chw: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(chw.transpose(1, 2, 0)))
 
 
-def _pad_to_aspect(img: Image.Image, hw: tuple[int, int], steps: list[str]) -> Image.Image:
-    """Pad ``img`` evenly on two sides to the aspect ratio H:W with its border colour."""
+def _fit_and_pad(img: Image.Image, hw: tuple[int, int], steps: list[str]) -> Image.Image:
+    """Resize ``img`` to fit inside H x W with its aspect ratio kept, then pad it evenly
+    on two sides to H x W with its border colour. Resizing comes first, so that no canvas
+    is ever larger than the picture or the model's input (a 60000x1 strip is never padded
+    to 60000x60000)."""
     w, h = img.size
-    # the smallest canvas holding the image with aspect ratio hw[1]:hw[0]
-    new_w = max(w, round(h * hw[1] / hw[0]))
-    new_h = max(h, round(w * hw[0] / hw[1]))
-    if (new_w, new_h) == (w, h):
-        return img
+    scale = min(hw[0] / h, hw[1] / w)
+    fit_w, fit_h = max(1, min(hw[1], round(w * scale))), max(1, min(hw[0], round(h * scale)))
     a = np.asarray(img)
     planes = a[..., None] if a.ndim == 2 else a
     fill = tuple(int(np.median(border_pixels(planes[..., c]))) for c in range(planes.shape[2]))
-    canvas = Image.new(img.mode, (new_w, new_h), fill[0] if img.mode == "L" else fill)
-    canvas.paste(img, ((new_w - w) // 2, (new_h - h) // 2))
+    if (fit_h, fit_w) != (h, w):
+        steps.append(f"resized {w}x{h} -> {fit_w}x{fit_h} (WxH, bilinear, aspect ratio "
+                     f"kept)")
+        img = img.resize((fit_w, fit_h), Image.Resampling.BILINEAR)
+    if (fit_h, fit_w) == hw:
+        return img
+    canvas = Image.new(img.mode, (hw[1], hw[0]), fill[0] if img.mode == "L" else fill)
+    canvas.paste(img, ((hw[1] - fit_w) // 2, (hw[0] - fit_h) // 2))
     colour = fill[0] if len(fill) == 1 else fill
-    steps.append(f"padded {w}x{h} -> {new_w}x{new_h} (WxH) with the border colour {colour} "
-                 f"to keep the aspect ratio")
+    steps.append(f"padded {fit_w}x{fit_h} -> {hw[1]}x{hw[0]} (WxH) with the border colour "
+                 f"{colour} to keep the aspect ratio")
     return canvas
 
 
 __all__ = [
     "ALPHA_BACKGROUND",
+    "FORMATS",
     "MAPPINGS",
     "ImageFileError",
     "ImageSource",

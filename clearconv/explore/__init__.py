@@ -79,7 +79,8 @@ def _digits_test() -> tuple[np.ndarray, np.ndarray]:
     return to_float(x, max_value=DIGITS_MAX_VALUE), y
 
 
-def resolve_input(model: Sequential, image: Any, seed: int = 0, invert: bool | str = "auto"
+def resolve_input(model: Sequential, image: Any, seed: int = 0, invert: bool | str = "auto",
+                  decoded: list[str] | None = None, name: str | None = None
                   ) -> tuple[np.ndarray, str, int | None]:
     """The model's input (C, H, W) in [0, 1], where it came from, and its label if known.
 
@@ -87,6 +88,8 @@ def resolve_input(model: Sequential, image: Any, seed: int = 0, invert: bool | s
     to an image file (read and converted as ``clearconv predict`` does: channels, size,
     dark-on-light inverted for 1-channel models), a uint8 array (H, W) / (C, H, W)
     converted the same way, or a float array of the model's input shape used as it is.
+    ``decoded`` (what the decoder already did to an array) and ``name`` go into the
+    returned description.
     """
     from ..data.images import fit_to_model, read_image
     from ..explain.trained import _input_for
@@ -94,6 +97,8 @@ def resolve_input(model: Sequential, image: Any, seed: int = 0, invert: bool | s
     c, h, w = model.input_shape
     if image is None:
         x, source, label = _input_for((c, h, w), None, seed)
+        if (h, w) != (8, 8) and min(h, w) >= 16:
+            x, source = _digit_as_mnist(x, source, c, h, w)
         return x, source, label
     if isinstance(image, np.ndarray) and image.dtype.kind == "f":
         if image.shape != (c, h, w):
@@ -101,7 +106,8 @@ def resolve_input(model: Sequential, image: Any, seed: int = 0, invert: bool | s
                                  f"{(c, h, w)}, got {image.shape}")
         return image.astype(np.float32), f"your array {image.shape}", None
     if isinstance(image, np.ndarray):
-        pixels, steps, source = image, [], f"your array {image.shape}"
+        pixels, steps = image, list(decoded or [])
+        source = name or f"your array {image.shape}"
     else:
         pixels, steps = read_image(image)
         source = f"your image {Path(image).name}"
@@ -110,10 +116,35 @@ def resolve_input(model: Sequential, image: Any, seed: int = 0, invert: bool | s
     return x.astype(np.float32) / 255.0, f"{source} ({conv}; scaled to [0, 1])", None
 
 
+def _digit_as_mnist(x: np.ndarray, source: str, c: int, h: int, w: int
+                    ) -> tuple[np.ndarray, str]:
+    """The 8x8 digit as MNIST draws its digits: in a box of 20/28 of the frame, centred,
+    on black (rather than stretched over the whole frame)."""
+    from ..explain._inputs import resize
+
+    bh, bw = round(h * 20 / 28), round(w * 20 / 28)
+    box = resize(np.round(x[:1] * 255).astype(np.uint8), bh, bw)
+    out = np.zeros((c, h, w), np.float32)
+    top, left = (h - bh) // 2, (w - bw) // 2
+    out[:, top:top + bh, left:left + bw] = box[0] / 255.0
+    return out, f"{source}, enlarged to {bw}x{bh} and centred in {w}x{h} as MNIST draws digits"
+
+
+#: with ``all_classes='auto'``, every class's backward pass is shipped when the page
+#: stays under this many bytes (the issue's target for the digits CNN)
+AUTO_ALL_BYTES = 3_000_000
+
+
+#: the largest explorer file :func:`explore` writes before it leaves out the dA products
+#: (the per-output-channel sums stay): the issue's target for the MNIST CNN, in bytes
+MAX_BYTES = 15_000_000
+
+
 def explore(model: Any = None, image: Any = None, out: str | os.PathLike | None = None,
-            label: int | None = None, target: int | None = None, all_classes: bool = False,
-            seed: int = 0, invert: bool | str = "auto", math_href: str = "docs/MATH.md"
-            ) -> ExploreResult:
+            label: int | None = None, target: int | None = None,
+            all_classes: bool | str = "auto",
+            seed: int = 0, invert: bool | str = "auto", math_href: str = "docs/MATH.md",
+            max_bytes: int = MAX_BYTES) -> ExploreResult:
     """Write (and return) the explorer of ``model`` on ``image``.
 
     Parameters
@@ -126,10 +157,14 @@ def explore(model: Any = None, image: Any = None, out: str | os.PathLike | None 
     target : the class whose loss the backward view shows (default: the label, else the
         prediction)
     all_classes : ship the backward pass of every class (the page's class picker then
-        switches between them; the file grows about K times in its backward part)
+        switches between them; the file grows about K times in its backward part);
+        ``'auto'`` (default) does when the page stays under 3 MB (the digits CNN), else
+        only ``target``'s is shipped (``clearconv serve`` computes any class)
     seed : picks the default digit and seeds the default model's training
     invert : as ``clearconv predict --invert`` for image files
     math_href : where the page's "MATH.md §n" links point
+    max_bytes : a page larger than this is made again without the products of dA (the
+        dA view then shows each output channel's sum, not its terms)
 
     Returns
     -------
@@ -140,8 +175,19 @@ def explore(model: Any = None, image: Any = None, out: str | os.PathLike | None 
         raise ClearConvError("explore needs an image model with a known (C, H, W) input shape")
     x, input_source, known = resolve_input(m, image, seed, invert)
     label = known if label is None else label
-    data = compute(m, x, label=label, target=target, all_targets=all_classes)
+    every = all_classes is True
+    data = compute(m, x, label=label, target=target, all_targets=every)
     text = render(data, "clearconv explorer", model_source, input_source, math_href)
+    if all_classes == "auto" and len(data.meta["classes"]) > 1 and len(text) < AUTO_ALL_BYTES:
+        every_data = compute(m, x, label=label, target=target, all_targets=True)
+        every_text = render(every_data, "clearconv explorer", model_source, input_source,
+                            math_href)
+        if len(every_text) <= AUTO_ALL_BYTES:
+            every, data, text = True, every_data, every_text
+    if len(text) > max_bytes and any(".da_products" in name for name in data.arrays):
+        data = compute(m, x, label=label, target=target, all_targets=every,
+                       budget={"da_products": 0})
+        text = render(data, "clearconv explorer", model_source, input_source, math_href)
     path = None
     if out is not None:
         path = Path(out)

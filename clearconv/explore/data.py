@@ -112,7 +112,7 @@ def _layer_meta(i: int, layer: Any, in_shape: tuple[int, ...], out_shape: tuple[
     name = type(layer).__name__
     meta: dict[str, Any] = {"index": i, "type": name, "in_shape": list(in_shape),
                             "out_shape": list(out_shape), "arrays": {}}
-    if isinstance(layer, Conv2D) and not isinstance(layer, Conv1D) and layer.groups == 1:
+    if isinstance(layer, Conv2D) and not isinstance(layer, Conv1D):
         meta["kind"] = "conv"
     elif isinstance(layer, MaxPool2D):
         meta["kind"] = "pool"
@@ -177,16 +177,23 @@ def _backward_layers(model: Sequential, dlogits: np.ndarray) -> tuple[list[np.nd
 
 
 def _conv_forward(data: ExplorerData, key: str, layer: Conv2D, a_in: np.ndarray,
-                  details: bool) -> tuple[dict[str, Any], R.Conv2dSteps | None]:
+                  details: bool) -> tuple[dict[str, Any], list[R.Conv2dSteps] | None]:
     """A conv layer's options, weights and forward steps (MATH.md §6-7) from reference.py:
-    each output's window products and per-channel sums, and Z."""
+    each output's window products and per-channel sums, and Z.
+
+    A grouped conv (depthwise when groups = C_in) is ``groups`` plain convolutions side
+    by side, group k's kernels on group k's input channels: each runs through
+    ``conv2d_forward_steps`` and the results are put together along the channels (the
+    products and sums of output o then run over the C_in / groups channels of its group).
+    """
     w = layer.weight.value
     b = None if layer.bias is None else layer.bias.value
-    geo = conv2d_geometry(a_in.shape, w.shape, layer.stride, layer.padding, layer.dilation)
+    g = layer.groups
+    geo = conv2d_geometry(a_in.shape, w.shape, layer.stride, layer.padding, layer.dilation, g)
     info: dict[str, Any] = {
         "kernel": list(layer.kernel_size), "stride": list(layer.stride),
         "dilation": list(layer.dilation), "padding_arg": layer.padding,
-        "padding": [list(p) for p in geo.padding], "has_bias": b is not None,
+        "padding": [list(p) for p in geo.padding], "has_bias": b is not None, "groups": g,
         "extent": [d * (f - 1) + 1 for d, f in zip(layer.dilation, layer.kernel_size)],
     }
     names: dict[str, str] = {"weight": data.add(f"{key}.weight", w)}
@@ -195,34 +202,47 @@ def _conv_forward(data: ExplorerData, key: str, layer: Conv2D, a_in: np.ndarray,
     info["arrays"] = names
     if not details:
         return info, None
-    steps = R.conv2d_forward_steps(a_in, w, b, layer.stride, layer.padding, layer.dilation)
-    names["a_pad"] = data.add(f"{key}.a_pad", steps.a_pad[0])
-    names["z_ref"] = data.add(f"{key}.z_ref", steps.z[0])
+    c_g, o_g = a_in.shape[1] // g, w.shape[0] // g
+    steps = [R.conv2d_forward_steps(a_in[:, k * c_g:(k + 1) * c_g], w[k * o_g:(k + 1) * o_g],
+                                    None if b is None else b[k * o_g:(k + 1) * o_g],
+                                    layer.stride, layer.padding, layer.dilation)
+             for k in range(g)]
+    names["a_pad"] = data.add(f"{key}.a_pad", np.concatenate([s.a_pad[0] for s in steps]))
+    names["z_ref"] = data.add(f"{key}.z_ref", np.concatenate([s.z[0] for s in steps]))
     # shipped with the kernel axis last: a window cell's products over all kernels together
-    names["products"] = data.add(f"{key}.products", steps.products[0], (1, 2, 3, 4, 5, 0))
-    names["channel_sums"] = data.add(f"{key}.channel_sums", steps.channel_sums[0])
+    names["products"] = data.add(f"{key}.products",
+                                 np.concatenate([s.products[0] for s in steps]),
+                                 (1, 2, 3, 4, 5, 0))
+    names["channel_sums"] = data.add(f"{key}.channel_sums",
+                                     np.concatenate([s.channel_sums[0] for s in steps]))
     return info, steps
 
 
-def _conv_backward(data: ExplorerData, key: str, steps: R.Conv2dSteps, dz: np.ndarray,
+def _conv_backward(data: ExplorerData, key: str, steps: list[R.Conv2dSteps], dz: np.ndarray,
                    budget: dict[str, int]) -> dict[str, str]:
     """A conv layer's backward steps (MATH.md §9) from reference.py: each weight's dW
-    terms, and dA as the full convolution of the padded dZ with the rotated kernel."""
-    back = R.conv2d_backward_steps(dz, steps.cache)
-    names = {"dw_ref": data.add(f"{key}.dw_ref", back.dw),
-             "dw_terms": data.add(f"{key}.dw_terms", back.dw_terms[0])}
-    if back.db is not None:
-        names["db_ref"] = data.add(f"{key}.db_ref", back.db)
-    ig = back.input_gradient
-    geo = steps.geometry
+    terms, and dA as the full convolution of the padded dZ with the rotated kernel (per
+    group for a grouped conv, put together along the channels)."""
+    o_g = dz.shape[1] // len(steps)
+    backs = [R.conv2d_backward_steps(dz[:, k * o_g:(k + 1) * o_g], s.cache)
+             for k, s in enumerate(steps)]
+
+    def joined(get: Any) -> np.ndarray:
+        return np.concatenate([get(back) for back in backs])
+
+    names = {"dw_ref": data.add(f"{key}.dw_ref", joined(lambda b: b.dw)),
+             "dw_terms": data.add(f"{key}.dw_terms", joined(lambda b: b.dw_terms[0]))}
+    if backs[0].db is not None:
+        names["db_ref"] = data.add(f"{key}.db_ref", joined(lambda b: b.db))
+    geo = steps[0].geometry
     (p_t, _), (p_l, _) = geo.padding
     h, w_in = geo.in_shape[2:]
     # dZ with its stride gaps inside a border of e - 1 zeros (steps 1-3 of §9's dA)
-    names["dz_full"] = data.add(f"{key}.dz_full", ig.dz_full[0])
-    names["dx_ref"] = data.add(f"{key}.dx_ref", ig.dx[0])
+    names["dz_full"] = data.add(f"{key}.dz_full", joined(lambda b: b.input_gradient.dz_full[0]))
+    names["dx_ref"] = data.add(f"{key}.dx_ref", joined(lambda b: b.input_gradient.dx[0]))
     # step 4 at the pixels of A (the padding's are cropped away in step 5): the products
-    # (C_in, H, W, C_out, e_h, e_w) and their sums per output channel (C_in, H, W, C_out)
-    prods = ig.products[0][:, p_t:p_t + h, p_l:p_l + w_in]
+    # (C_in, H, W, C_out / groups, e_h, e_w) and their sums per output channel of the group
+    prods = joined(lambda b: b.input_gradient.products[0][:, p_t:p_t + h, p_l:p_l + w_in])
     names["da_channel_sums"] = data.add(f"{key}.da_channel_sums", prods.sum(axis=(4, 5)))
     if prods.size * 4 <= budget["da_products"]:
         names["da_products"] = data.add(f"{key}.da_products", prods)
@@ -304,13 +324,13 @@ def _input_batch(model: Sequential, x: np.ndarray) -> np.ndarray:
 
 def _forward_part(data: ExplorerData, model: Sequential, shapes: list[tuple[int, ...]],
                   values: list[np.ndarray], details: bool
-                  ) -> tuple[list[dict[str, Any]], dict[int, R.Conv2dSteps],
+                  ) -> tuple[list[dict[str, Any]], dict[int, list[R.Conv2dSteps]],
                              dict[int, R.MaxPool2dSteps]]:
     """Each layer's facts, output and forward breakdowns; ``values`` is the input
     followed by every layer's output. Returns the layers' meta and the reference steps
     the backward part reuses."""
     layers: list[dict[str, Any]] = []
-    conv_steps: dict[int, R.Conv2dSteps] = {}
+    conv_steps: dict[int, list[R.Conv2dSteps]] = {}
     pool_steps: dict[int, R.MaxPool2dSteps] = {}
     for i, layer in enumerate(model.layers):
         a_in = values[i]

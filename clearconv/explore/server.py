@@ -75,10 +75,9 @@ class ExplorerApp:
             x, source, label = resolve_input(self.model, None, self.seed)
         else:
             pixels, steps = read_image(io.BytesIO(body))
-            x, source, label = resolve_input(self.model, pixels, self.seed)
-            source = source.replace("your array", "your upload", 1)
-            if steps:
-                source += "; " + "; ".join(steps)
+            h, w = pixels.shape[1:]
+            x, source, label = resolve_input(self.model, pixels, self.seed, decoded=steps,
+                                             name=f"your upload {w}x{h}")
         with self.lock:
             data = compute(self.model, x, label=label, target=target, details=details)
         answer = payload(data, self.model_source, source, level=1)

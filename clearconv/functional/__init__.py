@@ -62,6 +62,12 @@ from .losses import (
     softmax_cross_entropy_backward,
     softmax_cross_entropy_forward,
 )
+from .normalization import (
+    batch_norm1d_backward,
+    batch_norm1d_forward,
+    batch_norm2d_backward,
+    batch_norm2d_forward,
+)
 from .pool import (
     avg_pool2d_backward,
     avg_pool2d_forward,
@@ -121,6 +127,10 @@ __all__ = [
     "adaptive_max_pool2d_indices",
     "avg_pool2d_backward",
     "avg_pool2d_forward",
+    "batch_norm1d_backward",
+    "batch_norm1d_forward",
+    "batch_norm2d_backward",
+    "batch_norm2d_forward",
     "conv2d_algorithm",
     "conv2d_backward",
     "conv2d_forward",

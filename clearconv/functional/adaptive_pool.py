@@ -102,10 +102,10 @@ def max_index_backward(dy: np.ndarray, cache: MaxIndexCache, op: str) -> np.ndar
     """Each output's gradient to the cell of its maximum, added where windows share one."""
     n, c, h, w = cache.in_shape
     dy = _checked_grad(dy, cache.dtype, cache.flat.shape, op)
-    dx = np.zeros((n * c, h * w), cache.dtype)
-    rows = np.repeat(np.arange(n * c), dy[0, 0].size)
-    np.add.at(dx, (rows, cache.flat.reshape(-1)), dy.reshape(-1))
-    return dx.reshape(cache.in_shape)
+    # the cell of each maximum, counted over the whole (N, C, H, W) array
+    cell = cache.flat + (np.arange(n * c) * (h * w)).reshape(n, c, 1, 1)
+    dx = np.bincount(cell.reshape(-1), weights=dy.reshape(-1), minlength=n * c * h * w)
+    return dx.astype(cache.dtype, copy=False).reshape(cache.in_shape)
 
 
 def global_max_pool2d_backward(dy: np.ndarray, cache: MaxIndexCache) -> np.ndarray:

@@ -14,8 +14,15 @@ variant for finite input, compiled kernels) are registered by
 says which one 'auto' takes, and why; the cache records it).
 
 Average pooling divides each window sum by the window size (``count_include_pad=True``:
-padding zeros count, PyTorch's default), and its backward spreads ``dZ / f^2`` over the
-window.
+padding zeros count, PyTorch's default; or by ``divisor_override``), and its backward
+spreads ``dZ / f^2`` over the window.
+
+Both take PyTorch's forms of the window: padding per side (``((top, bottom), (left,
+right))``, as PyTorch gets with an explicit pad), ``ceil_mode``, and for max pooling
+``dilation`` (window cell (i, j) at ``(m*s + i*d, k*s + j*d)``; the kernel-offset views
+just start further apart). :func:`max_pool2d_indices` turns the argmax mask into
+PyTorch's ``return_indices``, and :func:`max_unpool2d_forward` scatters values back to
+them (the mask's routing of MATH.md §11 as a forward op).
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ source coordinate ``src(r)``; the same rule, separately, for columns:
 
 Both are separable: the forward interpolates along H (whole rows gathered), then along
 W (whole columns), no per-pixel loop. The backward is the transpose: each output
-row's gradient added back into the source rows it was made of (rows of a run that read
-the same source row are summed in one ``np.add.reduceat``), then the same for columns.
+row's gradient added back into the source rows it was made of (the output rows that
+read one source row are a run; the t-th rows of all runs are added at once), then the
+same for columns.
 """
 
 from __future__ import annotations
@@ -67,16 +68,32 @@ def bilinear_sources(size: int, out: int, scale_factor: float | None, align_corn
     return h0, h1, l1
 
 
+def _as_slice(index: np.ndarray) -> slice | np.ndarray:
+    """``index`` as a slice where it is an arithmetic progression (a view instead of a
+    gather: the integer scale factors), else itself."""
+    if len(index) == 1:
+        return slice(int(index[0]), int(index[0]) + 1)
+    step = int(index[1] - index[0])
+    if step > 0 and np.array_equal(np.diff(index), np.full(len(index) - 1, step)):
+        return slice(int(index[0]), int(index[-1]) + 1, step)
+    return index
+
+
 def _sum_into(values: np.ndarray, index: np.ndarray, size: int, axis: int) -> np.ndarray:
     """``out[..., j, ...] = sum of values[..., k, ...] over k with index[k] == j`` along
-    ``axis`` (``index`` non-decreasing: each j's terms are one run, summed by reduceat)."""
+    ``axis``. ``index`` is non-decreasing, so each j's terms are one run of k: the t-th
+    terms of every run are added at once, for t up to the longest run (2 passes for a
+    scale factor of 2, each a strided view where the runs are regular)."""
     starts = np.flatnonzero(np.r_[True, index[1:] != index[:-1]])
+    lengths = np.diff(np.r_[starts, len(index)])
+    targets = index[starts]
     shape = list(values.shape)
     shape[axis] = size
     out = np.zeros(shape, values.dtype)
-    where = [slice(None)] * values.ndim
-    where[axis] = index[starts]
-    out[tuple(where)] = np.add.reduceat(values, starts, axis=axis)
+    lead = (slice(None),) * axis
+    for t in range(int(lengths.max())):
+        has = lengths > t
+        out[lead + (_as_slice(targets[has]),)] += values[lead + (_as_slice(starts[has] + t),)]
     return out
 
 
@@ -90,7 +107,7 @@ def _weights(l1: np.ndarray, dtype: np.dtype, axis: int) -> tuple[np.ndarray, np
 def upsample_nearest2d_forward(x: np.ndarray, size: Any = None, scale_factor: Any = None
                                ) -> tuple[np.ndarray, UpsampleCache]:
     """Nearest-neighbour upsampling (``interpolate(mode='nearest')``):
-    ``Y[n, c, r, q] = X[n, c, src_h(r), src_w(q)]``, one gather.
+    ``Y[n, c, r, q] = X[n, c, src_h(r), src_w(q)]``, a gather of rows, then of columns.
 
     x (N, C, H, W) -> y (N, C, H_out, W_out); ``size`` int or (h, w), or
     ``scale_factor`` number or (sh, sw) (module docstring).
@@ -101,7 +118,7 @@ def upsample_nearest2d_forward(x: np.ndarray, size: Any = None, scale_factor: An
                                               "upsample_nearest2d")
     rows = nearest_sources(x.shape[2], ho, fh)
     cols = nearest_sources(x.shape[3], wo, fw)
-    y = x[:, :, rows[:, None], cols[None, :]]
+    y = np.take(np.take(x, rows, axis=2), cols, axis=3)
     return y, UpsampleCache((rows,), (cols,), x.shape, x.dtype)
 
 
@@ -140,8 +157,8 @@ def upsample_bilinear2d_forward(x: np.ndarray, size: Any = None, scale_factor: A
     cols = bilinear_sources(x.shape[3], wo, fw, bool(align_corners))
     a0, a1 = _weights(rows[2], x.dtype, 2)
     b0, b1 = _weights(cols[2], x.dtype, 3)
-    t = x[:, :, rows[0]] * a0 + x[:, :, rows[1]] * a1          # along H: (N, C, H_out, W)
-    y = t[:, :, :, cols[0]] * b0 + t[:, :, :, cols[1]] * b1    # along W
+    t = np.take(x, rows[0], axis=2) * a0 + np.take(x, rows[1], axis=2) * a1   # along H
+    y = np.take(t, cols[0], axis=3) * b0 + np.take(t, cols[1], axis=3) * b1   # along W
     return y, UpsampleCache(rows, cols, x.shape, x.dtype)
 
 

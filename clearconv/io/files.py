@@ -50,6 +50,11 @@ _READ_ERRORS = (
 )
 #: deflate cannot compress better than about 1032:1; a member claiming more is refused.
 _DEFLATE_MAX_RATIO = 1100
+#: the most bytes a model file's members may hold once inflated, all together, checked
+#: before any member is read (raise it to load a larger model)
+MAX_MODEL_BYTES = 512 * 1024 * 1024
+#: how a zip archive (so an .npz) begins: a local file header, or an empty archive
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 _NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
                        (2, 0): np.lib.format.read_array_header_2_0}
 
@@ -87,6 +92,33 @@ def _encode_config(config: dict[str, Any]) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise ClearConvError(f"config must be JSON serialisable: {exc}") from exc
     return np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+
+
+def open_regular(path: PathLike, error: type[ClearConvError] = ClearConvError,
+                 what: str = "file") -> BinaryIO:
+    """Open ``path`` for binary reading if it is a regular file (a symlink to one is
+    fine); a FIFO, socket, device or folder raises ``error`` naming it instead of
+    blocking at the open or reading forever. A missing file raises FileNotFoundError.
+    """
+    path = os.fspath(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_BINARY", 0))
+    except IsADirectoryError:
+        raise error(f"{path}: a folder, not a {what}") from None
+    try:
+        kind = os.fstat(fd).st_mode
+        if not stat.S_ISREG(kind):
+            name = ("a folder" if stat.S_ISDIR(kind) else "a FIFO" if stat.S_ISFIFO(kind)
+                    else "a device" if stat.S_ISCHR(kind) or stat.S_ISBLK(kind)
+                    else "a socket" if stat.S_ISSOCK(kind) else "not a regular file")
+            raise error(f"{path}: {name}, not a {what}")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _new_file_mode(path: str) -> int:
@@ -238,6 +270,10 @@ def _read_members(path: str, f: Any) -> dict[str, np.ndarray]:
             f"{path}: a bare .npy array, not a clearconv model file (.npz archive)"
         )
     f.seek(0)
+    if f.read(4) not in _ZIP_MAGICS:
+        raise ModelFileError(f"{path}: not a clearconv model file (not an .npz archive: "
+                             "it does not begin as a zip file does)")
+    f.seek(0)
     try:
         loaded = np.load(f, allow_pickle=False)
     except _READ_ERRORS as exc:
@@ -249,6 +285,13 @@ def _read_members(path: str, f: Any) -> dict[str, np.ndarray]:
     file_size = os.fstat(f.fileno()).st_size
     members: dict[str, np.ndarray] = {}
     with loaded:
+        inflated = sum(info.file_size for info in loaded.zip.infolist())
+        if inflated > MAX_MODEL_BYTES:
+            loaded.close()
+            raise ModelFileError(
+                f"{path}: its members hold {inflated} bytes once inflated, more than "
+                f"clearconv.io.files.MAX_MODEL_BYTES = {MAX_MODEL_BYTES}; raise that limit "
+                "to load a model this large")
         for name in loaded.files:
             try:
                 _check_member_size(path, loaded.zip, name, file_size)
@@ -281,15 +324,20 @@ def load_arrays(path: PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         config: the dict given to :func:`save_arrays` (format tag removed).
         arrays: name -> ndarray, with the saved dtypes, shapes and values.
 
+    Size budget: the members' inflated sizes (as the zip announces them, which bounds
+    what is read) must sum to at most :data:`MAX_MODEL_BYTES`, checked before any
+    member is inflated; each ``.npy`` header must announce exactly its member's bytes.
+
     Raises:
         FileNotFoundError: no file at ``path``.
-        ModelFileError: the file is not a zip, is truncated or corrupt, lacks
+        ModelFileError: a folder, FIFO or device; more than MAX_MODEL_BYTES inflated;
+            the file is not a zip, is truncated or corrupt, lacks
             ``__config__``, holds invalid JSON, a foreign format tag or version,
             pickled or object data; the message names ``path`` and the defect.
     """
     path = os.fspath(path)
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, ModelFileError, "model file") as f:
             members = _read_members(path, f)
     except FileNotFoundError:
         raise FileNotFoundError(f"model file not found: {path}") from None

@@ -20,7 +20,21 @@ MaxPool2D          MaxPool, ``ceil_mode`` folded into the bottom/right pads,
 AvgPool2D          AveragePool (a Pad first when the padding counts and
                    ``ceil_mode`` adds a partial window; a Mul after it for
                    ``divisor_override``)
+GlobalAvgPool2D,    GlobalAveragePool, GlobalMaxPool (a Flatten after them with
+GlobalMaxPool2D,   ``flatten=True``)
+GlobalAvgPool1D,
+GlobalMaxPool1D
+AdaptiveAvgPool2D, AveragePool / MaxPool with window = stride = input / output
+AdaptiveMaxPool2D  where the sizes divide (Global*Pool for 1x1); refused otherwise
+Upsample           Resize: nearest 'asymmetric' + 'floor', bilinear 'linear' with
+                   'pytorch_half_pixel' or 'align_corners' (PyTorch's rules)
+MaxPool1D,         Unsqueeze, their 2-D twin on (N, C, 1, L), Squeeze
+AvgPool1D,
+AdaptiveAvgPool1D,
+AdaptiveMaxPool1D
 Dense              Gemm, ``transB=1`` (weight (out, in), as ``nn.Linear``)
+BatchNorm2D,       BatchNormalization (inference: the running statistics; scale
+BatchNorm1D        1 and bias 0 without ``affine``)
 Flatten            Flatten, ``axis=1`` (other dims: Reshape, batch axis kept)
 ReLU, Sigmoid,     Relu, Sigmoid, Tanh, LeakyRelu (``alpha``), Softmax (``axis``)
 Tanh, LeakyReLU,
@@ -60,7 +74,14 @@ import numpy as np
 from ..errors import ClearConvError
 from ..functional import pool2d_geometry
 from ..layers import (
+    AdaptiveAvgPool1D,
+    AdaptiveAvgPool2D,
+    AdaptiveMaxPool1D,
+    AdaptiveMaxPool2D,
+    AvgPool1D,
     AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
     Concat,
     Conv1D,
     Conv2D,
@@ -68,14 +89,20 @@ from ..layers import (
     Dense,
     Dropout,
     Flatten,
+    GlobalAvgPool1D,
+    GlobalAvgPool2D,
+    GlobalMaxPool1D,
+    GlobalMaxPool2D,
     Layer,
     LeakyReLU,
+    MaxPool1D,
     MaxPool2D,
     ReLU,
     Residual,
     Sigmoid,
     Softmax,
     Tanh,
+    Upsample,
 )
 from ..shapes import resolve_padding
 from .files import atomic_write
@@ -252,6 +279,14 @@ def _max_pool(g: _Graph, layer: MaxPool2D, i: str, x: str, y: str,
         raise ClearConvError(f"{i} (MaxPool2D) returns indices: no ONNX export of a "
                              f"two-output layer")
     (pt, pb), (pl, pr) = _pool_geometry(layer, shape).padding
+    kh, kw = layer.kernel_size
+    if max(pt, pb) >= kh or max(pl, pr) >= kw:
+        # ONNX wants pads < kernel; a dilated window's ceil_mode overhang can reach it:
+        # pad with -inf explicitly (padding never wins either way)
+        pads = g.constant(f"{i}.pads", np.array([0, 0, pt, pl, 0, 0, pb, pr], np.int64))
+        fill = g.constant(f"{i}.fill", np.array(-np.inf))
+        g.node("Pad", [x, pads, fill], [f"{i}.padded"], f"{i}.Pad", mode="constant")
+        x, (pt, pb), (pl, pr) = f"{i}.padded", (0, 0), (0, 0)
     g.node("MaxPool", [x], [y], f"{i}.MaxPool2D", kernel_shape=list(layer.kernel_size),
            strides=list(layer.stride), pads=[pt, pl, pb, pr], ceil_mode=0,
            dilations=list(layer.dilation))
@@ -290,11 +325,108 @@ def _avg_pool(g: _Graph, layer: AvgPool2D, i: str, x: str, y: str,
                pads=[0, 0, pb - ub, pr - ur], count_include_pad=0, **common)
 
 
+def _flatten_after(g: _Graph, flatten: bool, i: str, op: str, x: str, y: str,
+                   name: str) -> None:
+    """``op`` from x, then a Flatten(axis=1) into y where the layer flattens."""
+    g.node(op, [x], [f"{i}.pooled" if flatten else y], f"{i}.{name}")
+    if flatten:
+        g.node("Flatten", [f"{i}.pooled"], [y], f"{i}.Flatten", axis=1)
+
+
+def _global_pool(op: str) -> Callable[..., None]:
+    def export(g: _Graph, layer: Any, i: str, x: str, y: str, shape: tuple[int, ...]) -> None:
+        _flatten_after(g, layer.flatten, i, op, x, y, type(layer).__name__)
+    return export
+
+
+def _adaptive(g: _Graph, layer: AdaptiveAvgPool2D | AdaptiveMaxPool2D, i: str, x: str,
+              y: str, shape: tuple[int, ...]) -> None:
+    """An adaptive pooling whose output size divides the input's is a plain pooling with
+    window = stride = input / output (ONNX has no adaptive operator)."""
+    ho, wo = layer.output_shape(shape)[1:]
+    h, w = shape[1:]
+    average = type(layer) is AdaptiveAvgPool2D
+    if (ho, wo) == (1, 1):
+        g.node("GlobalAveragePool" if average else "GlobalMaxPool", [x], [y],
+               f"{i}.{type(layer).__name__}")
+        return
+    if h % ho or w % wo:
+        raise ClearConvError(f"adaptive pooling of {h}x{w} to {ho}x{wo}: ONNX has no "
+                             f"adaptive pooling, and these sizes do not divide (windows of "
+                             f"unequal size)")
+    window = [h // ho, w // wo]
+    g.node("AveragePool" if average else "MaxPool", [x], [y], f"{i}.{type(layer).__name__}",
+           kernel_shape=window, strides=window)
+
+
+def _upsample(g: _Graph, layer: Upsample, i: str, x: str, y: str,
+              shape: tuple[int, ...]) -> None:
+    """Resize with PyTorch's coordinate rules: nearest as 'asymmetric' + 'floor',
+    bilinear as 'pytorch_half_pixel' (or 'align_corners'); the scale factors as scales,
+    a size as the full sizes (the batch and channels read off the input)."""
+    if layer.mode == "nearest":
+        attrs = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+                 "nearest_mode": "floor"}
+    else:
+        attrs = {"mode": "linear", "coordinate_transformation_mode":
+                 "align_corners" if layer.align_corners else "pytorch_half_pixel"}
+    if layer.scale_factor is not None:
+        sf = layer.scale_factor if isinstance(layer.scale_factor, tuple) \
+            else (layer.scale_factor, layer.scale_factor)
+        scales = f"{i}.scales"      # float32 in every graph (ONNX's type for scales)
+        g.initializers.append(g._from_array(np.array([1.0, 1.0, *sf], np.float32), scales))
+        g.node("Resize", [x, "", scales], [y], f"{i}.Upsample", **attrs)
+        return
+    ho, wo = layer.output_shape(shape)[1:]
+    g.node("Shape", [x], [f"{i}.shape"], f"{i}.Shape")
+    starts = g.constant(f"{i}.starts", np.array([0], np.int64))
+    ends = g.constant(f"{i}.ends", np.array([2], np.int64))
+    g.node("Slice", [f"{i}.shape", starts, ends], [f"{i}.nc"], f"{i}.Slice")
+    hw = g.constant(f"{i}.hw", np.array([ho, wo], np.int64))
+    g.node("Concat", [f"{i}.nc", hw], [f"{i}.sizes"], f"{i}.Concat", axis=0)
+    g.node("Resize", [x, "", "", f"{i}.sizes"], [y], f"{i}.Upsample", **attrs)
+
+
+def _as_2d(make_2d: Callable[[Any], Layer]) -> Callable[..., None]:
+    """A 1-D layer as its 2-D twin on the (N, C, 1, L) view: Unsqueeze, the 2-D export,
+    Squeeze (as the 1-D ops compute)."""
+    def export(g: _Graph, layer: Any, i: str, x: str, y: str, shape: tuple[int, ...]) -> None:
+        axes = g.constant(f"{i}.axes", np.array([2], np.int64))
+        g.node("Unsqueeze", [x, axes], [f"{i}.2d"], f"{i}.Unsqueeze")
+        twin = make_2d(layer)
+        _EXPORTERS[type(twin)](g, twin, f"{i}.2d", f"{i}.2d", f"{i}.2d.out",
+                               (shape[0], 1, shape[1]))
+        g.node("Squeeze", [f"{i}.2d.out", axes], [y], f"{i}.Squeeze")
+    return export
+
+
+def _pads_1d(layer: Any) -> tuple[tuple[int, int], tuple[int, int]]:
+    p = layer.padding
+    return (0, 0), (p, p) if isinstance(p, int) else tuple(p)
+
+
 def _dense(g: _Graph, layer: Dense, i: str, x: str, y: str, shape: tuple[int, ...]) -> None:
     inputs = [x, g.constant(f"{i}.weight", layer.weight.value)]
     if layer.bias is not None:
         inputs.append(g.constant(f"{i}.bias", layer.bias.value))
     g.node("Gemm", inputs, [y], f"{i}.Dense", transB=1)
+
+
+def _batch_norm(g: _Graph, layer: BatchNorm2D | BatchNorm1D, i: str, x: str, y: str,
+                shape: tuple[int, ...]) -> None:
+    """BatchNormalization in inference mode: ``(x - running_mean) / sqrt(running_var +
+    eps) * scale + B``, what clearconv's inference computes."""
+    if not layer.track_running_stats:
+        raise ClearConvError("track_running_stats=False normalises every batch with its own "
+                             "statistics; ONNX's BatchNormalization needs running ones")
+    c = layer.num_features
+    scale = layer.weight.value if layer.weight is not None else np.ones(c)
+    bias = layer.bias.value if layer.bias is not None else np.zeros(c)
+    inputs = [x, g.constant(f"{i}.weight", scale), g.constant(f"{i}.bias", bias),
+              g.constant(f"{i}.running_mean", layer.running_mean),
+              g.constant(f"{i}.running_var", layer.running_var)]
+    g.node("BatchNormalization", inputs, [y], f"{i}.{type(layer).__name__}",
+           epsilon=layer.eps)
 
 
 def _flatten(g: _Graph, layer: Flatten, i: str, x: str, y: str,
@@ -353,7 +485,22 @@ _EXPORTERS: dict[type, Callable[..., None]] = {
     Conv1D: _conv1d,
     MaxPool2D: _max_pool,
     AvgPool2D: _avg_pool,
+    GlobalAvgPool2D: _global_pool("GlobalAveragePool"),
+    GlobalMaxPool2D: _global_pool("GlobalMaxPool"),
+    GlobalAvgPool1D: _global_pool("GlobalAveragePool"),
+    GlobalMaxPool1D: _global_pool("GlobalMaxPool"),
+    AdaptiveAvgPool2D: _adaptive,
+    AdaptiveMaxPool2D: _adaptive,
+    Upsample: _upsample,
+    MaxPool1D: _as_2d(lambda la: MaxPool2D((1, la.kernel_size), (1, la.stride), _pads_1d(la),
+                                           la.ceil_mode, dilation=(1, la.dilation))),
+    AvgPool1D: _as_2d(lambda la: AvgPool2D((1, la.kernel_size), (1, la.stride), _pads_1d(la),
+                                           la.ceil_mode, la.count_include_pad)),
+    AdaptiveAvgPool1D: _as_2d(lambda la: AdaptiveAvgPool2D((1, la.output_size))),
+    AdaptiveMaxPool1D: _as_2d(lambda la: AdaptiveMaxPool2D((1, la.output_size))),
     Dense: _dense,
+    BatchNorm2D: _batch_norm,
+    BatchNorm1D: _batch_norm,
     Flatten: _flatten,
     ReLU: _simple("Relu"),
     LeakyReLU: _simple("LeakyRelu", alpha=lambda la: la.negative_slope),

@@ -10,9 +10,22 @@ torch.nn                               clearconv.layers
 Conv2d (groups=1, padding_mode         Conv2D (padding int, (ph, pw), 'same', 'valid')
 'zeros')
 ZeroPad2d followed by Conv2d           Conv2D with the sum of both paddings
+ConstantPad2d/1d followed by a         the pooling with that asymmetric padding
+pooling (-inf before max, 0 before     (what to_torch writes for one)
+average, the pooling unpadded)
 MaxPool2d (no indices)                 MaxPool2D (dilation too)
 AvgPool2d                              AvgPool2D (divisor_override too)
+MaxPool1d (no indices), AvgPool1d      MaxPool1D, AvgPool1D
+AdaptiveAvgPool2d, AdaptiveAvgPool1d,  AdaptiveAvgPool2D, AdaptiveAvgPool1D,
+AdaptiveMaxPool2d, AdaptiveMaxPool1d   AdaptiveMaxPool2D, AdaptiveMaxPool1D (the
+(no indices)                           Global*Pool2D/1D layers go to Adaptive*Pool(1),
+                                       and a Flatten after it if they flatten)
+Upsample ('nearest', 'bilinear')       Upsample
 Linear                                 Dense (weight (out, in) in both)
+BatchNorm2d, BatchNorm1d               BatchNorm2D, BatchNorm1D (weight, bias and the
+                                       buffers running_mean, running_var,
+                                       num_batches_tracked; eps, momentum, affine,
+                                       track_running_stats)
 Flatten (start_dim >= 1, end_dim)      Flatten
 ReLU, LeakyReLU, Sigmoid, Tanh         ReLU, LeakyReLU, Sigmoid, Tanh
 Softmax (dim given)                    Softmax (axis=dim)
@@ -46,7 +59,14 @@ import numpy as np
 
 from ..errors import ClearConvError
 from ..layers import (
+    AdaptiveAvgPool1D,
+    AdaptiveAvgPool2D,
+    AdaptiveMaxPool1D,
+    AdaptiveMaxPool2D,
+    AvgPool1D,
     AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
     Concat,
     Conv1D,
     Conv2D,
@@ -54,14 +74,20 @@ from ..layers import (
     Dense,
     Dropout,
     Flatten,
+    GlobalAvgPool1D,
+    GlobalAvgPool2D,
+    GlobalMaxPool1D,
+    GlobalMaxPool2D,
     Layer,
     LeakyReLU,
+    MaxPool1D,
     MaxPool2D,
     ReLU,
     Residual,
     Sigmoid,
     Softmax,
     Tanh,
+    Upsample,
 )
 from ..layers.parameter import Parameter
 from ..shapes import resolve_padding
@@ -132,8 +158,18 @@ def _layers_from_torch(torch: Any, seq: Any, prefix: str, dtype: np.dtype) -> li
     modules = list(_flatten(torch, seq, prefix))
     layers: list[Layer] = []
     pending_pad: tuple[str, tuple[int, int, int, int]] | None = None
-    for name, module in modules:
+    skip = False
+    for at, (name, module) in enumerate(modules):
+        if skip:
+            skip = False
+            continue
         kind = type(module).__name__
+        merged = _pad_then_pool(torch, module, modules[at + 1][1] if at + 1 < len(modules)
+                                else None)
+        if merged is not None:
+            layers.append(merged)
+            skip = True
+            continue
         if type(module) is residual:
             layers.append(Residual(_layers_from_torch(torch, module.main, f"{name}.main.",
                                                       dtype),
@@ -166,6 +202,34 @@ def _layers_from_torch(torch: Any, seq: Any, prefix: str, dtype: np.dtype) -> li
         raise ClearConvError(f"module {pending_pad[0]} (ZeroPad2d) is supported only right "
                              f"before a Conv2d, but it ends the model")
     return layers
+
+
+def _pad_then_pool(torch: Any, pad: Any, pool: Any) -> Layer | None:
+    """A ConstantPad2d (ConstantPad1d) right before a MaxPool2d (MaxPool1d) padding -inf,
+    or an AvgPool2d (AvgPool1d) padding zeros, both without padding or ceil_mode of their
+    own: one clearconv pooling with that (asymmetric) padding, what :func:`to_torch`
+    writes for one. None for anything else."""
+    nn = torch.nn
+    pairs = {(nn.ConstantPad2d, nn.MaxPool2d), (nn.ConstantPad2d, nn.AvgPool2d),
+             (nn.ConstantPad1d, nn.MaxPool1d), (nn.ConstantPad1d, nn.AvgPool1d)}
+    if pool is None or (type(pad), type(pool)) not in pairs:
+        return None
+    is_max = type(pool) in (nn.MaxPool2d, nn.MaxPool1d)
+    if pad.value != (-float("inf") if is_max else 0.0) or pool.ceil_mode \
+            or pool.padding not in (0, (0,), (0, 0)) or getattr(pool, "return_indices", False):
+        return None
+    stride = pool.kernel_size if pool.stride is None else pool.stride
+    if type(pad) is nn.ConstantPad2d:
+        left, right, top, bottom = pad.padding
+        pads = ((top, bottom), (left, right))
+        if is_max:
+            return MaxPool2D(pool.kernel_size, stride, pads, dilation=pool.dilation)
+        return AvgPool2D(pool.kernel_size, stride, pads,
+                         divisor_override=pool.divisor_override)
+    if is_max:
+        return MaxPool1D(pool.kernel_size, stride, tuple(pad.padding),
+                         dilation=pool.dilation)
+    return AvgPool1D(pool.kernel_size, stride, tuple(pad.padding))
 
 
 def _flatten(torch: Any, seq: Any, prefix: str) -> Any:
@@ -282,6 +346,20 @@ def _linear_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
     return dense
 
 
+def _batch_norm_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
+    cls = BatchNorm2D if type(module).__name__ == "BatchNorm2d" else BatchNorm1D
+    layer = cls(module.num_features, module.eps, module.momentum, module.affine,
+                module.track_running_stats, dtype=dtype)
+    if module.affine:
+        _set(layer.weight, _array(module.weight, dtype), name, module)
+        _set(layer.bias, _array(module.bias, dtype), name, module)
+    if module.track_running_stats:
+        layer.running_mean[...] = _array(module.running_mean, dtype)
+        layer.running_var[...] = _array(module.running_var, dtype)
+        layer.num_batches_tracked[...] = int(module.num_batches_tracked)
+    return layer
+
+
 def _flatten_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
     if module.start_dim == 0:
         raise _refuse(name, module, "start_dim=0 (merging the batch axis) is not supported")
@@ -295,12 +373,54 @@ def _softmax_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
     return Softmax(axis=module.dim)
 
 
+def _no_indices(module: Any, name: str) -> None:
+    if getattr(module, "return_indices", False):
+        raise _refuse(name, module, "return_indices=True is not supported (a Sequential "
+                                    "passes one array)")
+
+
+def _adaptive_max_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
+    _no_indices(module, name)
+    return AdaptiveMaxPool2D(module.output_size)
+
+
+def _adaptive_max1d_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
+    _no_indices(module, name)
+    return AdaptiveMaxPool1D(module.output_size)
+
+
+def _upsample_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
+    if module.mode not in ("nearest", "bilinear"):
+        raise _refuse(name, module, f"mode={module.mode!r} is not supported (only 'nearest' "
+                                    f"and 'bilinear')")
+    if module.recompute_scale_factor:
+        raise _refuse(name, module, "recompute_scale_factor=True is not supported")
+    return Upsample(module.size, module.scale_factor, module.mode, module.align_corners)
+
+
+def _max_pool1d_from_torch(module: Any, name: str, dtype: np.dtype) -> Layer:
+    _no_indices(module, name)
+    return MaxPool1D(module.kernel_size, module.stride, module.padding,
+                     bool(module.ceil_mode), module.dilation)
+
+
 _FROM_TORCH: dict[str, Any] = {
+    "AdaptiveAvgPool2d": lambda m, name, dtype: AdaptiveAvgPool2D(m.output_size),
+    "AdaptiveMaxPool2d": _adaptive_max_from_torch,
+    "AdaptiveAvgPool1d": lambda m, name, dtype: AdaptiveAvgPool1D(m.output_size),
+    "AdaptiveMaxPool1d": _adaptive_max1d_from_torch,
+    "Upsample": _upsample_from_torch,
+    "MaxPool1d": _max_pool1d_from_torch,
+    "AvgPool1d": lambda m, name, dtype: AvgPool1D(m.kernel_size, m.stride, m.padding,
+                                                  bool(m.ceil_mode),
+                                                  bool(m.count_include_pad)),
     "ConvTranspose2d": _conv_transpose_from_torch,
     "Conv1d": _conv1d_from_torch,
     "MaxPool2d": _max_pool_from_torch,
     "AvgPool2d": _avg_pool_from_torch,
     "Linear": _linear_from_torch,
+    "BatchNorm2d": _batch_norm_from_torch,
+    "BatchNorm1d": _batch_norm_from_torch,
     "Flatten": _flatten_from_torch,
     "ReLU": lambda m, name, dtype: ReLU(),
     "LeakyReLU": lambda m, name, dtype: LeakyReLU(m.negative_slope),
@@ -382,12 +502,18 @@ def _layers_to_torch(torch: Any, layers: Sequence[Layer], prefix: str,
         elif kind is Dense:
             modules.append(_with_params(torch, nn.Linear, layer, layer.in_features,
                                         layer.out_features, bias=layer.bias is not None))
+        elif kind in (BatchNorm2D, BatchNorm1D):
+            modules.append(_batch_norm_to_torch(torch, layer))
         elif kind in _SIMPLE_TO_TORCH:
             modules.append(_SIMPLE_TO_TORCH[kind](nn, layer))
+        elif kind in _RESAMPLE_TO_TORCH:
+            modules += _RESAMPLE_TO_TORCH[kind](nn, layer, i)
         else:
             supported = ", ".join(c.__name__ for c in (Conv2D, ConvTranspose2D, Conv1D,
-                                                      MaxPool2D, AvgPool2D, Dense, Residual,
-                                                      Concat, *_SIMPLE_TO_TORCH))
+                                                      MaxPool2D, AvgPool2D, Dense,
+                                                      BatchNorm2D, BatchNorm1D, Residual,
+                                                      Concat, *_SIMPLE_TO_TORCH,
+                                                      *_RESAMPLE_TO_TORCH))
             raise ClearConvError(f"layer {i} ({kind.__name__}) has no torch equivalent; "
                                  f"supported: {supported}")
         if shape is not None:
@@ -502,6 +628,22 @@ def _with_params(torch: Any, cls: Any, layer: Conv2D | Dense, *args: Any, **kwar
     return module
 
 
+def _batch_norm_to_torch(torch: Any, layer: BatchNorm2D | BatchNorm1D) -> Any:
+    """nn.BatchNorm2d / 1d with copies of the parameters and the running statistics."""
+    cls = torch.nn.BatchNorm2d if type(layer) is BatchNorm2D else torch.nn.BatchNorm1d
+    module = cls(layer.num_features, layer.eps, layer.momentum, layer.affine,
+                 layer.track_running_stats)
+    with torch.no_grad():
+        if layer.affine:
+            module.weight = torch.nn.Parameter(torch.from_numpy(layer.weight.value.copy()))
+            module.bias = torch.nn.Parameter(torch.from_numpy(layer.bias.value.copy()))
+        if layer.track_running_stats:
+            module.running_mean = torch.from_numpy(layer.running_mean.copy())
+            module.running_var = torch.from_numpy(layer.running_var.copy())
+            module.num_batches_tracked = torch.tensor(int(layer.num_batches_tracked))
+    return module
+
+
 _SIMPLE_TO_TORCH: dict[type, Any] = {
     Flatten: lambda nn, la: nn.Flatten(la.start_dim, la.end_dim),
     ReLU: lambda nn, la: nn.ReLU(),
@@ -510,4 +652,50 @@ _SIMPLE_TO_TORCH: dict[type, Any] = {
     Tanh: lambda nn, la: nn.Tanh(),
     Softmax: lambda nn, la: nn.Softmax(dim=la.axis),
     Dropout: lambda nn, la: nn.Dropout(la.p),
+}
+
+
+def _flattened(nn: Any, module: Any, flatten: bool) -> list[Any]:
+    return [module, nn.Flatten()] if flatten else [module]
+
+
+def _pool1d_to_torch(nn: Any, layer: MaxPool1D | AvgPool1D, i: str) -> list[Any]:
+    """nn.MaxPool1d / nn.AvgPool1d; (left, right) padding as a ConstantPad1d before it."""
+    padding: Any = layer.padding
+    pads: list[Any] = []
+    is_max = type(layer) is MaxPool1D
+    if isinstance(padding, tuple):
+        if layer.ceil_mode or (not is_max and not layer.count_include_pad):
+            raise ClearConvError(f"layer {i} ({type(layer).__name__}): padding {padding} "
+                                 f"(left != right) with ceil_mode or count_include_pad=False "
+                                 f"has no torch equivalent")
+        pads, padding = [nn.ConstantPad1d(padding, -float("inf") if is_max else 0.0)], 0
+    if is_max:
+        return [*pads, nn.MaxPool1d(layer.kernel_size, layer.stride, padding, layer.dilation,
+                                    ceil_mode=layer.ceil_mode)]
+    return [*pads, nn.AvgPool1d(layer.kernel_size, layer.stride, padding, layer.ceil_mode,
+                                layer.count_include_pad)]
+
+
+def _adaptive_max_to_torch(nn: Any, layer: AdaptiveMaxPool2D, i: str) -> list[Any]:
+    if layer.return_indices:
+        raise ClearConvError(f"layer {i} (AdaptiveMaxPool2D) returns indices: not in a torch "
+                             f"Sequential either")
+    return [nn.AdaptiveMaxPool2d(layer.output_size)]
+
+
+#: layers that become one or two torch modules: ``(nn, layer, index) -> [modules]``
+_RESAMPLE_TO_TORCH: dict[type, Any] = {
+    GlobalAvgPool2D: lambda nn, la, i: _flattened(nn, nn.AdaptiveAvgPool2d(1), la.flatten),
+    GlobalMaxPool2D: lambda nn, la, i: _flattened(nn, nn.AdaptiveMaxPool2d(1), la.flatten),
+    GlobalAvgPool1D: lambda nn, la, i: _flattened(nn, nn.AdaptiveAvgPool1d(1), la.flatten),
+    GlobalMaxPool1D: lambda nn, la, i: _flattened(nn, nn.AdaptiveMaxPool1d(1), la.flatten),
+    AdaptiveAvgPool2D: lambda nn, la, i: [nn.AdaptiveAvgPool2d(la.output_size)],
+    AdaptiveMaxPool2D: _adaptive_max_to_torch,
+    AdaptiveAvgPool1D: lambda nn, la, i: [nn.AdaptiveAvgPool1d(la.output_size)],
+    AdaptiveMaxPool1D: lambda nn, la, i: [nn.AdaptiveMaxPool1d(la.output_size)],
+    Upsample: lambda nn, la, i: [nn.Upsample(la.size, la.scale_factor, la.mode,
+                                             la.align_corners)],
+    MaxPool1D: _pool1d_to_torch,
+    AvgPool1D: _pool1d_to_torch,
 }

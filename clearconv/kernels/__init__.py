@@ -11,6 +11,7 @@ conv2d                 winograd, direct, im2col-split; im2col (functional.conv)
 conv2d_relu_max_pool2d direct-fused; composed (functional.fused)
 max_pool2d             nchw-2x2, nhwc, nhwc-2x2, views-finite; views (functional.pool)
 linear                 split-rows; matmul (functional.linear)
+batch_norm2d           compiled; numpy (functional.normalization)
 =====================  =================================================================
 
 ``python -m clearconv.kernels`` prints that table with a line on each algorithm;

@@ -1,9 +1,20 @@
 """Registers every faster algorithm of clearconv.kernels and the order 'auto' tries them
 in (:data:`clearconv.kernels.tuning.AUTO_ORDER`); ``import clearconv`` imports it."""
 
-from . import depthwise, direct, im2col, linear, pool, registry, tuning, winograd, winograd4
+from . import (
+    batchnorm,
+    depthwise,
+    direct,
+    im2col,
+    linear,
+    pool,
+    registry,
+    tuning,
+    winograd,
+    winograd4,
+)
 
-ALGORITHM_MODULES = (depthwise, direct, im2col, linear, pool, winograd, winograd4)
+ALGORITHM_MODULES = (batchnorm, depthwise, direct, im2col, linear, pool, winograd, winograd4)
 
 for _op, _order in tuning.AUTO_ORDER.items():
     registry.set_auto_order(_op, _order)

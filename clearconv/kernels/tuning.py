@@ -17,6 +17,7 @@ AUTO_ORDER: dict[str, tuple[str, ...]] = {
     "conv2d_relu_max_pool2d": ("direct-fused",),
     "max_pool2d": ("nchw-2x2", "nhwc", "nhwc-2x2", "views-finite"),
     "linear": ("split-rows",),
+    "batch_norm2d": ("compiled",),
 }
 
 # ------------------------------------------------------------------- compiled loops
@@ -75,3 +76,9 @@ MIN_SPLIT_PRODUCT = 1 << 22
 #: the compiled NCHW -> channels-last copy (im2col-split's and Winograd's input) is
 #: split between threads from this many values
 MIN_SPLIT_COPY = 1 << 18
+
+# ----------------------------------------------------------------- batch normalisation
+#: batch norm's compiled passes are split between threads from this many input values
+#: (below, a hand-off of ~20-80 us costs more than the pass: 2**16 float32 values take
+#: ~20 us a pass)
+NORM_MIN_SPLIT = 1 << 16

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .. import functional as F
+from ..errors import ClearConvError, ShapeError
 from .base import Layer
 
 
@@ -84,9 +85,23 @@ class Softmax(Activation):
 
     def __init__(self, axis: int = 1) -> None:
         super().__init__()
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) \
+                or not -5 <= axis <= 4:
+            raise ClearConvError(f"Softmax axis must be an int in -5..4 (an axis of a batch "
+                                 f"of at most 5 dimensions), got {axis!r}")
         self.axis = int(axis)
 
+    def _check_axis(self, ndim: int) -> None:
+        if not -ndim <= self.axis < ndim:
+            raise ShapeError(f"Softmax axis {self.axis} is not an axis of a batch with "
+                             f"{ndim} dimensions")
+
+    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
+        self._check_axis(len(in_shape) + 1)
+        return tuple(in_shape)
+
     def _forward(self, x: np.ndarray) -> tuple[np.ndarray, Any]:
+        self._check_axis(np.ndim(x))
         return F.softmax_forward(x, self.axis)
 
     def get_config(self) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import contextvars
+import math
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,6 +31,40 @@ def as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
     return np.random.default_rng(rng)
 
 
+#: the weights that may still be drawn in this context: [left, what], or None (no bound)
+_weight_budget: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+    "clearconv_weight_budget", default=None)
+
+
+@contextlib.contextmanager
+def weight_budget(limit: int, what: str) -> Iterator[None]:
+    """Within the block, layers may draw at most ``limit`` weights in all: a layer whose
+    weight would pass it raises :class:`ClearConvError` naming ``what`` and the shape,
+    before anything is allocated. Model loading and the recipes' builders use it, so
+    that a size written in any form (``40000``, ``[40000, 1]``) is bounded as built.
+
+    >>> with weight_budget(10, "a test"):  # doctest: +ELLIPSIS
+    ...     init_weight((20,), 1, 1, "he", np.random.default_rng(0), np.float32)
+    Traceback (most recent call last):
+    clearconv.errors.ClearConvError: a test: a weight of shape (20,) (20 values) is more ...
+    """
+    token = _weight_budget.set([int(limit), what])
+    try:
+        yield
+    finally:
+        _weight_budget.reset(token)
+
+
+def _spend_weights(shape: tuple[int, ...]) -> None:
+    budget = _weight_budget.get()
+    n = math.prod(int(v) for v in shape)
+    if budget is not None:
+        if n > budget[0]:
+            raise ClearConvError(f"{budget[1]}: a weight of shape {tuple(shape)} ({n} values) "
+                                 f"is more than the {budget[0]} values left")
+        budget[0] -= n
+
+
 def init_weight(shape: tuple[int, ...], fan_in: int, fan_out: int, init: str,
                 rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
     """Draw initial weights.
@@ -35,7 +72,10 @@ def init_weight(shape: tuple[int, ...], fan_in: int, fan_out: int, init: str,
     ``'he'`` (Kaiming normal, for ReLU nets): ``N(0, 2/fan_in)``.
     ``'glorot'`` (Xavier uniform): ``U(-a, a)``, ``a = sqrt(6/(fan_in + fan_out))``.
     ``'torch'`` (PyTorch's default for Conv2d/Linear): ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
+
+    Inside :func:`weight_budget`, a shape beyond what is left is refused first.
     """
+    _spend_weights(shape)
     if init == "he":
         w = rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)
     elif init == "glorot":
@@ -63,10 +103,15 @@ class Layer:
     skips_input_grad: ClassVar[bool] = False
     #: registry of layer classes by name, for loading saved models
     registry: ClassVar[dict[str, type[Layer]]] = {}
+    #: the mode (PyTorch's ``module.training``), set by :meth:`train` / :meth:`eval`: a
+    #: forward that records for backward (``training=True``) behaves as in training
+    #: (dropout on, batch norm with the batch's statistics) only in training mode
+    training: bool = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if not cls.__dict__.get("_abstract", False):   # base classes are not saved
+        # base classes and private helpers are not saved, so never loaded
+        if not cls.__dict__.get("_abstract", False) and not cls.__name__.startswith("_"):
             Layer.registry[cls.__name__] = cls
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
@@ -98,6 +143,24 @@ class Layer:
     def walk(self) -> list[Layer]:
         """This layer and every layer inside it, depth first."""
         return [self, *(inner for _, layer in self.sublayers() for inner in layer.walk())]
+
+    def named_buffers(self) -> list[tuple[str, np.ndarray]]:
+        """State that is saved but not trained, ``[(local_name, array), ...]`` (batch
+        norm's running statistics; empty for most layers). The arrays are live: updated
+        in place, so views stay valid."""
+        return []
+
+    def train(self, mode: bool = True) -> Layer:
+        """Training mode (``mode=True``) or evaluation mode for this layer and every layer
+        inside it, as PyTorch's ``module.train(mode)``; returns self."""
+        for layer in self.walk():
+            layer.training = bool(mode)
+        return self
+
+    def eval(self) -> Layer:
+        """Evaluation mode: ``train(False)``. Dropout is the identity and batch norm uses
+        its running statistics, also in passes that record for backward."""
+        return self.train(False)
 
     def get_config(self) -> dict[str, Any]:
         """JSON-able constructor arguments (what ``from_config`` needs)."""
@@ -149,4 +212,6 @@ class _WeightLayer(Layer):
         return [self.weight] if self.bias is None else [self.weight, self.bias]
 
     def named_parameters(self) -> list[tuple[str, Parameter]]:
-        return [(p.name, p) for p in self.parameters()]
+        # the local names, not ``p.name``: a model renames its parameters '0.weight', ...
+        return [(local, p) for local, p in (("weight", self.weight), ("bias", self.bias))
+                if p is not None]

@@ -99,6 +99,10 @@ class _Block(Layer):
         return [(f"{name}.{i}.{local}", p) for name, chain in self.branches().items()
                 for i, layer in enumerate(chain) for local, p in layer.named_parameters()]
 
+    def named_buffers(self) -> list[tuple[str, np.ndarray]]:
+        return [(f"{name}.{i}.{local}", b) for name, chain in self.branches().items()
+                for i, layer in enumerate(chain) for local, b in layer.named_buffers()]
+
     def sublayers(self) -> list[tuple[str, Layer]]:
         """``[('main.0', layer), ...]``: every layer of every branch, named as in the
         parameter names (for summaries and interop)."""

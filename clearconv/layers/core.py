@@ -131,8 +131,10 @@ class Dropout(Layer):
         self._active = False
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        """Drop values in a pass that records for backward (``training=True``) in training
+        mode; the identity otherwise (inference, or after ``eval()``)."""
         self._active = training
-        if not training or self.p == 0.0:
+        if not (training and self.training) or self.p == 0.0:
             self._mask = None
             return np.asarray(x)
         y, self._mask = dropout_forward(x, self.p, self.rng or as_rng(None))

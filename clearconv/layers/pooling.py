@@ -30,10 +30,14 @@ from ..functional import (
 from ..functional.pool1d import (
     adaptive_avg_pool1d_backward,
     adaptive_avg_pool1d_forward,
+    adaptive_max_pool1d_backward,
+    adaptive_max_pool1d_forward,
     avg_pool1d_backward,
     avg_pool1d_forward,
     global_avg_pool1d_backward,
     global_avg_pool1d_forward,
+    global_max_pool1d_backward,
+    global_max_pool1d_forward,
     max_pool1d_backward,
     max_pool1d_forward,
     padding_2d,
@@ -482,29 +486,29 @@ class AvgPool1D(_Pool1D):
         return {**super().get_config(), "count_include_pad": self.count_include_pad}
 
 
-class GlobalAvgPool1D(Layer):
-    """The mean over L of each channel: (N, C, L) -> (N, C, 1), or (N, C) with
-    ``flatten=True`` (PyTorch's ``AdaptiveAvgPool1d(1)``)."""
+class _GlobalPool1D(Layer):
+    _forward: Any
+    _backward: Any
 
     def __init__(self, flatten: bool = False) -> None:
         self.flatten = bool(flatten)
         self._cache: Any = None
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        y, cache = global_avg_pool1d_forward(x)
+        y, cache = type(self)._forward(x)
         self._cache = cache if training else None
         return y[:, :, 0] if self.flatten else y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         dy = np.asarray(dy)
-        dx = global_avg_pool1d_backward(dy[:, :, None] if self.flatten else dy,
-                                        self._need_cache(self._cache))
+        dx = type(self)._backward(dy[:, :, None] if self.flatten else dy,
+                                  self._need_cache(self._cache))
         self._cache = None
         return dx
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(in_shape) != 2:
-            raise ShapeError(f"GlobalAvgPool1D expects per-sample input (C, L), got "
+            raise ShapeError(f"{type(self).__name__} expects per-sample input (C, L), got "
                              f"{tuple(in_shape)}")
         return (in_shape[0],) if self.flatten else (in_shape[0], 1)
 
@@ -512,26 +516,43 @@ class GlobalAvgPool1D(Layer):
         return {"flatten": True} if self.flatten else {}
 
 
-class AdaptiveAvgPool1D(Layer):
-    """Adaptive average pooling of L to ``output_size``, as ``nn.AdaptiveAvgPool1d``."""
+class GlobalAvgPool1D(_GlobalPool1D):
+    """The mean over L of each channel: (N, C, L) -> (N, C, 1), or (N, C) with
+    ``flatten=True`` (PyTorch's ``AdaptiveAvgPool1d(1)``)."""
+
+    _forward = staticmethod(global_avg_pool1d_forward)
+    _backward = staticmethod(global_avg_pool1d_backward)
+
+
+class GlobalMaxPool1D(_GlobalPool1D):
+    """The maximum over L of each channel: (N, C, L) -> (N, C, 1), or (N, C) with
+    ``flatten=True`` (PyTorch's ``AdaptiveMaxPool1d(1)``)."""
+
+    _forward = staticmethod(global_max_pool1d_forward)
+    _backward = staticmethod(global_max_pool1d_backward)
+
+
+class _AdaptivePool1D(Layer):
+    _forward: Any
+    _backward: Any
 
     def __init__(self, output_size: int) -> None:
-        self.output_size = window_1d(output_size, 1, 1, "AdaptiveAvgPool1D")[0][1]
+        self.output_size = window_1d(output_size, 1, 1, type(self).__name__)[0][1]
         self._cache: Any = None
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        y, cache = adaptive_avg_pool1d_forward(x, self.output_size)
+        y, cache = type(self)._forward(x, self.output_size)
         self._cache = cache if training else None
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
-        dx = adaptive_avg_pool1d_backward(dy, self._need_cache(self._cache))
+        dx = type(self)._backward(dy, self._need_cache(self._cache))
         self._cache = None
         return dx
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(in_shape) != 2:
-            raise ShapeError(f"AdaptiveAvgPool1D expects per-sample input (C, L), got "
+            raise ShapeError(f"{type(self).__name__} expects per-sample input (C, L), got "
                              f"{tuple(in_shape)}")
         return (in_shape[0], self.output_size)
 
@@ -539,6 +560,21 @@ class AdaptiveAvgPool1D(Layer):
         return {"output_size": self.output_size}
 
 
+class AdaptiveAvgPool1D(_AdaptivePool1D):
+    """Adaptive average pooling of L to ``output_size``, as ``nn.AdaptiveAvgPool1d``."""
+
+    _forward = staticmethod(adaptive_avg_pool1d_forward)
+    _backward = staticmethod(adaptive_avg_pool1d_backward)
+
+
+class AdaptiveMaxPool1D(_AdaptivePool1D):
+    """Adaptive max pooling of L to ``output_size``, as ``nn.AdaptiveMaxPool1d``."""
+
+    _forward = staticmethod(adaptive_max_pool1d_forward)
+    _backward = staticmethod(adaptive_max_pool1d_backward)
+
+
 MaxPool1d = MaxPool1D
 AvgPool1d = AvgPool1D
 AdaptiveAvgPool1d = AdaptiveAvgPool1D
+AdaptiveMaxPool1d = AdaptiveMaxPool1D

@@ -59,7 +59,7 @@ def save_checkpoint(directory: str, model: Any, optimizer: Any, state: TrainStat
     ``state_dict()``; ``options`` is JSON-able data kept with the checkpoint.
     """
     os.makedirs(directory, exist_ok=True)
-    arrays = {f"model/{k}": np.ascontiguousarray(v) for k, v in model.state_dict().items()}
+    arrays = {f"model/{k}": np.asarray(v, order="C") for k, v in model.state_dict().items()}
     arrays.update({f"optim/{k}": np.asarray(v) for k, v in optimizer.state_dict().items()})
     callback_json: dict[str, dict[str, Any]] = {}
     for key, cb_state in (callbacks or {}).items():

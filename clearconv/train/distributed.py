@@ -43,6 +43,16 @@ whatever the number of ranks, which is what keeps N ranks equal to one process w
 augmentation on (each rank augments the global batch; cheap next to a step). *Dropout*
 masks are drawn per (seed, epoch, step, rank, layer): each rank's samples get their own.
 
+Batch norm. By default each rank normalises its piece with the piece's own statistics and
+keeps its own running statistics (rank 0's are saved), as PyTorch's DDP does.
+``DataParallel(comm, sync_batch_norm=True)`` normalises with the statistics of the whole
+global batch instead (PyTorch's ``SyncBatchNorm``): per layer and step, one ``Allreduce``
+of each piece's count, sum and sum of squares (shifted by the running mean, the same on
+every rank) in the forward and one of the two gradient sums, weighted by the piece's size,
+in the backward; with it N ranks at batch b train as one process at batch N*b, running
+statistics included. A rank with no sample of a short last batch still takes part, with
+zeros.
+
 Metrics and output. The loss and accuracy of every step and the evaluation on the
 validation data (split between the ranks, then summed) are global; rank 0 alone prints
 (one progress bar) and writes files. The epoch's logs hold ``allreduce_seconds``, the
@@ -213,10 +223,18 @@ class DataParallel(SingleProcess):
     threads : threads per rank; default: ``CLEARCONV_NUM_THREADS`` if set, else the cores
         this process may run on divided by the ranks of this machine sharing them (at
         least 1)
+    sync_batch_norm : batch norm in training mode normalises with the statistics of the
+        whole global batch (PyTorch's ``SyncBatchNorm``): per layer, one ``Allreduce`` of
+        the count, sum and sum of squares of each rank's piece per forward and one of the
+        two gradient sums per backward, each weighted by the piece's size, so that N
+        ranks at batch b train as one process at batch N*b. Off by default: each rank
+        then normalises its piece with its own statistics and keeps its own running
+        statistics (rank 0's are the ones saved), as PyTorch's DDP without SyncBatchNorm
     """
 
     def __init__(self, comm: Any = None, *, lr_scaling: str | None = None,
-                 warmup_epochs: float = 0.0, threads: int | None = None) -> None:
+                 warmup_epochs: float = 0.0, threads: int | None = None,
+                 sync_batch_norm: bool = False) -> None:
         if lr_scaling not in LR_SCALINGS:
             raise ClearConvError(f"lr_scaling must be one of {LR_SCALINGS}, got {lr_scaling!r}")
         warmup_epochs = float(warmup_epochs)
@@ -234,10 +252,13 @@ class DataParallel(SingleProcess):
         self._interrupt_agreed = False
         self.comm_seconds = 0.0          # in the gradient Allreduce, this epoch
         self.steps_reduced = 0           # steps reduced this epoch
+        self.sync_batch_norm = bool(sync_batch_norm)
+        self._sync = _StatsSync(self.comm, self.MPI) if self.sync_batch_norm else None
 
     def __repr__(self) -> str:
         return (f"DataParallel(rank {self.rank} of {self.size}, lr_scaling="
-                f"{self.lr_scaling!r}, warmup_epochs={self.warmup_epochs})")
+                f"{self.lr_scaling!r}, warmup_epochs={self.warmup_epochs}, "
+                f"sync_batch_norm={self.sync_batch_norm})")
 
     # ------------------------------------------------------------------ sharding
     def piece(self, n: int) -> slice:
@@ -250,6 +271,8 @@ class DataParallel(SingleProcess):
         in-place Allreduce of one flat buffer; every parameter's ``.grad`` then holds the
         mean-loss gradient of the global batch of ``total`` samples (this rank's piece
         had ``seen``)."""
+        if self._sync is not None:
+            self._sync.step_done(model)
         params = model.parameters()
         buf = self._step_buffer(params)
         size = len(buf) - 3 - 2 * self.size
@@ -337,11 +360,17 @@ class DataParallel(SingleProcess):
             n = self._default_threads()
         previous = threads.get_num_threads()
         threads.set_num_threads(n)
+        norms = [la for layer in trainer.model.layers for la in layer.walk()
+                 if hasattr(la, "synced_idle_step")] if self._sync is not None else []
+        for layer in norms:
+            layer.sync = self._sync
         try:
             with _blas_limited(n), self.abort_on_error():
                 yield
         finally:
             threads.set_num_threads(previous)
+            for layer in norms:
+                layer.sync = None
 
     @contextlib.contextmanager
     def abort_on_error(self) -> Iterator[None]:
@@ -445,6 +474,81 @@ class DataParallel(SingleProcess):
         """Whether some rank pressed Ctrl-C, as agreed at the last step (all ranks stop
         at the same step; ``local`` is sent with the next one)."""
         return self._interrupt_agreed
+
+
+class _StatsSync:
+    """The reductions of synchronised batch norm: what each BN layer's ``sync`` is.
+
+    Each call is one in-place ``Allreduce`` (sum) of a float64 buffer. The calls a step
+    makes are recorded, so that a rank that makes fewer can make the rest with zeros
+    (:meth:`step_done`)."""
+
+    def __init__(self, comm: Any, mpi_module: Any) -> None:
+        self.comm, self.MPI = comm, mpi_module
+        self.calls: list[int] = []            # buffer sizes of this step's reductions
+        self.last: list[int] = []             # ... of the last complete step
+        self.seconds = 0.0
+
+    def _sum(self, buf: np.ndarray) -> np.ndarray:
+        self.calls.append(buf.size)
+        t0 = time.perf_counter()
+        self.comm.Allreduce(self.MPI.IN_PLACE, buf, op=self.MPI.SUM)
+        self.seconds += time.perf_counter() - t0
+        return buf
+
+    def forward_sums(self, count: int, s1: np.ndarray, s2: np.ndarray
+                     ) -> tuple[float, np.ndarray, np.ndarray]:
+        """(M, S1, S2) summed over the ranks."""
+        c = s1.size
+        buf = self._sum(np.concatenate([[float(count)], s1, s2]).astype(np.float64))
+        return float(buf[0]), buf[1:1 + c], buf[1 + c:]
+
+    def backward_sums(self, g1: np.ndarray, g2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The two (already weighted) gradient sums, summed over the ranks."""
+        c = g1.size
+        buf = self._sum(np.concatenate([g1, g2]).astype(np.float64))
+        return buf[:c], buf[c:]
+
+    def step_done(self, model: Sequential) -> None:
+        """The end of a step's reductions: a rank whose step made fewer than the others
+        (no sample of a short last batch: none; a NaN loss: no backward) sends zeros into
+        the rest, in order (the last step's record, or before any, the layers' order)."""
+        expected = self.last or _reduction_sizes(model)
+        if not self.calls:          # no sample: every layer's forward reduction, with zeros
+            for layer in _batch_norms(model):
+                layer.synced_idle_step()
+        for size in expected[len(self.calls):]:
+            self._sum(np.zeros(size))
+        self.last, self.calls = self.calls, []
+
+
+def _batch_norms(model: Sequential) -> list[Any]:
+    from ..layers.normalization import _BatchNorm
+
+    return [la for layer in model.layers for la in layer.walk() if isinstance(la, _BatchNorm)
+            and (la.training or not la.track_running_stats)]
+
+
+def _reduction_sizes(model: Sequential) -> list[int]:
+    """The buffer sizes of a training step's batch-norm reductions, in order: one
+    (1 + 2C) per layer in forward order (blocks: branch by branch), then one 2C per layer
+    in backward order (reversed, each block's branches in turn)."""
+    from ..layers.normalization import _BatchNorm
+
+    def backward(chain: list[Any]) -> list[int]:
+        out: list[int] = []
+        for layer in reversed(chain):
+            if isinstance(layer, _BatchNorm) and (layer.training or
+                                                  not layer.track_running_stats):
+                out.append(2 * layer.num_features)
+            branches = getattr(layer, "branches", None)
+            if branches is not None:
+                for inner in branches().values():
+                    out += backward(inner)
+        return out
+
+    forward = [1 + 2 * la.num_features for la in _batch_norms(model)]
+    return forward + backward(list(model.layers))
 
 
 def as_group(distributed: Any) -> SingleProcess:

@@ -38,8 +38,9 @@ from ..functional import (
     max_pool2d_backward,
     max_pool2d_forward,
 )
+from ..functional.normalization import BatchNormCall
 from ..kernels import registry
-from ..layers import Conv2D, ConvTranspose2D, Layer, MaxPool2D, ReLU
+from ..layers import BatchNorm2D, Conv2D, ConvTranspose2D, Layer, MaxPool2D, ReLU
 from ..layers.activations import Activation
 from ..layers.parameter import Parameter
 
@@ -154,7 +155,7 @@ def plan(layers: Sequence[Layer], fuse: bool = True) -> list[Step]:
 
 #: layers whose output keeps the memory layout of their input (elementwise, in place of
 #: NumPy's 'K' order); any other layer's output is C-contiguous
-_KEEPS_LAYOUT = (Activation,)
+_KEEPS_LAYOUT = (Activation, BatchNorm2D)
 
 
 def _layout(op: str, algorithm: str, before: str) -> str:
@@ -214,6 +215,9 @@ def describe(steps: Sequence[Step], input_shape: tuple[int, ...], dtype: np.dtyp
             name = step.algorithm_for(shape, dtype, layout).name
             column[index] = name
             layout = _layout("max_pool2d", name, layout)
+        elif isinstance(step, BatchNorm2D):
+            call = BatchNormCall((1, *shape), np.dtype(dtype), layout, True)
+            column[index] = registry.choose("batch_norm2d", "auto", call).name
         elif not isinstance(step, _KEEPS_LAYOUT):
             layout = "NCHW"
         shape = tuple(step.output_shape(shape))

@@ -58,6 +58,7 @@ import numpy as np
 from ..data.augment import Augmenter, compose, random_flip, random_shift
 from ..data.datasets import train_val_split
 from ..errors import ClearConvError
+from ..layers.base import weight_budget
 from . import zoo
 from .callbacks import BackupAndRestore, Callback, LearningRateScheduler
 from .optim import OPTIMIZERS, CosineAnnealingLR, LRScheduler, Optimizer, make_optimizer
@@ -92,6 +93,20 @@ def _mnist_cnn(input_shape: Sequence[int], num_classes: int, rng: Any) -> Sequen
     return zoo.mnist_cnn(rng=rng, in_channels=c, size=h, num_classes=num_classes)
 
 
+def _mnist_bn_cnn(input_shape: Sequence[int], num_classes: int, rng: Any) -> Sequential:
+    c, h, w = input_shape
+    if h != w:
+        raise ClearConvError(f"the mnist-bn-cnn model takes square images, got {h}x{w}")
+    return zoo.mnist_bn_cnn(rng=rng, in_channels=c, size=h, num_classes=num_classes)
+
+
+def _resnet20(input_shape: Sequence[int], num_classes: int, rng: Any) -> Sequential:
+    c, h, w = input_shape
+    if h != w:
+        raise ClearConvError(f"the resnet20 model takes square images, got {h}x{w}")
+    return zoo.resnet20(num_classes, c, rng=rng, size=h)
+
+
 #: model name -> ``builder(input_shape (C, H, W), num_classes, rng) -> Sequential``
 MODELS: dict[str, Callable[[Sequence[int], int, Any], Sequential]] = {
     "digits-cnn": _fixed("digits-cnn", (1, 8, 8), 10, lambda rng: zoo.digits_cnn(rng=rng)),
@@ -100,10 +115,16 @@ MODELS: dict[str, Callable[[Sequence[int], int, Any], Sequential]] = {
     "lenet5": _fixed("lenet5", (1, 28, 28), 10, lambda rng: zoo.lenet5(rng=rng)),
     "mobilenet-cnn": lambda shape, k, rng: zoo.mobilenet_cnn(tuple(shape), k, rng=rng),
     "conv-autoencoder": lambda shape, k, rng: zoo.conv_autoencoder(tuple(shape), rng=rng),
+    "mnist-bn-cnn": _mnist_bn_cnn,
+    "resnet20": _resnet20,
 }
 
 #: the models of :data:`MODELS` that reconstruct their input: trained on ``(x, x)`` with
 #: ``loss='mse'`` (the labels unused), evaluated by that loss
+#: the most weights a recipe's model may have (its largest, for CIFAR-10, has about 0.5 M):
+#: a folder of --image-size 4096 4096 or an IDX file of huge images is refused up front
+MAX_RECIPE_WEIGHTS = 1 << 25
+
 RECONSTRUCTION_MODELS = frozenset({"conv-autoencoder"})
 
 #: augmentation name -> a fresh augmenter
@@ -181,8 +202,14 @@ class Recipe:
     def build_model(self, input_shape: Sequence[int], num_classes: int,
                     seed: int | np.random.Generator | None = None) -> Sequential:
         """A fresh model for per-sample inputs ``(C, H, W)`` and ``num_classes`` classes,
-        initialised from ``seed``."""
-        return MODELS[self.model](tuple(input_shape), int(num_classes), seed)
+        initialised from ``seed``. A model of more than :data:`MAX_RECIPE_WEIGHTS`
+        weights (inputs far larger than the recipe is made for) is refused with a
+        ClearConvError before its weights are allocated."""
+        with weight_budget(MAX_RECIPE_WEIGHTS, f"the {self.model!r} model for inputs of "
+                                               f"shape {tuple(input_shape)} is too large "
+                                               f"(MAX_RECIPE_WEIGHTS = {MAX_RECIPE_WEIGHTS}; "
+                                               f"use a smaller --image-size)"):
+            return MODELS[self.model](tuple(input_shape), int(num_classes), seed)
 
     def build_optimizer(self, model: Sequential) -> Optimizer:
         return make_optimizer(self.optimizer, model.parameters(), lr=self.lr)

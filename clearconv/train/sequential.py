@@ -21,6 +21,7 @@ from ..io import files as io
 from ..kernels.allocator import tune_allocator
 from ..kernels.threads import region
 from ..layers import Layer
+from ..layers.base import weight_budget
 from ..layers.parameter import Parameter
 from . import fusion
 from .callbacks import BackupAndRestore, Callback
@@ -65,6 +66,8 @@ class Sequential:
         self._steps: tuple[tuple[Any, ...], list[Any]] | None = None
         self.input_shape: tuple[int, ...] | None = None
         self.stop_training = False
+        #: the mode, as PyTorch's ``module.training``: see :meth:`train`
+        self.training = True
         self.classes: list[str] | None = None
         #: the loss ``fit`` trains with and ``evaluate`` reports (:mod:`clearconv.train.losses`)
         self.loss_fn: Loss = get_loss(None)
@@ -103,6 +106,33 @@ class Sequential:
     def zero_grad(self) -> None:
         for p in self.parameters():
             p.zero_grad()
+
+    def named_buffers(self) -> list[tuple[str, np.ndarray]]:
+        """The saved state that is not trained, ``[('1.running_mean', array), ...]``
+        (batch norm's running statistics, PyTorch's names, inside blocks too)."""
+        return [(f"{i}.{local}", b) for i, layer in enumerate(self.layers)
+                for local, b in layer.named_buffers()]
+
+    def train(self, mode: bool = True) -> Sequential:
+        """Training mode (the default) or, with ``mode=False``, evaluation mode, for every
+        layer, inside blocks too (PyTorch's ``model.train()``); returns self.
+
+        The mode decides how a pass that records for backward behaves (``train_step``,
+        ``forward(x, training=True)``): in training mode dropout drops and batch norm
+        normalises with the batch's statistics (and updates its running ones); in
+        evaluation mode dropout is the identity and batch norm uses the running
+        statistics, while gradients still flow. Inference (``model(x)``, ``predict``,
+        ``evaluate``) always runs as evaluation. ``fit`` trains in training mode and puts
+        back the mode it found.
+        """
+        self.training = bool(mode)
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    def eval(self) -> Sequential:
+        """Evaluation mode: ``train(False)``."""
+        return self.train(False)
 
     @property
     def dtype(self) -> np.dtype:
@@ -237,15 +267,24 @@ class Sequential:
     def loss_and_backward(self, x: np.ndarray, y: np.ndarray, training: bool = False) -> float:
         """Forward, loss, and backward into every ``.grad``; returns the loss.
 
-        With ``training=False`` (for gradient checks) the pass is deterministic: dropout
-        is the identity, every other layer keeps its cache as in training.
+        With ``training=False`` (for gradient checks) the pass runs in evaluation mode
+        (:meth:`eval`: dropout is the identity, batch norm uses its running statistics),
+        recording for backward, and the mode is put back after: it computes the gradient
+        of :meth:`loss`. With ``training=True`` it runs in the model's mode.
         """
         x = self._as_input(x)
-        with region():
-            for step in self.steps():
-                x = step.forward(x, True) if training else _forward_keep_cache(step, x)
-            loss, cache = self.loss_fn.forward(x, y)
-            self.backward(self.loss_fn.backward(cache))
+        mode = self.training
+        if not training:
+            self.eval()
+        try:
+            with region():
+                for step in self.steps():
+                    x = step.forward(x, True)
+                loss, cache = self.loss_fn.forward(x, y)
+                self.backward(self.loss_fn.backward(cache))
+        finally:
+            if not training:
+                self.train(mode)
         return loss
 
     def train_step(self, x: np.ndarray, y: np.ndarray, optimizer: Any) -> float:
@@ -346,6 +385,9 @@ class Sequential:
             records it). None: the model's ``loss_fn`` (softmax cross-entropy unless set;
             on resume, the checkpoint's)
 
+        The epochs run in training mode (:meth:`train`: dropout on, batch norm with batch
+        statistics), the validation in evaluation mode; the model's mode is put back after.
+
         Returns
         -------
         History with per-epoch ``loss`` (a mean per sample), ``accuracy`` (for
@@ -364,10 +406,15 @@ class Sequential:
         callbacks = list(callbacks)
         if checkpoint_dir is not None:
             callbacks.append(BackupAndRestore(checkpoint_dir, resume=resume))
-        return Trainer(self, x, y, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                       validation_data=validation_data, shuffle=shuffle, callbacks=callbacks,
-                       verbose=verbose, seed=seed, augment=augment,
-                       distributed=distributed, loss=loss).run()
+        mode = self.training
+        self.train()        # trains in training mode, puts back the mode it found
+        try:
+            return Trainer(self, x, y, epochs=epochs, batch_size=batch_size,
+                           optimizer=optimizer, validation_data=validation_data,
+                           shuffle=shuffle, callbacks=callbacks, verbose=verbose, seed=seed,
+                           augment=augment, distributed=distributed, loss=loss).run()
+        finally:
+            self.train(mode)
 
     def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Raw model outputs (logits) for x, computed in batches: (N, K)."""
@@ -408,16 +455,22 @@ class Sequential:
 
     # ---------------------------------------------------------------- state and files
     def state_dict(self) -> dict[str, np.ndarray]:
-        """``{'0.weight': array, '0.bias': array, ...}`` (the live arrays; copy to keep)."""
-        return {p.name: p.value for p in self.parameters()}
+        """``{'0.weight': array, '0.bias': array, '1.running_mean': array, ...}``: layer by
+        layer, its parameters, then its buffers (:meth:`named_buffers`), as PyTorch. The
+        live arrays; copy to keep."""
+        state: dict[str, np.ndarray] = {}
+        for i, layer in enumerate(self.layers):
+            state.update(_layer_state(layer, str(i)))
+        return state
 
     def load_state_dict(self, state: dict[str, np.ndarray], strict: bool = True) -> None:
-        """Copy arrays into the parameters (in place).
+        """Copy arrays into the parameters and buffers (in place).
 
-        ``strict``: every key must match a parameter and vice versa. Shapes must match
-        always; the errors name the keys and shapes.
+        ``strict``: every key must match a parameter or buffer and vice versa. Shapes must
+        match always; the errors name the keys and shapes.
         """
-        params = {p.name: p for p in self.parameters()}
+        params: dict[str, Any] = {p.name: p for p in self.parameters()}
+        params.update({name: _Buffer(b) for name, b in self.named_buffers()})
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))
         if strict and (missing or unexpected):
@@ -450,8 +503,14 @@ class Sequential:
         try:
             if config.get("class") != "Sequential":
                 raise ClearConvError(f"not a Sequential config: class {config.get('class')!r}")
+            if not isinstance(config.get("layers"), list) or not config["layers"]:
+                raise ClearConvError(f"'layers' must be a non-empty list of layers, got "
+                                     f"{config.get('layers')!r:.60}")
             layers = []
             for spec in config["layers"]:
+                if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+                    raise ClearConvError(f"each layer must be {{'type': ..., 'config': {{...}}}}, "
+                                         f"got {spec!r:.60}")
                 kind = spec["type"]
                 if kind not in Layer.registry:
                     raise ClearConvError(f"unknown layer type {kind!r}")
@@ -463,7 +522,7 @@ class Sequential:
             model.astype(dtype)
             if config.get("input_shape"):
                 model.build(config["input_shape"])
-            model.classes = config.get("classes")
+            model.classes = _check_classes(config.get("classes"), model)
             model.loss_fn = get_loss(config.get("loss"))
             return model
         except (KeyError, TypeError, AttributeError, ValueError, OverflowError,
@@ -476,7 +535,7 @@ class Sequential:
         No pickle is involved: :func:`clearconv.load` reads it with ``allow_pickle=False``.
         """
         io.save_arrays(path, {"model": self.get_config()},
-                       {k: np.ascontiguousarray(v) for k, v in self.state_dict().items()})
+                       {k: np.asarray(v, order="C") for k, v in self.state_dict().items()})
 
     def to_onnx(self, path: str, **kwargs: Any) -> None:
         """Export to ONNX (needs ``pip install clearconv[onnx]``); see
@@ -514,15 +573,49 @@ def _branch_rows(layer: Layer, prefix: str, in_shape: tuple[int, ...], depth: in
     return rows
 
 
-def _forward_keep_cache(layer: Layer, x: np.ndarray) -> np.ndarray:
-    """Forward in inference mode but keep the cache for backward (for gradient checks:
-    dropout stays off, every other layer caches as in training)."""
-    from ..layers import Dropout
+def _layer_state(layer: Layer, prefix: str) -> list[tuple[str, np.ndarray]]:
+    """A layer's state_dict entries, leaf layer by leaf layer inside blocks (PyTorch's
+    order): each one's parameters, then its buffers."""
+    subs = layer.sublayers()
+    if subs:
+        return [kv for name, sub in subs for kv in _layer_state(sub, f"{prefix}.{name}")]
+    return [*((f"{prefix}.{local}", p.value) for local, p in layer.named_parameters()),
+            *((f"{prefix}.{local}", b) for local, b in layer.named_buffers())]
 
-    if isinstance(layer, Dropout):
-        layer._active, layer._mask = True, None
-        return x
-    return layer.forward(x, training=True)
+
+class _Buffer:
+    """A buffer seen as a Parameter by load_state_dict (its ``value`` is the live array)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: np.ndarray) -> None:
+        self.value = value
+
+
+def _check_classes(classes: Any, model: Sequential) -> list[str] | None:
+    """A saved model's class names: None, or one string per output of the model."""
+    if classes is None:
+        return None
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise ClearConvError(f"'classes' must be a list of strings, got {classes!r:.60}")
+    if model.input_shape is not None:
+        out = model._shapes(model.input_shape)[-1]
+        if len(out) == 1 and out[0] != len(classes):
+            raise ClearConvError(f"'classes' names {len(classes)} classes but the model has "
+                                 f"{out[0]} outputs")
+    return classes
+
+
+def _check_weights(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """Weights are real floating-point numbers, all finite: anything else is refused
+    (a complex array would lose its imaginary part, a string or bool one is no weight,
+    and a NaN or Inf would print ``nan`` for every prediction)."""
+    for name, a in arrays.items():
+        if a.dtype.kind != "f":
+            raise ModelFileError(f"{path}: weight {name!r} has dtype {a.dtype}; weights are "
+                                 "float16, float32 or float64")
+        if not np.isfinite(a).all():
+            raise ModelFileError(f"{path}: weight {name!r} holds NaN or infinite values")
 
 
 def _announced_weights(config: dict[str, Any]) -> int:
@@ -562,7 +655,12 @@ def load(path: str) -> Sequential:
     if announced > 2 * held + (1 << 20):
         raise ModelFileError(f"{path}: the architecture announces {announced} weights but the "
                              f"file holds {held} values")
-    model = Sequential.from_config(config["model"])
+    _check_weights(path, arrays)
+    # every layer's weights as built count against what the file holds, whatever form
+    # its sizes were written in ([40000, 1] is 40000)
+    with weight_budget(2 * held + (1 << 20), f"{path}: the architecture is larger than "
+                                             f"the {held} weights the file holds"):
+        model = Sequential.from_config(config["model"])
     try:
         model.load_state_dict(arrays, strict=True)
     except ClearConvError as e:

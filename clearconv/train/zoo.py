@@ -1,5 +1,6 @@
 """Ready-made architectures: the default digits CNN, the MNIST CNN, LeNet-5, a
-depthwise-separable (MobileNet-style) CNN and a convolutional autoencoder.
+depthwise-separable (MobileNet-style) CNN, a convolutional autoencoder, a batch-norm CNN
+for 28x28 digits and ResNet-20 for 32x32 images.
 
 Each function returns a fresh :class:`~clearconv.Sequential` with its input shape set,
 so ``model.summary()`` works at once.
@@ -12,14 +13,18 @@ import numpy as np
 from ..errors import ClearConvError
 from ..layers import (
     AvgPool2D,
+    BatchNorm1D,
+    BatchNorm2D,
     Conv2D,
     ConvTranspose2D,
     Dense,
     Dropout,
     Flatten,
+    GlobalAvgPool2D,
     Layer,
     MaxPool2D,
     ReLU,
+    Residual,
     Sigmoid,
 )
 from .sequential import Sequential
@@ -160,6 +165,73 @@ def conv_autoencoder(input_shape: tuple[int, int, int] = (1, 28, 28),
     )
 
 
+def mnist_bn_cnn(rng: np.random.Generator | int | None = None, dtype: str = "float32",
+                 in_channels: int = 1, size: int = 28, num_classes: int = 10,
+                 dropout: float = 0.25) -> Sequential:
+    """A small batch-norm CNN for 28x28 digits (MNIST, Fashion-MNIST), aimed at 99.5%+ on
+    MNIST in 15 epochs with augmentation (random shifts).
+
+    Two stages of two 3x3 'same' convs (32, then 64 channels), each conv followed by
+    BatchNorm2D and ReLU (the convs without bias: the BN's shift stands in for it), each
+    stage ending in a 2x2 max pool; then dense 128 with BatchNorm1D and ReLU, dropout, and
+    dense num_classes (about 0.5 M parameters for 28x28).
+    """
+    g = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+
+    def conv_bn(c_in: int, c_out: int) -> list[Layer]:
+        return [Conv2D(c_in, c_out, 3, padding="same", bias=False, rng=g, dtype=dtype),
+                BatchNorm2D(c_out, dtype=dtype), ReLU()]
+
+    flat = 64 * (size // 4) * (size // 4)
+    return Sequential(
+        *conv_bn(in_channels, 32), *conv_bn(32, 32), MaxPool2D(2),
+        *conv_bn(32, 64), *conv_bn(64, 64), MaxPool2D(2),
+        Flatten(), Dense(flat, 128, bias=False, rng=g, dtype=dtype),
+        BatchNorm1D(128, dtype=dtype), ReLU(), Dropout(dropout),
+        Dense(128, num_classes, rng=g, dtype=dtype),
+        input_shape=(in_channels, size, size),
+    )
+
+
+def basic_block(c_in: int, c_out: int, stride: int, rng: np.random.Generator,
+                dtype: str = "float32") -> list[Layer]:
+    """ResNet's basic block (He et al. 2016, figure 2): ``relu(main(x) + shortcut(x))``
+    with main = conv 3x3 (stride), BN, ReLU, conv 3x3, BN; the shortcut the identity, or
+    where the shape changes a 1x1 conv with the stride and a BN (the paper's option B)."""
+    main = [Conv2D(c_in, c_out, 3, stride=stride, padding=1, bias=False, rng=rng,
+                   dtype=dtype), BatchNorm2D(c_out, dtype=dtype), ReLU(),
+            Conv2D(c_out, c_out, 3, padding=1, bias=False, rng=rng, dtype=dtype),
+            BatchNorm2D(c_out, dtype=dtype)]
+    shortcut = None
+    if stride != 1 or c_in != c_out:
+        shortcut = [Conv2D(c_in, c_out, 1, stride=stride, bias=False, rng=rng, dtype=dtype),
+                    BatchNorm2D(c_out, dtype=dtype)]
+    return [Residual(main, shortcut), ReLU()]
+
+
+def resnet20(num_classes: int = 10, in_channels: int = 3,
+             rng: np.random.Generator | int | None = None, dtype: str = "float32",
+             size: int = 32) -> Sequential:
+    """ResNet-20 for 32x32 images (He et al. 2016, section 4.2: CIFAR-10), 272,474
+    parameters for 10 classes.
+
+    conv 3x3 16, BN, ReLU; three stages of three :func:`basic_block` s with 16, 32 and 64
+    channels (the first block of stages 2 and 3 halves the size with stride 2 and
+    projects its shortcut); global average pooling, dense num_classes.
+    """
+    g = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+    layers: list[Layer] = [Conv2D(in_channels, 16, 3, padding=1, bias=False, rng=g,
+                                  dtype=dtype), BatchNorm2D(16, dtype=dtype), ReLU()]
+    c_in = 16
+    for stage, width in enumerate((16, 32, 64)):
+        for block in range(3):
+            stride = 2 if stage > 0 and block == 0 else 1
+            layers += basic_block(c_in, width, stride, g, dtype)
+            c_in = width
+    layers += [GlobalAvgPool2D(flatten=True), Dense(64, num_classes, rng=g, dtype=dtype)]
+    return Sequential(*layers, input_shape=(in_channels, size, size))
+
+
 def default_model(dataset: str, input_shape: tuple[int, ...], num_classes: int,
                   rng: np.random.Generator | int | None = None) -> Sequential:
     """:func:`digits_cnn` for the embedded digits, :func:`small_image_cnn` for everything
@@ -172,4 +244,5 @@ def default_model(dataset: str, input_shape: tuple[int, ...], num_classes: int,
 
 
 ARCHITECTURES = {"digits-cnn": digits_cnn, "mnist-cnn": mnist_cnn, "lenet5": lenet5,
-                 "mobilenet-cnn": mobilenet_cnn, "conv-autoencoder": conv_autoencoder}
+                 "mobilenet-cnn": mobilenet_cnn, "conv-autoencoder": conv_autoencoder,
+                 "mnist-bn-cnn": mnist_bn_cnn, "resnet20": resnet20}

@@ -8,14 +8,14 @@
   let META = null, A = {}, T = null;         // facts, arrays, the backward pass shown
   const MATH = document.body.dataset.math || "docs/MATH.md";
   const SECTION_ANCHOR = {
-    "2": "2-digital-images-article-data-structure-of-digital-images",
-    "4": "4-valid-and-same-convolution-article-figure-5",
-    "5": "5-strided-convolution-article-figure-6",
-    "6": "6-into-three-dimensions-article-figure-7",
-    "7": "7-convolution-layer-article-figure-8",
-    "9": "9-convolution-backpropagation-article-figures-10-and-11",
-    "10": "10-pooling-layer-article-figure-12",
-    "11": "11-pooling-backpropagation-article-figure-13",
+    "2": "2-digital-images",
+    "4": "4-valid-and-same-convolution",
+    "5": "5-strided-convolution",
+    "6": "6-into-three-dimensions",
+    "7": "7-convolution-layer",
+    "9": "9-convolution-backpropagation",
+    "10": "10-pooling-layer",
+    "11": "11-pooling-backpropagation",
   };
   const FIG = { "2": "fig. 2", "4": "fig. 5", "5": "fig. 6", "6": "fig. 7", "7": "fig. 8",
                 "9": "fig. 10-11", "10": "fig. 12", "11": "fig. 13" };
@@ -58,12 +58,23 @@
     a._amax = m;
     return m;
   }
-  function colour(v, lim, gray) {
-    if (!isFinite(v)) return "rgb(200,200,200)";
-    if (gray) { const g = Math.round(255 * Math.max(0, Math.min(1, v / (lim || 1)))); return `rgb(${g},${g},${g})`; }
+  function rgb(v, lim, gray) {             // [r, g, b] of a value on a row's scale
+    if (!isFinite(v)) return [200, 200, 200];
+    if (gray) { const g = Math.round(255 * Math.max(0, Math.min(1, v / (lim || 1)))); return [g, g, g]; }
     const t = lim > 0 ? Math.max(-1, Math.min(1, v / lim)) : 0;
-    if (t >= 0) return `rgb(255,${Math.round(255 * (1 - t))},${Math.round(255 * (1 - t))})`;
-    return `rgb(${Math.round(255 * (1 + t))},${Math.round(255 * (1 + t))},255)`;
+    if (t >= 0) return [255, Math.round(255 * (1 - t)), Math.round(255 * (1 - t))];
+    return [Math.round(255 * (1 + t)), Math.round(255 * (1 + t)), 255];
+  }
+  function paint(g, width, height, cell, value, lim, gray, top) {   // one ImageData, no per-cell calls
+    const img = g.createImageData(width * cell, height * cell), px = img.data, rowLen = width * cell * 4;
+    for (let m = 0; m < height; m++) for (let k = 0; k < width; k++) {
+      const [r, gg, b] = rgb(value(m, k), lim, gray);
+      for (let y = 0; y < cell; y++) {
+        let o = (m * cell + y) * rowLen + k * cell * 4;
+        for (let x = 0; x < cell; x++, o += 4) { px[o] = r; px[o + 1] = gg; px[o + 2] = b; px[o + 3] = 255; }
+      }
+    }
+    g.putImageData(img, 0, top || 0);
   }
 
   // ------------------------------------------------------------------ decoding
@@ -118,11 +129,8 @@
     cv.dataset.array = name; cv.dataset.channel = c; cv.dataset.cell = cell;
     cv.dataset.h = H; cv.dataset.w = W;
     const g = cv.getContext("2d");
-    for (let m = 0; m < H; m++) for (let k = 0; k < W; k++) {
-      const v = a.shape.length === 3 ? at(name, [c, m, k]) : a.data[k];
-      g.fillStyle = colour(v, lim, gray);
-      g.fillRect(k * cell, m * cell, cell, cell);
-    }
+    const base = a.shape.length === 3 ? c * H * W : 0;
+    paint(g, W, H, cell, (m, k) => a.data[base + m * W + k], lim, gray);
     if (mark) mark(g, cell);
     cv.title = `${name} channel ${c}: click a value`;
     cv.addEventListener("click", (e) => {
@@ -159,7 +167,7 @@
   }
 
   // ------------------------------------------------------------------ state
-  const S = { view: "forward", fsel: null, bsel: null, kernel: { layer: null, o: 0, c: 0 } };
+  const S = { view: "v-forward", fsel: null, bsel: null, kernel: { layer: null, o: 0, c: 0 } };
   function layerInput(i) { return i === 0 ? "input" : META.layers[i - 1].arrays.out; }
   function layerInShape(i) { return META.layers[i].in_shape; }
   function nextLayer(i) { return META.layers[i + 1]; }
@@ -198,14 +206,14 @@
       }
     } else {
       const n = a.shape[0];
-      const cols = Math.min(n, 128), cell = n > 256 ? 5 : n > 64 ? 7 : 12;
+      const cols = n <= 64 ? n : n <= 256 ? 64 : 104, cell = Math.max(3, Math.min(14, Math.floor(520 / cols)));
       for (let r = 0; r * cols < n; r++) {
         const cv = document.createElement("canvas");
         const w = Math.min(cols, n - r * cols);
         cv.width = w * cell; cv.height = cell + 2;
         cv.dataset.array = name; cv.dataset.cell = cell; cv.dataset.offset = r * cols; cv.dataset.w = w; cv.dataset.h = 1;
         const g = cv.getContext("2d");
-        for (let k = 0; k < w; k++) { g.fillStyle = colour(a.data[r * cols + k], lim, false); g.fillRect(k * cell, 1, cell, cell); }
+        paint(g, w, 1, cell, (m, k) => a.data[r * cols + k], lim, false, 1);
         if (marks) { const mk = marks(0); if (mk) mk(g, cell, r * cols, w); }
         cv.addEventListener("click", (e) => {
           const rect = cv.getBoundingClientRect();
@@ -320,23 +328,25 @@
   function convDetail(i, o, m, k) {
     const l = META.layers[i], cv = l.conv, n = cv.arrays;
     const [Cin] = l.in_shape, [fh, fw] = cv.kernel, [sh, sw] = cv.stride, [dh, dw] = cv.dilation;
+    const G = cv.groups || 1, cg = Cin / G, grp = Math.floor(o / (l.out_shape[0] / G));
     const next = nextLayer(i);
     let h = `<h3>Layer ${i} Conv2D: output channel ${o}, row ${m}, column ${k}</h3>` +
       `<div class="formula">Z[o,m,k] = &Sigma;_c &Sigma;_i &Sigma;_j W[o,c,i,j] &middot; A_pad[c, m&middot;${sh}+i&middot;${dh}, k&middot;${sw}+j&middot;${dw}] + b[o]\n` +
-      `(cross-correlation; padding ${esc(JSON.stringify(cv.padding_arg))} = top ${cv.padding[0][0]}, bottom ${cv.padding[0][1]}, left ${cv.padding[1][0]}, right ${cv.padding[1][1]})</div>` +
-      `<p>${link("6", "fig. 7")} &middot; ${link("7")}</p>`;
+      `(cross-correlation; padding ${esc(JSON.stringify(cv.padding_arg))} = top ${cv.padding[0][0]}, bottom ${cv.padding[0][1]}, left ${cv.padding[1][0]}, right ${cv.padding[1][1]})` +
+      (G > 1 ? `\ngroups = ${G}: output ${o} is in group ${grp} and sees its ${cg} input channel(s) ${grp * cg}..${grp * cg + cg - 1} only${G === Cin ? " (depthwise)" : ""}` : "") +
+      `</div><p>${link("6", "fig. 7")} &middot; ${link("7")}</p>`;
     if (!has(n.products)) return h + needDetails();
     h += `<p class="note">Per input channel c: the window of A_pad (yellow; cells of the padding grey), &times; the kernel W[${o},c], = the products; their sum is the channel's share.</p><div id="conv-channels">`;
-    for (let c = 0; c < Cin; c++) {
-      const r0 = m * sh, q0 = k * sw;
-      const win = gridTable(fh, fw, (a, b) => at(n.a_pad, [c, r0 + a * dh, q0 + b * dw]), (a, b) => {
+    for (let c = 0; c < cg; c++) {
+      const ci = grp * cg + c, r0 = m * sh, q0 = k * sw;   // ci: the input channel, c: its place in the kernel
+      const win = gridTable(fh, fw, (a, b) => at(n.a_pad, [ci, r0 + a * dh, q0 + b * dw]), (a, b) => {
         const r = r0 + a * dh - cv.padding[0][0], q = q0 + b * dw - cv.padding[1][0];
         return r < 0 || q < 0 || r >= l.in_shape[1] || q >= l.in_shape[2] ? "pad" : "hl";
-      }, (a, b) => `data-role="window" data-c="${c}" data-i="${a}" data-j="${b}"`);
-      const ker = gridTable(fh, fw, (a, b) => at(n.weight, [o, c, a, b]), null, (a, b) => `data-role="kernel" data-c="${c}" data-i="${a}" data-j="${b}"`);
-      const prod = gridTable(fh, fw, (a, b) => at(n.products, [o, m, k, c, a, b]), null, (a, b) => `data-role="product" data-c="${c}" data-i="${a}" data-j="${b}"`);
-      h += `<span class="chan"><span class="lbl">c=${c}</span>${win}<span class="op">&times;</span>${ker}<span class="op">=</span>${prod}` +
-        `<span class="op">&Sigma;</span><span class="result" data-role="channel-sum" data-c="${c}">${fmt(at(n.channel_sums, [o, m, k, c]))}</span></span>`;
+      }, (a, b) => `data-role="window" data-c="${ci}" data-i="${a}" data-j="${b}"`);
+      const ker = gridTable(fh, fw, (a, b) => at(n.weight, [o, c, a, b]), null, (a, b) => `data-role="kernel" data-c="${ci}" data-i="${a}" data-j="${b}"`);
+      const prod = gridTable(fh, fw, (a, b) => at(n.products, [o, m, k, c, a, b]), null, (a, b) => `data-role="product" data-c="${ci}" data-i="${a}" data-j="${b}"`);
+      h += `<span class="chan"><span class="lbl">c=${ci}</span>${win}<span class="op">&times;</span>${ker}<span class="op">=</span>${prod}` +
+        `<span class="op">&Sigma;</span><span class="result" data-role="channel-sum" data-c="${ci}">${fmt(at(n.channel_sums, [o, m, k, c]))}</span></span>`;
     }
     h += "</div>";
     const b = cv.has_bias ? at(n.bias, [o]) : 0;
@@ -435,6 +445,8 @@
 
   // ------------------------------------------------------------------ backward view
   function renderBackward() {
+    if (S.view !== "v-backward") { S.backwardStale = true; return; }
+    S.backwardStale = false;
     const ov = $("#bwd-overview");
     ov.innerHTML = "";
     const cls = META.classes;
@@ -454,23 +466,24 @@
       if (off !== undefined) { const k = sel.k - off; if (k >= 0 && k < w) outline(g, cell, [0, 1], [k, k + 1], "#000", 2); return; }
       outline(g, cell, [sel.m, sel.m + 1], [sel.k, sel.k + 1], "#000", 2);
     } : null;
-    drawRow(ov, `<div class="title">dL/d input <span class="shape">(${META.input_shape.join(", ")})</span> <span class="note">click a pixel: its dA</span></div>`,
-      T.grad_input, false, (c, m, k) => selectBackward(-1, c, m, k), mark(T.grad_input));
-    META.layers.forEach((l, i) => {
-      const g = T.layers[i].grad;
+    ov.insertAdjacentHTML("beforeend", '<p class="note">From the logits back to the input, as the gradient flows:</p>');
+    [...META.layers.keys()].reverse().forEach((i) => {
+      const l = META.layers[i], g = T.layers[i].grad;
       const what = l.kind === "conv" ? "dZ" : l.kind === "activation" ? "dA" : "dL/d output";
       const sec = l.kind === "conv" ? "9" : l.kind === "pool" ? "11" : "";
       drawRow(ov, `<div class="title">${i} ${esc(l.type)}: ${what} <span class="shape">(${l.out_shape.join(", ")})</span>${link(sec)}</div>`,
         g, false, (c, m, k) => selectBackward(i, c, m, k), mark(g));
       if (l.kind === "conv") ov.appendChild(kernelPicker(i));
     });
+    drawRow(ov, `<div class="title">dL/d input <span class="shape">(${META.input_shape.join(", ")})</span> <span class="note">click a pixel: its dA</span></div>`,
+      T.grad_input, false, (c, m, k) => selectBackward(-1, c, m, k), mark(T.grad_input));
   }
   function kernelPicker(i) {
     const l = META.layers[i], cv = l.conv;
     const div = document.createElement("div");
     div.className = "layer";
     const K = S.kernel.layer === i ? S.kernel : { layer: i, o: 0, c: 0 };
-    const [Cout, Cin] = [l.out_shape[0], l.in_shape[0]];
+    const [Cout, Cin] = [l.out_shape[0], l.in_shape[0] / (cv.groups || 1)];   // c: the kernel's channel
     let h = `<div class="title">${i} Conv2D kernel W[o, c] and dW[o, c]: click a weight for its dW ${link("9")}</div><div class="controls">` +
       `<label>o <input type="number" min="0" max="${Cout - 1}" value="${K.o}" data-k="o"></label>` +
       `<label>c <input type="number" min="0" max="${Cin - 1}" value="${K.c}" data-k="c"></label></div>`;
@@ -525,26 +538,29 @@
   function daDetail(i, c, r, q) {
     // dA[c, r, q] of conv layer i's input, as the full convolution of the padded dZ
     const l = META.layers[i], cv = l.conv, n = T.layers[i];
-    const [Cout] = l.out_shape, [eh, ew] = cv.extent, [fh, fw] = cv.kernel, [dh, dw] = cv.dilation;
+    const [eh, ew] = cv.extent, [fh, fw] = cv.kernel, [dh, dw] = cv.dilation;
+    const G = cv.groups || 1, og = l.out_shape[0] / G, cg = l.in_shape[0] / G, grp = Math.floor(c / cg), cl = c % cg;
     const [pt, pl] = [cv.padding[0][0], cv.padding[1][0]];
     let h = `<h3>Layer ${i} backward: dA[${c}, ${r}, ${q}] of its input</h3>` +
       `<div class="formula">dA_pad[c, r, q] = &Sigma;_o &Sigma;_u &Sigma;_v W_rot[o,c,u,v] &middot; dZ_full[o, r+u, q+v]\n` +
-      `1. dZ with stride-1 zeros between its entries; 2. the kernel rotated 180&deg; (W_rot[u,v] = W[f-1-u, f-1-v]); ` +
+      `1. dZ with s-1 = ${cv.stride[0] - 1} zero(s) between its entries (undoes the stride); 2. the kernel rotated 180&deg; (W_rot[u,v] = W[f-1-u, f-1-v]); ` +
       `3. a border of e-1 = ${eh - 1} zeros (the "full" convolution); 4. slide and sum over o; 5. crop the padding (here r+${pt}, q+${pl} in A_pad).</div>` +
       `<p>${link("9", "fig. 11")}</p>`;
     if (!has(n.da_channel_sums)) return h + needDetails();
     const R = r + pt, Q = q + pl;       // row, column in dA_pad
     h += `<p class="note">Per output channel o: the ${eh}&times;${ew} patch of dZ_full at (${R}, ${Q}), &times; W_rot[o, ${c}], = the products, &Sigma;.</p><div id="da-channels">`;
     const showProducts = has(n.da_products);
-    for (let o = 0; o < Cout; o++) {
+    if (G > 1) h += `<p class="note">groups = ${G}: input channel ${c} feeds only the ${og} output channel(s) of its group ${grp}.</p>`;
+    for (let j = 0; j < og; j++) {
+      const o = grp * og + j;                      // the output channel; j: its place in the group
       const patch = gridTable(eh, ew, (u, v) => at(n.dz_full, [o, R + u, Q + v]), (u, v) => at(n.dz_full, [o, R + u, Q + v]) !== 0 ? "hl" : "",
         (u, v) => `data-role="dz-full" data-o="${o}" data-u="${u}" data-v="${v}"`);
-      const rot = gridTable(eh, ew, (u, v) => (u % dh || v % dw) ? 0 : at(cv.arrays.weight, [o, c, fh - 1 - u / dh, fw - 1 - v / dw]), null,
+      const rot = gridTable(eh, ew, (u, v) => (u % dh || v % dw) ? 0 : at(cv.arrays.weight, [o, cl, fh - 1 - u / dh, fw - 1 - v / dw]), null,
         (u, v) => `data-role="w-rot" data-o="${o}" data-u="${u}" data-v="${v}"`);
-      const prod = showProducts ? gridTable(eh, ew, (u, v) => at(n.da_products, [c, r, q, o, u, v]), null,
+      const prod = showProducts ? gridTable(eh, ew, (u, v) => at(n.da_products, [c, r, q, j, u, v]), null,
         (u, v) => `data-role="da-product" data-o="${o}" data-u="${u}" data-v="${v}"`) : "";
       h += `<span class="chan"><span class="lbl">o=${o}</span>${patch}<span class="op">&times;</span>${rot}${showProducts ? '<span class="op">=</span>' + prod : ""}` +
-        `<span class="op">&Sigma;</span><span class="result" data-role="da-channel-sum" data-o="${o}">${fmt(at(n.da_channel_sums, [c, r, q, o]))}</span></span>`;
+        `<span class="op">&Sigma;</span><span class="result" data-role="da-channel-sum" data-o="${o}">${fmt(at(n.da_channel_sums, [c, r, q, j]))}</span></span>`;
     }
     h += "</div>";
     if (!showProducts) h += '<p class="note">(The products of this layer are left out of the file to keep it small; the sums per output channel are shipped.)</p>';
@@ -667,10 +683,12 @@
   let seq = 0;
   async function upload(body, target) {
     const my = ++seq;
+    if (target === undefined) target = S.target;   // the class the learner picked, if any
     CC.lastImage = body;
     $("#status").textContent = "computing...";
     try {
-      const q = target === undefined ? "" : `&target=${target}`;
+      const q = (target === undefined ? "" : `&target=${target}`) + (body ? "" : "&default=1");
+      if (!body) body = "";                        // no drawing yet: the page's default digit
       const fast = await fetch(`api/explore?details=0${q}`, { method: "POST", body });
       if (!fast.ok) throw new Error((await fast.text()) || fast.statusText);
       const d1 = await fast.json();
@@ -688,7 +706,9 @@
 
   // ------------------------------------------------------------------ start
   async function load(payload) {
+    const t0 = performance.now();
     A = await decode(payload.pack);
+    CC.timing = { decode_ms: performance.now() - t0 };
     META = payload.meta;
     const t = String(S.target !== undefined && META.backward[String(S.target)] ? S.target : META.target);
     T = { k: +t, ...META.backward[t] };
@@ -697,13 +717,14 @@
     renderForward();
     renderBackward();
     if (keep && META.details) selectForward(keep.layer, keep.c, keep.m, keep.k);
+    CC.timing.total_ms = performance.now() - t0;
     CC.meta = META; CC.arrays = A; CC.ready = true;
     document.body.dataset.ready = "1";
     document.body.dataset.prediction = META.prediction;
   }
   CC.setTarget = (k) => {
     if (META.backward[String(k)]) { S.target = k; T = { k, ...META.backward[String(k)] }; S.bsel = null; renderForward(); renderBackward(); $("#bwd-detail").innerHTML = ""; return; }
-    if (CC.live && CC.lastImage) { S.target = k; upload(CC.lastImage, k); }
+    if (CC.live) { S.target = k; upload(CC.lastImage || null, k); }   // the server computes it
   };
   CC.select = selectForward;
   CC.selectBackward = selectBackward;
@@ -712,6 +733,8 @@
     document.querySelectorAll("nav button").forEach((b) => b.addEventListener("click", () => {
       document.querySelectorAll("nav button").forEach((x) => x.classList.toggle("active", x === b));
       document.querySelectorAll(".view").forEach((v) => v.classList.toggle("active", v.id === b.dataset.view));
+      S.view = b.dataset.view;
+      if (S.view === "v-backward" && S.backwardStale && META) renderBackward();   // drawn when first shown
     }));
     ["n", "f", "p", "s", "d", "w"].forEach((id) => $("#sp-" + id).addEventListener("input", renderShapes));
   }
