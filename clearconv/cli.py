@@ -10,7 +10,7 @@
     clearconv predict MODEL IMAGE... [--top 3] [--invert auto|yes|no]
     clearconv filter IMAGE --kernel sobel --out OUT.png [--size 5 --sigma 1.0 ...]
     clearconv download mnist|fashion-mnist|kmnist|cifar10 [--dir D]
-    clearconv explain TOPIC|all --out DIR [--image IMG] [--model MODEL]
+    clearconv explain TOPIC|all --out DIR [--image IMG] [--model MODEL [--dataset D]]
     clearconv export MODEL --onnx OUT.onnx [--opset 17]
     clearconv explore [MODEL] [--image IMG] [--out explorer.html] [--class K]
     clearconv serve [MODEL] [--host 127.0.0.1] [--port 8000]
@@ -214,6 +214,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 3
     train_seconds = time.perf_counter() - t0
     result = group.evaluate(model, ds.x_test, r.targets(ds.x_test, ds.y_test), batch_size=256)
+    # the file says what it was trained on, and how (explain --model draws the curves)
+    model.trained_on, model.train_history = r.dataset, dict(history.history)
     if group.root:
         model.save(out)
     say(f"{_result_text(result)}  ({history.epochs} epochs, {train_seconds:.1f} s)")
@@ -362,11 +364,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from .train.sequential import load
 
     model = load(args.model) if args.model else None
+    data = {"dataset": args.dataset, "data_dir": args.data_dir}
     if args.topic == "all":
-        results = explain.explain_all(args.out, image=args.image, model=model, seed=args.seed)
+        results = explain.explain_all(args.out, image=args.image, model=model, seed=args.seed,
+                                      **data)
     else:
         results = [explain.run(args.topic, args.out, image=args.image, model=model,
-                               seed=args.seed)]
+                               seed=args.seed, **data)]
     for r in results:
         for f in r.files:
             print(f)
@@ -452,6 +456,7 @@ def _group(args: argparse.Namespace) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .data import DATASET_NAMES
     from .explain import TOPICS
     from .train.optim import OPTIMIZERS
 
@@ -570,6 +575,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", default=None, help="your own image for the photo topics")
     p.add_argument("--model", default=None,
                    help="a saved model for the 'model' topic (default: train the digits CNN)")
+    p.add_argument("--dataset", default=None, choices=DATASET_NAMES,
+                   help="the model's dataset: its test images are the input, the confusion "
+                        "matrix and the saliency maps (default: the one the model file "
+                        "names, else digits)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder with the dataset's files (default: the download cache)")
     p.add_argument("--seed", type=_int_at_least(0), default=0, help="random seed")
     p.set_defaults(func=cmd_explain)
 

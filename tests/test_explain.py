@@ -463,3 +463,110 @@ def test_unknown_topic_names_the_choices(tmp_path):
         run("convolutions", tmp_path)
     with pytest.raises(ClearConvError, match="not found"):
         run("image", tmp_path, image=tmp_path / "missing.png")
+
+
+# ------------------------------------------------- the model topic on its own dataset
+def _write_idx(path, array):
+    import gzip
+
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(
+        int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="module")
+def mnist_like(tmp_path_factory):
+    """A tiny MNIST-format folder (bright bars whose position is the class) and a model
+    trained on it by ``clearconv train``, which records the dataset and the history."""
+    from clearconv.cli import main
+
+    d = tmp_path_factory.mktemp("mnist_like")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 200), ("t10k", 50)):
+        y = np.tile(np.arange(10), n // 10)
+        x = (rng.random((n, 28, 28)) * 40).astype(np.uint8)
+        for i, c in enumerate(y):
+            r, col = 2 + 2 * (c // 5) * 6, 2 + (c % 5) * 5
+            x[i, r:r + 8, col:col + 4] = 250
+        _write_idx(d / f"{split}-images-idx3-ubyte.gz", x)
+        _write_idx(d / f"{split}-labels-idx1-ubyte.gz", y)
+    model = d / "model.npz"
+    assert main(["train", "--quiet", "--dataset", "mnist", "--data-dir", str(d), "--epochs",
+                 "2", "--val-split", "0.1", "--out", str(model)]) == 0
+    return d, model
+
+
+def test_a_model_file_carries_its_dataset_and_history(mnist_like):
+    from clearconv import load
+
+    _, path = mnist_like
+    model = load(str(path))
+    assert model.trained_on == "mnist"
+    assert len(model.train_history["loss"]) == len(model.train_history["val_loss"]) == 2
+
+
+def test_model_topic_uses_the_models_own_test_images_and_draws_its_curves(mnist_like,
+                                                                       tmp_path, capsys):
+    from clearconv import load
+    from clearconv.cli import main
+
+    folder, path = mnist_like
+    assert main(["explain", "model", "--model", str(path), "--dataset", "mnist",
+                 "--data-dir", str(folder), "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "model_curves.png" in printed and "model_confusion.png" in printed
+    r = run("model", tmp_path / "again", model=path, data_dir=str(folder), seed=0)
+    nums = r.numbers
+    assert nums["dataset"] == "mnist"                     # the file names its dataset
+    assert nums["input_source"].startswith("mnist test image #")
+    assert nums["input"].shape == (1, 28, 28)
+    from clearconv.data import load_mnist
+
+    xt, yt = load_mnist(str(folder), "test")
+    # the input is one of the real test images, as the model sees them
+    assert any(np.allclose(nums["input"][0], xt[i, 0] / 255, atol=1e-6) for i in range(len(xt)))
+    cm = nums["confusion"]
+    assert cm.shape == (10, 10) and cm.sum() == len(yt)
+    np.testing.assert_array_equal(cm.sum(axis=1), np.bincount(yt, minlength=10))
+    model = load(str(path))
+    assert nums["accuracy"] == pytest.approx(model.evaluate(xt / np.float32(255), yt)["accuracy"])
+    assert nums["history"] == model.train_history
+    assert sorted(nums["saliency_labels"]) == list(range(10))
+    assert nums["saliency_inputs"].shape == (10, 1, 28, 28)
+
+
+def test_a_model_without_its_dataset_asks_for_it(tmp_path):
+    from clearconv.train import recipe
+
+    model = recipe("mnist").build_model((1, 28, 28), 10, seed=0)
+    with pytest.raises(ClearConvError, match="pass --dataset NAME"):
+        run("model", tmp_path, model=model)
+    with pytest.raises(ClearConvError, match="digits's images are"):
+        run("model", tmp_path, model=model, dataset="digits")
+
+
+def test_figures_state_one_convention_for_the_star():
+    import inspect
+
+    from clearconv.explain import _draw, backprop, basics, trained, volume
+
+    assert "cross-correlation" in _draw.STAR
+    for module in (basics, backprop, trained, volume):   # each writes * in a figure
+        assert "D.STAR" in inspect.getsource(module), module.__name__
+    filters = inspect.getsource(basics.explain_filters)
+    assert r"\mathrm{rot}_{180}(h)" in filters and "colours clipped at" in filters
+    assert "zero padding (§4)" in filters
+    assert "full convolution of $dZ$ with $W$ rotated" not in inspect.getsource(backprop)
+
+
+def test_index_titles_follow_the_sections_in_order(explained):
+    import re
+
+    _, results = explained
+    numbers = []
+    for topic in ARTICLE_ORDER[:-1]:
+        m = re.match(r"§(\d+)", results[topic].title)
+        assert m, results[topic].title
+        numbers.append(int(m.group(1)))
+    assert numbers == sorted(numbers), numbers

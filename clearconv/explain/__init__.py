@@ -73,7 +73,8 @@ TOPICS: tuple[str, ...] = tuple(_TOPICS)
 
 
 def run(topic: str, out_dir: str | os.PathLike, image: Any = None, model: Any = None,
-        seed: int = 0) -> ExplainResult:
+        seed: int = 0, dataset: str | None = None, data_dir: str | None = None
+        ) -> ExplainResult:
     """Draw one topic into ``out_dir`` (created if needed) and return what was drawn.
 
     Parameters
@@ -83,6 +84,9 @@ def run(topic: str, out_dir: str | os.PathLike, image: Any = None, model: Any = 
     out_dir : folder for the figures
     image : None, a path to an image file, or an array (H, W) / (C, H, W) of 0..255
     model : None, a path to a saved model, or a Sequential (``model`` topic only)
+    dataset, data_dir : the model's dataset (``model`` topic only): its test split gives
+        the input, the confusion matrix and the saliency maps (default: the dataset the
+        model file names, else the embedded digits for an 8x8 model)
     seed : picks the example digit and the small random integers of some figures
 
     Returns
@@ -103,7 +107,7 @@ def run(topic: str, out_dir: str | os.PathLike, image: Any = None, model: Any = 
     if spec.uses_image:
         kwargs["image"] = image
     if spec.uses_model:
-        kwargs["model"] = model
+        kwargs.update(model=model, dataset=dataset, data_dir=data_dir)
     result = spec.function(out, **kwargs)
     if image is not None and not spec.uses_image:
         result.description += " (This figure is geometry only: it does not use the image.)"
@@ -111,13 +115,15 @@ def run(topic: str, out_dir: str | os.PathLike, image: Any = None, model: Any = 
 
 
 def explain_all(out_dir: str | os.PathLike, image: Any = None, model: Any = None,
-                seed: int = 0) -> list[ExplainResult]:
+                seed: int = 0, dataset: str | None = None, data_dir: str | None = None
+                ) -> list[ExplainResult]:
     """Draw every topic into ``out_dir`` and write ``out_dir/index.html``.
 
     Returns the topic results in article order followed by one more result, topic
     ``"index"``, whose ``files`` is ``[out_dir/index.html]``.
     """
-    results = [run(t, out_dir, image=image, model=model, seed=seed) for t in TOPICS]
+    results = [run(t, out_dir, image=image, model=model, seed=seed, dataset=dataset,
+                   data_dir=data_dir) for t in TOPICS]
     inputs = [f"seed {seed}",
               f"image: {image}" if image is not None else
               "default inputs (an embedded digit; a sample photo or a generated scene)",

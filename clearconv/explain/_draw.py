@@ -89,6 +89,10 @@ def text_in(fig: Any, x: float, y: float, s: str, **kw: Any) -> Any:
     return fig.text(x / fw, 1 - y / fh, s, **kw)
 
 
+#: the one convention for ``*``, stated in every figure that writes it (docs/MATH.md §3)
+STAR = "* is cross-correlation, as the layers compute it (docs/MATH.md §3)"
+
+
 def header(fig: Any, title: str, formula: str, note: str | None = None) -> float:
     """The title (bold) and the formula line(s) at the top; returns the inches used."""
     fw, _ = fig.get_size_inches()
@@ -98,8 +102,8 @@ def header(fig: Any, title: str, formula: str, note: str | None = None) -> float
     for line in lines:
         text_in(fig, fw / 2, y, line, fontsize=FORMULA_SIZE)
         y += 0.38
-    if note:
-        text_in(fig, fw / 2, y - 0.05, note, fontsize=LABEL_SIZE - 1, color="#444444",
+    for line in (note or "").split("\n") if note else ():
+        text_in(fig, fw / 2, y - 0.05, line, fontsize=LABEL_SIZE - 1, color="#444444",
                 style="italic")
         y += 0.3
     return y + 0.05

@@ -76,9 +76,10 @@ def _draw_backward_tensors(nums: dict[str, Any], path: Path) -> Path:
         r"$Z = W * A^{[l-1]} + b$,  $A = g(Z)$;   $dZ = dA \odot g'(Z)$,  "
         r"$dW = \sum_m \sum_n A^{[l-1]}_{slice(m,n)}\, dZ[m, n]$,  $db = \sum_m \sum_n dZ[m, n]$,"
         "\n"
-        r"$dA^{[l-1]} = $ full convolution of $dZ$ with $W$ rotated 180°   "
-        r"(g = ReLU; shapes of dW, db, dA equal those of W, b, A)",
-        note=f"A[l-1]: {nums['source']}; W, b and the incoming dA: small integers (seeded)")
+        r"$dA^{[l-1]} = dZ_{full} * \mathrm{rot}_{180}(W)$ (the true convolution of §3 of "
+        r"$dZ$ with $W$)   (g = ReLU; shapes of dW, db, dA equal those of W, b, A)",
+        note=f"A[l-1]: {nums['source']}; W, b and the incoming dA: small integers (seeded); "
+             f"{D.STAR}")
     pix = D.PIXELS if nums["vmax"] == 16 else "gray"
     lim_f = D.sym_limit(z, a)
     lim_b = D.sym_limit(da, dz)
@@ -124,7 +125,7 @@ def explain_backward(out_dir: Path, image: Any = None, seed: int = 0,
 
     A ``size`` x ``size`` input (a real digit crop), a 3x3 kernel, ReLU and an incoming
     gradient. Writes ``backward.png`` (every tensor with its shape) and ``backward.gif``
-    (dA[l-1] as the full convolution of dZ with the kernel rotated 180°: one frame per
+    (dA[l-1] as the padded dZ cross-correlated with the kernel rotated 180°: one frame per
     pixel of dA[l-1], size² frames). ``numbers`` (from :mod:`clearconv.reference`):
     ``A_prev``, ``W``, ``b``, ``Z``, ``A``, ``dA``, ``g_prime``, ``dZ``, ``dW``, ``db``,
     ``dA_prev`` (conv2d_backward_steps) and ``full`` (:func:`full_convolution_frames`:
@@ -145,8 +146,8 @@ def explain_backward(out_dir: Path, image: Any = None, seed: int = 0,
     below = (hp - f) * cell / 2 + f * cell + 0.75 + 0.8 * f * cell
     fig = D.new_figure(width, 1.75 + 0.6 + max(hp * cell, below) + 0.3)
     top = D.header(
-        fig, "§9 dA[l-1]: the full convolution of dZ with the kernel rotated 180° "
-             "(article fig. 11)",
+        fig, "§9 dA[l-1]: dZ padded by f - 1 ('full'), cross-correlated with the kernel "
+             "rotated 180° (article fig. 11)",
         r"$dA^{[l-1]}[r, q] = \sum_i \sum_j W_{rot}[i, j]\ dZ_{full}[r + i,\ q + j]$,"
         r"   $W_{rot}[i, j] = W[f-1-i,\ f-1-j]$,   $dZ_{full}$ = dZ padded by $f - 1$",
         note="each frame: one pixel of dA[l-1]; the last one equals conv2d_backward's dA")

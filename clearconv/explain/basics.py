@@ -177,8 +177,8 @@ def explain_convolution(out_dir: Path, image: Any = None, seed: int = 0,
     row_h = {"valid": size * cell + 1.15, "same": hp * cell + 1.15}
     fig = D.new_figure(width, 1.45 + row_h["valid"] + row_h["same"])
     top = D.header(
-        fig, "§3-4 Kernel convolution, step by step: valid (top) and same (bottom) "
-             "(article fig. 3, 5)",
+        fig, "§3 Kernel convolution, step by step: valid (top) and same (bottom, with §4's "
+             "padding) (article fig. 3)",
         r"$G[m, n] = \sum_j \sum_k h[j, k]\ f[m + j,\ n + k]$"
         rf"   valid: $n_{{out}} = n - f + 1 = {z_valid.shape[0]}$;"
         rf"  same: $p = (f - 1)/2 = {pt}$, $n_{{out}} = n = {z_same.shape[0]}$",
@@ -276,7 +276,7 @@ def explain_convolution(out_dir: Path, image: Any = None, seed: int = 0,
         f"to one output of conv2d_forward.",
         {"convolution.gif": f"{n_frames} frames: the kernel's window, its 9 products and their "
                             f"sum filling in the valid (top) and same (bottom) outputs."},
-        "§3-4 Kernel convolution")
+        "§3 Kernel convolution")
 
 
 # ---------------------------------------------------------------------------- filters
@@ -314,8 +314,13 @@ def explain_filters(out_dir: Path, image: Any = None, seed: int = 0) -> ExplainR
     top = D.header(
         fig, "§3 Classic kernels on a photo: true convolution, zero 'same' padding "
              "(article fig. 4)",
-        r"$G[m, n] = (f * h)[m, n] = \sum_j \sum_k h[j, k]\ f[m - j,\ n - k]$",
-        note=f"{pic.source}{resized}, as grayscale; red > 0 > blue for the edge detectors")
+        r"true convolution: $G[m, n] = \sum_j \sum_k h[j, k]\ f[m - j,\ n - k]"
+        r" = (f * \mathrm{rot}_{180}(h))[m, n]$",
+        note=f"{pic.source}{resized}, as grayscale; red > 0 > blue for the edge detectors"
+             f"\n{D.STAR}: '*rot' beside each h below"
+             f"\nthe frame along the border is the zero padding (§4): outside the photo the "
+             f"kernel reads 0, an edge against black (clearconv filter --padding-mode "
+             f"reflect avoids it)")
     for i, (name, label) in enumerate(FILTERS):
         col, row = i % 2, i // 2
         x0 = 0.45 + col * panel_w
@@ -326,19 +331,22 @@ def explain_filters(out_dir: Path, image: Any = None, seed: int = 0) -> ExplainR
         D.matrix_at(fig, x0, y0 + (ih - 3 * kcell) / 2, ints, D.SIGNED, -kl * denom,
                     kl * denom, kcell, decimals=2, col_labels=[], row_labels=[],
                     title="h" if denom == 1 else f"h = 1/{denom} x", title_size=10)
-        D.operator(fig, x0 + 3 * kcell + 0.27, y0 + ih / 2, "*", size=18)
+        D.operator(fig, x0 + 3 * kcell + 0.27, y0 + ih / 2, "*rot", size=11)
         ax = D.axes_in(fig, x0 + 3 * kcell + 0.55, y0, iw, ih)
         g = outputs[name]
         if name in SIGNED_FILTERS:
             lim = float(np.percentile(np.abs(g), 99.5)) or 1.0
             im = ax.imshow(g, cmap=D.SIGNED, vmin=-lim, vmax=lim)
+            clipped = bool(np.abs(g).max() > lim)
+            shown = f"colours clipped at ±{D.fmt_num(lim, 0)} (99.5% of |G|)"
         else:
             im = ax.imshow(g, cmap="gray", vmin=0, vmax=255)
-        clipped = name not in SIGNED_FILTERS and (g.min() < 0 or g.max() > 255)
+            clipped = bool(g.min() < 0 or g.max() > 255)
+            shown = "shown clipped to 0..255"
         ax.set_title(f"{label}:  G in [{D.fmt_num(g.min(), 0)}, {D.fmt_num(g.max(), 0)}]"
-                     + (" (shown clipped)" if clipped else ""), fontsize=D.LABEL_SIZE)
+                     + (f"\n{shown}" if clipped else ""), fontsize=D.LABEL_SIZE)
         cax = D.axes_in(fig, x0 + 3 * kcell + 0.55 + iw + 0.1, y0, 0.14, ih, frame=True)
-        cb = fig.colorbar(im, cax=cax)
+        cb = fig.colorbar(im, cax=cax, extend="both" if clipped else "neither")
         cb.ax.tick_params(labelsize=D.INDEX_SIZE)
     path = D.save_png(fig, out_dir / "filters.png")
     return ExplainResult(

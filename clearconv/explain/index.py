@@ -40,7 +40,8 @@ EXPLANATIONS = {
                "therefore sits on many edges, and its gradient sums over all of them.",
     "backward": "Backward through a conv layer: dZ = dA ⊙ g'(Z); dW collects input patches "
                 "weighted by dZ; db sums dZ; and dA[l-1], the gradient for the previous layer, "
-                "is the full convolution of dZ with the kernel rotated by 180°.",
+                "is dZ, padded by f - 1 ('full'), cross-correlated with the kernel rotated by "
+                "180°: the true convolution of §3 of dZ with the kernel.",
     "pooling": "Pooling shrinks each channel on its own: max pooling keeps the largest value "
                "of every window, average pooling its mean. It has no parameters.",
     "pooling-backward": "Max pooling remembers where each maximum was (the mask); backward "

@@ -61,14 +61,57 @@ def _resolve_model(model: Any, seed: int, epochs: int
     return load(str(path)), None, f"the model {path.name}"
 
 
-def _input_for(model_shape: tuple[int, ...], image: Any, seed: int
-               ) -> tuple[np.ndarray, str, int | None]:
-    """One input of the model's shape (C, H, W) as float in [0, 1], its source, its label."""
+class _TestSet:
+    """The test split the model topic draws from: images in [0, 1], labels, class names."""
+
+    def __init__(self, name: str, x: np.ndarray, y: np.ndarray, classes: tuple[str, ...],
+                 source: str) -> None:
+        self.name, self.x, self.y, self.classes, self.source = name, x, y, classes, source
+
+
+def _test_set(model: Sequential, shape: tuple[int, ...], dataset: str | None,
+              data_dir: str | None, image: Any) -> _TestSet | None:
+    """The model's own dataset's test split: ``dataset`` if given, else the one the model
+    file says it was trained on, else the embedded digits for an (1, 8, 8) model. None
+    when there is none and an image is given; an error naming the fix otherwise."""
+    name = dataset or model.trained_on or ("digits" if shape == DIGITS_SHAPE else None)
+    if name is None:
+        if image is not None:
+            return None
+        raise ClearConvError(
+            f"the model takes {shape} inputs and its file does not say which dataset it was "
+            f"trained on: pass --dataset NAME (and --data-dir D) so that explain shows its "
+            f"own test images, or --image PATH for one picture")
+    if name == "digits":
+        xt, yt = load_digits("test")
+        ds = _TestSet("digits", to_float(xt, max_value=DIGITS_MAX_VALUE), yt,
+                      tuple(str(i) for i in range(10)), "the embedded digits' test split")
+    else:
+        from ..data import load_dataset
+
+        loaded = load_dataset(name, data_dir)
+        ds = _TestSet(name, loaded.x_test, loaded.y_test, tuple(loaded.classes),
+                      f"the test split of {loaded.source}")
+    if tuple(ds.x.shape[1:]) != shape:
+        raise ClearConvError(f"the model takes {shape} inputs, {name}'s images are "
+                             f"{tuple(ds.x.shape[1:])}: pass the --dataset it was trained on")
+    return ds
+
+
+def _input_for(model_shape: tuple[int, ...], image: Any, seed: int,
+               test: _TestSet | None = None) -> tuple[np.ndarray, str, int | None]:
+    """One input of the model's shape (C, H, W) as float in [0, 1], its source, its label:
+    the image given, else a test image of the model's dataset picked by ``seed``."""
     c, h, w = model_shape
     if image is not None:
         pic = load_picture(image, mode="L" if c == 1 else "RGB")
         pix = resize(pic.pixels, h, w)
         return pix.astype(np.float32) / 255, f"{pic.source} resized to {w}x{h}", None
+    if test is not None:
+        idx = int(np.random.default_rng(seed).integers(len(test.x)))
+        label = int(test.y[idx])
+        return (test.x[idx].astype(np.float32), f"{test.name} test image #{idx} (a "
+                f"'{test.classes[label]}')", label)
     x, y = load_digits("test")
     idx = int(np.random.default_rng(seed).integers(len(x)))
     digit = x[idx]
@@ -156,7 +199,7 @@ def _draw_features(model: Sequential, x: np.ndarray, source: str, outs: list[np.
                    r"$A^{[l]} = g(W^{[l]} * A^{[l-1]} + b^{[l]})$, pooling, flatten, dense:"
                    r" each row is one layer's output $A^{[l]}$ (channels side by side)",
                    note=f"input: {source}; colours: red > 0 > blue, scaled per layer "
-                        f"(the number on the right is the layer's max |value|)")
+                        f"(the number on the right is the layer's max |value|); {D.STAR}")
     y = top + 0.25
     cm = colormaps[D.SIGNED].with_extremes(bad="white")
     for (name, a, kind), h in zip(rows, heights):
@@ -243,18 +286,20 @@ def _draw_kernels(weight: np.ndarray, layer_index: int, path: Path) -> Path:
     return D.save_png(fig, path)
 
 
-def _draw_curves(history: History, path: Path, title_note: str) -> Path:
+def _draw_curves(history: History | dict[str, list[float]], path: Path, title_note: str,
+                 val_label: str = "test") -> Path:
     fig = D.new_figure(11.0, 4.9)
     top = D.header(fig, "Training curves: mean softmax cross-entropy and accuracy per epoch",
                    r"$L = -\frac{1}{N}\sum_n \log\ \mathrm{softmax}(z_n)_{y_n}$,"
                    r"   accuracy = share of $\arg\max_k z_{n,k} = y_n$", note=title_note)
-    h = history.history
+    h = history.history if isinstance(history, History) else history
     epochs = np.arange(1, len(h["loss"]) + 1)
     for i, (key, label) in enumerate((("loss", "loss"), ("accuracy", "accuracy"))):
         ax = D.axes_in(fig, 0.9 + i * 5.3, top + 0.2, 4.4, 4.9 - top - 0.85, frame=True)
         ax.plot(epochs, h[key], "o-", label=f"train {label}", color="#1f77b4")
         if f"val_{key}" in h:
-            ax.plot(epochs, h[f"val_{key}"], "s--", label=f"test {label}", color="#ff7f0e")
+            ax.plot(epochs, h[f"val_{key}"], "s--", label=f"{val_label} {label}",
+                    color="#ff7f0e")
         ax.set_xlabel("epoch", fontsize=D.LABEL_SIZE)
         ax.set_ylabel(label, fontsize=D.LABEL_SIZE)
         ax.set_xticks(epochs)
@@ -263,16 +308,21 @@ def _draw_curves(history: History, path: Path, title_note: str) -> Path:
     return D.save_png(fig, path)
 
 
-def _draw_confusion(cm: np.ndarray, accuracy: float, n: int, path: Path) -> Path:
+def _draw_confusion(cm: np.ndarray, accuracy: float, n: int, path: Path,
+                    source: str = "the test split", classes: tuple[str, ...] = ()) -> Path:
     k = cm.shape[0]
-    cell = 0.5
+    cell = 0.5 if n < 1000 else 0.62
     width = max(8.5, k * cell + 3.0)
-    fig = D.new_figure(width, 2.0 + 0.55 + k * cell + 0.35)
-    top = D.header(fig, "Confusion matrix on the test split",
+    named = classes and any(c != str(i) for i, c in enumerate(classes))
+    note = ("classes: " + ", ".join(f"{i} {c}" for i, c in enumerate(classes))) if named else None
+    fig = D.new_figure(max(width, 11.0 if named else width),
+                       2.0 + 0.55 + k * cell + 0.35 + (0.3 if named else 0))
+    top = D.header(fig, f"Confusion matrix on {source}",
                    "row = true class, column = predicted class\n"
-                   rf"accuracy = trace / N = {int(np.trace(cm))} / {n} = {accuracy:.3f}")
-    v = D.matrix_at(fig, (width - k * cell) / 2, top + 0.5, cm, D.COUNTS, 0, float(cm.max()),
-                    cell, decimals=0)
+                   rf"accuracy = trace / N = {int(np.trace(cm))} / {n} = {accuracy:.3f}",
+                   note=note)
+    left = (fig.get_size_inches()[0] - k * cell) / 2
+    v = D.matrix_at(fig, left, top + 0.5, cm, D.COUNTS, 0, float(cm.max()), cell, decimals=0)
     v.ax.tick_params(labelsize=D.LABEL_SIZE, labelcolor="black")
     v.ax.set_xlabel("predicted class", fontsize=D.LABEL_SIZE)
     v.ax.xaxis.set_label_position("top")
@@ -317,20 +367,26 @@ def _draw_saliency(x: np.ndarray, grads: np.ndarray, labels: list[int | None],
 
 
 def explain_model(out_dir: Path, image: Any = None, model: Any = None, seed: int = 0,
-                  epochs: int = 6) -> ExplainResult:
+                  epochs: int = 6, dataset: str | None = None,
+                  data_dir: str | None = None) -> ExplainResult:
     """A trained CNN from inside: kernels, feature maps, curves, confusion, saliency.
 
     ``model``: None (train the default digits CNN here for ``epochs`` epochs, seeded), a
-    path to a file saved by ``Sequential.save``, or a Sequential. ``image``: the input whose
-    feature maps are drawn (default: a test digit picked by ``seed``).
+    path to a file saved by ``Sequential.save``, or a Sequential. ``dataset`` (and
+    ``data_dir``, as :func:`clearconv.data.load_dataset` takes them): the model's own
+    dataset, whose test split gives the input (unless ``image`` is given), the confusion
+    matrix and the saliency maps; default: the dataset the model file says it was trained
+    on (``clearconv train`` records it), else the embedded digits for a (1, 8, 8) model.
+    ``image``: the input whose feature maps are drawn instead of a test image picked by
+    ``seed``.
 
     Writes ``model_kernels.png`` (when the model has a Conv2D), ``model_features.png``,
-    ``model_curves.png`` (only when the model was trained here: a loaded model carries no
-    history), ``model_confusion.png`` and ``model_saliency.png`` (on the embedded digits'
-    test split, for models of input (1, 8, 8) with 10 outputs; otherwise the saliency of the
-    single input). ``numbers``: ``kernels``, ``input``, ``feature_maps`` [(layer name,
-    output)], ``history`` (dict or None), ``confusion``, ``accuracy``, ``saliency_inputs``,
-    ``saliency``, ``saliency_pred``, ``saliency_labels``, ``model_source``.
+    ``model_curves.png`` (when the model was trained here, or its file carries its
+    training history), ``model_confusion.png`` and ``model_saliency.png`` (on the test
+    split; without a dataset, the saliency of the single image). ``numbers``:
+    ``kernels``, ``input``, ``feature_maps`` [(layer name, output)], ``history`` (dict or
+    None), ``confusion``, ``accuracy``, ``saliency_inputs``, ``saliency``,
+    ``saliency_pred``, ``saliency_labels``, ``model_source``, ``dataset``.
     """
     m, history, model_source = _resolve_model(model, seed, epochs)
     if not m.loss_fn.classifier:
@@ -340,7 +396,8 @@ def explain_model(out_dir: Path, image: Any = None, model: Any = None, seed: int
         raise ClearConvError("the model has no recorded input shape: build it with "
                              "input_shape=(C, H, W) before explaining it")
     shape = tuple(m.input_shape)
-    x, source, label = _input_for(shape, image, seed)
+    test = _test_set(m, shape, dataset, data_dir, image)
+    x, source, label = _input_for(shape, image, seed, test)
     x = x[None].astype(m.dtype)
     files, captions, nums = [], {}, {"model_source": model_source, "input": x[0],
                                      "input_source": source}
@@ -361,25 +418,34 @@ def explain_model(out_dir: Path, image: Any = None, model: Any = None, seed: int
     files.append(_draw_features(m, x, source, outs, out_dir / "model_features.png"))
     captions["model_features.png"] = ("The output of every layer for one input, channels side "
                                       "by side, ending with the 10 class scores.")
-    nums["history"] = history.history if history is not None else None
-    if history is not None:
-        files.append(_draw_curves(history, out_dir / "model_curves.png", model_source))
-        captions["model_curves.png"] = "Loss and accuracy per epoch on the train and test splits."
-    digits_model = shape == DIGITS_SHAPE and outs[-1].shape[-1] == 10
-    nums["confusion"], nums["accuracy"] = None, None
-    if digits_model:
-        xt, yt = load_digits("test")
-        xt = to_float(xt, max_value=DIGITS_MAX_VALUE).astype(m.dtype)
+    curves = history.history if history is not None else m.train_history
+    nums["history"] = curves
+    if curves:
+        trained_here = history is not None
+        files.append(_draw_curves(curves, out_dir / "model_curves.png",
+                                  model_source if trained_here else
+                                  f"{model_source}: the history saved in the model file",
+                                  "test" if trained_here else "validation"))
+        captions["model_curves.png"] = ("Loss and accuracy per epoch on the train split and "
+                                        + ("the test split." if trained_here else
+                                           "the validation split (if the run held one out)."))
+    k = outs[-1].shape[-1]
+    nums["confusion"], nums["accuracy"], nums["dataset"] = None, None, None
+    if test is not None and int(test.y.max()) < k:
+        xt, yt = test.x.astype(m.dtype), test.y
         pred = m.predict_classes(xt)
-        cm = np.zeros((10, 10), dtype=int)
+        cm = np.zeros((k, k), dtype=int)
         np.add.at(cm, (yt, pred), 1)
         acc = float((pred == yt).mean())
-        nums["confusion"], nums["accuracy"] = cm, acc
-        files.append(_draw_confusion(cm, acc, len(yt), out_dir / "model_confusion.png"))
+        nums["confusion"], nums["accuracy"], nums["dataset"] = cm, acc, test.name
+        files.append(_draw_confusion(cm, acc, len(yt), out_dir / "model_confusion.png",
+                                     test.source, test.classes))
         captions["model_confusion.png"] = (f"Counts of true versus predicted class on the "
-                                           f"{len(yt)} test digits (accuracy {acc:.3f}).")
+                                           f"{len(yt)} images of {test.source} (accuracy "
+                                           f"{acc:.3f}).")
         rng = np.random.default_rng(seed)
-        picks = [int(rng.choice(np.flatnonzero(yt == c))) for c in range(10)]
+        present = [c for c in range(min(k, 10)) if np.any(yt == c)]
+        picks = [int(rng.choice(np.flatnonzero(yt == c))) for c in present]
         sal_x = xt[picks]
         sal_labels: list[int | None] = [int(yt[i]) for i in picks]
     else:

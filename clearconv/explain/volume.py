@@ -63,7 +63,7 @@ def _draw_volume_numbers(nums: dict[str, Any], path: Path) -> Path:
         r"$Z[o, m, k] = \sum_c \sum_i \sum_j W[o, c, i, j]\ A[c, m + i, k + j] + b[o]$,"
         r"   $A^{[l]} = g(Z)$;   $[n, n, n_c] * [f, f, n_c] \times n_f = [n_{out}, n_{out}, n_f]$",
         note=f"A: a {N_IN}x{N_IN} crop of the {nums['source']} (rows {nums['crop_origin'][0]}.., "
-             f"cols {nums['crop_origin'][1]}..); W, b: small integers (seeded)")
+             f"cols {nums['crop_origin'][1]}..); W, b: small integers (seeded); {D.STAR}")
     x_a, x_w0 = 1.0, 1.0 + N_IN * cell + 0.9
     x_w1 = x_w0 + F * cell + 0.55
     x_z = x_w1 + F * cell + 1.35

@@ -27,121 +27,17 @@ from typing import Any
 import numpy as np
 
 from ..functional.normalization import OP, BatchNormCache, BatchNormCall
-from . import compiled, registry, threads, tuning
-
-_njit = compiled._njit
-_njit_reassoc = compiled._njit_reassoc
+from . import registry, threads, tuning
+from .jit import AVAILABLE, worth
 
 
-# --------------------------------------------------------------------------- NCHW (N, C, S)
-@_njit_reassoc
-def _sums_planes(x: Any, lo: int, hi: int, shift: Any, s1: Any, s2: Any) -> None:
-    """s1[c] = sum (x - shift[c]), s2[c] = sum (x - shift[c])^2 over x[:, c, :], c in lo..hi."""
-    n_img, _, size = x.shape
-    for c in range(lo, hi):
-        k = np.float64(shift[c])
-        a1 = 0.0
-        a2 = 0.0
-        for n in range(n_img):
-            for s in range(size):
-                d = np.float64(x[n, c, s]) - k
-                a1 += d
-                a2 += d * d
-        s1[c] = a1
-        s2[c] = a2
+def _loops() -> Any:
+    """:mod:`clearconv.kernels.batchnorm_loops`, imported (with Numba) at the first call."""
+    from . import batchnorm_loops
+
+    return batchnorm_loops
 
 
-@_njit
-def _affine_planes(x: Any, m: Any, a: Any, b: Any, lo: int, hi: int, y: Any) -> None:
-    """y[:, c, :] = (x[:, c, :] - m[c]) a[c] + b[c] for c in lo..hi."""
-    n_img, _, size = x.shape
-    for n in range(n_img):
-        for c in range(lo, hi):
-            mc = m[c]
-            ac = a[c]
-            bc = b[c]
-            for s in range(size):
-                y[n, c, s] = (x[n, c, s] - mc) * ac + bc
-
-
-@_njit_reassoc
-def _grad_sums_planes(dy: Any, x: Any, mean: Any, lo: int, hi: int, s1: Any, s2: Any) -> None:
-    """s1[c] = sum dy, s2[c] = sum dy (x - mean[c]) over channel c, c in lo..hi."""
-    n_img, _, size = x.shape
-    for c in range(lo, hi):
-        m = np.float64(mean[c])
-        a1 = 0.0
-        a2 = 0.0
-        for n in range(n_img):
-            for s in range(size):
-                g = np.float64(dy[n, c, s])
-                a1 += g
-                a2 += g * (np.float64(x[n, c, s]) - m)
-        s1[c] = a1
-        s2[c] = a2
-
-
-@_njit
-def _grad_planes(dy: Any, x: Any, m: Any, a: Any, b: Any, d: Any, lo: int, hi: int,
-                 dx: Any) -> None:
-    """dx[:, c, :] = a[c] dy + b[c] (x - m[c]) + d[c] for c in lo..hi."""
-    n_img, _, size = x.shape
-    for n in range(n_img):
-        for c in range(lo, hi):
-            mc = m[c]
-            ac = a[c]
-            bc = b[c]
-            dc = d[c]
-            for s in range(size):
-                dx[n, c, s] = ac * dy[n, c, s] + bc * (x[n, c, s] - mc) + dc
-
-
-# --------------------------------------------------------------- channels-last (R, C)
-@_njit_reassoc
-def _sums_rows(x: Any, lo: int, hi: int, shift: Any, s1: Any, s2: Any) -> None:
-    """s1[c] += sum_r (x[r, c] - shift[c]), s2[c] += its squares, rows lo..hi."""
-    channels = x.shape[1]
-    k = np.empty(channels, np.float64)
-    for c in range(channels):
-        k[c] = shift[c]
-    for r in range(lo, hi):
-        for c in range(channels):
-            d = np.float64(x[r, c]) - k[c]
-            s1[c] += d
-            s2[c] += d * d
-
-
-@_njit
-def _affine_rows(x: Any, m: Any, a: Any, b: Any, lo: int, hi: int, y: Any) -> None:
-    channels = x.shape[1]
-    for r in range(lo, hi):
-        for c in range(channels):
-            y[r, c] = (x[r, c] - m[c]) * a[c] + b[c]
-
-
-@_njit_reassoc
-def _grad_sums_rows(dy: Any, x: Any, mean: Any, lo: int, hi: int, s1: Any, s2: Any) -> None:
-    channels = x.shape[1]
-    m = np.empty(channels, np.float64)
-    for c in range(channels):
-        m[c] = mean[c]
-    for r in range(lo, hi):
-        for c in range(channels):
-            g = np.float64(dy[r, c])
-            s1[c] += g
-            s2[c] += g * (np.float64(x[r, c]) - m[c])
-
-
-@_njit
-def _grad_rows(dy: Any, x: Any, m: Any, a: Any, b: Any, d: Any, lo: int, hi: int,
-               dx: Any) -> None:
-    channels = x.shape[1]
-    for r in range(lo, hi):
-        for c in range(channels):
-            dx[r, c] = a[c] * dy[r, c] + b[c] * (x[r, c] - m[c]) + d[c]
-
-
-# ------------------------------------------------------------------------ the algorithm
 def _flat(a: np.ndarray, channels_last: bool) -> np.ndarray:
     """x (N, C, H, W) as the 2-D or 3-D view the loops walk: (N*H*W, C) or (N, C, H*W)."""
     n, c, h, w = a.shape
@@ -191,7 +87,8 @@ def forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
     if stats is None:
         count = n * h * w
         shift = np.ascontiguousarray(x[0, :, 0, 0], np.float64)
-        sums = _sums_rows if last else _sums_planes
+        loops = _loops()
+        sums = loops._sums_rows if last else loops._sums_planes
         s1, s2 = _channel_sums(lambda lo, hi, t1, t2: sums(flat, lo, hi, shift, t1, t2),
                                flat.shape[0], c, last, parallel)
         mean_shifted = s1 / count
@@ -204,7 +101,8 @@ def forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
     b = np.zeros(c) if beta is None else beta
     m, a, b = mean.astype(x.dtype), a.astype(x.dtype), b.astype(x.dtype)
     y, yflat = _empty_like(x, last)
-    apply = _affine_rows if last else _affine_planes
+    loops = _loops()
+    apply = loops._affine_rows if last else loops._affine_planes
     threads.map_split(lambda lo, hi: apply(flat, m, a, b, lo, hi, yflat),
                       flat.shape[0] if last else c, parallel)
     return y, mean, var, x
@@ -221,7 +119,8 @@ def backward(dy: np.ndarray, cache: BatchNormCache
     parallel = _split(x)
     mean = cache.mean.astype(np.float64)
     invstd = cache.invstd.astype(np.float64)
-    sums = _grad_sums_rows if last else _grad_sums_planes
+    loops = _loops()
+    sums = loops._grad_sums_rows if last else loops._grad_sums_planes
     s1, s2 = _channel_sums(lambda lo, hi, t1, t2: sums(dflat, flat, mean, lo, hi, t1, t2),
                            flat.shape[0], c, last, parallel)
     dbeta, dgamma = s1, s2 * invstd
@@ -235,7 +134,7 @@ def backward(dy: np.ndarray, cache: BatchNormCache
         d = np.zeros(c)
     m, a, b, d = (v.astype(x.dtype) for v in (mean, a, b, d))
     dx, dxflat = _empty_like(x, last)
-    grad = _grad_rows if last else _grad_planes
+    grad = loops._grad_rows if last else loops._grad_planes
     threads.map_split(lambda lo, hi: grad(dflat, flat, m, a, b, d, lo, hi, dxflat),
                       flat.shape[0] if last else c, parallel)
     return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
@@ -249,17 +148,25 @@ def _like(a: np.ndarray, channels_last: bool) -> np.ndarray:
 
 
 def supports(call: BatchNormCall) -> tuple[bool, str]:
-    if not compiled.AVAILABLE:
+    if not AVAILABLE:
         return False, "needs Numba (pip install clearconv[fast]; not disabled by CLEARCONV_JIT=0)"
     if call.layout == "strided":
         return False, "needs NCHW or channels-last memory, got a strided view"
     return True, f"{call.layout} memory: one pass for the sums, one for the output"
 
 
+def prefer(call: BatchNormCall) -> tuple[bool, str]:
+    """'auto' takes it wherever it applies, once the compiled loops are worth loading."""
+    ok, why = supports(call)
+    if not ok:
+        return ok, why
+    return worth(call.shape[0])
+
+
 registry.register(registry.Algorithm(
     OP, "compiled", supports, forward, backward,
     "compiled loops: the per-channel sums in one pass (float64), the output in another; "
-    "split between threads", layout="input"))
+    "split between threads", prefer=prefer, layout="input"))
 
 
 def warm_up(dtype: Any = np.float32) -> None:

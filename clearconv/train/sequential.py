@@ -72,6 +72,11 @@ class Sequential:
         #: the loss ``fit`` trains with and ``evaluate`` reports (:mod:`clearconv.train.losses`)
         self.loss_fn: Loss = get_loss(None)
         self._last_correct: int | None = None
+        #: the dataset the model was trained on (``clearconv train`` sets it), or None
+        self.trained_on: str | None = None
+        #: the per-epoch history of its training (``History.history``: lists per key),
+        #: saved with the model so that ``explain`` can draw its curves; or None
+        self.train_history: dict[str, list[float]] | None = None
         self._name_parameters()
         if input_shape is not None:
             self.build(input_shape)
@@ -495,7 +500,9 @@ class Sequential:
                 "dtype": str(self.dtype),
                 "classes": self.classes,
                 **({} if self.fuse else {"fuse": False}),
-                **({} if self.loss_fn.is_default else {"loss": self.loss_fn.get_config()})}
+                **({} if self.loss_fn.is_default else {"loss": self.loss_fn.get_config()}),
+                **({"trained_on": self.trained_on} if self.trained_on else {}),
+                **({"train_history": self.train_history} if self.train_history else {})}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Sequential:
@@ -524,6 +531,11 @@ class Sequential:
                 model.build(config["input_shape"])
             model.classes = _check_classes(config.get("classes"), model)
             model.loss_fn = get_loss(config.get("loss"))
+            trained_on = config.get("trained_on")
+            if trained_on is not None and not isinstance(trained_on, str):
+                raise ClearConvError(f"trained_on must be a dataset name, got {trained_on!r}")
+            model.trained_on = trained_on
+            model.train_history = _checked_history(config.get("train_history"))
             return model
         except (KeyError, TypeError, AttributeError, ValueError, OverflowError,
                 RecursionError) as e:
@@ -547,6 +559,18 @@ class Sequential:
     def __repr__(self) -> str:
         inner = ",\n".join(f"  ({i}) {layer!r}" for i, layer in enumerate(self.layers))
         return f"Sequential(\n{inner}\n)"
+
+
+def _checked_history(history: Any) -> dict[str, list[float]] | None:
+    """A model file's training history: ``{key: [number per epoch]}``, or None."""
+    if history is None:
+        return None
+    if not isinstance(history, dict) or not all(
+            isinstance(k, str) and isinstance(v, list)
+            and all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in v)
+            for k, v in history.items()):
+        raise ClearConvError("train_history must map names to lists of numbers")
+    return {k: [float(e) for e in v] for k, v in history.items()}
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
@@ -611,6 +635,11 @@ def _check_weights(path: str, arrays: dict[str, np.ndarray]) -> None:
     (a complex array would lose its imaginary part, a string or bool one is no weight,
     and a NaN or Inf would print ``nan`` for every prediction)."""
     for name, a in arrays.items():
+        if name.endswith(".num_batches_tracked"):     # batch norm's step counter
+            if a.dtype.kind not in "iu" or a.shape != () or int(a) < 0:
+                raise ModelFileError(f"{path}: buffer {name!r} must be one non-negative "
+                                     f"integer, got dtype {a.dtype}, shape {a.shape}")
+            continue
         if a.dtype.kind != "f":
             raise ModelFileError(f"{path}: weight {name!r} has dtype {a.dtype}; weights are "
                                  "float16, float32 or float64")
