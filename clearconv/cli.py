@@ -158,23 +158,93 @@ def _train_recipe(args: argparse.Namespace) -> Any:
     if not {"recipe", "seed", "data"} <= set(saved):
         raise ClearConvError(f"the checkpoint in {args.resume} holds no clearconv train options "
                              f"(written by a script, or by clearconv 0.1): resume it from there")
-    r = Recipe.from_dict(saved["recipe"])
+    r = _resumed_recipe(args, saved, Recipe)
     args.dataset, args.seed = r.dataset, saved["seed"]
     args.data_dir, args.image_size = saved["data"]["data_dir"], saved["data"]["image_size"]
     # the run's files: where the interrupted run would have written them, unless given now
+    args.run_id = saved.get("run_id")
     args.out = args.out or saved.get("out")
     args.metrics = args.metrics or saved.get("metrics")
     return r
 
 
+def _resumed_recipe(args: argparse.Namespace, saved: dict[str, Any], recipe_type: Any) -> Any:
+    """The checkpoint's recipe, with --epochs applied where that is safe; any other option
+    given beside --resume must agree with the checkpoint's run (ClearConvError naming
+    those that do not)."""
+    from ._runs import resume_conflicts
+
+    if not isinstance(saved["recipe"], dict) or not isinstance(saved["data"], dict) or \
+            isinstance(saved["seed"], bool) or not isinstance(saved["seed"], int) or \
+            saved["seed"] < 0:
+        raise ClearConvError(f"the checkpoint in {args.resume} holds damaged train options "
+                             f"(recipe, seed or data)")
+    r = recipe_type.from_dict(saved["recipe"])
+    data = saved["data"]
+    given = {k: getattr(args, k) for k in _RECIPE_FLAGS if getattr(args, k) is not None}
+    if args.augment:
+        given["augment"] = True
+    stored = {**r.to_dict(), "augment": bool(r.augment), "dataset": r.dataset,
+              "seed": saved["seed"], "data_dir": data.get("data_dir"),
+              "image_size": data.get("image_size")}
+    for name, default in (("dataset", "digits"), ("seed", 0)):
+        if getattr(args, name) != default:
+            given[name] = getattr(args, name)
+    if args.data_dir is not None:
+        given["data_dir"] = os.path.abspath(args.data_dir)
+    if args.image_size is not None:
+        given["image_size"] = list(args.image_size)
+    epochs = given.pop("epochs", None)
+    conflicts = resume_conflicts(given, stored)
+    if epochs is not None and epochs != r.epochs and r.schedule is not None:
+        conflicts.append(f"--epochs {epochs} (the checkpoint's run has {r.epochs} on a "
+                         f"{r.schedule} schedule, which the epochs shape)")
+    if conflicts:
+        raise ClearConvError(f"--resume {args.resume} continues the run saved there; these "
+                             f"options contradict it: {', '.join(conflicts)}. Leave them "
+                             "out, or start a new run")
+    return r if epochs is None else r.replace(epochs=epochs)
+
+
+def _default_out(args: argparse.Namespace, r: Any) -> str:
+    return args.out or (f"{r.dataset}-cnn.npz" if args.model is None
+                        else f"{r.dataset}-{r.model}.npz")
+
+
+def _run_folder(args: argparse.Namespace, backup_dir: str | None) -> Any:
+    """The checkpoint folder held for this run (rank 0 only), or a no-op."""
+    import contextlib
+
+    from ._runs import RunFolder
+
+    if not backup_dir or not args.group.root:
+        return contextlib.nullcontext()
+    return RunFolder(backup_dir, fresh=not args.resume, overwrite=args.overwrite)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from .errors import NumericalError
 
     group = args.group              # several MPI processes: each trains on its share
     if not group.root:              # rank 0 alone prints and writes the model
         args.verbose, args.metrics = False, None
     say = print if group.root else _silent
     r = _train_recipe(args)
+    backup_dir = args.resume or args.checkpoint_dir
+    if group.root:     # every file the run writes, checked before any data loads
+        from ._runs import check_output_file
+
+        check_output_file(_default_out(args, r), "model file")
+        check_output_file(args.metrics, "metrics file")
+    with _run_folder(args, backup_dir):
+        return _train(args, r, backup_dir, say)
+
+
+def _train(args: argparse.Namespace, r: Any, backup_dir: str | None, say: Any) -> int:
+    from ._runs import new_run_id
+    from .errors import NumericalError
+    from .train.checkpoint import checkpoint_path
+
+    group = args.group
     ds = _load_data(args)
     x, y, validation = r.split(ds.x_train, ds.y_train, seed=args.seed)
     model = r.build_model(ds.input_shape, len(ds.classes), seed=args.seed)
@@ -184,13 +254,12 @@ def cmd_train(args: argparse.Namespace) -> int:
               + (f" / {len(validation[0])} validation" if validation else "")
               + f" / {len(ds.x_test)} test, {len(ds.classes)} classes")
         model.summary()
-    backup_dir = args.resume or args.checkpoint_dir
     data = {"data_dir": os.path.abspath(args.data_dir) if args.data_dir else None,
             "image_size": args.image_size}
-    out = args.out or (f"{r.dataset}-cnn.npz" if args.model is None
-                       else f"{r.dataset}-{r.model}.npz")
+    out = _default_out(args, r)
     files = {"out": os.path.abspath(out),
-             "metrics": os.path.abspath(args.metrics) if args.metrics else None}
+             "metrics": os.path.abspath(args.metrics) if args.metrics else None,
+             "run_id": getattr(args, "run_id", None) or new_run_id()}
     if group.root:     # the model's folder now, not after the training
         os.makedirs(os.path.dirname(files["out"]), exist_ok=True)
     t0 = time.perf_counter()
@@ -209,7 +278,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             say(f"resume with: clearconv train --resume {backup_dir}", file=sys.stderr)
         return 130
     except NumericalError as e:
-        kept = f" The last good checkpoint is kept in {backup_dir}." if backup_dir else ""
+        kept = (f" The last good checkpoint is kept in {backup_dir}." if backup_dir
+                and os.path.exists(checkpoint_path(backup_dir)) else
+                f" No checkpoint was written to {backup_dir}." if backup_dir else "")
         say(f"clearconv: training stopped: {e}{kept}", file=sys.stderr)
         return 3
     train_seconds = time.perf_counter() - t0
@@ -263,6 +334,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model = load(args.model)
     _check_model_fits_dataset(model, args)
     ds = _load_data(args)
+    _check_model_classes(model, ds, args)
     result = model.evaluate(ds.x_test, evaluation_targets(model, ds.x_test, ds.y_test))
     print(f"{_result_text(result)}  ({len(ds.y_test)} samples, {ds.source}, test split)")
     return 0
@@ -290,6 +362,21 @@ def _check_model_fits_dataset(model: Any, args: argparse.Namespace) -> None:
             f"{shape[1]} {shape[2]}" if len(shape) == 3 else "")
     raise ClearConvError(f"{args.model} takes inputs of shape {shape}, --dataset "
                          f"{args.dataset} gives {expected}{hint}")
+
+
+def _check_model_classes(model: Any, ds: Any, args: argparse.Namespace) -> None:
+    """A classifier's class names (or, without names, its output count) against the
+    dataset's: a 10-class model on a 2-class folder would report a meaningless accuracy."""
+    if not model.loss_fn.classifier or model.input_shape is None:
+        return
+    names = list(model.classes) if model.classes else None
+    if names is not None and names != list(ds.classes):
+        raise ClearConvError(f"{args.model} was trained on the classes {names}, the dataset "
+                             f"has {list(ds.classes)}: its accuracy there would mean nothing")
+    outputs = model.build(model.input_shape)[-1]
+    if names is None and tuple(outputs) != (len(ds.classes),):
+        raise ClearConvError(f"{args.model} has {outputs} outputs, the dataset "
+                             f"{len(ds.classes)} classes")
 
 
 def _classes_of(dataset: str) -> tuple[str, ...]:
@@ -361,8 +448,10 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     from . import explain
+    from ._runs import check_output_folder
     from .train.sequential import load
 
+    check_output_folder(args.out, "output folder")   # before any figure is computed
     model = load(args.model) if args.model else None
     data = {"dataset": args.dataset, "data_dir": args.data_dir}
     if args.topic == "all":
@@ -502,7 +591,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save the whole run there (model, optimizer, schedule, RNG states, "
                         "position, options) when it starts, after every epoch and on Ctrl-C")
     p.add_argument("--resume", default=None, metavar="DIR",
-                   help="continue the run checkpointed in DIR (its options are reused)")
+                   help="continue the run checkpointed in DIR (its options are reused); "
+                        "other options given must agree with the saved run's, except "
+                        "--epochs (train on to that many epochs; not for a recipe with a "
+                        "schedule), --out, --metrics and --quiet")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start a new run in a --checkpoint-dir that holds another run's "
+                        "checkpoint (replaced); without it such a folder is refused")
     p.add_argument("--lr-scaling", default="none", choices=("none", "linear"),
                    help="under mpiexec: multiply the learning rate by the number of processes "
                         "(the global batch grows with them); default none")
@@ -639,10 +734,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args))
-    except (ClearConvError, FileNotFoundError) as e:
+    except (ClearConvError, OSError) as e:   # a missing file, a full disk: one line
         _fail_everywhere(args.group, e)
         print(f"clearconv: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:                # Ctrl-C at any point (loading data, ...)
+        print("\nclearconv: interrupted", file=sys.stderr)
+        return 130
     except ImportError as e:
         print(f"clearconv: error: {e} (install the optional extra, e.g. "
               f"pip install 'clearconv[explain]' or 'clearconv[onnx]')", file=sys.stderr)

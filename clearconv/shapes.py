@@ -594,6 +594,22 @@ def check_nchw(x: np.ndarray, op: str) -> None:
         )
 
 
+def check_cache(cache: object, kind: type, op: str, forward: str) -> None:
+    """Raise a ClearConvError unless ``cache`` is what ``forward`` returned (a ``kind``):
+    a backward called with None or another op's cache names both ops."""
+    if not isinstance(cache, kind):
+        raise ClearConvError(f"{op}: cache must be the {kind.__name__} that {forward} "
+                             f"returned, got {type(cache).__name__}")
+
+
+def check_channels(x: np.ndarray, op: str) -> None:
+    """Raise a ShapeError for an (N, C, H, W) input with no channel or an empty plane
+    (N = 0 is allowed, as PyTorch allows an empty batch)."""
+    if x.shape[1] == 0 or x.shape[2] == 0 or x.shape[3] == 0:
+        raise ShapeError(f"{op} expects an input with at least one channel and a non-empty "
+                         f"plane, got shape {tuple(x.shape)}")
+
+
 def check_linear(x: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Check x (N, in) against weight (out, in) and cast both to the common float dtype
     (float64 if either is float64, else float32)."""

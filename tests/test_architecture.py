@@ -31,6 +31,7 @@ GROUPS = [
     ["clearconv.io", "clearconv.filters", "clearconv.gradcheck"],
     ["clearconv.explain"],
     ["clearconv.explore"],            # the interactive explorer, built on explain/
+    ["clearconv._runs"],              # the run checks of the command line
     ["clearconv.cli"],
     ["clearconv.__init__", "clearconv.__main__", "clearconv.kernels.__main__"],
 ]   # (the last group: the entry points, which may import anything)

@@ -11,6 +11,9 @@ idx       ``clearconv.data.read_idx(path)``           DatasetError
 cifar     ``clearconv.data.read_cifar_batch(src)``    DatasetError
 image     ``clearconv.data.images.load_image(path, ...)``  ImageFileError, FileNotFoundError
 folder    ``clearconv.data.load_image_folder(...)``   DatasetError
+archive   ``load_cifar10(archive.tar.gz, "test")``    DatasetError
+checkpoint  ``fit(resume=True)``, ``--resume`` options  ClearConvError
+download  ``download(...)`` from a local HTTP server  DatasetError
 ========  ==========================================  ======================================
 
 Hypothesis draws *recipes*: a valid seed file (a real saved model, IDX files raw and
@@ -46,6 +49,7 @@ import shlex
 import shutil
 import signal
 import struct
+import tarfile
 import tempfile
 import threading
 import time
@@ -1000,6 +1004,307 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            image_inputs, run_folder, variants=len(FOLDER_VARIANTS), needs_pillow=True,
            trace_memory=False),
 )}
+
+
+# =========================================================================== issue 12 targets
+# the CIFAR archive, checkpoint and run-option fields, and the downloader
+
+def _tar_member(name: str, data: bytes, kind: bytes = tarfile.REGTYPE, size: int | None = None,
+                fmt: int = tarfile.GNU_FORMAT) -> bytes:
+    """One tar member (header and padded data) with a type and announced size of choice."""
+    info = tarfile.TarInfo(name)
+    info.size, info.type = len(data), kind
+    if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE):
+        info.linkname, info.size = "cifar-10-batches-py/data_batch_1", 0
+    header = bytearray(info.tobuf(format=fmt))
+    if size is not None and size != info.size:
+        header[124:136] = (b"%011o\0" % size) if size < 8 ** 11 else \
+            b"\x80" + size.to_bytes(11, "big")
+        header[148:156] = b" " * 8
+        header[148:156] = b"%06o\0 " % sum(header[:512])
+    if kind == tarfile.GNUTYPE_SPARSE:
+        header[386:398] = b"%011o\0" % max(0, (size or 1) - 1)
+        header[398:410] = b"%011o\0" % 1
+        header[483:495] = b"%011o\0" % (size or 1)
+        header[148:156] = b" " * 8
+        header[148:156] = b"%06o\0 " % sum(header[:512])
+    body = data if kind not in (tarfile.SYMTYPE, tarfile.LNKTYPE) else b""
+    return bytes(header) + body + b"\0" * (-len(body) % 512)
+
+
+ARCHIVE_OP = st.one_of(
+    st.tuples(st.just("member"), st.sampled_from(("data", "seed", "junk", "empty")),
+              st.sampled_from((tarfile.REGTYPE, tarfile.GNUTYPE_SPARSE, tarfile.SYMTYPE,
+                               tarfile.LNKTYPE, tarfile.DIRTYPE, tarfile.FIFOTYPE,
+                               tarfile.CHRTYPE)),
+              st.one_of(st.none(), st.sampled_from((0, 1, 2**20, 2**26, 2**33, 6 << 30,
+                                                    2**62)))),
+    st.tuples(st.just("many"), st.integers(1, 200)),
+)
+
+
+def build_cifar_archive(ops: Sequence[tuple], compress: str, tail: Sequence[tuple]) -> bytes:
+    """A cifar-10-python.tar(.gz|.bz2) of test_batch and edited members, then byte edits."""
+    parts = []
+    for op in ops:
+        if op[0] == "member":
+            data = {"data": cifar_seed(), "seed": cifar_seed()[:200], "junk": b"\x00" * 700,
+                    "empty": b""}[op[1]]
+            parts.append(_tar_member(f"{CIFAR_DIR}/test_batch", data, op[2], op[3]))
+        else:
+            parts.extend(_tar_member(f"{CIFAR_DIR}/x{i}", b"x") for i in range(op[1]))
+    parts.append(_tar_member(f"{CIFAR_DIR}/test_batch", cifar_seed()))
+    raw = b"".join(parts) + b"\0" * 1024
+    data = {"gz": gzip.compress(raw, mtime=0), "bz2": __import__("bz2").compress(raw),
+            "none": raw}[compress]
+    return apply_byte_ops(data, tail)
+
+
+CIFAR_DIR = "cifar-10-batches-py"
+
+
+def archive_inputs() -> st.SearchStrategy[tuple[bytes, str]]:
+    return st.builds(lambda ops, c, tail: (build_cifar_archive(ops, c, tail),
+                                           repr((ops, c, tail))[:2000]),
+                     st.lists(ARCHIVE_OP, max_size=3), st.sampled_from(("gz", "bz2", "none")),
+                     BYTE_OPS)
+
+
+def run_archive(workdir: Path, case: Case) -> None:
+    from clearconv.data import load_cifar10
+
+    images, labels = load_cifar10(_write_input(workdir, case, ".tar.gz"), "test")
+    assert images.dtype == np.uint8 and images.shape[1:] == (3, 32, 32)
+    assert labels.shape == (images.shape[0],) and images.nbytes <= 64 << 20
+
+
+# -------------------------------------------------------------- checkpoint and run fields
+
+def _tiny_fit(checkpoint_dir: str | None, epochs: int = 1, resume: bool = False) -> Any:
+    from clearconv.layers import Dense, Flatten
+
+    rng = np.random.default_rng(0)
+    x = rng.random((12, 1, 2, 2), np.float32)
+    y = rng.integers(0, 3, 12)
+    model = clearconv.Sequential(Flatten(), Dense(4, 3, rng=0), input_shape=(1, 2, 2))
+    options = {"recipe": clearconv.train.recipe("digits", epochs=epochs).to_dict(),
+               "seed": 0, "data": {"data_dir": None, "image_size": None}, "run_id": "0" * 32}
+    callbacks = [] if checkpoint_dir is None else [
+        clearconv.BackupAndRestore(checkpoint_dir, resume=resume, options=options)]
+    model.fit(x, y, epochs=epochs, batch_size=4, verbose=0, seed=0, callbacks=callbacks,
+              optimizer=clearconv.optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
+    return model
+
+
+@cache
+def checkpoint_seed() -> bytes:
+    """A real checkpoint of a tiny run (its ``checkpoint.npz`` bytes)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _tiny_fit(tmp)
+        return (Path(tmp) / "checkpoint.npz").read_bytes()
+
+
+CHECKPOINT_FIELDS = ("epoch", "step", "epoch_rng", "layer_rngs", "totals", "history", "extra",
+                     "optimizer", "callbacks", "options", "model")
+CHECKPOINT_OP = st.one_of(
+    st.tuples(st.just("set"), st.sampled_from(CHECKPOINT_FIELDS), JSON_VALUES),
+    st.tuples(st.just("drop"), st.sampled_from(CHECKPOINT_FIELDS)),
+    st.tuples(st.just("option"), st.sampled_from(("recipe", "seed", "data", "run_id", "out")),
+              JSON_VALUES),
+    st.tuples(st.just("recipe"), st.sampled_from(("epochs", "lr", "batch_size", "optimizer",
+                                                  "model", "dataset", "val_split")),
+              JSON_VALUES),
+    st.tuples(st.just("lr"), st.sampled_from((-0.5, 0.0, float("nan"), float("inf"), 1e300))),
+    st.tuples(st.just("array"), st.sampled_from(("optim/lr", "optim/step", "optim/velocity.0",
+                                                 "model/1.weight")),
+              st.sampled_from(("neg", "nan", "shape", "int", "drop"))),
+)
+
+
+def build_checkpoint(ops: Sequence[tuple], tail: Sequence[tuple]) -> bytes:
+    members = dict(zip_members(checkpoint_seed()))
+    parts = split_npy(members["__config__.npy"])
+    assert parts is not None
+    config = json.loads(parts[1])
+    ck = config["checkpoint"]
+    arrays = {n[:-4]: np.load(io.BytesIO(b)) for n, b in members.items()
+              if n != "__config__.npy"}
+    for op in ops:
+        kind = op[0]
+        if kind == "set":
+            ck[op[1]] = op[2]
+        elif kind == "drop":
+            ck.pop(op[1], None)
+        elif kind == "option" and isinstance(ck.get("options"), dict):
+            ck["options"][op[1]] = op[2]
+        elif kind == "recipe" and isinstance(ck.get("options"), dict) and \
+                isinstance(ck["options"].get("recipe"), dict):
+            ck["options"]["recipe"][op[1]] = op[2]
+        elif kind == "lr" and isinstance(ck.get("optimizer"), dict) and \
+                isinstance(ck["optimizer"].get("hyperparams"), dict):
+            ck["optimizer"]["hyperparams"]["lr"] = op[1]
+        elif kind == "array" and op[1] in arrays:
+            a = arrays[op[1]]
+            arrays[op[1]] = {"neg": -np.abs(a) - 1, "nan": np.full(a.shape, np.nan),
+                             "shape": a.ravel()[:1], "int": a.astype(np.int64),
+                             "drop": None}[op[2]]
+    text = json.dumps(config, allow_nan=True).encode()
+    out = [("__config__.npy", npy_array(np.frombuffer(text, np.uint8)))]
+    out += [(f"{k}.npy", npy_array(np.asarray(v))) for k, v in arrays.items() if v is not None]
+    return apply_byte_ops(make_zip(out), tail)
+
+
+def checkpoint_inputs() -> st.SearchStrategy[tuple[bytes, str]]:
+    return st.builds(lambda ops, tail: (build_checkpoint(ops, tail), repr((ops, tail))[:2000]),
+                     st.lists(CHECKPOINT_OP, min_size=1, max_size=3),
+                     st.one_of(st.just([]), st.just([]), st.lists(BYTE_OP, max_size=1)))
+
+
+def run_checkpoint(workdir: Path, case: Case) -> None:
+    """Variant 0: resume the tiny run from the checkpoint (it must train on, finitely);
+    variant 1: the options ``clearconv train --resume`` reads (run.json's fields)."""
+    folder = workdir / "ck"
+    folder.mkdir(exist_ok=True)
+    (folder / "checkpoint.npz").write_bytes(case.data)
+    if case.variant == 0:
+        model = _tiny_fit(str(folder), epochs=2, resume=True)
+        assert all(np.isfinite(p.value).all() for p in model.parameters())
+        return
+    import argparse
+
+    from clearconv import cli
+    from clearconv.train import BackupAndRestore, Recipe
+
+    saved = BackupAndRestore.saved_options(str(folder))
+    if not {"recipe", "seed", "data"} <= set(saved):
+        raise ClearConvError("no train options")
+    args = argparse.Namespace(resume=str(folder), augment=False, dataset="digits", seed=0,
+                              data_dir=None, image_size=None,
+                              **{k: None for k in cli._RECIPE_FLAGS})
+    r = cli._resumed_recipe(args, saved, Recipe)
+    assert r.epochs >= 1 and r.lr > 0
+
+
+# -------------------------------------------------------------- the downloader
+
+DOWNLOAD_BODY = b"clearconv fuzz download " * 50
+SERVER_OP = st.fixed_dictionaries({
+    "status": st.sampled_from((200, 200, 200, 206, 301, 404, 416, 500, 503)),
+    "length": st.one_of(st.none(), st.sampled_from(("exact", "short", "long", "huge", "neg",
+                                                    "text"))),
+    "body": st.sampled_from(("exact", "short", "long", "flood", "empty", "random")),
+    "range": st.sampled_from(("none", "good", "bad")),
+    "location": st.sampled_from((None, "/", "file:///etc/passwd", "http://127.0.0.1:9/x")),
+})
+
+
+class _FuzzServer:
+    """One local HTTP server for the whole run; each case sets how it answers."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.plan: list[dict[str, Any]] = []
+        server_self = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                plan = server_self.plan.pop(0) if server_self.plan else {
+                    "status": 404, "length": None, "body": "empty", "range": "none",
+                    "location": None}
+                body = {"exact": DOWNLOAD_BODY, "short": DOWNLOAD_BODY[:100],
+                        "long": DOWNLOAD_BODY * 3, "empty": b"",
+                        "random": os.urandom(len(DOWNLOAD_BODY)),
+                        "flood": b"\0" * (4 << 20)}[plan["body"]]
+                try:
+                    self.send_response(plan["status"])
+                    length = {None: None, "exact": str(len(body)), "short": "10",
+                              "long": str(10 * len(body)), "huge": str(2**62), "neg": "-5",
+                              "text": "many"}[plan["length"]]
+                    if length is not None:
+                        self.send_header("Content-Length", length)
+                    if plan["range"] == "good":
+                        self.send_header("Content-Range", f"bytes 0-{len(body) - 1}/*")
+                    elif plan["range"] == "bad":
+                        self.send_header("Content-Range", "bytes 999-")
+                    if plan["location"]:
+                        self.send_header("Location", plan["location"])
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+
+
+@cache
+def fuzz_server() -> _FuzzServer:
+    return _FuzzServer()
+
+
+def download_inputs() -> st.SearchStrategy[tuple[bytes, str]]:
+    return st.builds(lambda plans: (json.dumps(plans).encode(), repr(plans)[:2000]),
+                     st.lists(SERVER_OP, min_size=1, max_size=4))
+
+
+def run_download(workdir: Path, case: Case) -> None:
+    """The case's bytes are the server's plan (JSON, one answer per request); random bytes
+    make the server answer 404. Variant 1 plants a ``.part`` symlink in the cache first."""
+    import importlib
+
+    download = importlib.import_module("clearconv.data.download")
+    keys = {"status", "length", "body", "range", "location"}
+    try:
+        plans = json.loads(case.data)
+    except (ValueError, UnicodeDecodeError):
+        plans = []
+    server = fuzz_server()
+    server.plan[:] = [p for p in plans if isinstance(p, dict) and set(p) == keys] \
+        if isinstance(plans, list) else []
+    root = workdir / "cache"
+    root.mkdir(exist_ok=True)
+    victim = workdir / "victim"
+    victim.write_bytes(b"keep")
+    if case.variant == 1:
+        os.symlink(victim, root / "cifar-10-python.tar.gz.part")
+    source = download.DatasetSource(
+        mirrors=(server.url,), idx=False,
+        files=(download.RemoteFile("cifar-10-python.tar.gz",
+                                   "sha256:" + hashlib.sha256(DOWNLOAD_BODY).hexdigest(),
+                                   len(DOWNLOAD_BODY) if case.variant != 2 else None),))
+    saved, limit = dict(download.DATASETS), download.MAX_DOWNLOAD_BYTES
+    download.DATASETS["cifar10"] = source
+    download.MAX_DOWNLOAD_BYTES = 1 << 20
+    try:
+        try:
+            download.download("cifar10", root=root, progress=False, timeout=5, retries=1,
+                              backoff=0, deadline=20)
+        finally:
+            assert victim.read_bytes() == b"keep", "a planted .part symlink was followed"
+        assert (root / "cifar-10-python.tar.gz").read_bytes() == DOWNLOAD_BODY
+    finally:
+        download.DATASETS.clear()
+        download.DATASETS.update(saved)
+        download.MAX_DOWNLOAD_BYTES = limit
+        server.plan.clear()
+
+
+TARGETS.update({t.name: t for t in (
+    Target("archive", "clearconv.data.load_cifar10(archive.tar.gz, 'test')", (DatasetError,),
+           archive_inputs, run_archive),
+    Target("checkpoint", "fit(resume=True) / clearconv train --resume options",
+           (ClearConvError,), checkpoint_inputs, run_checkpoint, variants=2),
+    Target("download", "clearconv.data.download(...) from a local HTTP server",
+           (DatasetError,), download_inputs, run_download, variants=3, trace_memory=False),
+)})
 
 
 def fuzzer(target: Target, examples: int, on_outcome: Callable[[Case, Outcome], None],

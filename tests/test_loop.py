@@ -81,8 +81,9 @@ def test_the_ctrl_c_handler_is_put_back_after_a_run_with_checkpoints(tmp_path):
     ({"x": np.zeros((3, 1, 4, 4)), "y": np.zeros(2, int)}, ShapeError,
      "x has 3 samples but y has 2 labels"),
     ({"x": np.zeros((0, 1, 4, 4)), "y": np.zeros(0, int)}, ShapeError, "got 0"),
-    ({"epochs": 0}, ClearConvError, "must be >= 1, got 0, 32"),
-    ({"batch_size": 0}, ClearConvError, "must be >= 1, got 1, 0"),
+    ({"epochs": 0}, ClearConvError, "epochs must be an int >= 1, got 0"),
+    ({"batch_size": 0}, ClearConvError, "batch_size must be an int >= 1, got 0"),
+    ({"batch_size": 32.5}, ClearConvError, "batch_size must be an int >= 1, got 32.5"),
     ({"x": np.zeros((3, 1, 5, 5)), "y": np.zeros(3, int)}, ShapeError,
      r"expects input of shape \(N, 1, 4, 4\), got x of shape \(3, 1, 5, 5\)"),
 ])

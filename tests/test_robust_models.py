@@ -102,6 +102,9 @@ def test_weights_that_are_no_real_numbers_are_refused(tmp_path: Path, value: np.
     (lambda c: c["layers"].append({"type": "Softmax", "config": {"axis": 7}}),
      "Softmax axis must be an int in -5..4.*got 7"),
     (lambda c: c["layers"].append(7), "each layer must be"),
+    (lambda c: c.update(input_shape=None, layers=[
+        {"type": "BatchNorm2D", "config": {"num_features": 10**12}}] + c["layers"]),
+     "larger than the 15 weights"),
 ])
 def test_damaged_architectures_are_clear_errors(tmp_path: Path, change: Any,
                                                 message: str) -> None:

@@ -12,9 +12,13 @@ time limit, a memory blow-up) is counted and saved. Usage::
     python tools/fuzz.py --examples 2000 --target cifar --target idx --seed 1
 
 Targets: model (``clearconv.load``), arrays (``clearconv.io.load_arrays``), idx
-(``read_idx``), cifar (``read_cifar_batch``), image (``images.load_image``) and folder
-(``load_image_folder``). It prints, per target, the inputs tried, the outcomes (success,
-documented errors by type) and the failures found, and exits 1 if any failure was found.
+(``read_idx``), cifar (``read_cifar_batch``), image (``images.load_image``), folder
+(``load_image_folder``), archive (``load_cifar10`` on a crafted ``.tar.gz``), checkpoint
+(resuming from a crafted checkpoint, and the ``--resume`` options read from it) and
+download (``download`` from a local HTTP server answering as the input says). It prints,
+per target, the inputs tried, the outcomes (success, documented errors by type), the
+failures found, the slowest input and the target's peak RSS (each target runs in a
+fresh process with ``--jobs`` > 1), and exits 1 if any failure was found.
 Each failing input is written to ``--crash-dir`` (default: a new temporary folder) as
 ``<target>/<kind>-<sha1>.bin`` with a ``.txt`` beside it holding the traceback; copy the
 ``.bin`` into ``tests/fuzz_corpus/<target>/`` once fixed, and the test suite replays it.
@@ -91,21 +95,23 @@ def run_target(name: str, examples: int, seed: int | None, crash_dir: str,
     except Exception as exc:  # noqa: BLE001 - a bug of the fuzzer itself, reported
         totals["fuzzer_error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
     totals["seconds"] = round(time.perf_counter() - t0, 1)
+    totals["peak_rss_mib"] = round(fuzz._rss_peak() / 2**20, 1)
     totals["slowest_s"] = round(totals["slowest_s"], 3)
     totals["documented_types"] = dict(totals["documented_types"])
     return totals
 
 
 def report(results: list[dict[str, Any]], crash_dir: str) -> str:
-    lines = [(f"{'target':<8} {'inputs':>7} {'success':>8} {'documented':>11} {'failures':>9} "
-             f"{'distinct':>9} {'slowest':>8} {'time':>7}  call")]
+    lines = [(f"{'target':<10} {'inputs':>7} {'success':>8} {'documented':>11} {'failures':>9} "
+             f"{'distinct':>9} {'slowest':>8} {'peak RSS':>9} {'time':>7}  call")]
     for r in results:
         if "skipped" in r:
-            lines.append(f"{r['target']:<8} skipped: {r['skipped']}")
+            lines.append(f"{r['target']:<10} skipped: {r['skipped']}")
             continue
-        lines.append(f"{r['target']:<8} {r['tried']:>7} {r['success']:>8} {r['documented']:>11} "
-                     f"{r['failures']:>9} {len(r['distinct_failures']):>9} "
-                     f"{r['slowest_s']:>7.2f}s {r['seconds']:>6.0f}s  {r['call']}")
+        lines.append(f"{r['target']:<10} {r['tried']:>7} {r['success']:>8} "
+                     f"{r['documented']:>11} {r['failures']:>9} "
+                     f"{len(r['distinct_failures']):>9} {r['slowest_s']:>7.2f}s "
+                     f"{r.get('peak_rss_mib', 0):>6.0f}MiB {r['seconds']:>6.0f}s  {r['call']}")
     lines.append("")
     for r in results:
         if r.get("documented_types"):
@@ -128,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--examples", type=int, default=10000,
                         help="inputs per target (default 10000)")
     parser.add_argument("--target", action="append", default=None,
-                        help="a target to fuzz (repeatable; default all): "
-                             "model, arrays, idx, cifar, image, folder")
+                        help="a target to fuzz (repeatable; default all): model, arrays, "
+                             "idx, cifar, image, folder, archive, checkpoint, download")
     parser.add_argument("--seed", type=int, default=None,
                         help="Hypothesis random seed, for a reproducible run")
     parser.add_argument("--jobs", type=int, default=1, help="targets run in parallel processes")
@@ -149,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     job_args = [(n, args.examples, args.seed, crash_dir, not args.no_trace_memory)
                 for n in names]
     if args.jobs > 1:
-        with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
+        with concurrent.futures.ProcessPoolExecutor(args.jobs, max_tasks_per_child=1) as pool:
             futures = [pool.submit(run_target, *a) for a in job_args]
             results = []
             for future in futures:

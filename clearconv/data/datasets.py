@@ -103,6 +103,12 @@ def load_dataset(name: str = "digits", data_dir: str | None = None, download: bo
             raise DatasetError("--dataset folder needs --data-dir: a folder with one "
                                "sub-folder of images per class")
         x, y, classes = load_image_folder(data_dir, size=image_size)
+        counts = np.bincount(y, minlength=len(classes))
+        lonely = [c for c, n in zip(classes, counts) if n < 2]
+        if lonely:   # a test split needs an image of each class besides the training ones
+            raise DatasetError(f"{data_dir}: class folder(s) {', '.join(map(repr, lonely))} "
+                               f"hold one image: each class needs at least 2 (one for "
+                               f"training, one for the test split)")
         test = _stratified_test(y, test_fraction, seed)
         xf = to_float(x)
         return Dataset(name, xf[~test], y[~test], xf[test], y[test], tuple(classes),

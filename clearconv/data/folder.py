@@ -49,6 +49,10 @@ from .idx import DatasetError, DatasetNotFoundError
 PathLike = Union[str, "os.PathLike[str]"]
 
 _MODES = ("L", "RGB")
+#: the most bytes the loaded images may take (N x 3 x H x W with a size given), checked
+#: before any file is decoded; raise it to load a larger folder
+MAX_FOLDER_BYTES = 2 * 1024 ** 3
+
 #: how many skipped files a warning names before it only counts the rest.
 _WARN_NAMES = 10
 
@@ -186,6 +190,10 @@ def load_image_folder(root: PathLike, size: Iterable[int] | None = None,
 
     Files come class by class, each class in sorted path order.
 
+    Size budget: with ``size`` given, ``N x 3 x H x W`` bytes must be at most
+    :data:`MAX_FOLDER_BYTES`, checked before any file is decoded; each file is bounded
+    by the decoder's pixel budget (:func:`clearconv.data.images.decode_image`).
+
     Raises:
         DatasetNotFoundError: ``root`` is not a folder.
         DatasetError: no class folder, a class folder with no image, a file with an
@@ -219,6 +227,11 @@ def load_image_folder(root: PathLike, size: Iterable[int] | None = None,
         files.extend((p, label) for p in images)
     if skipped:
         _warn_skipped(root, skipped)
+    if hw is not None and len(files) * 3 * hw[0] * hw[1] > MAX_FOLDER_BYTES:
+        raise DatasetError(f"{root}: {len(files)} images of {hw[0]}x{hw[1]} would take "
+                           f"{len(files) * 3 * hw[0] * hw[1]} bytes, more than "
+                           f"clearconv.data.folder.MAX_FOLDER_BYTES = {MAX_FOLDER_BYTES}: "
+                           "choose a smaller size")
 
     arrays: list[np.ndarray] = []
     colour = False

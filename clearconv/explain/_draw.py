@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ClearConvError
+from ..io.files import atomic_write
 
 PIXELS = "Greys"
 SIGNED = "RdBu_r"
@@ -260,8 +261,10 @@ def operator(fig: Any, x: float, y: float, s: str, size: float = 22) -> Any:
 
 
 def save_png(fig: Any, path: Path) -> Path:
-    """Write ``fig`` as a PNG (no timestamp in the metadata: the bytes are reproducible)."""
-    fig.savefig(path, dpi=DPI, facecolor="white", metadata={"Software": None})
+    """Write ``fig`` as a PNG (no timestamp in the metadata: the bytes are reproducible),
+    atomically: ``path`` is the old file or the whole new one, never a truncated one."""
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=DPI, facecolor="white", metadata={"Software": None})
     return path
 
 
@@ -344,8 +347,9 @@ def save_gif(fig: Any, path: Path, n_frames: int, draw_frame: Callable[[int], No
     indexer = _Indexer(_palette(frames))
     quantized = [indexer(f) for f in frames]
     durations = [frame_ms] * (n_frames - 1) + [last_ms]
-    quantized[0].save(path, save_all=True, append_images=quantized[1:], duration=durations,
-                      loop=0, optimize=False, disposal=1)
+    with atomic_write(path) as f:   # the old GIF or the whole new one, never truncated
+        quantized[0].save(f, format="GIF", save_all=True, append_images=quantized[1:],
+                          duration=durations, loop=0, optimize=False, disposal=1)
     return n_frames
 
 

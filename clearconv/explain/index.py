@@ -10,6 +10,7 @@ import html
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..io.files import atomic_write
 from ._result import ExplainResult
 
 #: what each topic teaches, in two or three sentences (the numbers come from the result)
@@ -122,7 +123,8 @@ size. GIFs play the step-by-step computations.</footer>
 </html>
 """
     path = Path(out_dir) / "index.html"
-    path.write_text(page, encoding="utf-8")
+    with atomic_write(path) as f:   # the old page or the whole new one
+        f.write(page.encode("utf-8"))
     return path
 
 

@@ -41,6 +41,7 @@ from ..shapes import (
     IntPair,
     PaddingArg,
     as_float,
+    check_cache,
     check_nchw,
     conv2d_geometry,
     conv_transpose2d_geometry,
@@ -133,6 +134,7 @@ def conv2d_backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool = True
     dweight : ndarray of shape (C_out, C_in / groups, kh, kw)
     dbias : ndarray of shape (C_out,), or None when the forward had no bias
     """
+    check_cache(cache, Conv2dCache, "conv2d_backward", "conv2d_forward")
     dy = _checked_grad(dy, cache, "conv2d_backward", cache.geometry.out_shape)
     return registry.get(OP, cache.algorithm).backward(dy, cache, input_grad)
 
@@ -439,6 +441,8 @@ def conv_transpose2d_backward(dy: np.ndarray, cache: ConvTranspose2dCache,
                               ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Backward of :func:`conv_transpose2d_forward`: (dx, dweight, dbias), dy of shape
     (N, C_out, H_out, W_out)."""
+    check_cache(cache, ConvTranspose2dCache, "conv_transpose2d_backward",
+                "conv_transpose2d_forward")
     dy = _checked_grad(dy, cache, "conv_transpose2d_backward", cache.geometry.in_shape)
     return registry.get(TRANSPOSED, cache.algorithm).backward(dy, cache, input_grad)
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..kernels import registry
-from ..shapes import check_linear
+from ..shapes import check_cache, check_linear
 
 OP = "linear"
 
@@ -70,6 +70,7 @@ def linear_backward(dy: np.ndarray, cache: LinearCache, input_grad: bool = True
     ``dx = dy W`` (N, in), ``dW = dy^T x`` (out, in), ``db = sum_n dy`` (out,) or None.
     With ``input_grad=False`` dx is not computed (None).
     """
+    check_cache(cache, LinearCache, "linear_backward", "linear_forward")
     dy = np.asarray(dy, dtype=cache.weight.dtype)
     expected = (cache.x.shape[0], cache.weight.shape[0])
     if dy.shape != expected:

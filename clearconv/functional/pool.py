@@ -37,6 +37,8 @@ from ..shapes import (
     IntPair,
     PoolGeometry,
     as_float,
+    check_cache,
+    check_channels,
     check_divisor_override,
     check_nchw,
     pool2d_geometry,
@@ -150,6 +152,7 @@ def max_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | No
     """
     x = as_float(x)
     check_nchw(x, "max_pool2d")
+    check_channels(x, "max_pool2d")
     geo = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode, "max_pool2d",
                           dilation)
     algo = registry.resolve(OP, algorithm, PoolCall(geo, x.dtype, layout_of(x), bool(relu)))
@@ -169,6 +172,7 @@ def max_pool2d_backward(dy: np.ndarray, cache: MaxPool2dCache) -> np.ndarray:
     -------
     dx : ndarray of shape (N, C, H, W); overlapping windows accumulate.
     """
+    check_cache(cache, MaxPool2dCache, "max_pool2d_backward", "max_pool2d_forward")
     dy = np.asarray(dy, dtype=cache.dtype)
     if dy.shape != cache.geometry.out_shape:
         raise ShapeError(
@@ -296,6 +300,7 @@ def avg_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | No
     """
     x = as_float(x)
     check_nchw(x, "avg_pool2d")
+    check_channels(x, "avg_pool2d")
     geo = pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode, "avg_pool2d")
     override = check_divisor_override(divisor_override)
     if override is None:
@@ -316,6 +321,7 @@ def avg_pool2d_backward(dy: np.ndarray, cache: AvgPool2dCache) -> np.ndarray:
 
     Returns dx of shape (N, C, H, W); overlapping windows accumulate.
     """
+    check_cache(cache, AvgPool2dCache, "avg_pool2d_backward", "avg_pool2d_forward")
     divisor, dtype, geo = cache
     dy = np.asarray(dy, dtype=dtype)
     if dy.shape != geo.out_shape:

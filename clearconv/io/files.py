@@ -162,16 +162,22 @@ def atomic_write(path: PathLike) -> Iterator[BinaryIO]:
     the permission bits of the file it replaces (else ``0o666`` less the umask, as
     ``open`` would) and is renamed over ``path`` with ``os.replace``; the folder is
     fsynced where the platform allows. On any error, Ctrl-C included, the temporary
-    file is removed and ``path`` is untouched.
+    file is removed and ``path`` is untouched; an OSError of the write itself (a full
+    disk, a read-only folder) is raised again naming ``path``, not the temporary file.
+    A write killed outright (``kill -9``) leaves ``.<name>.*.tmp`` behind:
+    :func:`remove_stale_temporaries` clears those.
 
     >>> with atomic_write("/tmp/clearconv-doc.txt") as f:
     ...     _ = f.write(b"hello")
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    mode = _new_file_mode(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                                    dir=directory)
+    try:
+        mode = _new_file_mode(path)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                                        dir=directory)
+    except OSError as exc:
+        raise _naming(exc, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -179,11 +185,50 @@ def atomic_write(path: PathLike) -> Iterator[BinaryIO]:
             os.fsync(f.fileno())
         os.chmod(tmp_name, mode)
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        if isinstance(exc, OSError) and exc.errno is not None and \
+                exc.filename in (None, tmp_name):   # the write's own error
+            raise _naming(exc, path) from None
         raise
     _fsync_directory(directory)
+
+
+def _naming(exc: OSError, path: str) -> OSError:
+    """The same kind of OSError, its message naming the user's ``path`` (not the hidden
+    temporary file): ``cannot write out.npz: No space left on device``."""
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, IsADirectoryError) or os.path.isdir(path):
+        reason = "it is a folder"
+    return type(exc)(exc.errno, f"cannot write {path}: {reason}")
+
+
+def remove_stale_temporaries(path: PathLike, older_than: float = 0.0) -> list[str]:
+    """Remove the temporary files that :func:`atomic_write` left beside ``path`` when a
+    write was killed (``kill -9``, a power cut): ``.<name>.*.tmp`` in its folder, last
+    modified at least ``older_than`` seconds ago. Returns the names removed. Call it only
+    when no other process may be writing ``path`` (the training lock is held)."""
+    import time
+
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    prefix = f".{os.path.basename(path)}."
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    now = time.time()
+    for name in names:
+        if name.startswith(prefix) and name.endswith(".tmp"):
+            full = os.path.join(directory, name)
+            with contextlib.suppress(OSError):
+                info = os.lstat(full)
+                if stat.S_ISREG(info.st_mode) and now - info.st_mtime >= older_than:
+                    os.unlink(full)
+                    removed.append(name)
+    return removed
 
 
 def _fsync_directory(directory: str) -> None:

@@ -27,7 +27,7 @@ from ..functional import (
     batch_norm2d_forward,
 )
 from ..functional.normalization import batch_norm2d_sums, update_running_stats
-from .base import Layer
+from .base import Layer, _spend_weights
 from .parameter import Parameter
 
 
@@ -67,6 +67,7 @@ class _BatchNorm(Layer):
         self.track_running_stats = bool(track_running_stats)
         dtype = np.dtype(dtype)
         c = self.num_features
+        _spend_weights((4, c))   # scale, shift and the two running statistics
         # BN's scale and shift take no weight decay (as a bias does): decay would pull
         # the scale of each channel towards 0, which normalisation makes meaningless
         self.weight = Parameter(np.ones(c, dtype), "weight", decay=False) if affine else None

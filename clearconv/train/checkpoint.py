@@ -107,12 +107,78 @@ class Checkpoint:
     options: dict[str, Any] | None = None
 
 
+def _count(value: Any, what: str) -> int:
+    """An int >= 0 (not a bool) from a checkpoint field, else ValueError naming it."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{what} must be an int >= 0, got {value!r:.60}")
+    return value
+
+
+def _check_fields(ck: Any, arrays: dict[str, np.ndarray]) -> None:
+    """The types and ranges of a checkpoint's fields, checked before any is used: a
+    damaged or edited checkpoint is a ModelFileError naming the field, never a run that
+    trains uphill (a negative lr) or for extra epochs (a negative epoch)."""
+    if not isinstance(ck, dict):
+        raise ValueError(f"'checkpoint' must be an object, got {type(ck).__name__}")
+    missing = [k for k in ("model", "optimizer", "epoch", "step", "epoch_rng", "layer_rngs",
+                           "totals", "history", "extra") if k not in ck]
+    if missing:
+        raise ValueError(f"missing fields {missing}")
+    _count(ck["epoch"], "epoch")
+    _count(ck["step"], "step")
+    for key, kind in (("model", dict), ("optimizer", dict), ("layer_rngs", dict),
+                      ("history", dict), ("extra", dict), ("totals", list)):
+        if not isinstance(ck[key], kind):
+            raise ValueError(f"{key} must be {'an object' if kind is dict else 'a list'}, "
+                             f"got {type(ck[key]).__name__}")
+    if ck["epoch_rng"] is not None and not isinstance(ck["epoch_rng"], dict):
+        raise ValueError(f"epoch_rng must be an object, got {type(ck['epoch_rng']).__name__}")
+    if len(ck["totals"]) != 3 or not all(isinstance(v, (int, float)) and not isinstance(
+            v, bool) for v in ck["totals"]):
+        raise ValueError(f"totals must be 3 numbers, got {ck['totals']!r:.60}")
+    for name, values in ck["history"].items():
+        if not isinstance(values, list) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise ValueError(f"history[{name!r}] must be a list of numbers")
+    _check_optimizer(ck["optimizer"], arrays)
+    options = ck.get("options")
+    if options is not None and not isinstance(options, dict):
+        raise ValueError(f"options must be an object, got {type(options).__name__}")
+    callbacks = ck.get("callbacks", {})
+    if not isinstance(callbacks, dict) or not all(isinstance(v, dict)
+                                                  for v in callbacks.values()):
+        raise ValueError("callbacks must be an object of objects")
+
+
+def _check_optimizer(opt: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """The optimizer's name, hyper-parameters and arrays (finite; lr and step >= 0)."""
+    if not isinstance(opt.get("name"), str) or not isinstance(opt.get("hyperparams"), dict):
+        raise ValueError("optimizer must be {'name': str, 'hyperparams': {...}}")
+    for key, value in opt["hyperparams"].items():
+        if key == "lr" and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                and np.isfinite(value) and value >= 0):
+            raise ValueError(f"optimizer lr must be a number >= 0, got {value!r:.40}")
+    for key, value in arrays.items():
+        if key.startswith("optim/") or key.startswith("model/"):
+            if value.dtype.kind not in "fiu" or (value.dtype.kind == "f"
+                                                 and not np.isfinite(value).all()):
+                raise ValueError(f"{key} must hold finite real numbers")
+    lr = arrays.get("optim/lr")
+    if lr is not None and (lr.ndim != 0 or float(lr) < 0):
+        raise ValueError(f"optim/lr must be one number >= 0, got {lr!r:.40}")
+    step = arrays.get("optim/step")
+    if step is not None and (step.ndim != 0 or float(step) < 0):
+        raise ValueError(f"optim/step must be one number >= 0, got {step!r:.40}")
+
+
 def load_checkpoint(directory: str) -> Checkpoint:
-    """Read ``DIR/checkpoint.npz``; ModelFileError if it is damaged or not a checkpoint."""
+    """Read ``DIR/checkpoint.npz``; ModelFileError if it is damaged or not a checkpoint
+    (every field's type and range is checked first: see ``_check_fields``)."""
     path = checkpoint_path(directory)
     config, arrays = io.load_arrays(path)
     try:
         ck = config["checkpoint"]
+        _check_fields(ck, arrays)
         state = TrainState(epoch=int(ck["epoch"]), step=int(ck["step"]),
                            epoch_rng=ck["epoch_rng"], layer_rngs=dict(ck["layer_rngs"]),
                            totals=(float(ck["totals"][0]), int(ck["totals"][1]),
@@ -127,7 +193,7 @@ def load_checkpoint(directory: str) -> Checkpoint:
             _callback_states(ck.get("callbacks", {}), arrays),
             None if options is None else dict(options))
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
-        raise ModelFileError(f"{path}: not a valid clearconv checkpoint ({e!r})") from None
+        raise ModelFileError(f"{path}: not a valid clearconv checkpoint ({e})") from None
 
 
 def _callback_states(json_part: dict[str, Any], arrays: dict[str, np.ndarray]
@@ -146,9 +212,21 @@ def generator_state(g: np.random.Generator) -> dict[str, Any]:
     return g.bit_generator.state
 
 
+#: the bit generators a checkpoint may name
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
 def generator_from_state(state: dict[str, Any]) -> np.random.Generator:
-    """Rebuild a generator from :func:`generator_state` output."""
-    kind = state.get("bit_generator", "PCG64")
+    """Rebuild a generator from :func:`generator_state` output; ModelFileError for a
+    damaged state."""
+    kind = state.get("bit_generator", "PCG64") if isinstance(state, dict) else None
+    if kind not in _BIT_GENERATORS:
+        raise ModelFileError(f"a checkpoint's random generator state names {kind!r}, not "
+                             f"one of {', '.join(_BIT_GENERATORS)}")
     bitgen = getattr(np.random, kind)()
-    bitgen.state = state
+    try:
+        bitgen.state = state
+    except (TypeError, ValueError, KeyError, OverflowError) as e:
+        raise ModelFileError(f"a checkpoint's random generator state is damaged ({e})") \
+            from None
     return np.random.Generator(bitgen)

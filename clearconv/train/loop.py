@@ -424,8 +424,9 @@ def _checked_data(model: Sequential, x: Any, y: Any, epochs: int, batch_size: in
         raise ShapeError(f"x has {len(x)} samples but y has {len(y)} labels")
     if len(x) == 0:
         raise ShapeError("fit needs at least one sample, got 0")
-    if int(epochs) < 1 or int(batch_size) < 1:
-        raise ClearConvError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ClearConvError(f"{name} must be an int >= 1, got {value!r}")
     if model.input_shape is None:
         model.build(x.shape[1:])
     if x.shape[1:] != tuple(model.input_shape):

@@ -69,6 +69,7 @@ class Sequential:
         #: the mode, as PyTorch's ``module.training``: see :meth:`train`
         self.training = True
         self.classes: list[str] | None = None
+        self._out_shape: tuple[int, ...] | None = None   # of the last training forward
         #: the loss ``fit`` trains with and ``evaluate`` reports (:mod:`clearconv.train.losses`)
         self.loss_fn: Loss = get_loss(None)
         self._last_correct: int | None = None
@@ -227,6 +228,9 @@ class Sequential:
         if self.input_shape is not None and x.shape[1:] != self.input_shape:
             expected = ", ".join(map(str, self.input_shape))
             raise ShapeError(f"model expects input of shape (N, {expected}), got {x.shape}")
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ShapeError(f"model got an empty batch (input of shape {x.shape}): pass at "
+                             "least one sample")
         return x
 
     def steps(self) -> list[Any]:
@@ -244,6 +248,8 @@ class Sequential:
         with region():
             for step in self.steps():
                 x = step.forward(x, training)
+        if training:
+            self._out_shape = x.shape
         return x
 
     __call__ = forward
@@ -255,6 +261,10 @@ class Sequential:
         ``input_grad=False`` lets the first layer skip dL/d(input) when it can (returns
         None then): training needs only the parameter gradients.
         """
+        expected = getattr(self, "_out_shape", None)
+        if expected is not None and np.shape(dout) != expected:
+            raise ShapeError(f"backward: the gradient has shape {np.shape(dout)}, the last "
+                             f"forward's output had {expected}")
         order = self.steps()
         with region():
             for step in reversed(order[1:]):
@@ -285,6 +295,7 @@ class Sequential:
             with region():
                 for step in self.steps():
                     x = step.forward(x, True)
+                self._out_shape = x.shape
                 loss, cache = self.loss_fn.forward(x, y)
                 self.backward(self.loss_fn.backward(cache))
         finally:
