@@ -235,6 +235,8 @@ class BatchNorm2D(_BatchNorm):
     track_running_stats : keep ``running_mean`` / ``running_var`` for evaluation; without
         them every pass normalises with its batch's statistics
 
+    Examples
+    --------
     >>> bn = BatchNorm2D(3)
     >>> y = bn.forward(np.random.default_rng(0).normal(5, 2, (8, 3, 4, 4)), training=True)
     >>> bool(abs(y.mean()) < 1e-5), bn.num_batches_tracked.item()

@@ -401,6 +401,8 @@ class Sequential:
             records it). None: the model's ``loss_fn`` (softmax cross-entropy unless set;
             on resume, the checkpoint's)
 
+        Notes
+        -----
         The epochs run in training mode (:meth:`train`: dropout on, batch norm with batch
         statistics), the validation in evaluation mode; the model's mode is put back after.
 
