@@ -29,31 +29,23 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 MEMO_SIZE = 512
 
 
-def _typed_key(value: Any) -> Any:
-    """A dict key for an argument that tells apart values equal across types
-    (``True`` from ``1``, ``(1, 2.0)`` from ``(1, 2)``), which the checks treat apart."""
-    if isinstance(value, (tuple, list)):
-        return type(value), tuple(_typed_key(v) for v in value)
-    return type(value), value
-
-
 def _memoized(fn: _F) -> _F:
     """``fn`` (a pure geometry function returning an immutable NamedTuple) remembering
     its results for the arguments it has seen: a layer calls it with the same
     arguments every batch, and at batch 1 the checks cost as much as the arithmetic.
-    Calls that raise are not remembered (they raise again); unhashable arguments are
-    computed afresh."""
-    memo: dict[Any, Any] = {}
+    Calls that raise are not remembered (they raise again)."""
+    memo: dict[str, Any] = {}
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # the key is the arguments' repr: it tells apart values equal across types
+        # (True from 1, 2.0 from 2, a list from a tuple), which the checks treat apart,
+        # and costs a microsecond
+        key = repr((args, kwargs))
         try:
-            key = (_typed_key(args), _typed_key(tuple(sorted(kwargs.items()))))
             return memo[key]
         except KeyError:
             pass
-        except TypeError:            # an unhashable argument: no memo
-            return fn(*args, **kwargs)
         result = fn(*args, **kwargs)
         if len(memo) >= MEMO_SIZE:
             memo.clear()
