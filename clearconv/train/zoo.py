@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import ClearConvError
 from ..layers import (
+    AvgPool2D,
     BatchNorm1D,
     BatchNorm2D,
     Conv2D,
@@ -19,6 +20,7 @@ from ..layers import (
     Dense,
     Dropout,
     Flatten,
+    GlobalAvgPool2D,
     Layer,
     MaxPool2D,
     ReLU,
