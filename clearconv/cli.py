@@ -7,7 +7,7 @@
                     [--quiet] [--checkpoint-dir D | --resume D]
     clearconv summary MODEL
     clearconv evaluate MODEL [--dataset ... --data-dir D]
-    clearconv predict MODEL IMAGE... [--top 3] [--invert auto|yes|no]
+    clearconv predict MODEL IMAGE... [--top 3] [--invert auto|yes|no] [--show-input PNG]
     clearconv filter IMAGE --kernel sobel --out OUT.png [--size 5 --sigma 1.0 ...]
     clearconv download mnist|fashion-mnist|kmnist|cifar10 [--dir D]
     clearconv explain TOPIC|all --out DIR [--image IMG] [--model MODEL [--dataset D]]
@@ -100,9 +100,13 @@ def _optimizer(text: str) -> str:
     return name
 
 
-def _topic(text: str) -> str:
-    from .explain import TOPICS
+#: clearconv.explain.TOPICS, written out so that --help does not import the figure code
+#: (tests/test_cli_validation.py holds the two equal)
+TOPICS = ("image", "convolution", "filters", "padding", "stride", "volume", "sharing",
+          "backward", "pooling", "pooling-backward", "model")
 
+
+def _topic(text: str) -> str:
     name = text.strip().lower().replace("_", "-")
     if name not in (*TOPICS, "all"):
         raise argparse.ArgumentTypeError(
@@ -391,7 +395,7 @@ def _classes_of(dataset: str) -> tuple[str, ...]:
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .data.images import fit_to_model, read_image
+    from .data.images import fit_to_model, prepare_digit, read_image, save_image
     from .train.sequential import load
 
     model = load(args.model)
@@ -403,15 +407,44 @@ def cmd_predict(args: argparse.Namespace) -> int:
                              f"trained with the {model.loss_fn.name} loss")
     c, h, w = model.input_shape
     classes = model.classes or [str(i) for i in range(10)]
-    for path in args.images:
+    digits = is_digit_model(model)
+    for i, path in enumerate(args.images):
         image, steps = read_image(path)
-        x, more = fit_to_model(image, c, (h, w), invert=args.invert)
+        if digits:   # MNIST's own preparation of a photographed digit
+            ink = {"auto": "auto", True: "dark", False: "light"}[args.invert]
+            x, more = prepare_digit(image, (h, w), ink=ink)
+        elif model.trained_on == "folder" and args.invert == "auto":
+            # as the folder's images were read for training (data/folder.py): no guess
+            x, more = read_image(path, mode="L" if c == 1 else "RGB", size=(h, w))
+            steps = ["read as the training folder's images were"]
+        else:
+            x, more = fit_to_model(image, c, (h, w), invert=args.invert)
         probs = model.predict_proba(x[None].astype(np.float32) / 255.0)[0]
         print(f"{path}: converted: {'; '.join(steps + more) or 'nothing to convert'}; "
               f"scaled to [0, 1]")
+        if args.show_input:
+            shown = _numbered(args.show_input, i, len(args.images))
+            save_image(x, shown, mode="clip")
+            print(f"  what the model sees ({w}x{h}): {shown}")
         for k in np.argsort(-probs, kind="stable")[:args.top]:
             print(f"  {classes[k]:>12}  {probs[k]:.4f}")
     return 0
+
+
+def is_digit_model(model: Any) -> bool:
+    """A grayscale model of the ten digits (MNIST's, the embedded digits' or the like):
+    predict prepares photos for it as MNIST prepared its digits."""
+    return (tuple(model.input_shape or ())[:1] == (1,)
+            and (model.trained_on in ("mnist", "digits")
+                 or list(model.classes or []) == [str(d) for d in range(10)]))
+
+
+def _numbered(path: str, i: int, n: int) -> str:
+    """``path`` for one image, ``stem-<i+1>.suffix`` for the i-th of several."""
+    if n == 1:
+        return path
+    stem, dot, suffix = path.rpartition(".")
+    return f"{stem}-{i + 1}.{suffix}" if dot else f"{path}-{i + 1}"
 
 
 def cmd_filter(args: argparse.Namespace) -> int:
@@ -477,8 +510,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_explore(args: argparse.Namespace) -> int:
     from .explore import explore
 
-    r = explore(args.model, image=args.image, out=args.out, target=args.target,
-                all_classes=True if args.all_classes else "auto", seed=args.seed)
+    try:
+        r = explore(args.model, image=args.image, out=args.out, target=args.target,
+                    all_classes=True if args.all_classes else "auto", seed=args.seed)
+    except IsADirectoryError as e:
+        raise ClearConvError(f"cannot write {args.out}: it is a folder") from e
+    except PermissionError as e:
+        raise ClearConvError(f"cannot write {args.out}: {e.strerror}") from e
     cls = r.data.meta["classes"]
     print(f"{r.path}: {r.size_bytes / 1e6:.2f} MB; {r.model_source}; input: {r.input_source}; "
           f"prediction {cls[r.prediction]}; open it in a browser (no network needed)")
@@ -491,7 +529,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def ready(server: Any) -> None:
         print(f"clearconv explorer: {server.url} (Ctrl-C stops it)", flush=True)
 
-    serve(args.model, host=args.host, port=args.port, seed=args.seed, ready=ready)
+    if not 0 <= args.port <= 65535:
+        raise ClearConvError(f"--port must be 0..65535, got {args.port}")
+    try:
+        serve(args.model, host=args.host, port=args.port, seed=args.seed, ready=ready)
+    except (OSError, OverflowError) as e:           # address in use, unknown host, ...
+        raise ClearConvError(f"cannot serve on {args.host}:{args.port}: {e}") from None
     return 0
 
 
@@ -545,7 +588,6 @@ def _group(args: argparse.Namespace) -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     from .data import DATASET_NAMES
-    from .explain import TOPICS
     from .train.optim import OPTIMIZERS
 
     parser = argparse.ArgumentParser(
@@ -619,7 +661,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image files (PNG, JPEG, ...), e.g. photos of handwritten digits")
     p.add_argument("--top", type=_int_at_least(1), default=3, help="how many classes to show")
     p.add_argument("--invert", default="auto", choices=("auto", "yes", "no"),
-                   help="invert light-on-dark vs dark-on-light (auto: by the image border)")
+                   help="invert light-on-dark vs dark-on-light (auto: by the image border; "
+                        "for digit models: yes = dark ink on light paper, no = light ink)")
+    p.add_argument("--show-input", default=None, metavar="PNG",
+                   help="write what the model sees (its input size) to this image file "
+                        "(several images: PNG-1, PNG-2, ...)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("filter", help="apply a classic kernel to an image (docs/MATH.md §3)")
@@ -688,8 +734,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", nargs="?", default=None,
                    help="a saved model (default: the digits CNN, trained here in seconds)")
     p.add_argument("--image", default=None, help="your image (default: a real digit)")
-    p.add_argument("--out", default="explorer.html")
-    p.add_argument("--class", dest="target", type=int, default=None,
+    p.add_argument("--out", default="explorer.html", help="the HTML file (default explorer.html)")
+    p.add_argument("--class", dest="target", type=int, default=None, metavar="K",
                    help="the class the backward view back-propagates (default: the label, "
                         "else the prediction)")
     p.add_argument("--all-classes", action="store_true",
@@ -701,8 +747,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="the explorer live: draw a digit, see every number")
     p.add_argument("model", nargs="?", default=None, help="a saved model (default: digits CNN)")
     p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1 (this computer only)")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--port", type=int, default=8000, help="default 8000 (0: any free port)")
+    p.add_argument("--seed", type=int, default=0, help="picks the first digit shown")
     p.set_defaults(func=cmd_serve)
     return parser
 

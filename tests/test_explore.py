@@ -201,6 +201,13 @@ def test_cli_explore(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
     assert main(["explore", str(path), "--out", str(out), "--class", "12"]) == 2
     assert "out of range" in capsys.readouterr().err
+    assert main(["explore", str(path), "--out", str(tmp_path)]) == 2      # a folder
+    assert "is a folder" in capsys.readouterr().err
+    (tmp_path / "not-an-image.png").write_bytes(b"hello")
+    for image in ("missing.png", str(tmp_path / "not-an-image.png")):
+        assert main(["explore", str(path), "--image", image, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("clearconv: error:") and err.count("\n") == 1
 
 
 def _readme_commands() -> list[list[str]]:
@@ -320,3 +327,48 @@ def test_small_models_ship_every_class_by_default():
     assert r.size_bytes <= 3_000_000
     one = explore(zoo.digits_cnn(rng=0), all_classes=False)
     assert list(one.data.meta["backward"]) == [str(one.data.meta["target"])]
+
+
+def test_batch_norm_runs_as_in_predict_and_keeps_its_statistics():
+    from clearconv import layers
+
+    if not hasattr(layers, "BatchNorm2D"):
+        pytest.skip("no BatchNorm2D in this clearconv")
+    model = Sequential(Conv2D(1, 3, 3, padding=1, rng=0), layers.BatchNorm2D(3), ReLU(),
+                       Flatten(), Dropout(0.5), Dense(3 * 8 * 8, 4, rng=0), input_shape=(1, 8, 8))
+    bn = model.layers[1]
+    bn.running_mean[...] = [0.1, -0.2, 0.3]
+    bn.running_var[...] = [2.0, 0.5, 1.5]
+    before = (bn.running_mean.copy(), bn.running_var.copy())
+    x = np.random.default_rng(0).random((1, 8, 8)).astype(np.float32)
+    d = compute(model, x)
+    _close(d.arrays["out.5"], model.predict(x[None])[0], 1e-5)
+    assert np.array_equal(bn.running_mean, before[0]) and np.array_equal(bn.running_var, before[1])
+    assert bn.training and model.layers[4].p == 0.5
+    b = d.meta["layers"][1]["batchnorm"]["arrays"]
+    _close(d.arrays[b["y_ref"]], d.arrays["out.1"], 1e-5)
+    xhat = (d.arrays["out.0"] - before[0][:, None, None]) / np.sqrt(before[1] + 1e-5)[:, None, None]
+    _close(d.arrays[b["xhat"]], xhat, 1e-5)
+
+
+def test_the_default_digits_label_is_dropped_for_a_model_without_that_class():
+    model = Sequential(Conv2D(1, 2, 3, rng=0), ReLU(), Flatten(), Dense(2 * 6 * 6, 4, rng=0),
+                       input_shape=(1, 8, 8))
+    r = explore(model)                                      # the default digit is an '8'
+    assert r.data.meta["label"] is None and r.data.meta["target"] == r.prediction
+
+
+def test_serve_refuses_a_bad_address_in_one_line(tmp_path, capsys):
+    import socket
+
+    model = tmp_path / "m.npz"
+    zoo.digits_cnn(rng=0).save(str(model))
+    assert main(["serve", str(model), "--port", "70000"]) == 2
+    assert "--port must be" in capsys.readouterr().err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", str(model), "--port", str(port)]) == 2
+        err = capsys.readouterr().err
+        assert "cannot serve on 127.0.0.1" in err and err.count("\n") == 1

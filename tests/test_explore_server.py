@@ -115,3 +115,36 @@ def test_two_users_at_once_get_their_own_answers(server):
     first = results[0][1]
     assert all(np.array_equal(x, first) for _, x in results[::2])
     assert not np.array_equal(results[0][1], results[1][1])
+
+
+def test_an_overtaken_breakdown_request_is_not_computed(server):
+    app = server.app
+    app._note("pageA", 7)                          # a newer request of page A arrived
+    assert app.explore(_png(), details=True, client="pageA", seq=5) is None
+    assert app.explore(_png(), details=True, client="pageB", seq=5) is not None
+    assert app.explore(_png(), details=False, client="pageA", seq=6) is not None  # fast: always
+    status, text = _request(server, "POST", "/api/explore?details=1&client=pageA&seq=3", _png())
+    assert status == 409 and b"superseded" in text
+    assert _request(server, "POST", "/api/explore?client=bad!&seq=1", _png())[0] == 400
+
+
+def test_breakdowns_come_from_the_worker_process_and_survive_its_death():
+    model = zoo.digits_cnn(rng=0)
+    here = ExplorerApp(model, "m", worker=False)
+    there = ExplorerApp(model, "m")
+    try:
+        a = unpack(here.explore(_png(), details=True)["pack"])
+        b = unpack(there.explore(_png(), details=True)["pack"])
+        assert there._proc is not None and there._proc.pid != 0
+        assert a.keys() == b.keys()
+        # the loop reference's numbers are the same bit for bit; the maps of the fast
+        # algorithms up to the order of their sums
+        assert np.array_equal(a["L3.products"], b["L3.products"])
+        assert all(np.allclose(a[k], b[k], rtol=1e-5, atol=1e-6) for k in a)
+        there._proc.kill()                                  # the worker dies
+        there._proc.wait()
+        c = unpack(there.explore(_png(), details=True)["pack"])   # a fresh one answers
+        assert np.array_equal(c["L3.products"], a["L3.products"])
+    finally:
+        there.close()
+    assert there._proc is None and there._folder is None

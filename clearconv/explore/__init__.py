@@ -170,10 +170,15 @@ def explore(model: Any = None, image: Any = None, out: str | os.PathLike | None 
     -------
     ExploreResult with ``path``, ``html``, ``data`` (the arrays shipped) and ``prediction``.
     """
+    if all_classes not in (True, False, "auto"):
+        raise ClearConvError(f"all_classes must be True, False or 'auto', got {all_classes!r}")
     m, model_source = resolve_model(model, seed)
     if m.input_shape is None or len(m.input_shape) != 3:
         raise ClearConvError("explore needs an image model with a known (C, H, W) input shape")
     x, input_source, known = resolve_input(m, image, seed, invert)
+    out_shape = m.build(m.input_shape)[-1]
+    if known is not None and not (len(out_shape) == 1 and known < out_shape[0]):
+        known = None                  # the default digit's label is no class of this model
     label = known if label is None else label
     every = all_classes is True
     data = compute(m, x, label=label, target=target, all_targets=every)

@@ -25,6 +25,8 @@ them for display only.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,6 +128,9 @@ def _layer_meta(i: int, layer: Any, in_shape: tuple[int, ...], out_shape: tuple[
         meta["kind"] = "flatten"
     elif isinstance(layer, Dropout):
         meta["kind"] = "dropout"
+    elif type(layer).__name__ == "BatchNorm2D" and getattr(layer, "running_mean", None) \
+            is not None:
+        meta["kind"] = "batchnorm"
     else:
         meta["kind"] = "other"
     section, figure = SECTIONS.get(name, SECTIONS["activation"] if meta["kind"] == "activation"
@@ -134,19 +139,35 @@ def _layer_meta(i: int, layer: Any, in_shape: tuple[int, ...], out_shape: tuple[
     return meta
 
 
+@contextmanager
+def _as_in_inference(model: Sequential) -> Iterator[None]:
+    """The model as ``predict`` runs it, while keeping the caches backward needs:
+    dropout's ``p`` is 0 (the identity both ways) and every layer with a ``training``
+    flag (batch normalisation) is in eval mode (the running statistics, which the pass
+    leaves unchanged); everything is put back afterwards, blocks' inner layers too."""
+    layers = [inner for layer in model.layers for inner in layer.walk()]
+    dropouts = [(layer, layer.p) for layer in layers if isinstance(layer, Dropout)]
+    flags = [(layer, layer.training) for layer in layers
+             if isinstance(getattr(layer, "training", None), bool)]
+    try:
+        for layer, _ in dropouts:
+            layer.p = 0.0
+        for layer, _ in flags:
+            layer.training = False
+        yield
+    finally:
+        for layer, p in dropouts:
+            layer.p = p
+        for layer, flag in flags:
+            layer.training = flag
+
+
 def _forward_layers(model: Sequential, x: np.ndarray) -> list[np.ndarray]:
-    """Each layer's output for a batch of one, every layer keeping its cache (training
-    mode, dropout's ``p`` set to 0 for the pass so that it is the identity both ways)."""
+    """Each layer's output for a batch of one, every layer keeping its cache (call it
+    inside :func:`_as_in_inference`)."""
     outs = []
     for layer in model.layers:
-        if isinstance(layer, Dropout):
-            saved, layer.p = layer.p, 0.0
-            try:
-                x = layer.forward(x, training=True)
-            finally:
-                layer.p = saved
-        else:
-            x = layer.forward(x, training=True)
+        x = layer.forward(x, training=True)
         outs.append(x)
     return outs
 
@@ -278,6 +299,24 @@ def _avgpool_forward(data: ExplorerData, key: str, layer: AvgPool2D, a_in: np.nd
                        "divisors": data.add(f"{key}.divisors", divisors)}}
 
 
+def _batchnorm_forward(data: ExplorerData, key: str, layer: Any, a_in: np.ndarray
+                       ) -> dict[str, Any]:
+    """Batch normalisation as predict runs it (the running statistics), value by value
+    from reference.batch_norm2d_forward: ``xhat = (x - mu) invstd``, ``y = gamma xhat +
+    beta`` with ``invstd = 1 / sqrt(var + eps)``."""
+    gamma = None if layer.weight is None else layer.weight.value
+    beta = None if layer.bias is None else layer.bias.value
+    mean, var = layer.running_mean.copy(), layer.running_var.copy()   # (left unchanged)
+    y, cache = R.batch_norm2d_forward(a_in, gamma, beta, mean, var, False, eps=layer.eps)
+    c = a_in.shape[1]
+    return {"eps": layer.eps, "arrays": {
+        "mean": data.add(f"{key}.mean", mean), "var": data.add(f"{key}.var", var),
+        "invstd": data.add(f"{key}.invstd", cache.invstd),
+        "gamma": data.add(f"{key}.gamma", np.ones(c) if gamma is None else gamma),
+        "beta": data.add(f"{key}.beta", np.zeros(c) if beta is None else beta),
+        "xhat": data.add(f"{key}.xhat", cache.xhat[0]), "y_ref": data.add(f"{key}.y_ref", y[0])}}
+
+
 def _dense_forward(data: ExplorerData, key: str, layer: Dense, a_in: np.ndarray,
                    details: bool) -> dict[str, Any]:
     """A dense output as its sum ``y_o = sum_i x_i W[o, i] + b_o``: the products and
@@ -347,6 +386,8 @@ def _forward_part(data: ExplorerData, model: Sequential, shapes: list[tuple[int,
             meta["pool"] = _avgpool_forward(data, key, layer, a_in)
         elif meta["kind"] == "dense":
             meta["dense"] = _dense_forward(data, key, layer, a_in, details)
+        elif meta["kind"] == "batchnorm" and details:
+            meta["batchnorm"] = _batchnorm_forward(data, key, layer, a_in)
         elif meta["kind"] == "activation":
             meta["activation"] = type(layer).__name__
         layers.append(meta)
@@ -376,11 +417,17 @@ def compute(model: Sequential, x: np.ndarray, label: int | None = None,
     backward pass of class t (its loss, dL/dlogits, the arrays of each layer);
     ``arrays['input']`` (C, H, W), ``arrays['out.<i>']`` layer i's output.
     """
-    from ..functional import softmax_cross_entropy_backward, softmax_cross_entropy_forward
-
     model = _check_model(model)
     budget = {**DEFAULT_BUDGET, **(budget or {})}
     a = _input_batch(model, x)
+    with _as_in_inference(model):
+        return _compute(model, a, label, target, all_targets, details, budget)
+
+
+def _compute(model: Sequential, a: np.ndarray, label: int | None, target: int | None,
+             all_targets: bool, details: bool, budget: dict[str, int]) -> ExplorerData:
+    from ..functional import softmax_cross_entropy_backward, softmax_cross_entropy_forward
+
     shapes = [tuple(model.input_shape), *model.build(model.input_shape)]
     outs = _forward_layers(model, a)
     logits = outs[-1]

@@ -309,6 +309,7 @@
       else if (l.kind === "dense") d.innerHTML = denseDetail(i, k);
       else if (l.kind === "activation") d.innerHTML = actDetail(i, c, m, k);
       else if (l.kind === "flatten") d.innerHTML = flattenDetail(i, k);
+      else if (l.kind === "batchnorm") d.innerHTML = bnDetail(i, c, m, k);
       else d.innerHTML = valueDetail(i, c, m, k);
     } catch (e) { d.innerHTML = `<p class="err">${esc(e.message)}</p>`; }
     bindDetail(d);
@@ -425,6 +426,19 @@
     const f = { ReLU: "max(Z, 0)", Sigmoid: "1 / (1 + exp(-Z))", Tanh: "tanh(Z)", LeakyReLU: "Z if Z > 0 else slope&middot;Z", Softmax: "exp(Z) / &Sigma; exp" }[l.activation] || l.activation;
     return `<h3>Layer ${i} ${esc(l.type)}: channel ${c}, row ${m}, column ${k}</h3><div class="formula">A = g(Z) = ${f}</div><p>${link("7")}</p>` +
       `<div class="result">Z = <span data-role="act-in">${fmt(z)}</span> &rarr; A = <b data-role="act-out">${fmt(a)}</b></div>`;
+  }
+  function bnDetail(i, c, m, k) {
+    const l = META.layers[i], b = l.batchnorm;
+    let h = `<h3>Layer ${i} BatchNorm2D: channel ${c}, row ${m}, column ${k}</h3>` +
+      '<div class="formula">xhat = (x - mu[c]) &middot; invstd[c],   invstd[c] = 1 / sqrt(var[c] + eps)\ny = gamma[c] &middot; xhat + beta[c]\n' +
+      "(as predict runs it: the running mean and variance gathered in training)</div>";
+    if (!b) return h + needDetails();
+    const n = b.arrays;
+    h += `<div class="result">x = ${fmt(valueAt(layerInput(i), c, m, k))}, mu = ${fmt(at(n.mean, [c]))}, var = ${fmt(at(n.var, [c]))}, ` +
+      `eps = ${b.eps}, invstd = ${fmt(at(n.invstd, [c]))}</div>` +
+      `<div class="result">xhat = <b data-role="bn-xhat">${fmt(at(n.xhat, [c, m, k]))}</b>; gamma = ${fmt(at(n.gamma, [c]))}, beta = ${fmt(at(n.beta, [c]))}</div>` +
+      `<div class="result">y = <b data-role="bn-out">${fmt(at(n.y_ref, [c, m, k]))}</b> <span class="note">(reference.py; the model gave ${fmt(valueAt(l.arrays.out, c, m, k))})</span></div>`;
+    return h;
   }
   function valueDetail(i, c, m, k) {
     const l = META.layers[i];
@@ -659,6 +673,27 @@
     $("#sp-wl").textContent = `window ${sel}: output (${wm}, ${wk}) reads rows ${wm * s}..${wm * s + e - 1}, columns ${wk * s}..${wk * s + e - 1} of the padded input`;
   }
 
+  function shapeLayers() {              // the model's conv and pool layers, to try in the playground
+    const sel = $("#sp-layer");
+    sel.length = 1;
+    META.layers.forEach((l, i) => {
+      const g = l.conv || l.pool;
+      if (!g) return;
+      const o = document.createElement("option");
+      o.value = i; o.textContent = `${i} ${l.type} on ${l.in_shape[1]}x${l.in_shape[2]}`;
+      sel.appendChild(o);
+    });
+  }
+  function takeLayer(i) {
+    const l = META.layers[i], g = l.conv || l.pool;
+    if (!g) return;
+    const pad = typeof g.padding_arg === "string" ? g.padding_arg : String(g.padding[0][0]);
+    const set = (id, v) => { $("#sp-" + id).value = v; };
+    set("n", l.in_shape[1]); set("f", g.kernel[0]); set("p", pad); set("s", g.stride[0]);
+    set("d", (g.dilation || [1])[0]); set("w", 0);
+    renderShapes();
+  }
+
   // ------------------------------------------------------------------ live mode
   function liveSetup() {
     const pad = $("#pad"), g = pad.getContext("2d");
@@ -680,7 +715,8 @@
     $("#file").addEventListener("change", (e) => { const f = e.target.files[0]; if (f) upload(f); });
     function send() { pad.toBlob((b) => upload(b), "image/png"); }
   }
-  let seq = 0;
+  let seq = 0, pending = null;
+  const CLIENT = Math.random().toString(36).slice(2, 14).replace(/[^a-z0-9]/g, "") || "page";
   async function upload(body, target) {
     const my = ++seq;
     if (target === undefined) target = S.target;   // the class the learner picked, if any
@@ -689,19 +725,26 @@
     try {
       const q = (target === undefined ? "" : `&target=${target}`) + (body ? "" : "&default=1");
       if (!body) body = "";                        // no drawing yet: the page's default digit
-      const fast = await fetch(`api/explore?details=0${q}`, { method: "POST", body });
+      const who = `&client=${CLIENT}&seq=${my}`;
+      const fast = await fetch(`api/explore?details=0${q}${who}`, { method: "POST", body });
       if (!fast.ok) throw new Error((await fast.text()) || fast.statusText);
       const d1 = await fast.json();
       if (my !== seq) return;
       await load(d1);
       $("#status").textContent = `prediction ${META.classes[META.prediction]} (${d1.ms} ms); loading the breakdowns...`;
-      const full = await fetch(`api/explore?details=1${q}`, { method: "POST", body });
+      if (pending) pending.abort();               // an older breakdown is no longer wanted
+      pending = new AbortController();
+      const full = await fetch(`api/explore?details=1${q}${who}`, { method: "POST", body, signal: pending.signal });
+      if (full.status === 409 || my !== seq) return;   // a newer drawing overtook this one
       if (!full.ok) throw new Error((await full.text()) || full.statusText);
       const d2 = await full.json();
       if (my !== seq) return;
       await load(d2);
       $("#status").textContent = `prediction ${META.classes[META.prediction]}: updated in ${d1.ms} ms, breakdowns in ${d2.ms} ms`;
-    } catch (e) { $("#status").innerHTML = `<span class="err">${esc(e.message)}</span>`; }
+    } catch (e) {
+      if (e.name === "AbortError") return;
+      $("#status").innerHTML = `<span class="err">${esc(e.message)}</span>`;
+    }
   }
 
   // ------------------------------------------------------------------ start
@@ -713,6 +756,7 @@
     const t = String(S.target !== undefined && META.backward[String(S.target)] ? S.target : META.target);
     T = { k: +t, ...META.backward[t] };
     header();
+    shapeLayers();
     const keep = S.fsel;
     renderForward();
     renderBackward();
@@ -737,6 +781,7 @@
       if (S.view === "v-backward" && S.backwardStale && META) renderBackward();   // drawn when first shown
     }));
     ["n", "f", "p", "s", "d", "w"].forEach((id) => $("#sp-" + id).addEventListener("input", renderShapes));
+    $("#sp-layer").addEventListener("change", (e) => { if (e.target.value !== "") takeLayer(+e.target.value); });
   }
   async function start() {
     tabs();
