@@ -169,6 +169,11 @@ class Recipe:
     val_split: float = 0.0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.dataset, str):
+            raise ClearConvError(f"dataset must be a name, got {self.dataset!r:.60}")
+        if not isinstance(self.augment, (list, tuple)):
+            raise ClearConvError(f"augment must be a list of augmentation names, got "
+                                 f"{self.augment!r:.60}")
         _check_name("model", self.model, MODELS)
         _check_name("optimizer", self.optimizer, OPTIMIZERS)
         if self.schedule is not None:
@@ -184,7 +189,7 @@ class Recipe:
             value = getattr(self, field_name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ClearConvError(f"{field_name} must be an int >= 1, got {value!r}")
-        if not (_is_number(self.lr) and self.lr > 0):
+        if not (_is_number(self.lr) and 0 < self.lr < float("inf")):
             raise ClearConvError(f"lr must be a number > 0, got {self.lr!r}")
         if not (_is_number(self.val_split) and 0.0 <= self.val_split < 1.0):
             raise ClearConvError(f"val_split must be a number in [0, 1), got {self.val_split!r}")
@@ -319,8 +324,8 @@ def _is_number(value: Any) -> bool:
 
 
 def _check_name(kind: str, name: Any, known: dict[str, Any]) -> None:
-    if name not in known:
-        raise ClearConvError(f"unknown {kind} {name!r}; known: {', '.join(known)}")
+    if not isinstance(name, str) or name not in known:
+        raise ClearConvError(f"unknown {kind} {name!r:.60}; known: {', '.join(known)}")
 
 
 def _cosine(dataset: str, epochs: int, lr: float) -> Recipe:
