@@ -1143,11 +1143,12 @@ def build_checkpoint(ops: Sequence[tuple], tail: Sequence[tuple]) -> bytes:
         elif kind == "lr" and isinstance(ck.get("optimizer"), dict) and \
                 isinstance(ck["optimizer"].get("hyperparams"), dict):
             ck["optimizer"]["hyperparams"]["lr"] = op[1]
-        elif kind == "array" and op[1] in arrays:
+        elif kind == "array" and arrays.get(op[1]) is not None:
             a = arrays[op[1]]
-            arrays[op[1]] = {"neg": -np.abs(a) - 1, "nan": np.full(a.shape, np.nan),
-                             "shape": a.ravel()[:1], "int": a.astype(np.int64),
-                             "drop": None}[op[2]]
+            with np.errstate(invalid="ignore"):     # nan -> int: meant
+                arrays[op[1]] = {"neg": -np.abs(a) - 1, "nan": np.full(a.shape, np.nan),
+                                 "shape": a.ravel()[:1], "int": a.astype(np.int64),
+                                 "drop": None}[op[2]]
     text = json.dumps(config, allow_nan=True).encode()
     out = [("__config__.npy", npy_array(np.frombuffer(text, np.uint8)))]
     out += [(f"{k}.npy", npy_array(np.asarray(v))) for k, v in arrays.items() if v is not None]

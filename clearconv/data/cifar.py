@@ -32,6 +32,7 @@ import os
 import pickle
 import pickletools
 import tarfile
+import zlib
 from pathlib import Path
 from typing import IO, Any, Union
 
@@ -56,6 +57,11 @@ _SPLIT_BATCHES = {
 }
 _PIXELS = 3 * 32 * 32
 
+
+try:
+    from lzma import LZMAError as _LZMAError
+except ImportError:  # pragma: no cover - Python built without lzma: no .tar.xz either
+    _LZMAError = OSError
 
 #: the largest batch file read (a real one is 31,035,704 bytes: 10000 rows of 3072 bytes
 #: plus labels and file names); a larger file or archive member is refused unread
@@ -265,7 +271,7 @@ def _unpickle(source: IO[bytes], name: str) -> Any:
             size += len(chunk)
         data = b"".join(chunks)
         del chunks
-    except OSError as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # a damaged archive stream, too
         raise DatasetError(f"{name}: cannot read the CIFAR batch: {exc}") from exc
     if len(data) > MAX_BATCH_BYTES:
         raise DatasetError(f"{name}: larger than MAX_BATCH_BYTES = {MAX_BATCH_BYTES} bytes "
@@ -376,7 +382,7 @@ def _read_from_archive(archive: Path, batches: tuple[str, ...]) -> list[tuple[np
                             f, name=f"{archive}:{member.name}")
                 if len(found) == len(wanted):
                     break
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except (tarfile.TarError, OSError, EOFError, zlib.error, _LZMAError) as exc:
         raise DatasetError(f"{archive}: corrupt or truncated archive: {exc}") from exc
     missing = [b for b in batches if b not in found]
     if missing:

@@ -44,11 +44,12 @@ import ssl
 import stat
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 from tqdm.auto import tqdm
 
@@ -214,13 +215,35 @@ def _classify_connect_error(reason: object) -> Exception:
     return _Failed(str(reason))
 
 
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """urllib's redirects, at most 5 and to http(s) only, without reading the redirect's
+    own body first (urllib reads all of it: its announced length could be 2**62)."""
+
+    max_redirections = 5
+
+    def http_error_302(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                       headers: Any) -> Any:
+        location = headers.get("location") or headers.get("uri") or ""
+        target = urllib.parse.urljoin(req.full_url, location)
+        if urllib.parse.urlsplit(target).scheme not in ("http", "https"):
+            raise urllib.error.HTTPError(req.full_url, code,
+                                         f"redirect to {location!r:.80} refused", headers, fp)
+        fp.close()   # the body is not read (urllib would read it all)
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+
+_OPENER = urllib.request.build_opener(_Redirects)
+
+
 def _open_url(url: str, offset: int, timeout: float) -> http.client.HTTPResponse | None:
     """Send the request (with ``Range`` when resuming); None for HTTP 416 on a resume."""
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
     try:
-        return urllib.request.urlopen(request, timeout=timeout)
+        return _OPENER.open(request, timeout=timeout)
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code == 416 and offset:  # nothing after `offset`: the .part may be whole
