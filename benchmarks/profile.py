@@ -193,10 +193,16 @@ def instrumented(model: Any, optimizer: Any, profiler: Profiler) -> Iterator[Non
         _patch_everywhere(stack, threads.map_split,
                           profiler.wrap("thread split (map_split)", threads.map_split,
                                         split=True))
+        loss = getattr(model, "loss_fn", None)
         for method, label in (("forward", "loss forward"), ("backward", "loss backward")):
-            setattr(model.loss_fn, method,
-                    profiler.wrap(label, getattr(model.loss_fn, method)))
-            stack.callback(delattr, model.loss_fn, method)
+            if loss is not None:
+                setattr(loss, method, profiler.wrap(label, getattr(loss, method)))
+                stack.callback(delattr, loss, method)
+            else:            # a library before loss objects: the module's functions
+                from clearconv.train import sequential
+
+                fn = getattr(sequential, f"softmax_cross_entropy_{method}")
+                _patch_everywhere(stack, fn, profiler.wrap(label, fn))
         for step, label in zip(model.steps(), step_labels(model)):
             for method in ("forward", "backward"):
                 setattr(step, method, profiler.wrap(f"{label} {method}", getattr(step, method)))
@@ -282,6 +288,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     p.add_argument("--inference", action="store_true",
                    help="profile model.predict on one batch instead of a training step")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall (default) or cpu: the calling thread's CPU time, which other "
+                        "processes on a busy machine do not inflate; only with --threads 1, "
+                        "where every part runs on the calling thread")
     p.add_argument("--no-fuse", action="store_true",
                    help="Sequential(fuse=False): every layer its own step")
     p.add_argument("--gemm-size", type=int, default=2048,
@@ -290,12 +300,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.steps < 2 or args.batch < 1 or args.threads < 1 or args.warmup < 0:
         p.error("--steps must be >= 2, --batch and --threads >= 1, --warmup >= 0")
+    if args.clock == "cpu" and args.threads != 1:
+        p.error("--clock cpu needs --threads 1 (other threads' work would not be counted)")
     return args
 
 
 def profile_step(arch: str = "mnist_cnn", batch: int = 64, steps: int = 40, warmup: int = 5,
-                 dtype: str = "float32", fuse: bool = True, inference: bool = False
-                 ) -> tuple[Profiler, Any]:
+                 dtype: str = "float32", fuse: bool = True, inference: bool = False,
+                 clock: Callable[[], float] = time.perf_counter) -> tuple[Profiler, Any]:
     """Profile ``steps`` training steps (SGD, momentum 0.9) of a zoo network on one
     repeated batch, or ``steps`` calls of ``predict`` on it (``inference``); returns the
     profiler and the model. Threads as the caller set them."""
@@ -310,12 +322,13 @@ def profile_step(arch: str = "mnist_cnn", batch: int = 64, steps: int = 40, warm
     x, y = _batch(batch, dtype=dtype)
     opt = SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     if inference:
-        from clearconv.kernels import tune_allocator
+        from clearconv.kernels import jit, tune_allocator
 
         tune_allocator()                  # as the CLI does once per process
+        jit.load()                        # the steady state of a serving process
     for _ in range(warmup):
         model.predict(x, batch_size=batch) if inference else model.train_step(x, y, opt)
-    profiler = Profiler(root="predict" if inference else STEP)
+    profiler = Profiler(clock=clock, root="predict" if inference else STEP)
     with instrumented(model, opt, profiler):
         for i in range(steps):
             if inference:
@@ -335,14 +348,19 @@ def main(argv: list[str] | None = None) -> int:
     with limit_threads(args.threads, with_torch=False):
         profiler, model = profile_step(args.arch, args.batch, args.steps, args.warmup,
                                        args.dtype, fuse=not args.no_fuse,
-                                       inference=args.inference)
-        rate = gemm_rate(args.dtype, size=args.gemm_size) if args.gemm_size else None
+                                       inference=args.inference,
+                                       clock=time.thread_time if args.clock == "cpu"
+                                       else time.perf_counter)
+        clock = time.thread_time if args.clock == "cpu" else time.perf_counter
+        rate = gemm_rate(args.dtype, size=args.gemm_size, clock=clock) \
+            if args.gemm_size else None
     table = rows(profiler)
     step_ms = table[0]["median_ms"]
     work = model_work(model, args.batch, backward=not args.inference)
     what = "inference (predict)" if args.inference else "training step"
     head = (f"{args.arch} {what}, batch {args.batch}, {args.dtype}, {args.threads} "
-            f"threads, fuse={not args.no_fuse}; medians of {len(profiler.steps)} steps "
+            f"thread(s), {args.clock} clock, fuse={not args.no_fuse}; medians of "
+            f"{len(profiler.steps)} steps "
             f"(+{len(profiler.probe_steps)} probe steps) after {args.warmup} warm-up; "
             f"CPU kind {cpu_kind(cpu_flags())}")
     floor = ""

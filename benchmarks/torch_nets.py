@@ -61,6 +61,11 @@ def _layer(kind: str, cfg: dict[str, Any]) -> nn.Module:
                    cfg["track_running_stats"])
     if kind == "Residual":
         return Residual(_chain(cfg["main"]), _chain(cfg["shortcut"]))
+    if kind == "AvgPool2D":
+        return nn.AvgPool2d(tuple(cfg["kernel_size"]), tuple(cfg["stride"]),
+                            tuple(cfg["padding"]), ceil_mode=cfg["ceil_mode"],
+                            count_include_pad=cfg["count_include_pad"],
+                            divisor_override=cfg.get("divisor_override"))
     if kind == "GlobalAvgPool2D":
         pool = nn.AdaptiveAvgPool2d(1)
         return nn.Sequential(pool, nn.Flatten()) if cfg.get("flatten") else pool

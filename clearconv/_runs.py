@@ -28,6 +28,8 @@ from .errors import ClearConvError
 LOCK_NAME = ".clearconv.lock"
 #: free bytes a run's output folder needs at least (a model file is a few MB)
 MIN_FREE_BYTES = 16 * 1024 * 1024
+#: a temporary file of an atomic write older than this (seconds) is a killed write's
+STALE_SECONDS = 3600.0
 
 
 def new_run_id() -> str:
@@ -63,7 +65,9 @@ def _check_folder_writable(folder: str, shown: str) -> None:
 
 def check_output_file(path: str | None, what: str) -> None:
     """Refuse, before the run starts, an output file that cannot be written: a folder in
-    its place, a parent that cannot be made, a read-only folder, a full disk."""
+    its place, a parent that cannot be made, a read-only folder, a full disk. Temporary
+    files of a killed write of it (``.<name>.*.tmp``, older than :data:`STALE_SECONDS`)
+    are removed."""
     if not path:
         return
     if os.path.isdir(path):
@@ -74,6 +78,11 @@ def check_output_file(path: str | None, what: str) -> None:
         raise ClearConvError(f"cannot write the {what} {path}: the file is read-only")
     folder = os.path.dirname(os.path.abspath(path))
     _check_folder_writable(folder, f"the {what} {path}")
+    from .io.files import remove_stale_temporaries
+
+    # a killed write of this file left its temporary behind; one an hour old is no
+    # other process's write in progress
+    remove_stale_temporaries(path, older_than=STALE_SECONDS)
 
 
 def check_output_folder(path: str | None, what: str) -> None:

@@ -7,7 +7,7 @@
                     [--quiet] [--checkpoint-dir D | --resume D]
     clearconv summary MODEL
     clearconv evaluate MODEL [--dataset ... --data-dir D]
-    clearconv predict MODEL IMAGE... [--top 3] [--invert auto|yes|no]
+    clearconv predict MODEL IMAGE... [--top 3] [--invert auto|yes|no] [--show-input PNG]
     clearconv filter IMAGE --kernel sobel --out OUT.png [--size 5 --sigma 1.0 ...]
     clearconv download mnist|fashion-mnist|kmnist|cifar10 [--dir D]
     clearconv explain TOPIC|all --out DIR [--image IMG] [--model MODEL [--dataset D]]
@@ -100,9 +100,13 @@ def _optimizer(text: str) -> str:
     return name
 
 
-def _topic(text: str) -> str:
-    from .explain import TOPICS
+#: clearconv.explain.TOPICS, written out so that --help does not import the figure code
+#: (tests/test_cli_validation.py holds the two equal)
+TOPICS = ("image", "convolution", "filters", "padding", "stride", "volume", "sharing",
+          "backward", "pooling", "pooling-backward", "model")
 
+
+def _topic(text: str) -> str:
     name = text.strip().lower().replace("_", "-")
     if name not in (*TOPICS, "all"):
         raise argparse.ArgumentTypeError(
@@ -223,7 +227,6 @@ def _run_folder(args: argparse.Namespace, backup_dir: str | None) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-
     group = args.group              # several MPI processes: each trains on its share
     if not group.root:              # rank 0 alone prints and writes the model
         args.verbose, args.metrics = False, None
@@ -392,7 +395,7 @@ def _classes_of(dataset: str) -> tuple[str, ...]:
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .data.images import fit_to_model, read_image
+    from .data.images import fit_to_model, prepare_digit, read_image, save_image
     from .train.sequential import load
 
     model = load(args.model)
@@ -404,15 +407,44 @@ def cmd_predict(args: argparse.Namespace) -> int:
                              f"trained with the {model.loss_fn.name} loss")
     c, h, w = model.input_shape
     classes = model.classes or [str(i) for i in range(10)]
-    for path in args.images:
+    digits = is_digit_model(model)
+    for i, path in enumerate(args.images):
         image, steps = read_image(path)
-        x, more = fit_to_model(image, c, (h, w), invert=args.invert)
+        if digits:   # MNIST's own preparation of a photographed digit
+            ink = {"auto": "auto", True: "dark", False: "light"}[args.invert]
+            x, more = prepare_digit(image, (h, w), ink=ink)
+        elif model.trained_on == "folder" and args.invert == "auto":
+            # as the folder's images were read for training (data/folder.py): no guess
+            x, more = read_image(path, mode="L" if c == 1 else "RGB", size=(h, w))
+            steps = ["read as the training folder's images were"]
+        else:
+            x, more = fit_to_model(image, c, (h, w), invert=args.invert)
         probs = model.predict_proba(x[None].astype(np.float32) / 255.0)[0]
         print(f"{path}: converted: {'; '.join(steps + more) or 'nothing to convert'}; "
               f"scaled to [0, 1]")
+        if args.show_input:
+            shown = _numbered(args.show_input, i, len(args.images))
+            save_image(x, shown, mode="clip")
+            print(f"  what the model sees ({w}x{h}): {shown}")
         for k in np.argsort(-probs, kind="stable")[:args.top]:
             print(f"  {classes[k]:>12}  {probs[k]:.4f}")
     return 0
+
+
+def is_digit_model(model: Any) -> bool:
+    """A grayscale model of the ten digits (MNIST's, the embedded digits' or the like):
+    predict prepares photos for it as MNIST prepared its digits."""
+    return (tuple(model.input_shape or ())[:1] == (1,)
+            and (model.trained_on in ("mnist", "digits")
+                 or list(model.classes or []) == [str(d) for d in range(10)]))
+
+
+def _numbered(path: str, i: int, n: int) -> str:
+    """``path`` for one image, ``stem-<i+1>.suffix`` for the i-th of several."""
+    if n == 1:
+        return path
+    stem, dot, suffix = path.rpartition(".")
+    return f"{stem}-{i + 1}.{suffix}" if dot else f"{path}-{i + 1}"
 
 
 def cmd_filter(args: argparse.Namespace) -> int:
@@ -556,7 +588,6 @@ def _group(args: argparse.Namespace) -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     from .data import DATASET_NAMES
-    from .explain import TOPICS
     from .train.optim import OPTIMIZERS
 
     parser = argparse.ArgumentParser(
@@ -630,7 +661,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image files (PNG, JPEG, ...), e.g. photos of handwritten digits")
     p.add_argument("--top", type=_int_at_least(1), default=3, help="how many classes to show")
     p.add_argument("--invert", default="auto", choices=("auto", "yes", "no"),
-                   help="invert light-on-dark vs dark-on-light (auto: by the image border)")
+                   help="invert light-on-dark vs dark-on-light (auto: by the image border; "
+                        "for digit models: yes = dark ink on light paper, no = light ink)")
+    p.add_argument("--show-input", default=None, metavar="PNG",
+                   help="write what the model sees (its input size) to this image file "
+                        "(several images: PNG-1, PNG-2, ...)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("filter", help="apply a classic kernel to an image (docs/MATH.md §3)")

@@ -29,31 +29,23 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 MEMO_SIZE = 512
 
 
-def _typed_key(value: Any) -> Any:
-    """A dict key for an argument that tells apart values equal across types
-    (``True`` from ``1``, ``(1, 2.0)`` from ``(1, 2)``), which the checks treat apart."""
-    if isinstance(value, (tuple, list)):
-        return type(value), tuple(_typed_key(v) for v in value)
-    return type(value), value
-
-
 def _memoized(fn: _F) -> _F:
     """``fn`` (a pure geometry function returning an immutable NamedTuple) remembering
     its results for the arguments it has seen: a layer calls it with the same
     arguments every batch, and at batch 1 the checks cost as much as the arithmetic.
-    Calls that raise are not remembered (they raise again); unhashable arguments are
-    computed afresh."""
-    memo: dict[Any, Any] = {}
+    Calls that raise are not remembered (they raise again)."""
+    memo: dict[str, Any] = {}
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # the key is the arguments' repr: it tells apart values equal across types
+        # (True from 1, 2.0 from 2, a list from a tuple), which the checks treat apart,
+        # and costs a microsecond
+        key = repr((args, kwargs))
         try:
-            key = (_typed_key(args), _typed_key(tuple(sorted(kwargs.items()))))
             return memo[key]
         except KeyError:
             pass
-        except TypeError:            # an unhashable argument: no memo
-            return fn(*args, **kwargs)
         result = fn(*args, **kwargs)
         if len(memo) >= MEMO_SIZE:
             memo.clear()
@@ -668,6 +660,10 @@ def _per_channel(a: np.ndarray | None, c: int, dtype: np.dtype, what: str
     return a.astype(dtype, copy=False)
 
 
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+
+
 def check_batch_norm(x: np.ndarray, gamma: Any, beta: Any, running_mean: Any,
                      running_var: Any, training: bool, momentum: float, eps: float,
                      op: str = "batch_norm2d", stats_given: bool = False
@@ -691,10 +687,14 @@ def check_batch_norm(x: np.ndarray, gamma: Any, beta: Any, running_mean: Any,
     if running_mean is None and not training and not stats_given:
         raise ClearConvError(f"{op}: evaluation (training=False) normalises with the running "
                              f"statistics: running_mean and running_var are needed")
-    if not 0.0 <= float(momentum) <= 1.0:
-        raise ClearConvError(f"{op}: momentum must be in [0, 1], got {momentum}")
-    if not float(eps) > 0.0:
-        raise ClearConvError(f"{op}: eps must be > 0, got {eps}")
+    if momentum is None:
+        raise ClearConvError(f"{op}: momentum must be a number in [0, 1]; PyTorch's None (a "
+                             f"cumulative average) is the layer's: BatchNorm2D(momentum=None) "
+                             f"passes 1 / num_batches_tracked")
+    if not _is_real(momentum) or not 0.0 <= float(momentum) <= 1.0:
+        raise ClearConvError(f"{op}: momentum must be in [0, 1], got {momentum!r}")
+    if not _is_real(eps) or not float(eps) > 0.0:
+        raise ClearConvError(f"{op}: eps must be > 0, got {eps!r}")
     if training and not stats_given and x.shape[0] * x.shape[2] * x.shape[3] <= 1:
         raise ClearConvError(f"{op}: training needs more than one value per channel to "
                              f"take a variance, got input shape {tuple(x.shape)}")

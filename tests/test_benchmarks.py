@@ -381,9 +381,12 @@ def test_profile_command_prints_the_table(tmp_path, capsys):
 
     out = tmp_path / "profile.json"
     assert profile_main(["--arch", "lenet5", "--batch", "4", "--steps", "2", "--warmup", "0",
-                         "--threads", "1", "--gemm-size", "64", "--json", str(out)]) == 0
+                         "--threads", "1", "--clock", "cpu", "--gemm-size", "64",
+                         "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "| part" in printed and "median ms" in printed and "share" in printed
-    assert "x the floor" in printed
+    assert "x the floor" in printed and "cpu clock" in printed
+    with pytest.raises(SystemExit):                      # CPU time misses other threads
+        profile_main(["--threads", "2", "--clock", "cpu"])
     data = json.loads(out.read_text())
     assert data["rows"][0]["part"] == "train_step" and data["work"]["gflop"] > 0

@@ -223,3 +223,13 @@ def test_the_readme_synopsis_lists_every_option_with_its_default():
                 if flag.startswith("--") and flag != "--help":
                     assert re.search(re.escape(flag) + r"\b", block), f"{name} {flag}"
     assert "(1438, 1, 8, 8)" in readme and "(1437" not in readme
+
+
+def test_the_clis_topic_list_is_explains():
+    import sys
+
+    from clearconv import cli
+    from clearconv.explain import TOPICS
+
+    assert cli.TOPICS == TOPICS
+    assert "clearconv.explain" in sys.modules    # (imported by this test, not by --help)

@@ -284,6 +284,33 @@ def test_float64_conv_model_warns_and_exports_as_float32_on_request(tmp_path: Pa
     np.testing.assert_allclose(got, model.forward(x), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("layer", [GlobalAvgPool2D(), GlobalMaxPool2D(), AdaptiveAvgPool2D(2),
+                                   Upsample(scale_factor=2, mode="bilinear"), AvgPool1D(2)])
+def test_float64_export_warns_for_every_operator_onnxruntime_lacks_in_float64(
+        layer: Layer, tmp_path: Path) -> None:
+    shape = (2, 4, 6) if type(layer) is not AvgPool1D else (2, 6)
+    with pytest.warns(UserWarning, match="dtype='float32'"):
+        to_onnx(cc.Sequential(layer, input_shape=shape), tmp_path / "m64.onnx",
+                dtype="float64")
+
+
+def test_float64_max_pooling_runs_in_onnxruntime_in_float64(tmp_path: Path) -> None:
+    import warnings
+
+    model = cc.Sequential(MaxPool2D(2, 1, ((1, 0), (0, 1)), dilation=(1, 2)),
+                          AdaptiveMaxPool2D((2, 5)), input_shape=(2, 4, 6))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # no float64 warning for these
+        to_onnx(model, tmp_path / "m64.onnx", dtype="float64")
+    x = _inputs(model, 3, np.float64)
+    (got,) = _session(tmp_path / "m64.onnx").run(None, {"input": x})
+    assert got.dtype == np.float64
+    want = x
+    for layer in model.layers:      # the layers themselves: a model without parameters
+        want = layer.forward(want)  # computes in float32
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
 def test_unknown_input_shape_is_refused(tmp_path: Path) -> None:
     model = cc.Sequential(Dense(3, 2, rng=0))
     with pytest.raises(ClearConvError, match="build the model with input_shape.*or fit it"):

@@ -637,3 +637,42 @@ def test_a_model_predicts_with_winograd_4x4_what_it_computes_in_training():
     assert any("winograd-4x4" in str(c) for c in log.info.call_args_list)
     trained = model.forward(x, training=True)
     np.testing.assert_allclose(inferred, trained, rtol=1e-4, atol=1e-5)
+
+
+def test_the_remembered_auto_order_follows_every_change_of_the_registry():
+    names = registry.names("linear")
+    extra = registry.Algorithm("linear", "test-only", lambda call: (False, "never"),
+                               registry.get("linear", "matmul").forward, None, "a test entry")
+    saved = dict(registry._order)
+    try:
+        registry.register(extra)
+        assert registry.names("linear") == (*names, "test-only")
+        registry.set_auto_order("linear", ("test-only", "split-rows"))
+        assert registry.names("linear")[:3] == ("auto", "test-only", "split-rows")
+    finally:
+        del registry._algorithms["linear"]["test-only"]
+        registry._order.clear()
+        registry._order.update(saved)
+        registry._ordered_memo.clear()
+    assert registry.names("linear") == names
+
+
+@needs_numba
+@pytest.mark.parametrize("algorithm", ["nhwc", "nhwc-2x2"])
+@pytest.mark.parametrize("h, w", [(8, 6), (7, 9)])     # odd: a row / column no window covers
+@pytest.mark.parametrize("relu", [False, True])
+def test_channels_last_2x2_backward_writes_every_value_once(algorithm, h, w, relu):
+    rng = np.random.default_rng(h * w)
+    x = channels_last(rng.permutation(np.linspace(-1, 1, 2 * 5 * h * w)).reshape(2, 5, h, w))
+    y, cache = F.max_pool2d_forward(x, 2, 2, relu=relu, algorithm=algorithm)
+    dy = rng.standard_normal(y.shape)
+    got = F.max_pool2d_backward(dy, cache)
+    if relu:
+        z, relu_cache = R.relu_forward(x)
+        _, pool_cache = R.max_pool2d_forward(z, 2, 2)
+        want = R.relu_backward(R.max_pool2d_backward(dy, pool_cache), relu_cache)
+    else:
+        _, pool_cache = R.max_pool2d_forward(x, 2, 2)
+        want = R.max_pool2d_backward(dy, pool_cache)
+    assert_same(got, want)
+    assert not got[:, :, 2 * (h // 2):].any() and not got[:, :, :, 2 * (w // 2):].any()

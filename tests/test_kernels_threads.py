@@ -283,3 +283,9 @@ def test_split_products_equal_numpy(three_threads, monkeypatch):
     with cc.parallel():
         np.testing.assert_allclose(threads.matmul(a, b), a @ b, rtol=1e-13)
         np.testing.assert_allclose(threads.matmul_t(a, c), a.T @ c, rtol=1e-12, atol=1e-13)
+        # few rows against many columns (a dense layer's batch against its weight): the
+        # split goes over the columns, and a.T @ c needs no sum of parts
+        wide, batch = rng.standard_normal((11, 40)), rng.standard_normal((4, 11))
+        np.testing.assert_allclose(threads.matmul(batch, wide), batch @ wide, rtol=1e-13)
+        dy, x = rng.standard_normal((6, 20)), rng.standard_normal((6, 300))
+        np.testing.assert_allclose(threads.matmul_t(dy, x), dy.T @ x, rtol=1e-12, atol=1e-13)

@@ -312,3 +312,12 @@ def test_per_pixel_cross_entropy_trains_a_fully_convolutional_model():
     assert history.history["loss"][-1] < 0.5 * history.history["loss"][0]
     pixels = model.predict(x).argmax(axis=1) == y
     assert pixels[y != 255].mean() > 0.9
+
+
+def test_the_module_docstring_example_runs():
+    import doctest
+
+    import clearconv.train.losses as module
+
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0

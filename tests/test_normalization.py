@@ -15,7 +15,7 @@ from clearconv import functional as F
 from clearconv import reference as R
 from clearconv.errors import ClearConvError, ShapeError
 from clearconv.gradcheck import gradcheck
-from clearconv.kernels import compiled, registry
+from clearconv.kernels import jit, registry
 
 ALGORITHMS = [a.name for a in registry.algorithms("batch_norm2d")
               if a.supports(F.normalization.BatchNormCall((2, 2, 2, 2), np.dtype(np.float64),
@@ -213,6 +213,8 @@ BAD = [
     ((1, 3, 1, 1), {}, ClearConvError, ("more than one value", 1, 3)),
     ((2, 3, 4, 4), {"momentum": 1.5}, ClearConvError, ("momentum", 1.5)),
     ((2, 3, 4, 4), {"eps": 0.0}, ClearConvError, ("eps",)),
+    ((2, 3, 4, 4), {"eps": "small"}, ClearConvError, ("eps", "small")),
+    ((2, 3, 4, 4), {"momentum": None}, ClearConvError, ("momentum", "num_batches_tracked")),
     ((2, 3, 4, 4), {"running_mean": np.zeros(4), "running_var": np.ones(4)}, ShapeError,
      ("running_mean", 3)),
 ]
@@ -238,7 +240,7 @@ def test_backward_refuses_a_gradient_of_another_shape():
         F.batch_norm2d_backward(np.ones((2, 4, 2, 2)), cache)
 
 
-@pytest.mark.skipif(not compiled.AVAILABLE, reason="Numba absent or CLEARCONV_JIT=0: the "
+@pytest.mark.skipif(not jit.AVAILABLE, reason="Numba absent or CLEARCONV_JIT=0: the "
                     "compiled batch norm is not registered as applying")
 def test_auto_takes_the_compiled_algorithm_and_the_numpy_one_for_strided_views():
     x = np.ones((2, 3, 4, 4), np.float32)
@@ -307,3 +309,44 @@ def test_batch_norm_float32_on_a_large_batch_matches_torch():
     np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(dgamma, gt.grad.numpy(), rtol=1e-4, atol=1e-4 * 1024)
 
+
+
+# ------------------------------------------------------ a batch split between processes
+def test_two_pieces_with_summed_statistics_equal_the_whole_batch():
+    """What synchronised batch norm computes, in one process: each piece's sums added up
+    give the whole batch's statistics, and the weighted gradient sums its dx (float64)."""
+    from clearconv.functional.normalization import batch_norm2d_sums
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((6, 3, 4, 5)) * 2 + 1
+    dy = rng.standard_normal(x.shape)
+    gamma, beta = rng.standard_normal(3), rng.standard_normal(3)
+    y_all, cache_all = F.batch_norm2d_forward(x, gamma, beta, None, None, True)
+    dx_all, dgamma_all, dbeta_all = F.batch_norm2d_backward(dy, cache_all)
+
+    pieces = [slice(0, 4), slice(4, 6)]
+    shift = np.full(3, 0.5)
+    sums = [batch_norm2d_sums(x[p], shift) for p in pieces]
+    total = sum(s[0] for s in sums)
+    mean_shifted = sum(s[1] for s in sums) / total
+    mean = shift + mean_shifted
+    var = sum(s[2] for s in sums) / total - mean_shifted ** 2
+    shares = [s[0] / total for s in sums]
+    caches = []
+    for p in pieces:
+        y, cache = F.batch_norm2d_forward(x[p], gamma, beta, None, None, True,
+                                          algorithm="numpy", batch_stats=(mean, var))
+        assert_same(y, y_all[p])
+        caches.append(cache)
+    # each piece back-propagates its own mean loss's gradient: the whole one / its share
+    local_dy = [dy[p] / w for p, w in zip(pieces, shares)]
+    local = [(g.sum(axis=(0, 2, 3)), (g * c.saved).sum(axis=(0, 2, 3)))
+             for g, c in zip(local_dy, caches)]
+    totals = tuple(sum(w * part[k] for w, part in zip(shares, local)) for k in range(2))
+    dgamma, dbeta = 0, 0
+    for p, w, g, c in zip(pieces, shares, local_dy, caches):
+        dx, dg, db = F.batch_norm2d_backward(g, c, reduce=lambda a, b: totals)
+        assert_same(w * dx, dx_all[p])          # the gradient average weights it by w
+        dgamma, dbeta = dgamma + w * dg, dbeta + w * db
+    np.testing.assert_allclose(dgamma, dgamma_all, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dbeta, dbeta_all, rtol=1e-10, atol=1e-12)

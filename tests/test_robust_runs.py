@@ -238,3 +238,14 @@ def test_explain_out_is_checked_before_any_figure(tmp_path: Path,
     (tmp_path / "f").write_text("x")
     assert main(["explain", "all", "--out", str(tmp_path / "f")]) == 2
     assert "is a file, not a folder" in _err(capsys)
+
+
+def test_stale_temporaries_of_a_killed_model_write_are_removed(tmp_path: Path) -> None:
+    # issue 12: stale .tmp files of killed writes are cleaned on the next run
+    old, fresh = tmp_path / ".m.npz.k1ll3d.tmp", tmp_path / ".m.npz.wr1t1ng.tmp"
+    for p in (old, fresh):
+        p.write_bytes(b"half a model")
+    two_hours_ago = os.path.getmtime(old) - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    assert main([*TRAIN, "--out", str(tmp_path / "m.npz")]) == 0
+    assert not old.exists() and fresh.exists()   # a write in progress elsewhere is kept

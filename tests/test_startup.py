@@ -89,3 +89,11 @@ def test_the_choice_says_why_a_small_call_takes_numpy():
         assert "Numba not loaded yet" in choice["text"]
     else:
         assert "needs Numba" in choice["text"]
+
+
+def test_cli_help_does_not_import_the_figure_code():
+    code = ("import contextlib, io, json, sys\nfrom clearconv.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    try:\n        main(['explain', '--help'])\n    except SystemExit:\n        pass\n"
+            "print(json.dumps('clearconv.explain' in sys.modules))")
+    assert _fresh(code) is False

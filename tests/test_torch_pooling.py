@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from strategies import pool_cases_more  # noqa: E402
 from test_torch_conformance import DTYPES, check_against_torch, normal  # noqa: E402
 
 from clearconv import functional as F
+from clearconv.shapes import pool_padding
 
 torch = pytest.importorskip("torch", reason="PyTorch not installed: conformance with "
                                             "torch.nn.functional not checked")
@@ -235,3 +237,38 @@ def test_upsampling_picks_the_rows_torch_picks_for_any_size_and_factor(h, target
         y, _ = F.upsample_nearest2d_forward(x, **kwargs)
         yt = TF.interpolate(torch.tensor(x), mode="nearest", **kwargs)
         np.testing.assert_array_equal(y, yt.numpy())
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 30), st.integers(1, 35), st.integers(1, 35))
+def test_adaptive_windows_are_torch_windows_for_any_sizes(h, w, ho, wo):
+    x = np.random.default_rng(h * 31 + w).permutation(h * w).reshape(1, 1, h, w) * 1.0
+    y, cache = F.adaptive_max_pool2d_forward(x, (ho, wo))
+    yt, it = TF.adaptive_max_pool2d(torch.tensor(x), (ho, wo), return_indices=True)
+    np.testing.assert_array_equal(y, yt.numpy())
+    np.testing.assert_array_equal(F.adaptive_max_pool2d_indices(cache), it.numpy())
+    ya, _ = F.adaptive_avg_pool2d_forward(x, (ho, wo))
+    np.testing.assert_allclose(ya, TF.adaptive_avg_pool2d(torch.tensor(x), (ho, wo)).numpy(),
+                               rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(pool_cases_more())
+def test_dilated_max_pooling_is_torch_on_hypothesis_drawn_calls(case):
+    """Every symmetric padding, stride, dilation and ceil_mode drawn: the same output
+    shape, values, indices and gradient as torch (float64)."""
+    (pt, pb), (pl, pr) = pool_padding(case.padding)
+    assume(pt == pb and pl == pr)
+    args = (case.kernel_size, case.stride, (pt, pl), case.ceil_mode)
+    x = np.ascontiguousarray(case.x)
+    y, cache = F.max_pool2d_forward(x, *args, dilation=case.dilation)
+    xt = torch.tensor(x, requires_grad=True)
+    yt, it = TF.max_pool2d(xt, case.kernel_size, case.stride or case.kernel_size, (pt, pl),
+                           case.dilation, case.ceil_mode, return_indices=True)
+    assume(np.isfinite(y).all())          # torch's index for a window of padding only
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    np.testing.assert_array_equal(F.max_pool2d_indices(cache), it.numpy())
+    dy = case.dy_rng.standard_normal(y.shape)
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_allclose(F.max_pool2d_backward(dy, cache), xt.grad.numpy(),
+                               rtol=1e-12, atol=1e-12)

@@ -13,13 +13,21 @@ import clearconv as cc
 from clearconv import optim
 from clearconv.data import load_digits, to_float
 from clearconv.errors import ClearConvError
-from clearconv.layers import AvgPool2D, BatchNorm1D, BatchNorm2D, Conv2D, ConvTranspose2D, Residual
+from clearconv.layers import (
+    BatchNorm1D,
+    BatchNorm2D,
+    Conv2D,
+    ConvTranspose2D,
+    GlobalAvgPool2D,
+    ReLU,
+    Residual,
+)
 from clearconv.train import recipes, zoo
 from clearconv.train.losses import MSELoss
 
 
-@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32)])
-def test_mobilenet_cnn_is_depthwise_separable_and_pools_globally(shape):
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (1, 30, 30)])
+def test_mobilenet_cnn_is_depthwise_separable_with_batch_norm_and_pools_globally(shape):
     model = zoo.mobilenet_cnn(shape, num_classes=7, rng=0)
     convs = [la for la in model.layers if isinstance(la, Conv2D)]
     depthwise = [la for la in convs if la.groups > 1]
@@ -27,11 +35,19 @@ def test_mobilenet_cnn_is_depthwise_separable_and_pools_globally(shape):
     assert all(la.groups == la.in_channels == la.out_channels for la in depthwise)
     pointwise = [la for la in convs if la.kernel_size == (1, 1)]
     assert len(pointwise) == 4 and all(la.groups == 1 for la in pointwise)
-    pool = next(la for la in model.layers if isinstance(la, AvgPool2D))
-    assert pool.kernel_size == (shape[1] // 4, shape[2] // 4)
+    for i, layer in enumerate(model.layers):      # every conv: no bias, then BN and ReLU
+        if isinstance(layer, Conv2D):
+            assert layer.bias is None
+            assert isinstance(model.layers[i + 1], BatchNorm2D)
+            assert model.layers[i + 1].num_features == layer.out_channels
+            assert isinstance(model.layers[i + 2], ReLU)
+    assert isinstance(model.layers[-2], GlobalAvgPool2D)
     assert model.build(shape)[-1] == (7,)
     x = np.random.default_rng(0).random((2, *shape), dtype=np.float32)
     assert model.predict(x).shape == (2, 7)
+    plain = zoo.mobilenet_cnn(shape, rng=0, batch_norm=False)
+    assert not any(isinstance(la, BatchNorm2D) for la in plain.layers)
+    assert all(la.bias is not None for la in plain.layers if isinstance(la, Conv2D))
 
 
 def test_mobilenet_cnn_learns_the_digits_a_little():
@@ -44,10 +60,9 @@ def test_mobilenet_cnn_learns_the_digits_a_little():
     assert history.history["accuracy"][-1] > 0.3
 
 
-@pytest.mark.parametrize("make", [zoo.mobilenet_cnn, zoo.conv_autoencoder])
-def test_sizes_that_do_not_divide_by_4_are_refused(make):
+def test_autoencoder_sizes_that_do_not_divide_by_4_are_refused():
     with pytest.raises(ClearConvError, match="divide by 4.*30x30"):
-        make((1, 30, 30))
+        zoo.conv_autoencoder((1, 30, 30))
 
 
 @pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32)])
@@ -101,7 +116,7 @@ def test_the_new_models_convert_to_torch_with_the_same_outputs(make):
 
     model, x, want = _outputs(make)
     with torch.no_grad():
-        got = to_torch(model)(torch.from_numpy(x)).numpy()
+        got = to_torch(model).eval()(torch.from_numpy(x)).numpy()   # BN: running stats
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
@@ -121,6 +136,33 @@ def test_resnet20_has_the_papers_layers_and_272474_parameters():
         assert isinstance(bn, BatchNorm2D)
     assert [b.main[0].out_channels for b in blocks] == [16] * 3 + [32] * 3 + [64] * 3
     assert model.build((3, 32, 32))[-1] == (10,)
+
+
+def test_resnet20_exports_to_onnx_and_converts_to_torch(tmp_path):
+    from clearconv.io.torch import to_torch
+
+    ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed: the export "
+                                                    "not run")
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: to_torch not checked")
+    model = zoo.resnet20(rng=0)
+    model.fit(*_cifar_like(16), epochs=1, batch_size=8, verbose=0, seed=0)   # real stats
+    x = _cifar_like(4, seed=1)[0]
+    path = str(tmp_path / "resnet20.onnx")
+    model.to_onnx(path)
+    (got,) = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(
+        None, {"input": x})
+    np.testing.assert_allclose(got, model.predict(x), rtol=1e-4, atol=1e-4)
+    model64 = model.astype("float64")
+    net = to_torch(model64).eval()
+    with torch.no_grad():
+        theirs = net(torch.from_numpy(x.astype(np.float64))).numpy()
+    np.testing.assert_allclose(theirs, model64.predict(x.astype(np.float64)), rtol=0,
+                               atol=1e-10)
+
+
+def _cifar_like(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 3, 32, 32), dtype=np.float32), rng.integers(0, 10, n)
 
 
 def test_resnet20_takes_other_classes_and_channels():

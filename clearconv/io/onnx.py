@@ -113,6 +113,11 @@ __all__ = ["MIN_OPSET", "to_onnx"]
 MIN_OPSET = 13
 
 
+#: operators onnxruntime's CPU provider has no float64 kernel for (1.32)
+_NO_FLOAT64_IN_ORT = {"Conv", "ConvTranspose", "AveragePool", "GlobalAveragePool",
+                      "GlobalMaxPool", "Resize"}
+
+
 def to_onnx(model: Any, path: str | os.PathLike[str], opset: int = 17, batch_dim: str = "N",
             input_name: str = "input", output_name: str = "logits",
             dtype: np.dtype | type | str | None = None) -> None:
@@ -137,7 +142,8 @@ def to_onnx(model: Any, path: str | os.PathLike[str], opset: int = 17, batch_dim
     dtype : None, 'float32' or 'float64'
         Element type of the graph (weights, input, output). None keeps the model's dtype.
         A float64 model exports as float64, faithfully; but onnxruntime's CPU provider
-        has no float64 Conv or AveragePool kernel (1.32), so such a model warns and runs
+        has no float64 Conv, AveragePool, global pooling or Resize kernel (1.32), so such
+        a model warns and runs
         there only when exported with ``dtype='float32'``.
 
     Raises
@@ -160,11 +166,6 @@ def to_onnx(model: Any, path: str | os.PathLike[str], opset: int = 17, batch_dim
     dt = np.dtype(model.dtype if dtype is None else dtype)
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ClearConvError(f"ONNX export supports float32 and float64, got dtype {dt}")
-    if dt == np.float64 and any(type(la) in (Conv2D, Conv1D, ConvTranspose2D, AvgPool2D)
-                                for la in model.layers):
-        warnings.warn("exporting a float64 model with Conv/AveragePool: onnxruntime's CPU "
-                      "provider has no float64 kernels for them; pass dtype='float32' to run "
-                      "the file there", UserWarning, stacklevel=2)
     elem = TensorProto.DOUBLE if dt == np.float64 else TensorProto.FLOAT
 
     graph = _Graph(dt)
@@ -185,6 +186,11 @@ def to_onnx(model: Any, path: str | os.PathLike[str], opset: int = 17, batch_dim
         current = out
     if not model.layers:
         graph.node("Identity", [input_name], [output_name], "identity")
+    lacking = sorted({n.op_type for n in graph.nodes} & _NO_FLOAT64_IN_ORT)
+    if dt == np.float64 and lacking:
+        warnings.warn(f"exporting a float64 model with {', '.join(lacking)}: onnxruntime's "
+                      f"CPU provider has no float64 kernels for them; pass dtype='float32' "
+                      f"to run the file there", UserWarning, stacklevel=2)
 
     from .._version import __version__
 

@@ -465,6 +465,40 @@ def max_pool_backward_nhwc(dy: Any, idx: Any, kh: int, kw: int, sh: int, sw: int
                         dx[n, r0 + t // kw, q0 + t % kw, c] += dy[n, m, k, c]
 
 
+@_njit
+def max_pool_2x2_backward_nhwc(dy: Any, idx: Any, dx: Any) -> None:
+    """:func:`max_pool_backward_nhwc` for 2x2 windows, stride 2, no padding: the windows
+    do not overlap, so every dx value is written once (its window's gradient where the
+    offset points at it, else 0) with branch-free selects, and dx needs no zeros first;
+    a bottom row or right column that no window covers (odd H or W) is set to 0.
+
+    dy, idx: (N, H_out, W_out, C); dx: (N, H, W, C), any contents.
+    """
+    n_img, h_out, w_out, c_n = dy.shape
+    h, w = dx.shape[1], dx.shape[2]
+    zero = dx.dtype.type(0)
+    for n in range(n_img):
+        for m in range(h_out):
+            r = 2 * m
+            for k in range(w_out):
+                q = 2 * k
+                for c in range(c_n):
+                    t = idx[n, m, k, c]
+                    g = dy[n, m, k, c]
+                    dx[n, r, q, c] = g if t == 0 else zero
+                    dx[n, r, q + 1, c] = g if t == 1 else zero
+                    dx[n, r + 1, q, c] = g if t == 2 else zero
+                    dx[n, r + 1, q + 1, c] = g if t == 3 else zero
+            for q in range(2 * w_out, w):
+                for c in range(c_n):
+                    dx[n, r, q, c] = zero
+                    dx[n, r + 1, q, c] = zero
+        for r in range(2 * h_out, h):
+            for q in range(w):
+                for c in range(c_n):
+                    dx[n, r, q, c] = zero
+
+
 
 @_njit
 def col2im_nhwc(d: Any, sh: int, sw: int, dh: int, c_n: int, dxp: Any) -> None:
@@ -945,4 +979,5 @@ def warm_up() -> bool:
             max_pool_nhwc(xp, 2, 2, 2, 2, 0, 0, True, y, idx)
             max_pool_2x2_nhwc(xp, True, y, idx)
             max_pool_backward_nhwc(y, idx, 2, 2, 2, 2, 0, 0, np.zeros((1, 4, 4, 2), dt))
+            max_pool_2x2_backward_nhwc(y, idx, np.zeros((1, 4, 4, 2), dt))
     return True

@@ -173,11 +173,22 @@ def nhwc_backward(dy: np.ndarray, cache: fpool.MaxPool2dCache) -> np.ndarray:
     n, c, h, w = geo.in_shape
     (pt, _), (pl, _) = geo.padding
     idx_h = cache.argmax.transpose(0, 2, 3, 1)
-    dy_h = np.ascontiguousarray(dy.transpose(0, 2, 3, 1))
-    dx_h = np.zeros((n, h, w, c), cache.dtype)
-    threads.map_split(lambda lo, hi: compiled.max_pool_backward_nhwc(
-        dy_h[lo:hi], idx_h[lo:hi], *geo.kernel, *geo.stride, pt, pl, dx_h[lo:hi]), n,
-        _worth_splitting(dx_h.size))
+    dy_t = dy.transpose(0, 2, 3, 1)
+    dx_h = np.empty((n, h, w, c), cache.dtype)
+
+    two_by_two = _is_2x2(geo)
+
+    def part(lo: int, hi: int) -> None:
+        # each thread makes its own images' dx (the copy of dy, and the zeros, in cache)
+        dy_part = np.ascontiguousarray(dy_t[lo:hi])
+        if two_by_two:              # windows apart: each dx value written once, no zeros
+            compiled.max_pool_2x2_backward_nhwc(dy_part, idx_h[lo:hi], dx_h[lo:hi])
+            return
+        dx_h[lo:hi] = 0
+        compiled.max_pool_backward_nhwc(dy_part, idx_h[lo:hi], *geo.kernel, *geo.stride,
+                                        pt, pl, dx_h[lo:hi])
+
+    threads.map_split(part, n, _worth_splitting(dx_h.size))
     return dx_h.transpose(0, 3, 1, 2)
 
 

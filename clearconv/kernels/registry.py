@@ -83,11 +83,13 @@ class Choice(NamedTuple):
 
 _algorithms: dict[str, dict[str, Algorithm]] = {}
 _order: dict[str, tuple[str, ...]] = {}
+_ordered_memo: dict[str, tuple[str, ...]] = {}   # _ordered's answers until the next change
 
 
 def register(algorithm: Algorithm) -> Algorithm:
     """Add an algorithm (a second one of the same op and name replaces the first)."""
     _algorithms.setdefault(algorithm.op, {})[algorithm.name] = algorithm
+    _ordered_memo.clear()
     return algorithm
 
 
@@ -95,6 +97,7 @@ def set_auto_order(op: str, names: tuple[str, ...]) -> None:
     """The order 'auto' tries the op's algorithms in (the first that applies wins); the
     names not listed (the readable default among them) come after, in registration order."""
     _order[op] = tuple(names)
+    _ordered_memo.clear()
 
 
 def get(op: str, name: str) -> Algorithm:
@@ -111,10 +114,18 @@ def names(op: str) -> tuple[str, ...]:
     return ("auto", *_ordered(op))
 
 
-def _ordered(op: str) -> list[str]:
+def _ordered(op: str) -> tuple[str, ...]:
+    """The op's algorithm names in 'auto' order (remembered until the registry changes:
+    every call of an op walks it)."""
+    try:
+        return _ordered_memo[op]
+    except KeyError:
+        pass
     registered = list(_algorithms.get(op, {}))
     first = [n for n in _order.get(op, ()) if n in registered]
-    return first + [n for n in registered if n not in first]
+    names = tuple(first + [n for n in registered if n not in first])
+    _ordered_memo[op] = names
+    return names
 
 
 def check_name(op: str, name: str) -> str:

@@ -2,17 +2,13 @@
 
 ``fit(x, y, loss=...)`` takes one of these objects or its name:
 
-============================  =====================  =================================
-name                          object                 target ``y``
-============================  =====================  =================================
-``'cross_entropy'`` (default) :class:`CrossEntropyLoss`   class indices (N,) (or (N, d1, ...)
-                                                     for (N, C, d1, ...) outputs), or
-                                                     class probabilities of the output's
-                                                     shape
-``'mse'``                     :class:`MSELoss`       floats of the output's shape
-``'bce_with_logits'``         :class:`BCEWithLogitsLoss`  floats in [0, 1] of the output's
-                                                     shape
-============================  =====================  =================================
+- ``'cross_entropy'`` (the default), :class:`CrossEntropyLoss`: ``y`` holds class
+  indices (N,) (or (N, d1, ...) for (N, C, d1, ...) outputs), or class probabilities of
+  the output's shape;
+- ``'mse'``, :class:`MSELoss`: ``y`` holds floats of the output's shape (``y = x`` for
+  an autoencoder);
+- ``'bce_with_logits'``, :class:`BCEWithLogitsLoss`: ``y`` holds floats in [0, 1] of the
+  output's shape (one yes/no target per output).
 
 Each object is called as in PyTorch, ``loss(output, target) -> value``, and holds the
 pair ``forward(output, target) -> (value, cache)`` / ``backward(cache) -> dL/d(output)``

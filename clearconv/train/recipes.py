@@ -33,9 +33,11 @@ digits-cnn        the default for the 8x8 digits (:func:`~.zoo.digits_cnn`)
 small-image-cnn   the default for 28x28 to 32x32 images (:func:`~.zoo.small_image_cnn`)
 mnist-cnn         the MNIST CNN of the benchmark, any square size (:func:`~.zoo.mnist_cnn`)
 lenet5            LeNet-5, 1x28x28 (:func:`~.zoo.lenet5`)
-mobilenet-cnn     depthwise-separable blocks, sides divisible by 4 (:func:`~.zoo.mobilenet_cnn`)
+mobilenet-cnn     depthwise-separable blocks with batch norm (:func:`~.zoo.mobilenet_cnn`)
 conv-autoencoder  reconstructs its input (:func:`~.zoo.conv_autoencoder`): trained on
                   ``(x, x)`` with ``loss='mse'``, evaluated by its reconstruction loss
+mnist-bn-cnn      the batch-norm CNN for 28x28 digits (:func:`~.zoo.mnist_bn_cnn`)
+resnet20          ResNet-20 for 32x32 images (:func:`~.zoo.resnet20`)
 ================  ===========================================================
 
 Batch size 64 and no validation split everywhere; ``shift`` is
@@ -121,11 +123,11 @@ MODELS: dict[str, Callable[[Sequence[int], int, Any], Sequential]] = {
 
 #: the models of :data:`MODELS` that reconstruct their input: trained on ``(x, x)`` with
 #: ``loss='mse'`` (the labels unused), evaluated by that loss
+RECONSTRUCTION_MODELS = frozenset({"conv-autoencoder"})
+
 #: the most weights a recipe's model may have (its largest, for CIFAR-10, has about 0.5 M):
 #: a folder of --image-size 4096 4096 or an IDX file of huge images is refused up front
 MAX_RECIPE_WEIGHTS = 1 << 25
-
-RECONSTRUCTION_MODELS = frozenset({"conv-autoencoder"})
 
 #: augmentation name -> a fresh augmenter
 AUGMENTATIONS: dict[str, Callable[[], Augmenter]] = {

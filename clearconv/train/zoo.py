@@ -101,39 +101,46 @@ def small_image_cnn(input_shape: tuple[int, int, int], num_classes: int,
     )
 
 
-def _depthwise_separable(c_in: int, c_out: int, stride: int, g: np.random.Generator,
-                         dtype: str) -> list[Layer]:
-    """A depthwise 3x3 convolution (``groups = c_in``: one filter per channel) and a
-    pointwise 1x1 convolution mixing the channels, each followed by a ReLU (MobileNet's
-    block, Howard et al. 2017): ``9 c_in + c_in c_out`` weights where a full 3x3
-    convolution has ``9 c_in c_out``."""
-    return [Conv2D(c_in, c_in, 3, stride=stride, padding=1, groups=c_in, rng=g, dtype=dtype),
-            ReLU(), Conv2D(c_in, c_out, 1, rng=g, dtype=dtype), ReLU()]
+def _conv_bn_relu(c_in: int, c_out: int, kernel: int, stride: int, groups: int,
+                  batch_norm: bool, g: np.random.Generator, dtype: str) -> list[Layer]:
+    """A convolution, then BatchNorm2D (whose shift stands in for the conv's bias) and
+    ReLU; or the convolution with a bias and ReLU without batch norm."""
+    conv = Conv2D(c_in, c_out, kernel, stride=stride, padding=kernel // 2, groups=groups,
+                  bias=not batch_norm, rng=g, dtype=dtype)
+    return [conv, BatchNorm2D(c_out, dtype=dtype), ReLU()] if batch_norm else [conv, ReLU()]
+
+
+def _depthwise_separable(c_in: int, c_out: int, stride: int, batch_norm: bool,
+                         g: np.random.Generator, dtype: str) -> list[Layer]:
+    """MobileNet's block (Howard et al. 2017, figure 3): a depthwise 3x3 convolution
+    (``groups = c_in``: one filter per channel) and a pointwise 1x1 convolution mixing
+    the channels, each followed by batch norm and ReLU: ``9 c_in + c_in c_out`` weights
+    where a full 3x3 convolution has ``9 c_in c_out``."""
+    return [*_conv_bn_relu(c_in, c_in, 3, stride, c_in, batch_norm, g, dtype),
+            *_conv_bn_relu(c_in, c_out, 1, 1, 1, batch_norm, g, dtype)]
 
 
 def mobilenet_cnn(input_shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,
                   rng: np.random.Generator | int | None = None, dtype: str = "float32",
-                  width: int = 32) -> Sequential:
-    """A small depthwise-separable (MobileNet-style) CNN for 28x28 or 32x32 images.
+                  width: int = 32, batch_norm: bool = True) -> Sequential:
+    """A small depthwise-separable (MobileNet-style) CNN for 28x28 or 32x32 images (any
+    size works: the global pooling takes the last map whatever its size).
 
-    conv C->w 3x3, ReLU; separable w->2w stride 2; separable 2w->2w; separable 2w->4w
-    stride 2; separable 4w->4w; average pooling over the whole (H/4, W/4) map (global
-    average pooling); dense 4w -> num_classes. Each separable block is a depthwise 3x3
-    conv (groups = channels) + ReLU + a pointwise 1x1 conv + ReLU. (No batch
-    normalisation: the blocks are the plain MobileNet ones without it.)
+    conv C->w 3x3; separable w->2w stride 2; separable 2w->2w; separable 2w->4w stride 2;
+    separable 4w->4w; global average pooling; dense 4w -> num_classes. Each separable
+    block is a depthwise 3x3 conv (groups = channels) and a pointwise 1x1 conv, and
+    every conv is followed by BatchNorm2D and ReLU (``batch_norm=False``: a conv bias
+    and ReLU). About 36 k weights for w = 32.
     """
     g = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
-    c, h, w = input_shape
-    if h % 4 or w % 4:
-        raise ClearConvError(f"mobilenet_cnn takes images whose sides divide by 4 (28x28, "
-                             f"32x32, ...), got {h}x{w}")
+    c = input_shape[0]
     return Sequential(
-        Conv2D(c, width, 3, padding=1, rng=g, dtype=dtype), ReLU(),
-        *_depthwise_separable(width, 2 * width, 2, g, dtype),
-        *_depthwise_separable(2 * width, 2 * width, 1, g, dtype),
-        *_depthwise_separable(2 * width, 4 * width, 2, g, dtype),
-        *_depthwise_separable(4 * width, 4 * width, 1, g, dtype),
-        AvgPool2D((h // 4, w // 4)), Flatten(),
+        *_conv_bn_relu(c, width, 3, 1, 1, batch_norm, g, dtype),
+        *_depthwise_separable(width, 2 * width, 2, batch_norm, g, dtype),
+        *_depthwise_separable(2 * width, 2 * width, 1, batch_norm, g, dtype),
+        *_depthwise_separable(2 * width, 4 * width, 2, batch_norm, g, dtype),
+        *_depthwise_separable(4 * width, 4 * width, 1, batch_norm, g, dtype),
+        GlobalAvgPool2D(flatten=True),
         Dense(4 * width, num_classes, rng=g, dtype=dtype),
         input_shape=input_shape,
     )
@@ -217,8 +224,13 @@ def resnet20(num_classes: int = 10, in_channels: int = 3,
 
     conv 3x3 16, BN, ReLU; three stages of three :func:`basic_block` s with 16, 32 and 64
     channels (the first block of stages 2 and 3 halves the size with stride 2 and
-    projects its shortcut); global average pooling, dense num_classes.
+    projects its shortcut); global average pooling (an AvgPool2D over the whole 8x8 map,
+    which ONNX export and ``to_torch`` know), flatten, dense num_classes. ``size``: the
+    side of square inputs, a multiple of 4.
     """
+    if size % 4:
+        raise ClearConvError(f"resnet20 takes square images whose side divides by 4 (32x32, "
+                             f"...), got {size}x{size}")
     g = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
     layers: list[Layer] = [Conv2D(in_channels, 16, 3, padding=1, bias=False, rng=g,
                                   dtype=dtype), BatchNorm2D(16, dtype=dtype), ReLU()]
@@ -228,7 +240,7 @@ def resnet20(num_classes: int = 10, in_channels: int = 3,
             stride = 2 if stage > 0 and block == 0 else 1
             layers += basic_block(c_in, width, stride, g, dtype)
             c_in = width
-    layers += [GlobalAvgPool2D(flatten=True), Dense(64, num_classes, rng=g, dtype=dtype)]
+    layers += [AvgPool2D(size // 4), Flatten(), Dense(64, num_classes, rng=g, dtype=dtype)]
     return Sequential(*layers, input_shape=(in_channels, size, size))
 
 
