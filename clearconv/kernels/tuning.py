@@ -27,6 +27,11 @@ AUTO_ORDER: dict[str, tuple[str, ...]] = {
 #: inference takes milliseconds either way; training loads them when it starts
 JIT_MIN_IMAGES = 32
 
+#: the batch size that ``Layer.algorithm_for`` (and so ``summary()``'s Algorithm column and
+#: the fusion plan) asks the registry about: a training batch, which takes the compiled
+#: algorithms whether or not this process has loaded them yet
+PLAN_BATCH = 64
+
 # ----------------------------------------------------------------------------- conv2d
 #: Winograd F(2x2, 3x3) from this many input and output channels (float32, compiled
 #: transforms): with the batch split between threads it beats im2col from 8 channels on

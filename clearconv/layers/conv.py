@@ -16,7 +16,7 @@ from ..functional import (
     conv_transpose2d_backward,
     conv_transpose2d_forward,
 )
-from ..kernels import registry
+from ..kernels import registry, tuning
 from ..shapes import (
     PaddingArg,
     check_groups,
@@ -117,11 +117,12 @@ class Conv2D(_WeightLayer):
 
     def algorithm_for(self, in_shape: tuple[int, ...], dtype: np.dtype | str | None = None
                       ) -> Any:
-        """Which conv2d algorithm this layer runs on per-sample input ``in_shape`` (any batch
-        size), and why: a :class:`~clearconv.kernels.registry.Choice`."""
+        """Which conv2d algorithm this layer runs on per-sample input ``in_shape`` in a
+        training batch (``tuning.PLAN_BATCH`` images), and why: a
+        :class:`~clearconv.kernels.registry.Choice`."""
         dtype = self.weight.value.dtype if dtype is None else dtype
-        return conv2d_algorithm((1, *in_shape), self.weight.value.shape, self.stride,
-                                self.padding, self.dilation, self.groups, dtype,
+        return conv2d_algorithm((tuning.PLAN_BATCH, *in_shape), self.weight.value.shape,
+                                self.stride, self.padding, self.dilation, self.groups, dtype,
                                 self.algorithm)
 
     def n_params(self) -> int:
@@ -226,7 +227,7 @@ class ConvTranspose2D(_WeightLayer):
         """Which conv_transpose2d algorithm this layer runs on per-sample input
         ``in_shape``, and why."""
         dtype = self.weight.value.dtype if dtype is None else dtype
-        return conv_transpose2d_algorithm((1, *in_shape), self.weight.value.shape,
+        return conv_transpose2d_algorithm((tuning.PLAN_BATCH, *in_shape), self.weight.value.shape,
                                           self.stride, self.padding, self.output_padding,
                                           self.dilation, self.groups, dtype, self.algorithm)
 
@@ -308,7 +309,8 @@ class Conv1D(Conv2D):
                       ) -> Any:
         self._as_2d()
         dtype = self.weight.value.dtype if dtype is None else dtype
-        return conv2d_algorithm((1, in_shape[0], 1, in_shape[1]), self._weight_2d.shape,
+        return conv2d_algorithm((tuning.PLAN_BATCH, in_shape[0], 1, in_shape[1]),
+                                self._weight_2d.shape,
                                 self.stride, self.padding, self.dilation, self.groups, dtype,
                                 self.algorithm)
 

@@ -43,7 +43,7 @@ from ..functional.pool1d import (
     padding_2d,
     window_1d,
 )
-from ..kernels import registry
+from ..kernels import registry, tuning
 from ..shapes import (
     adaptive_output_size,
     check_divisor_override,
@@ -146,7 +146,7 @@ class MaxPool2D(_Pool2D):
                       layout: str = "NCHW", relu: bool = False) -> Any:
         """Which max_pool2d algorithm this layer runs on per-sample input ``in_shape`` in
         memory ``layout`` ('NCHW', 'channels-last'), and why."""
-        return max_pool2d_algorithm((1, *in_shape), self.kernel_size, self.stride,
+        return max_pool2d_algorithm((tuning.PLAN_BATCH, *in_shape), self.kernel_size, self.stride,
                                     self.padding, self.ceil_mode, relu, dtype, layout,
                                     self.algorithm, self.dilation)
 

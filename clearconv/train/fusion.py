@@ -39,7 +39,7 @@ from ..functional import (
     max_pool2d_forward,
 )
 from ..functional.normalization import BatchNormCall
-from ..kernels import registry
+from ..kernels import registry, tuning
 from ..layers import BatchNorm2D, Conv2D, ConvTranspose2D, Layer, MaxPool2D, ReLU
 from ..layers.activations import Activation
 from ..layers.parameter import Parameter
@@ -216,7 +216,7 @@ def describe(steps: Sequence[Step], input_shape: tuple[int, ...], dtype: np.dtyp
             column[index] = name
             layout = _layout("max_pool2d", name, layout)
         elif isinstance(step, BatchNorm2D):
-            call = BatchNormCall((1, *shape), np.dtype(dtype), layout, True)
+            call = BatchNormCall((tuning.PLAN_BATCH, *shape), np.dtype(dtype), layout, True)
             column[index] = registry.choose("batch_norm2d", "auto", call).name
         elif not isinstance(step, _KEEPS_LAYOUT):
             layout = "NCHW"

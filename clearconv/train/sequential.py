@@ -156,7 +156,9 @@ class Sequential:
         it runs (conv and pooling layers; a run of fused layers is marked), and the total.
 
         ``input_shape`` is per sample, (C, H, W); defaults to the recorded one. The
-        algorithm column is what the registry picks for these shapes (any batch size;
+        algorithm column is what the registry picks for these shapes in a training batch
+        (``clearconv.kernels.tuning.PLAN_BATCH`` images: a prediction of a few images
+        before the compiled kernels are loaded runs NumPy instead;
         :func:`clearconv.functional.conv2d_algorithm` says why).
         """
         shape, rows, total = self._summary_rows(input_shape)
