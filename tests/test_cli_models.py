@@ -112,3 +112,10 @@ def test_explain_model_refuses_an_autoencoder_in_one_line(tmp_path, capsys):
     capsys.readouterr()
     assert main(["explain", "model", "--out", str(tmp_path / "fig"), "--model", str(out)]) == 2
     assert "explains a classifier" in capsys.readouterr().err
+
+
+def test_a_recipe_naming_no_model_by_a_string_is_refused_by_name():
+    from clearconv.train import Recipe
+
+    with pytest.raises(ClearConvError, match=r"unknown model \['resnet20'\]"):
+        Recipe("digits", ["resnet20"], 1, 1e-3)

@@ -372,3 +372,13 @@ def test_serve_refuses_a_bad_address_in_one_line(tmp_path, capsys):
         assert main(["serve", str(model), "--port", str(port)]) == 2
         err = capsys.readouterr().err
         assert "cannot serve on 127.0.0.1" in err and err.count("\n") == 1
+
+
+def test_dense_backward_terms_add_up_to_the_models_gradient(digits):
+    _, _, d = digits
+    t = d.meta["backward"]["3"]["layers"]
+    for i, layer in enumerate(d.meta["layers"]):
+        if layer["kind"] == "dense":
+            terms = d.arrays[t[i]["dx_terms"]]
+            _close(terms.sum(axis=0), d.arrays[t[i - 1]["grad"]], 1e-4)
+            _close(d.arrays[t[i]["dx_ref"]], d.arrays[t[i - 1]["grad"]], 1e-4)

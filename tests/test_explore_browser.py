@@ -188,6 +188,11 @@ def test_backward_dw_and_da_equal_conv2d_backward(page, case):
     _approx(sums.sum(), dx[0, 6, 3, 0])
     rot = _nums(page, "#bwd-detail [data-role='w-rot'][data-o='4']").reshape(3, 3)
     _approx(rot, conv.weight.value[4, 6, ::-1, ::-1])
+    # dA of a dense layer's input (layer 9's, the ReLU output 8): a sum over the outputs
+    _click_cell(page, "#bwd-overview canvas[data-array='T3.grad.8']", 0, 11)
+    dense = model.layers[9]
+    _approx(_num(page, "#bwd-detail [data-role='dense-back-da']"),
+            (grads[9][0] @ dense.weight.value)[11])
     # max-pool routing: a pooled gradient goes to its window's winner
     _click_cell(page, "#bwd-overview canvas[data-array='T3.grad.5']", 1, 0, nth=9)
     _approx(_num(page, "#bwd-detail [data-role='route-dz']"), grads[5][0, 9, 1, 0])

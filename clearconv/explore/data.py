@@ -469,6 +469,11 @@ def _compute(model: Sequential, a: np.ndarray, label: int | None, target: int | 
             if i in pool_steps:
                 back = R.max_pool2d_backward_steps(grads[i], pool_steps[i].cache)
                 names["dx_ref"] = data.add(f"{key}.L{i}.dx_ref", back.dx[0])
+            if details and isinstance(model.layers[i], Dense):
+                # dx[i] = sum_o dy[o] W[o, i]: the terms (out, in), shipped as (in, out)
+                terms = grads[i][0][:, None] * model.layers[i].weight.value
+                names["dx_terms"] = data.add(f"{key}.L{i}.dx_terms", terms, (1, 0))
+                names["dx_ref"] = data.add(f"{key}.L{i}.dx_ref", terms.sum(axis=0))
             per_layer.append(names)
         backward[str(t)] = {"loss": float(loss), "dlogits": [float(v) for v in dlogits[0]],
                             "grad_input": data.add(f"{key}.grad.input", dx[0]),

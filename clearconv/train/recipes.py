@@ -324,7 +324,7 @@ def _is_number(value: Any) -> bool:
 
 
 def _check_name(kind: str, name: Any, known: dict[str, Any]) -> None:
-    if not isinstance(name, str) or name not in known:
+    if not isinstance(name, str) or name not in known:     # a list from a damaged file too
         raise ClearConvError(f"unknown {kind} {name!r:.60}; known: {', '.join(known)}")
 
 

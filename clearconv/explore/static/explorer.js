@@ -536,6 +536,7 @@
     try {
       if (next && next.kind === "conv") return showB(daDetail(i + 1, c, m, k));
       if (next && next.kind === "pool") return showB(routeInDetail(i + 1, c, m, k));
+      if (next && next.kind === "dense") return showB(denseBackDetail(i + 1, k));
       const l = META.layers[i];
       if (l && l.kind === "pool") return showB(routeOutDetail(i, c, m, k));
       if (l && l.kind === "conv" && next && next.kind === "activation") return showB(dzDetail(i, c, m, k));
@@ -580,6 +581,19 @@
     if (!showProducts) h += '<p class="note">(The products of this layer are left out of the file to keep it small; the sums per output channel are shipped.)</p>';
     const model = i === 0 ? at(T.grad_input, [c, r, q]) : at(T.layers[i - 1].grad, [c, r, q]);
     h += `<div class="result">&Sigma;_o = dA = <b data-role="da">${fmt(at(n.dx_ref, [c, r, q]))}</b> <span class="note">(reference.py; the model's backward gave <span data-role="da-model">${fmt(model)}</span>)</span></div>`;
+    return h;
+  }
+  function denseBackDetail(i, j) {
+    // dA[j] of dense layer i's input: sum over the outputs o of dZ[o] W[o, j]
+    const l = META.layers[i], n = T.layers[i], nOut = l.out_shape[0];
+    let h = `<h3>Layer ${i} Dense backward: dA[${j}] of its input</h3><div class="formula">dA[j] = &Sigma;_o dZ[o] &middot; W[o, j]    (${nOut} terms)</div>`;
+    if (!has(n.dx_terms)) return h + needDetails();
+    const order = [...Array(nOut).keys()].sort((a, b) => Math.abs(at(n.dx_terms, [b, j])) - Math.abs(at(n.dx_terms, [a, j])));
+    const row = (o) => `<tr data-role="dense-back-term"><td>${o}</td><td>${fmt(at(n.grad, [o]))}</td><td>${fmt(at(l.dense.arrays.weight, [o, j]))}</td><td data-role="dense-back-product">${fmt(at(n.dx_terms, [o, j]))}</td></tr>`;
+    h += `<table class="terms"><tr><th>o</th><th>dZ[o]</th><th>W[o,j]</th><th>dZ&middot;W</th></tr>${order.slice(0, 12).map(row).join("")}</table>`;
+    if (nOut > 12) h += `<button data-more="dense-back-all">show all ${nOut} terms</button><div id="dense-back-all" style="display:none"><table class="terms">${order.map(row).join("")}</table></div>`;
+    const model = i === 0 ? at(T.grad_input, [j]) : valueAt(T.layers[i - 1].grad, 0, 0, j);
+    h += `<div class="result">&Sigma; = dA = <b data-role="dense-back-da">${fmt(at(n.dx_ref, [j]))}</b> <span class="note">(the model's backward gave ${fmt(model)})</span></div>`;
     return h;
   }
   function routeOutDetail(i, c, m, k) {
