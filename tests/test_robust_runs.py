@@ -204,7 +204,8 @@ def test_evaluate_compares_the_class_names(tmp_path: Path,
 
 def test_explain_figures_are_written_atomically(tmp_path: Path) -> None:
     # issue 12: on a full disk the previous image.png was left truncated (once 0 bytes)
-    import matplotlib
+    matplotlib = pytest.importorskip("matplotlib", reason="explain needs the explain extra "
+                                                          "(pip install 'clearconv[explain]')")
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
