@@ -83,15 +83,21 @@ def _tile_counts(geo: ConvGeometry) -> tuple[int, int]:
     return (ho + 1) // 2, (wo + 1) // 2
 
 
-def kernel_transform(weight: np.ndarray) -> np.ndarray:
-    """U = G g G^T for every (C_out, C_in) kernel, as (16, C_in, C_out) in weight's dtype."""
+def transform_kernels(weight: np.ndarray, gg: np.ndarray) -> np.ndarray:
+    """U = G g G^T for every (C_out, C_in) 3x3 kernel, with ``gg = kron(G, G)`` of shape
+    (planes, 9): returns (planes, C_in, C_out) in weight's dtype (F(2x2) and F(4x4) alike)."""
     c_out, c_in = weight.shape[:2]
     # u[a, b, c, o] = sum_ij G[a, i] w[o, c, i, j] G[b, j]: the Kronecker product G (x) G
-    # times every kernel's 9 taps, one (16, 9) @ (9, C*O) product in float64 (at batch 1
-    # two tensordots cost more than the whole convolution)
+    # times every kernel's 9 taps, one (planes, 9) @ (9, C*O) product in float64 (at
+    # batch 1 two tensordots cost more than the whole convolution), then rounded once
     taps = np.empty((9, c_in, c_out), np.float64)
     taps[...] = weight.reshape(c_out, c_in, 9).transpose(2, 1, 0)
-    return (_GG @ taps.reshape(9, -1)).astype(weight.dtype).reshape(16, c_in, c_out)
+    return (gg @ taps.reshape(9, -1)).astype(weight.dtype).reshape(-1, c_in, c_out)
+
+
+def kernel_transform(weight: np.ndarray) -> np.ndarray:
+    """F(2x2, 3x3)'s U = G g G^T for every kernel, as (16, C_in, C_out)."""
+    return transform_kernels(weight, _GG)
 
 
 def kernel_transform_backward(du: np.ndarray, dtype: np.dtype) -> np.ndarray:

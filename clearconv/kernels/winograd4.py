@@ -30,6 +30,7 @@ from ..shapes import ConvGeometry
 from . import registry, threads, tuning
 from .copies import padded_nhwc
 from .jit import AVAILABLE, compiled, worth
+from .winograd import transform_kernels
 
 _G = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
                [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64)
@@ -84,13 +85,8 @@ def _tile_counts(geo: ConvGeometry) -> tuple[int, int]:
 
 
 def kernel_transform(weight: np.ndarray) -> np.ndarray:
-    """U = G g G^T for every (C_out, C_in) kernel, as (36, C_in, C_out) in weight's dtype."""
-    c_out, c_in = weight.shape[:2]
-    # u[a, b, c, o] = sum_ij G[a, i] w[o, c, i, j] G[b, j]: G (x) G times every kernel's
-    # 9 taps, one product in float64, then rounded once
-    taps = np.empty((9, c_in, c_out), np.float64)
-    taps[...] = weight.reshape(c_out, c_in, 9).transpose(2, 1, 0)
-    return (_GG @ taps.reshape(9, -1)).astype(weight.dtype).reshape(PLANES, c_in, c_out)
+    """F(4x4, 3x3)'s U = G g G^T for every kernel, as (36, C_in, C_out)."""
+    return transform_kernels(weight, _GG)
 
 
 def _staggered(t: int, cols: int, dtype: np.dtype) -> np.ndarray:
