@@ -621,7 +621,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-split", type=_fraction, default=None, metavar="F",
                    help="hold out this fraction of the training set for validation (default 0)")
     p.add_argument("--augment", action="store_true",
-                   help="random shifts of up to 2 pixels (and horizontal flips for cifar10)")
+                   help="random shifts of up to 2 pixels (and horizontal flips for "
+                        "cifar10 and fashion-mnist)")
     p.add_argument("--out", default=None, metavar="MODEL",
                    help="where to save the model (default DATASET-cnn.npz)")
     p.add_argument("--metrics", default=None, metavar="JSON",

@@ -37,6 +37,7 @@ def test_every_dataset_of_the_command_line_has_a_recipe():
 def test_augment_true_is_the_dataset_augmentation():
     assert recipe("mnist", augment=True).augment == ("shift",)
     assert recipe("cifar10", augment=True).augment == ("shift", "flip")
+    assert recipe("fashion-mnist", augment=True).augment == ("shift", "flip")
     assert recipe("cifar10", augment=False).augment == ()
     assert recipe("digits", augment=["flip"]).augment == ("flip",)
 
