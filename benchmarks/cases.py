@@ -207,11 +207,12 @@ def build_models(arch: str, seed: int = SEED, dtype: str = "float32") -> tuple[A
     return model, net
 
 
-def _batch(batch: int, seed: int = SEED, dtype: str = "float32"
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """Images in [0, 1) like scaled MNIST (training on them stays stable), labels 0..9."""
+def _batch(batch: int, seed: int = SEED, dtype: str = "float32",
+           shape: tuple[int, ...] = (1, 28, 28)) -> tuple[np.ndarray, np.ndarray]:
+    """Images in [0, 1) like scaled MNIST (training on them stays stable), labels 0..9;
+    ``shape`` (C, H, W) of one image."""
     rng = np.random.default_rng(seed)
-    return (rng.random((batch, 1, 28, 28), dtype=np.float32).astype(dtype),
+    return (rng.random((batch, *shape), dtype=np.float32).astype(dtype),
             rng.integers(0, 10, batch).astype(np.int64))
 
 

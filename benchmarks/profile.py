@@ -319,7 +319,7 @@ def profile_step(arch: str = "mnist_cnn", batch: int = 64, steps: int = 40, warm
 
     model = getattr(zoo, arch)(rng=SEED, dtype=dtype)
     model.fuse = fuse
-    x, y = _batch(batch, dtype=dtype)
+    x, y = _batch(batch, dtype=dtype, shape=tuple(model.input_shape))
     opt = SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     if inference:
         from clearconv.kernels import jit, tune_allocator
