@@ -8,6 +8,7 @@ when 'auto' takes it), its forward and its backward:
 op                     algorithms ('auto' tries them in this order, readable one last)
 =====================  =================================================================
 conv2d                 winograd, direct, im2col-split; im2col (functional.conv)
+conv_transpose2d       chunked, im2col-split; im2col (functional.conv)
 conv2d_relu_max_pool2d direct-fused; composed (functional.fused)
 max_pool2d             nchw-2x2, nhwc, nhwc-2x2, views-finite; views (functional.pool)
 linear                 split-rows; matmul (functional.linear)
