@@ -720,3 +720,25 @@ def test_chunked_transposed_conv_names_what_it_does_not_compute():
                                           padding=1)
     assert choice.name == "chunked"
     assert F.conv_transpose2d_algorithm(x.shape, w.shape, groups=2).name == "im2col"
+
+
+@needs_numba
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("layout", ["nchw", "channels-last"])
+def test_winograd_keeps_the_padded_input_and_remakes_its_tiles_chunk_by_chunk(threads, layout):
+    """The backward transforms the input tiles again from the saved padded input (4x
+    smaller than the tiles), one image at a time here (CHUNK_BYTES 1): the same
+    gradients as the reference, float64 to 1e-10."""
+    from strategies import ConvCase
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((5, 3, 7, 6))
+    if layout == "channels-last":
+        x = channels_last(x)
+    case = ConvCase(x, rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4), 1, 1, 1,
+                    rng.standard_normal((5, 4, 7, 6)))
+    with mock.patch.object(tuning, "CHUNK_BYTES", 1), _threads(threads), cc.parallel():
+        check_conv(case, "winograd")
+        _, cache = F.conv2d_forward(case.x, case.weight, case.bias, padding=1,
+                                    algorithm="winograd")
+    assert cache.saved.xp.shape == (5, 2 * 4 + 2, 2 * 3 + 2, 3)    # whole 2x2 tiles, padded
