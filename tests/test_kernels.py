@@ -720,6 +720,9 @@ def test_chunked_transposed_conv_names_what_it_does_not_compute():
                                           padding=1)
     assert choice.name == "chunked"
     assert F.conv_transpose2d_algorithm(x.shape, w.shape, groups=2).name == "im2col"
+    few = F.conv_transpose2d_algorithm((64, 16, 14, 14), (16, 1, 4, 4), stride=2, padding=1)
+    assert few.name == "im2col-split"
+    assert "chunked: 1 output channel(s), fewer than 4" in str(few)
 
 
 @needs_numba
