@@ -77,11 +77,13 @@ def softmax_backward(da: np.ndarray, cache: tuple[np.ndarray, int]) -> np.ndarra
     return a * (da - (da * a).sum(axis=axis, keepdims=True))
 
 
-def add_relu_forward(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def add_relu_forward(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """``y = max(a + b, 0)``: a residual block's sum of its branches and the ReLU after
     it, the sum written once and the ReLU applied to it in place (y keeps the memory
-    layout the inputs share). The cache is ``y`` (its sign is the mask of g')."""
-    y = np.add(a, b)
+    layout the inputs share). ``out``: write y there (``out=a`` overwrites a, when the
+    caller owns it). The cache is ``y`` (its sign is the mask of g')."""
+    y = np.add(a, b, out=out)
     return np.maximum(y, 0, out=y), y
 
 

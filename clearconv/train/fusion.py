@@ -233,6 +233,13 @@ def _back(steps: Sequence[Any], dy: np.ndarray) -> np.ndarray:
     return dy
 
 
+def _owns_output(steps: Sequence[Any]) -> bool:
+    """Whether the last output of a branch is an array no one else holds: a folded
+    conv's (inference), made by its last forward and kept by no cache."""
+    last = steps[-1] if steps else None
+    return isinstance(last, ConvBatchNorm) and last.folded and last.pool is None
+
+
 class ResidualReLU:
     """A Residual block, its branches run as this module plans them, and the ReLU after
     it (``relu``) in the pass that adds the branches: ``y = max(main(x) + shortcut(x), 0)``.
@@ -266,10 +273,12 @@ class ResidualReLU:
         if a.shape != s.shape:
             raise ShapeError(f"Residual: the main branch gives {a.shape}, the shortcut "
                              f"{s.shape}; give the shortcut a projection that matches")
+        # a folded conv's output is this step's own: the sum may overwrite it
+        own = a if _owns_output(main) else s if _owns_output(shortcut) else None
         if not self.relu:
             self._cache = True if training else None
-            return a + s
-        y, cache = add_relu_forward(a, s)
+            return a + s if own is None else np.add(a, s, out=own)
+        y, cache = add_relu_forward(a, s, out=own)
         self._cache = cache if training else None
         return y
 
