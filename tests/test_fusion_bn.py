@@ -370,3 +370,30 @@ def test_a_projection_shortcut_and_a_relu_pool_tail_keep_their_shapes():
     assert [type(s).__name__ for s in model.steps()] == ["ResidualReLU", "ReLUMaxPool2D"]
     assert not model.steps()[0].relu
     assert model.predict(np.ones((2, 1, 4, 4))).shape == (2, 2, 2, 2)
+
+
+class _OneProcess:
+    """The statistics reduction of a one-process job: the sums are the whole batch's."""
+
+    def forward_sums(self, count, s1, s2):
+        return float(count), s1, s2
+
+    def backward_sums(self, g1, g2):
+        return g1, g2
+
+
+def test_a_synchronised_batch_norm_with_its_relu_is_the_plain_one_to_rounding():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 4, 5, 5)) + 1.0
+    dy = rng.standard_normal(x.shape)
+    out = []
+    for sync in (None, _OneProcess()):
+        bn = BatchNorm2D(4, dtype="float64")
+        bn.weight.value[...] = rng.standard_normal(4) if sync is None else out[0][3]
+        bn.sync = sync
+        y = bn.forward(x, training=True, relu=True)
+        dx = bn.backward(dy)
+        out.append((y, dx, bn.running_var.copy(), bn.weight.value.copy(), bn.weight.grad.copy()))
+    assert (out[1][0] >= 0).all()
+    for got, ref in zip(out[1], out[0]):
+        np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
