@@ -397,3 +397,13 @@ def test_a_synchronised_batch_norm_with_its_relu_is_the_plain_one_to_rounding():
     assert (out[1][0] >= 0).all()
     for got, ref in zip(out[1], out[0]):
         np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_a_batch_norm_of_the_wrong_width_after_a_conv_is_refused_by_name():
+    from clearconv.errors import ShapeError
+
+    model = cc.Sequential(Conv2D(1, 3, 3, rng=0), BatchNorm2D(4), ReLU())
+    for mode in ("train", "eval"):
+        getattr(model, mode)()
+        with pytest.raises(ShapeError, match="BatchNorm2D\\(4\\) expects 4 channels"):
+            model.predict(np.ones((2, 1, 5, 5), np.float32))

@@ -31,7 +31,7 @@ Batch norm and the residual blocks around it:
   (:func:`~clearconv.functional.add_relu_forward`), in training and inference alike
   (bit-identical).
 
-Measured with both rules off against both on (paired, the same process, float32, batch
+Measured with the two pooling rules off against both on (paired, the same process, float32, batch
 64, 2 threads): a LeNet-5 training step took 1.11-1.16x as long without them, the
 MNIST CNN's 1.02-1.05x; ``python -m benchmarks.run --cases "train step"`` measures the
 fused steps against PyTorch.
@@ -187,7 +187,8 @@ class ConvBatchNorm:
     def folds(self, training: bool) -> bool:
         """Whether a forward with this ``training`` flag runs the folded conv: it records
         nothing for backward and the batch norm uses its running statistics."""
-        return not training and not self.bn.uses_batch_stats(False)
+        return not training and not self.bn.uses_batch_stats(False) \
+            and self.bn.num_features == self.conv.out_channels  # (else BN's error)
 
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         self.folded = self.folds(training)
