@@ -48,6 +48,7 @@ POOL = [a.name for a in registry.algorithms("max_pool2d")]
 
 def test_every_op_has_its_readable_algorithm_and_the_fast_ones_registered():
     assert set(CONV) == {"im2col", "im2col-split", "winograd", "winograd-4x4", "direct",
+                         "direct-nhwc",
                          "depthwise"}
     assert [a.name for a in registry.algorithms("conv_transpose2d")] == [
         "im2col-split", "im2col"]
@@ -627,8 +628,8 @@ def test_inference_takes_winograd_4x4_where_its_tiles_fit_and_training_never():
 def test_a_model_predicts_with_winograd_4x4_what_it_computes_in_training():
     rng = np.random.default_rng(0)
     model = cc.Sequential(cc.layers.Conv2D(3, 16, 3, padding=1, rng=rng), cc.layers.ReLU(),
-                          cc.layers.Conv2D(16, 16, 3, padding=1, rng=rng),
-                          cc.layers.Flatten(), cc.layers.Dense(16 * 16 * 16, 4, rng=rng),
+                          cc.layers.Conv2D(16, 32, 3, padding=1, rng=rng),  # not 'direct-nhwc'
+                          cc.layers.Flatten(), cc.layers.Dense(32 * 16 * 16, 4, rng=rng),
                           input_shape=(3, 16, 16))
     x = rng.standard_normal((5, 3, 16, 16)).astype(np.float32)
     with mock.patch.object(registry, "log") as log:
