@@ -455,6 +455,45 @@ def modern_cases() -> list[Case]:
                  TARGET_TRANSPOSED, _transposed_setup, work=_transposed_work)]
 
 
+def _one_input_setup(ours_op: Any, torch_op: Any, x_shape: tuple[int, ...],
+                     dy_shape: tuple[int, ...]) -> Pair:
+    """Forward+backward of a one-input op without parameters (pooling, upsampling)."""
+    rng = np.random.default_rng(SEED)
+    x = _randn(rng, *x_shape)
+    dy = _randn(rng, *dy_shape)
+
+    def ours(x: np.ndarray, dy: np.ndarray) -> Any:
+        y, cache = ours_op[0](x)
+        return (ours_op[1](dy, cache),)
+
+    return _grad_pair(ours, torch_op, [x], dy)
+
+
+def pooling_cases() -> list[Case]:
+    """Global pooling and upsampling (issue 13's pooling item): ratios for information,
+    no target in the issue."""
+    from clearconv.functional import adaptive_pool, upsample
+
+    def up(kind: Any) -> Any:
+        return lambda x: kind(x, scale_factor=2)
+
+    gap = (adaptive_pool.global_avg_pool2d_forward, adaptive_pool.global_avg_pool2d_backward)
+    near = (up(upsample.upsample_nearest2d_forward), upsample.upsample_nearest2d_backward)
+    bil = (up(upsample.upsample_bilinear2d_forward), upsample.upsample_bilinear2d_backward)
+    return [
+        Case("global avg pool fwd+bwd 128x64x8x8", "modern", None,
+             lambda: _one_input_setup(gap, lambda x: F.adaptive_avg_pool2d(x, 1),
+                                      (128, 64, 8, 8), (128, 64, 1, 1))),
+        Case("upsample nearest 2x fwd+bwd 64x32x16x16", "modern", None,
+             lambda: _one_input_setup(near, lambda x: F.interpolate(x, scale_factor=2),
+                                      (64, 32, 16, 16), (64, 32, 32, 32))),
+        Case("upsample bilinear 2x fwd+bwd 64x32x16x16", "modern", None,
+             lambda: _one_input_setup(bil, lambda x: F.interpolate(
+                 x, scale_factor=2, mode="bilinear", align_corners=False),
+                 (64, 32, 16, 16), (64, 32, 32, 32))),
+    ]
+
+
 def all_cases() -> list[Case]:
     """Every micro case, in the order of the table."""
     return ([conv_case(s, backward=False) for s in CONV_SHAPES]
@@ -467,7 +506,8 @@ def all_cases() -> list[Case]:
             + latency_cases()
             + [first_call_case()]
             + modern_cases()
-            + bn_cases())
+            + bn_cases()
+            + pooling_cases())
 
 
 def find_case(name: str) -> Case:

@@ -49,8 +49,11 @@ def test_default_is_the_cores_this_process_may_use(monkeypatch):
     monkeypatch.setattr(threads, "_num_threads", None)
     monkeypatch.delenv("CLEARCONV_NUM_THREADS", raising=False)
     assert cc.get_num_threads() == len(os.sched_getaffinity(0))
+    assert threads._num_threads == len(os.sched_getaffinity(0))      # looked up once
+    monkeypatch.setattr(threads, "_num_threads", None)
     monkeypatch.setenv("CLEARCONV_NUM_THREADS", "5")
     assert cc.get_num_threads() == 5
+    monkeypatch.setattr(threads, "_num_threads", None)
     monkeypatch.setenv("CLEARCONV_NUM_THREADS", "zero")
     with pytest.raises(ClearConvError, match="CLEARCONV_NUM_THREADS.*'zero'"):
         cc.get_num_threads()
@@ -95,6 +98,20 @@ def test_the_blas_runs_one_thread_inside_and_is_restored_after(three_threads, bl
             assert blas_threads() == [1]
         assert blas_threads() == [1]
     assert blas_threads() == [2]
+
+
+def test_one_thread_means_one_core_the_blas_too(blas_at_two):
+    """set_num_threads(1): nothing split, and the products on one BLAS thread (two such
+    trainings on a 2-core machine otherwise fight with their spinning BLAS workers)."""
+    before = cc.get_num_threads()
+    cc.set_num_threads(1)
+    try:
+        with cc.parallel():
+            assert blas_threads() == [1]
+            assert threads.workers() == 1
+        assert blas_threads() == [2]
+    finally:
+        cc.set_num_threads(before)
 
 
 def test_stateless_ops_outside_a_region_leave_the_blas_alone(three_threads, blas_at_two):

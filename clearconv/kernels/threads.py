@@ -11,7 +11,8 @@ The policy, set once per process:
 
 - :func:`set_num_threads` / :func:`get_num_threads`, as ``torch.set_num_threads``:
   how many threads clearconv splits its work between. Default: the cores this process
-  may run on (``os.sched_getaffinity``), or the ``CLEARCONV_NUM_THREADS`` variable.
+  may run on (``os.sched_getaffinity``), or the ``CLEARCONV_NUM_THREADS`` variable,
+  read at the first op.
 - Work is split only inside a :func:`region`, which the entry points open: every
   ``Sequential`` forward, backward, train step, ``fit``, ``evaluate`` and ``predict``,
   and the CLI. A user calling the stateless ops of :mod:`clearconv.functional` directly
@@ -81,7 +82,10 @@ def set_num_threads(n: int) -> None:
     """Split clearconv's work between ``n`` threads from now on (``n >= 1``).
 
     Takes effect at the next op; a region already open keeps the BLAS single-threaded.
-    ``set_num_threads(1)`` runs everything in the calling thread and leaves the BLAS alone.
+    ``set_num_threads(1)`` runs everything in the calling thread, its products on one BLAS
+    thread too: one core, as ``torch.set_num_threads(1)``. (Leaving the BLAS its own
+    threads there made two 1-thread trainings on a 2-core machine 3x slower each: both
+    processes' spinning BLAS workers fought for the cores.)
     """
     if isinstance(n, bool) or not hasattr(n, "__index__") or int(n) < 1:
         raise ClearConvError(f"set_num_threads needs an int >= 1, got {n!r}")
@@ -90,9 +94,11 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    """How many threads clearconv splits its work between (see :func:`set_num_threads`)."""
+    """How many threads clearconv splits its work between (see :func:`set_num_threads`).
+    The default is looked up once (every op asks) and kept until ``set_num_threads``."""
+    global _num_threads
     if _num_threads is None:
-        return _default_num_threads()
+        _num_threads = _default_num_threads()
     return _num_threads
 
 
@@ -153,8 +159,8 @@ def region() -> Iterator[None]:
     _blas()                         # looked up once per process
     split = get_num_threads() > 1
     changed: list[tuple[Any, int]] = []
-    if split and threading.current_thread() is threading.main_thread():
-        changed = _lower_blas()
+    if threading.current_thread() is threading.main_thread():
+        changed = _lower_blas()         # with one clearconv thread too: one core in all
     _local.split = split and _blas_single_threaded()
     _local.depth = 1
     try:

@@ -202,9 +202,15 @@ def _check_chw(layer: Layer, in_shape: tuple[int, ...]) -> None:
                          f"{tuple(in_shape)}")
 
 
-class _GlobalPool2D(Layer):
+class _GlobalPool(Layer):
+    """A global pooling layer of ``_dims`` spatial dims (2: (N, C, H, W), 1: (N, C, L)):
+    every window the whole plane or signal, so the output keeps size-1 dims, or none
+    with ``flatten=True``."""
+
     _forward: Any
     _backward: Any
+    _dims: int
+    _per_sample: str
 
     def __init__(self, flatten: bool = False) -> None:
         self.flatten = bool(flatten)
@@ -213,22 +219,29 @@ class _GlobalPool2D(Layer):
     def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
         y, cache = type(self)._forward(x)
         self._cache = cache if training else None
-        return y[:, :, 0, 0] if self.flatten else y
+        return y.reshape(y.shape[:2]) if self.flatten else y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
         dy = np.asarray(dy)
         if self.flatten:
-            dy = dy[:, :, None, None]
+            dy = dy.reshape(dy.shape + (1,) * self._dims)
         dx = type(self)._backward(dy, self._need_cache(self._cache))
         self._cache = None
         return dx
 
     def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
-        _check_chw(self, in_shape)
-        return (in_shape[0],) if self.flatten else (in_shape[0], 1, 1)
+        if len(in_shape) != 1 + self._dims:
+            raise ShapeError(f"{type(self).__name__} expects per-sample input "
+                             f"{self._per_sample}, got {tuple(in_shape)}")
+        return (in_shape[0],) if self.flatten else (in_shape[0],) + (1,) * self._dims
 
     def get_config(self) -> dict[str, Any]:
         return {"flatten": True} if self.flatten else {}
+
+
+class _GlobalPool2D(_GlobalPool):
+    _dims = 2
+    _per_sample = "(C, H, W)"
 
 
 class GlobalAvgPool2D(_GlobalPool2D):
@@ -486,34 +499,9 @@ class AvgPool1D(_Pool1D):
         return {**super().get_config(), "count_include_pad": self.count_include_pad}
 
 
-class _GlobalPool1D(Layer):
-    _forward: Any
-    _backward: Any
-
-    def __init__(self, flatten: bool = False) -> None:
-        self.flatten = bool(flatten)
-        self._cache: Any = None
-
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        y, cache = type(self)._forward(x)
-        self._cache = cache if training else None
-        return y[:, :, 0] if self.flatten else y
-
-    def backward(self, dy: np.ndarray) -> np.ndarray:
-        dy = np.asarray(dy)
-        dx = type(self)._backward(dy[:, :, None] if self.flatten else dy,
-                                  self._need_cache(self._cache))
-        self._cache = None
-        return dx
-
-    def output_shape(self, in_shape: tuple[int, ...]) -> tuple[int, ...]:
-        if len(in_shape) != 2:
-            raise ShapeError(f"{type(self).__name__} expects per-sample input (C, L), got "
-                             f"{tuple(in_shape)}")
-        return (in_shape[0],) if self.flatten else (in_shape[0], 1)
-
-    def get_config(self) -> dict[str, Any]:
-        return {"flatten": True} if self.flatten else {}
+class _GlobalPool1D(_GlobalPool):
+    _dims = 1
+    _per_sample = "(C, L)"
 
 
 class GlobalAvgPool1D(_GlobalPool1D):
