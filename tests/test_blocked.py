@@ -25,7 +25,7 @@ import clearconv as cc
 from clearconv import functional as F
 from clearconv import reference as R
 from clearconv.errors import ClearConvError
-from clearconv.kernels import blocked, compiled, tuning
+from clearconv.kernels import blocked, compiled
 from clearconv.shapes import resolve_padding
 
 NUMBA = compiled.AVAILABLE
@@ -167,23 +167,24 @@ def test_weight_blocks_round_trip_and_the_rotated_kernel():
 
 
 @needs_numba
-@pytest.mark.parametrize("x_shape, w_shape, stride, dtype, expected", [
-    ((64, 16, 32, 32), (16, 16, 3, 3), 1, np.float32, "direct-nhwc"),   # ResNet-20 stage 1
-    ((64, 16, 32, 32), (16, 16, 3, 3), 1, np.float64, "winograd"),      # float32 only
-    ((64, 16, 32, 32), (16, 16, 3, 3), 2, np.float32, "im2col-split"),  # stride 2
-    ((64, 16, 32, 32), (16, 16, 5, 5), 1, np.float32, "im2col-split"),  # 3x3 only
-    ((64, 64, 8, 8), (64, 64, 3, 3), 1, np.float32, "winograd"),        # Winograd wins here
-    ((64, 16, 32, 32), (24, 16, 3, 3), 1, np.float32, "winograd"),      # not 16-channel blocks
+@pytest.mark.parametrize("x_shape, w_shape, stride, dtype, training, expected", [
+    ((64, 16, 32, 32), (16, 16, 3, 3), 1, np.float32, True, "direct-nhwc"),  # ResNet-20
+    ((64, 16, 32, 32), (16, 16, 3, 3), 1, np.float32, False, "direct-nhwc"),
+    ((64, 32, 16, 16), (32, 32, 3, 3), 1, np.float32, True, "direct-nhwc"),
+    ((64, 32, 16, 16), (32, 32, 3, 3), 1, np.float32, False, "winograd-4x4"),  # about even
+    ((64, 16, 32, 32), (16, 16, 3, 3), 1, np.float64, True, "im2col-split"),  # float32 only
+    ((64, 16, 32, 32), (16, 16, 3, 3), 2, np.float32, True, "im2col-split"),  # stride 2
+    ((64, 16, 32, 32), (16, 16, 5, 5), 1, np.float32, True, "im2col-split"),  # 3x3 only
+    ((64, 64, 8, 8), (64, 64, 3, 3), 1, np.float32, True, "winograd"),  # Winograd wins
+    ((64, 16, 32, 32), (24, 16, 3, 3), 1, np.float32, True, "winograd"),  # not 16-blocks
 ])
 def test_auto_takes_direct_nhwc_where_it_was_measured_faster(x_shape, w_shape, stride, dtype,
-                                                             expected):
-    choice = F.conv2d_algorithm(x_shape, w_shape, stride, 1, dtype=dtype)
-    if expected == "winograd" and dtype == np.float64:
-        expected = "im2col-split"
+                                                             training, expected):
+    choice = F.conv2d_algorithm(x_shape, w_shape, stride, 1, dtype=dtype,
+                                need_backward=training)
     assert choice.name == expected, str(choice)
     if expected != "direct-nhwc":
         assert any(name == "direct-nhwc" and not ok for name, ok, _ in choice.considered)
-    assert tuning.BLOCKED_MIN_CHANNELS <= 16 <= tuning.BLOCKED_MAX_CHANNELS
 
 
 @needs_numba

@@ -71,9 +71,10 @@ def supports(call: ConvCall) -> tuple[bool, str]:
 
 
 def prefer(call: ConvCall) -> tuple[bool, str]:
-    """'auto' takes the blocked loop for float32 3x3 convolutions of
-    tuning.BLOCKED_MIN_CHANNELS to tuning.BLOCKED_MAX_CHANNELS channels, in multiples of
-    16 output channels, where it beats Winograd."""
+    """'auto' takes the blocked loop for float32 3x3 convolutions, output channels a
+    multiple of 16, with tuning.BLOCKED_MIN_CHANNELS to tuning.BLOCKED_MAX_CHANNELS input
+    and output channels in training (BLOCKED_MAX_CHANNELS_INFERENCE in inference): where
+    it was measured faster than Winograd."""
     ok, why = supports(call)
     if not ok:
         return ok, why
@@ -85,9 +86,13 @@ def prefer(call: ConvCall) -> tuple[bool, str]:
     c_in, c_out = geo.in_shape[1], geo.out_shape[1]
     if c_out % LANES:
         return False, f"needs a multiple of {LANES} output channels, got {c_out}"
-    lo, hi = tuning.BLOCKED_MIN_CHANNELS, tuning.BLOCKED_MAX_CHANNELS
+    lo = tuning.BLOCKED_MIN_CHANNELS
+    hi = (tuning.BLOCKED_MAX_CHANNELS if call.need_backward
+          else tuning.BLOCKED_MAX_CHANNELS_INFERENCE)
     if not (lo <= c_in <= hi and lo <= c_out <= hi):
-        return False, f"for {lo} to {hi} input and output channels, got {c_in} -> {c_out}"
+        mode = "training" if call.need_backward else "inference"
+        return False, (f"for {lo} to {hi} input and output channels in {mode}, got "
+                       f"{c_in} -> {c_out}")
     ok, why = jit.worth(geo.in_shape[0])
     if not ok:
         return ok, why

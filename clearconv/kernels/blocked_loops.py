@@ -83,8 +83,8 @@ def _four_pixels(xp: Any, wb: Any, bg: Any, n: int, m: int, g: int, k0: int, acc
 
 @_inline
 def _one_pixel(xp: Any, wb: Any, bg: Any, n: int, m: int, g: int, k: int, acc: Any) -> None:
-    """acc[0, o] = bg[o] + sum_{i,j,c} wb[g, i, j, c, o] * xp[n, m + i, k + j, c]: the last
-    1-3 pixels of a row, one at a time."""
+    """acc[0, o] = bg[o] + sum_{i,j,c} wb[g, i, j, c, o] * xp[n, m + i, k + j, c]: a row
+    of fewer than 4 pixels, one at a time."""
     kh, kw, c_in = wb.shape[1], wb.shape[2], wb.shape[3]
     for o in range(LANES):
         acc[0, o] = bg[o]
@@ -107,7 +107,8 @@ def forward(xp: Any, wb: Any, b: Any, y: Any) -> None:
     of 16 output channels (output channel 16*g + o), (C_out_pad / 16, kh, kw, C_in, 16);
     b: (C_out_pad / 16, 16); y: (N, H_out, W_out, C_out_pad / 16, 16), C-contiguous.
     Stride 1, dilation 1. Each output is summed in (i, j, c) order, starting from the
-    bias: 4 pixels x 16 channels at a time.
+    bias: 4 pixels x 16 channels at a time (a row whose width is not a multiple of 4
+    ends with a block that overlaps the one before it).
     """
     n_img, ho, wo, groups = y.shape[0], y.shape[1], y.shape[2], y.shape[3]
     acc = numba.carray(_stack_like(64, y), (PIXELS, LANES))   # PIXELS * LANES
@@ -121,11 +122,19 @@ def forward(xp: Any, wb: Any, b: Any, y: Any) -> None:
                         yp = yr[k0 + p, g]
                         for o in range(LANES):
                             yp[o] = acc[p, o]
-                for k in range(wo - wo % PIXELS, wo):
-                    _one_pixel(xp, wb, b[g], n, m, g, k, acc)
-                    yp = yr[k, g]
-                    for o in range(LANES):
-                        yp[o] = acc[0, o]
+                if wo % PIXELS and wo >= PIXELS:   # the row's last 4 pixels, again
+                    k0 = wo - PIXELS                 # (the same sums: the same values)
+                    _four_pixels(xp, wb, b[g], n, m, g, k0, acc)
+                    for p in range(PIXELS):
+                        yp = yr[k0 + p, g]
+                        for o in range(LANES):
+                            yp[o] = acc[p, o]
+                elif wo < PIXELS:
+                    for k in range(wo):
+                        _one_pixel(xp, wb, b[g], n, m, g, k, acc)
+                        yp = yr[k, g]
+                        for o in range(LANES):
+                            yp[o] = acc[0, o]
 
 
 @_inline

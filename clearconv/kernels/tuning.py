@@ -46,15 +46,22 @@ WINOGRAD_MIN_CHANNELS = 8
 WINOGRAD4_MAX_WASTE = 1.15
 
 #: the register-blocked channels-last direct loop ('direct-nhwc', kernels/blocked.py) for
-#: 3x3 stride-1 float32 convolutions with input and output channels in this range (output
-#: channels a multiple of 16). Measured one thread, CPU time (time.thread_time, medians),
-#: AVX-512 Xeon (LLVM vectorises with 256-bit registers), float32, channels-last input,
-#: against 'auto' before it (Winograd): 128x16x32x32 -> 16 forward 8.6 ms vs 15.2 ms
-#: (F(4x4)), forward+backward 33 ms vs 52 ms; 32 channels about even (128x32x16x16 -> 32:
-#: forward 7.4 vs 7.2 ms, forward+backward 25 vs 29 ms; 64x32x28x28 -> 32: 11.5 vs 9.8,
-#: 39 vs 43 ms); 64 channels slower (128x64x8x8 -> 64: 7.2 vs 4.5 ms, 24 vs 18 ms)
+#: 3x3 stride-1 float32 convolutions from this many input and output channels (output
+#: channels a multiple of 16) ...
 BLOCKED_MIN_CHANNELS = 16
-BLOCKED_MAX_CHANNELS = 16
+#: ... up to this many in training (need_backward) ...
+BLOCKED_MAX_CHANNELS = 32
+#: ... and this many in inference. Measured one thread, CPU time (time.thread_time,
+#: medians of 9, alternated in one process, a busy machine), AVX-512 Xeon (LLVM vectorises
+#: it with 256-bit registers), float32, channels-last input, against what 'auto' took before
+#: (forward: Winograd F(4x4) or F(2x2); forward+backward: F(2x2)), torch 1 thread beside:
+#:   128x16x32x32 -> 16  forward  8.6 vs 15.2 ms (torch 16), fwd+bwd 33 vs 52 ms (40)
+#:   128x32x16x16 -> 32  forward  8.3 vs  8.9 ms (6.3),  fwd+bwd 28 vs 37 ms (20)
+#:   64x32x28x28 -> 32   forward 13.4 vs 13.0 ms (9.0),  fwd+bwd 40 vs 53 ms (29)
+#:   64x32x14x14 -> 32   forward  3.8 vs  4.2 ms (2.6),  fwd+bwd 11 vs 14 ms (8.0)
+#:   128x64x8x8 -> 64    forward  8.1 vs  5.8 ms (4.8),  fwd+bwd 26 vs 23 ms (16)
+#: (32-channel forwards about even: inference keeps Winograd there)
+BLOCKED_MAX_CHANNELS_INFERENCE = 16
 
 #: the direct loop below this many input channels ...
 DIRECT_MAX_IN = 4
