@@ -170,12 +170,13 @@ def test_weight_blocks_round_trip_and_the_rotated_kernel():
 @pytest.mark.parametrize("x_shape, w_shape, stride, dtype, training, expected", [
     ((64, 16, 32, 32), (16, 16, 3, 3), 1, np.float32, True, "direct-nhwc"),  # ResNet-20
     ((64, 16, 32, 32), (16, 16, 3, 3), 1, np.float32, False, "direct-nhwc"),
-    ((64, 32, 16, 16), (32, 32, 3, 3), 1, np.float32, True, "direct-nhwc"),
-    ((64, 32, 16, 16), (32, 32, 3, 3), 1, np.float32, False, "winograd-4x4"),  # about even
+    ((64, 32, 16, 16), (32, 32, 3, 3), 1, np.float32, False, "direct-nhwc"),
+    ((64, 64, 8, 8), (64, 64, 3, 3), 1, np.float32, True, "direct-nhwc"),
+    ((64, 64, 8, 8), (64, 64, 3, 3), 1, np.float32, False, "winograd-4x4"),  # F(4x4) wins
+    ((64, 64, 16, 16), (128, 64, 3, 3), 1, np.float32, True, "winograd"),  # about even
     ((64, 16, 32, 32), (16, 16, 3, 3), 1, np.float64, True, "im2col-split"),  # float32 only
     ((64, 16, 32, 32), (16, 16, 3, 3), 2, np.float32, True, "im2col-split"),  # stride 2
     ((64, 16, 32, 32), (16, 16, 5, 5), 1, np.float32, True, "im2col-split"),  # 3x3 only
-    ((64, 64, 8, 8), (64, 64, 3, 3), 1, np.float32, True, "winograd"),  # Winograd wins
     ((64, 16, 32, 32), (24, 16, 3, 3), 1, np.float32, True, "winograd"),  # not 16-blocks
 ])
 def test_auto_takes_direct_nhwc_where_it_was_measured_faster(x_shape, w_shape, stride, dtype,
@@ -213,3 +214,27 @@ def test_without_numba_direct_nhwc_says_it_needs_it_and_auto_passes_it_over():
                          text=True, check=True).stdout
     assert out.startswith("im2col-split ['needs Numba"), out
     assert "ClearConvError" in out and "needs Numba" in out
+
+
+@needs_numba
+def test_the_avx2_blocks_match_the_reference_too(tmp_path):
+    """The loops' blocks are 8 pixels (channels) wide on AVX-512 CPUs and 4 on AVX2 ones;
+    the other width is compiled here in a fresh process (its own Numba cache) and checked."""
+    code = ("import numpy as np\n"
+            "from clearconv.kernels import blocked_loops as L\n"
+            "L.PIXELS = L.CHANNELS = 12 - L.PIXELS\n"
+            "from clearconv import functional as F, reference as R\n"
+            "rng = np.random.default_rng(0)\n"
+            "for c, o, w in [(5, 17, 3), (9, 32, 6), (4, 16, 13)]:\n"
+            "    x = rng.standard_normal((2, c, 5, w)); k = rng.standard_normal((o, c, 3, 3))\n"
+            "    y, cache = F.conv2d_forward(x, k, padding=1, algorithm='direct-nhwc')\n"
+            "    dy = rng.standard_normal(y.shape)\n"
+            "    ry, rc = R.conv2d_forward(x, k, None, 1, 1)\n"
+            "    for a, b in zip((y, *F.conv2d_backward(dy, cache)[:2]),\n"
+            "                    (ry, *R.conv2d_backward(dy, rc)[:2])):\n"
+            "        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)\n"
+            "print('ok', L.PIXELS)\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out[0] == "ok" and out[1] in ("4", "8")

@@ -9,10 +9,11 @@ The same sum as MATH.md §7 (stride 1, dilation 1), with no columns and no trans
 The input is zero-padded channels-last (NHWC, as conv2d hands it between layers) and the
 weight repacked once per call into blocks of 16 output channels, ``(C_out / 16, kh, kw,
 C_in, 16)`` (zeros up to a multiple of 16). The compiled loop
-(:func:`~clearconv.kernels.blocked_loops.forward`) keeps 4 output pixels x 16 output
-channels of sums in vector registers and, for each kernel tap and input channel, loads one
-16-wide weight vector and adds it times each pixel's input value (one fused
-multiply-add per pixel); the batch is split between threads (:mod:`~clearconv.kernels.threads`).
+(:func:`~clearconv.kernels.blocked_loops.forward`) keeps 8 output pixels (4 on AVX2
+CPUs) x 16 output channels of sums in vector registers and, for each kernel tap and input
+channel, loads one 16-wide weight vector and adds it times each pixel's input value (one
+16-lane fused multiply-add per pixel); the batch is split between threads
+(:mod:`~clearconv.kernels.threads`).
 
 Backward (MATH.md §9), with the same loops:
 
@@ -20,9 +21,9 @@ Backward (MATH.md §9), with the same loops:
   by ``k - 1 - p`` on each side, with the kernel rotated 180° and its input and output
   channels swapped (:func:`rotated_kernel`), computed by the forward loop;
 - dW and db: :func:`~clearconv.kernels.blocked_loops.weight_grad` sums
-  ``A_pad[n, m + i, k + j, c] * dZ[n, m, k, o]`` over each image's pixels, 4 input
-  channels x 16 output channels of sums in registers, from the padded input the forward
-  kept.
+  ``A_pad[n, m + i, k + j, c] * dZ[n, m, k, o]`` over each image's pixels, 8 input
+  channels (4 on AVX2) x 16 output channels of sums in registers, from the padded input
+  the forward kept.
 
 Output: an NCHW view of channels-last memory.
 """
@@ -211,5 +212,5 @@ def backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool
 
 registry.register(registry.Algorithm(
     OP, "direct-nhwc", supports, forward, backward,
-    "a register-blocked direct loop on channels-last memory, 4 pixels x 16 channels of "
-    "sums in vector registers (stride 1; Numba)", prefer, layout="channels-last"))
+    "a register-blocked direct loop on channels-last memory, 8 (AVX2: 4) pixels x 16 "
+    "channels of sums in vector registers (stride 1; Numba)", prefer, layout="channels-last"))

@@ -50,18 +50,22 @@ WINOGRAD4_MAX_WASTE = 1.15
 #: channels a multiple of 16) ...
 BLOCKED_MIN_CHANNELS = 16
 #: ... up to this many in training (need_backward) ...
-BLOCKED_MAX_CHANNELS = 32
+BLOCKED_MAX_CHANNELS = 64
 #: ... and this many in inference. Measured one thread, CPU time (time.thread_time,
-#: medians of 9, alternated in one process, a busy machine), AVX-512 Xeon (LLVM vectorises
-#: it with 256-bit registers), float32, channels-last input, against what 'auto' took before
-#: (forward: Winograd F(4x4) or F(2x2); forward+backward: F(2x2)), torch 1 thread beside:
-#:   128x16x32x32 -> 16  forward  8.6 vs 15.2 ms (torch 16), fwd+bwd 33 vs 52 ms (40)
-#:   128x32x16x16 -> 32  forward  8.3 vs  8.9 ms (6.3),  fwd+bwd 28 vs 37 ms (20)
-#:   64x32x28x28 -> 32   forward 13.4 vs 13.0 ms (9.0),  fwd+bwd 40 vs 53 ms (29)
-#:   64x32x14x14 -> 32   forward  3.8 vs  4.2 ms (2.6),  fwd+bwd 11 vs 14 ms (8.0)
-#:   128x64x8x8 -> 64    forward  8.1 vs  5.8 ms (4.8),  fwd+bwd 26 vs 23 ms (16)
-#: (32-channel forwards about even: inference keeps Winograd there)
-BLOCKED_MAX_CHANNELS_INFERENCE = 16
+#: medians of 9, alternated in one process, a busy machine), AVX-512 Xeon (16-lane vector
+#: FMAs in 512-bit registers, 8 pixels a block), float32, channels-last input, against what
+#: 'auto' took before (forward: Winograd F(4x4) or F(2x2); forward+backward: F(2x2)),
+#: PyTorch 2.13 one thread beside (NCHW):
+#:   128x16x32x32 -> 16   forward  8.0 vs 10.2 ms (torch 16),  fwd+bwd  24 vs  34 ms (25)
+#:   128x32x16x16 -> 32   forward  6.5 vs  8.8 ms (5.8),       fwd+bwd  18 vs  28 ms (17)
+#:   64x32x28x28 -> 32    forward 10.9 vs 12.1 ms (8.3),       fwd+bwd  34 vs  40 ms (39)
+#:   64x32x14x14 -> 32    forward  2.8 vs  3.6 ms (2.1),       fwd+bwd 7.4 vs  11 ms (6.9)
+#:   128x64x8x8 -> 64     forward  5.7 vs  5.3 ms (4.6),       fwd+bwd  18 vs  21 ms (15)
+#:   64x32x14x14 -> 64    forward  5.5 vs  5.2 ms (4.3),       fwd+bwd  17 vs  19 ms (13)
+#:   128x64x16x16 -> 128  forward   40 vs   32 ms (46),        fwd+bwd 184 vs 193 ms (126)
+#: (64 channels and more: F(4x4)'s 4x fewer multiplications win the forward; 128-channel
+#: training about even, left to Winograd)
+BLOCKED_MAX_CHANNELS_INFERENCE = 32
 
 #: the direct loop below this many input channels ...
 DIRECT_MAX_IN = 4
