@@ -3,6 +3,7 @@ in (:data:`clearconv.kernels.tuning.AUTO_ORDER`); ``import clearconv`` imports i
 
 from . import (
     batchnorm,
+    blocked,
     depthwise,
     direct,
     im2col,
@@ -15,7 +16,8 @@ from . import (
     winograd4,
 )
 
-ALGORITHM_MODULES = (batchnorm, depthwise, direct, im2col, linear, pool, transposed, winograd,
+ALGORITHM_MODULES = (batchnorm, blocked, depthwise, direct, im2col, linear, pool, transposed,
+                     winograd,
                      winograd4)
 
 for _op, _order in tuning.AUTO_ORDER.items():
