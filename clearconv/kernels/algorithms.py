@@ -17,8 +17,7 @@ from . import (
 )
 
 ALGORITHM_MODULES = (batchnorm, blocked, depthwise, direct, im2col, linear, pool, transposed,
-                     winograd,
-                     winograd4)
+                     winograd, winograd4)
 
 for _op, _order in tuning.AUTO_ORDER.items():
     registry.set_auto_order(_op, _order)
