@@ -48,6 +48,7 @@ POOL = [a.name for a in registry.algorithms("max_pool2d")]
 
 def test_every_op_has_its_readable_algorithm_and_the_fast_ones_registered():
     assert set(CONV) == {"im2col", "im2col-split", "winograd", "winograd-4x4", "direct",
+                         "direct-nhwc",
                          "depthwise"}
     assert [a.name for a in registry.algorithms("conv_transpose2d")] == [
         "chunked", "im2col-split", "im2col"]
@@ -132,7 +133,7 @@ def _shapes(c_in, c_out, k=3):
 
 
 @pytest.mark.parametrize("c_in, c_out, k, stride, dtype, expected", [
-    (32, 64, 3, 1, np.float32, "winograd"),
+    (32, 128, 3, 1, np.float32, "winograd"),        # (fewer channels: 'direct-nhwc')
     (32, 64, 3, 1, np.float64, "im2col-split"),     # Winograd only for float32 under auto
     (4, 64, 3, 1, np.float32, "im2col-split"),      # too few channels for Winograd
     (32, 64, 3, 2, np.float32, "im2col-split"),     # stride 2
@@ -608,7 +609,7 @@ def test_winograd_4x4_on_a_wide_layer_stays_close_to_torch_in_float32():
 
 
 def test_inference_takes_winograd_4x4_where_its_tiles_fit_and_training_never():
-    x_shape, w_shape = (2, 32, 16, 16), (64, 32, 3, 3)
+    x_shape, w_shape = (2, 32, 16, 16), (128, 32, 3, 3)    # too many for 'direct-nhwc'
     train = F.conv2d_algorithm(x_shape, w_shape, padding=1)
     infer = F.conv2d_algorithm(x_shape, w_shape, padding=1, need_backward=False)
     assert train.name == ("winograd" if NUMBA else "im2col-split")
@@ -627,8 +628,8 @@ def test_inference_takes_winograd_4x4_where_its_tiles_fit_and_training_never():
 def test_a_model_predicts_with_winograd_4x4_what_it_computes_in_training():
     rng = np.random.default_rng(0)
     model = cc.Sequential(cc.layers.Conv2D(3, 16, 3, padding=1, rng=rng), cc.layers.ReLU(),
-                          cc.layers.Conv2D(16, 16, 3, padding=1, rng=rng),
-                          cc.layers.Flatten(), cc.layers.Dense(16 * 16 * 16, 4, rng=rng),
+                          cc.layers.Conv2D(16, 48, 3, padding=1, rng=rng),  # not 'direct-nhwc'
+                          cc.layers.Flatten(), cc.layers.Dense(48 * 16 * 16, 4, rng=rng),
                           input_shape=(3, 16, 16))
     x = rng.standard_normal((5, 3, 16, 16)).astype(np.float32)
     with mock.patch.object(registry, "log") as log:

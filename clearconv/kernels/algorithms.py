@@ -3,6 +3,7 @@ in (:data:`clearconv.kernels.tuning.AUTO_ORDER`); ``import clearconv`` imports i
 
 from . import (
     batchnorm,
+    blocked,
     depthwise,
     direct,
     im2col,
@@ -15,8 +16,8 @@ from . import (
     winograd4,
 )
 
-ALGORITHM_MODULES = (batchnorm, depthwise, direct, im2col, linear, pool, transposed, winograd,
-                     winograd4)
+ALGORITHM_MODULES = (batchnorm, blocked, depthwise, direct, im2col, linear, pool, transposed,
+                     winograd, winograd4)
 
 for _op, _order in tuning.AUTO_ORDER.items():
     registry.set_auto_order(_op, _order)

@@ -12,7 +12,8 @@ from __future__ import annotations
 #: the order 'auto' tries each op's algorithms in: the first one that prefers the call
 #: wins; the readable algorithm of functional/ (which applies everywhere) comes last
 AUTO_ORDER: dict[str, tuple[str, ...]] = {
-    "conv2d": ("winograd-4x4", "winograd", "direct", "depthwise", "im2col-split"),
+    "conv2d": ("direct-nhwc", "winograd-4x4", "winograd", "direct", "depthwise",
+               "im2col-split"),
     "conv_transpose2d": ("chunked", "im2col-split"),
     "conv2d_relu_max_pool2d": ("direct-fused",),
     "max_pool2d": ("nchw-2x2", "nhwc", "nhwc-2x2", "views-finite"),
@@ -43,6 +44,28 @@ WINOGRAD_MIN_CHANNELS = 8
 #: 32x32 outputs (1.0x) 23-27% faster; 14x14 (16x16 of tiles, 1.31x) 34% slower: its
 #: transforms cost about as much as its 36 products, so the waste is not recovered
 WINOGRAD4_MAX_WASTE = 1.15
+
+#: the register-blocked channels-last direct loop ('direct-nhwc', kernels/blocked.py) for
+#: 3x3 stride-1 float32 convolutions from this many input and output channels (output
+#: channels a multiple of 16) ...
+BLOCKED_MIN_CHANNELS = 16
+#: ... up to this many in training (need_backward) ...
+BLOCKED_MAX_CHANNELS = 64
+#: ... and this many in inference. Measured one thread, CPU time (time.thread_time,
+#: medians of 9, alternated in one process, a busy machine), AVX-512 Xeon (16-lane vector
+#: FMAs in 512-bit registers, 8 pixels a block), float32, channels-last input, against what
+#: 'auto' took before (forward: Winograd F(4x4) or F(2x2); forward+backward: F(2x2)),
+#: PyTorch 2.13 one thread beside (NCHW):
+#:   128x16x32x32 -> 16   forward  8.0 vs 10.2 ms (torch 16),  fwd+bwd  24 vs  34 ms (25)
+#:   128x32x16x16 -> 32   forward  6.5 vs  8.8 ms (5.8),       fwd+bwd  18 vs  28 ms (17)
+#:   64x32x28x28 -> 32    forward 10.9 vs 12.1 ms (8.3),       fwd+bwd  34 vs  40 ms (39)
+#:   64x32x14x14 -> 32    forward  2.8 vs  3.6 ms (2.1),       fwd+bwd 7.4 vs  11 ms (6.9)
+#:   128x64x8x8 -> 64     forward  5.7 vs  5.3 ms (4.6),       fwd+bwd  18 vs  21 ms (15)
+#:   64x32x14x14 -> 64    forward  5.5 vs  5.2 ms (4.3),       fwd+bwd  17 vs  19 ms (13)
+#:   128x64x16x16 -> 128  forward   40 vs   32 ms (46),        fwd+bwd 184 vs 193 ms (126)
+#: (64 channels and more: F(4x4)'s 4x fewer multiplications win the forward; 128-channel
+#: training about even, left to Winograd)
+BLOCKED_MAX_CHANNELS_INFERENCE = 32
 
 #: the direct loop below this many input channels ...
 DIRECT_MAX_IN = 4

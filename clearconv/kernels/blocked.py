@@ -1,0 +1,216 @@
+"""conv2d algorithm ``'direct-nhwc'``: a register-blocked direct convolution on
+channels-last memory, for the mid-size layers (16-64 channels) whose products are too
+narrow for the BLAS.
+
+The same sum as MATH.md §7 (stride 1, dilation 1), with no columns and no transforms::
+
+    Z[n, m, k, o] = b[o] + sum_{i,j,c} W[o, c, i, j] * A_pad[n, m + i, k + j, c]
+
+The input is zero-padded channels-last (NHWC, as conv2d hands it between layers) and the
+weight repacked once per call into blocks of 16 output channels, ``(C_out / 16, kh, kw,
+C_in, 16)`` (zeros up to a multiple of 16). The compiled loop
+(:func:`~clearconv.kernels.blocked_loops.forward`) keeps 8 output pixels (4 on AVX2
+CPUs) x 16 output channels of sums in vector registers and, for each kernel tap and input
+channel, loads one 16-wide weight vector and adds it times each pixel's input value (one
+16-lane fused multiply-add per pixel); the batch is split between threads
+(:mod:`~clearconv.kernels.threads`).
+
+Backward (MATH.md §9), with the same loops:
+
+- dA: the input gradient of a stride-1 convolution is the convolution of dZ, zero-padded
+  by ``k - 1 - p`` on each side, with the kernel rotated 180° and its input and output
+  channels swapped (:func:`rotated_kernel`), computed by the forward loop;
+- dW and db: :func:`~clearconv.kernels.blocked_loops.weight_grad` sums
+  ``A_pad[n, m + i, k + j, c] * dZ[n, m, k, o]`` over each image's pixels, 8 input
+  channels (4 on AVX2) x 16 output channels of sums in registers, from the padded input
+  the forward kept.
+
+Output: an NCHW view of channels-last memory.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import NamedTuple
+
+import numpy as np
+
+from ..functional.conv import OP, Conv2dCache, ConvCall
+from ..shapes import ConvGeometry
+from . import jit, registry, threads, tuning
+from .copies import padded_nhwc
+
+#: output channels per block of the compiled loops (blocked_loops.LANES, without
+#: importing Numba to read it)
+LANES = 16
+
+
+def _loops() -> ModuleType:
+    """:mod:`clearconv.kernels.blocked_loops`, imported (with Numba) at the first call."""
+    from . import blocked_loops
+
+    return blocked_loops
+
+
+class BlockedSaved(NamedTuple):
+    """What the backward needs: the zero-padded channels-last input."""
+
+    xp: np.ndarray          # (N, H_pad, W_pad, C_in), C-contiguous
+
+
+def supports(call: ConvCall) -> tuple[bool, str]:
+    """Whether the blocked loop computes the call: stride 1, dilation 1, ungrouped, Numba."""
+    geo = call.geometry
+    if geo.groups != 1:
+        return False, f"ungrouped convolutions only, got groups {geo.groups}"
+    if not jit.AVAILABLE:
+        return False, 'needs Numba (pip install "clearconv[fast]")'
+    if geo.stride != (1, 1) or geo.dilation != (1, 1):
+        return False, (f"needs stride 1 and dilation 1, got stride {geo.stride}, dilation "
+                       f"{geo.dilation}")
+    return True, "stride 1, dilation 1, compiled register-blocked loop"
+
+
+def prefer(call: ConvCall) -> tuple[bool, str]:
+    """'auto' takes the blocked loop for float32 3x3 convolutions, output channels a
+    multiple of 16, with tuning.BLOCKED_MIN_CHANNELS to tuning.BLOCKED_MAX_CHANNELS input
+    and output channels in training (BLOCKED_MAX_CHANNELS_INFERENCE in inference): where
+    it was measured faster than Winograd."""
+    ok, why = supports(call)
+    if not ok:
+        return ok, why
+    geo = call.geometry
+    if call.dtype != np.float32:
+        return False, f"float32 only under 'auto', got {np.dtype(call.dtype).name}"
+    if geo.kernel != (3, 3):
+        return False, f"3x3 kernels under 'auto', got {geo.kernel}"
+    c_in, c_out = geo.in_shape[1], geo.out_shape[1]
+    if c_out % LANES:
+        return False, f"needs a multiple of {LANES} output channels, got {c_out}"
+    lo = tuning.BLOCKED_MIN_CHANNELS
+    hi = (tuning.BLOCKED_MAX_CHANNELS if call.need_backward
+          else tuning.BLOCKED_MAX_CHANNELS_INFERENCE)
+    if not (lo <= c_in <= hi and lo <= c_out <= hi):
+        mode = "training" if call.need_backward else "inference"
+        return False, (f"for {lo} to {hi} input and output channels in {mode}, got "
+                       f"{c_in} -> {c_out}")
+    ok, why = jit.worth(geo.in_shape[0])
+    if not ok:
+        return ok, why
+    return True, (f"3x3 stride 1, {c_in} -> {c_out} channels, float32: products too narrow "
+                  f"for the BLAS, register-blocked loop")
+
+
+def weight_blocks(weight: np.ndarray) -> np.ndarray:
+    """W (C_out, C_in, kh, kw) as (ceil(C_out / 16), kh, kw, C_in, 16): block g, lane o
+    holds output channel 16*g + o (zeros past C_out)."""
+    c_out, c_in, kh, kw = weight.shape
+    groups = -(-c_out // LANES)
+    wb = np.zeros((groups * LANES, kh, kw, c_in), weight.dtype)
+    wb[:c_out] = weight.transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(wb.reshape(groups, LANES, kh, kw, c_in).transpose(0, 2, 3, 4, 1))
+
+
+def weight_from_blocks(wb: np.ndarray, c_out: int) -> np.ndarray:
+    """The inverse of :func:`weight_blocks`: (G, kh, kw, C_in, 16) -> (C_out, C_in, kh, kw)."""
+    groups, kh, kw, c_in, _ = wb.shape
+    w = wb.transpose(0, 4, 3, 1, 2).reshape(groups * LANES, c_in, kh, kw)
+    return np.ascontiguousarray(w[:c_out])
+
+
+def rotated_kernel(weight: np.ndarray) -> np.ndarray:
+    """W' (C_in, C_out, kh, kw) with ``W'[c, o, i, j] = W[o, c, kh-1-i, kw-1-j]``: the kernel
+    whose stride-1 convolution of padded dZ is dA (MATH.md §9)."""
+    return weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+
+
+def _bias_blocks(bias: np.ndarray | None, c_out: int, dtype: np.dtype) -> np.ndarray:
+    b = np.zeros((-(-c_out // LANES), LANES), dtype)
+    if bias is not None:
+        b.reshape(-1)[:c_out] = bias
+    return b
+
+
+def _conv(xp: np.ndarray, wb: np.ndarray, b: np.ndarray, out_hw: tuple[int, int],
+          c_out: int) -> np.ndarray:
+    """The blocked loop on padded NHWC ``xp``, the batch split between threads: an NCHW
+    view of the (N, H_out, W_out, C_out) channels-last result."""
+    n = xp.shape[0]
+    ho, wo = out_hw
+    y = np.empty((n, ho, wo, wb.shape[0], LANES), xp.dtype)
+    loops = _loops()
+    threads.map_split(lambda lo, hi: loops.forward(xp[lo:hi], wb, b, y[lo:hi]), n)
+    y = y.reshape(n, ho, wo, -1)
+    if y.shape[3] != c_out:
+        y = y[..., :c_out]
+    return y.transpose(0, 3, 1, 2)
+
+
+def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: ConvGeometry,
+            need_backward: bool) -> tuple[np.ndarray, BlockedSaved | None]:
+    """Z = W * A + b by the blocked loop: y (N, C_out, H_out, W_out), an NCHW view of
+    channels-last memory, and the padded input for the backward."""
+    c_out = weight.shape[0]
+    xp = padded_nhwc(x, geo.padding)
+    y = _conv(xp, weight_blocks(weight), _bias_blocks(bias, c_out, x.dtype),
+              geo.out_shape[2:], c_out)
+    return y, (BlockedSaved(xp) if need_backward else None)
+
+
+def _output_grad(dy: np.ndarray, groups: int) -> np.ndarray:
+    """dZ as C-contiguous (N, H_out, W_out, groups, 16), zeros past C_out (free when dy is
+    already channels-last with a multiple of 16 channels)."""
+    n, c_out, ho, wo = dy.shape
+    dyh = dy.transpose(0, 2, 3, 1)
+    if c_out == groups * LANES:
+        return np.ascontiguousarray(dyh).reshape(n, ho, wo, groups, LANES)
+    dz = np.zeros((n, ho, wo, groups * LANES), dy.dtype)
+    dz[..., :c_out] = dyh
+    return dz.reshape(n, ho, wo, groups, LANES)
+
+
+def input_gradient(dy: np.ndarray, weight: np.ndarray, geo: ConvGeometry) -> np.ndarray:
+    """dA of a stride-1, dilation-1 convolution (MATH.md §9): the blocked forward loop on
+    dZ, zero-padded by ``k - 1 - p`` at each side (rows or columns cropped off where the
+    padding exceeds k - 1), with :func:`rotated_kernel`. (N, C_in, H, W), an NCHW view of
+    channels-last memory."""
+    kh, kw = geo.kernel
+    (pt, pb), (pl, pr) = geo.padding
+    pads = [kh - 1 - pt, kh - 1 - pb, kw - 1 - pl, kw - 1 - pr]
+    _, _, ho, wo = dy.shape
+    dy = dy[:, :, max(0, -pads[0]):ho - max(0, -pads[1]), max(0, -pads[2]):wo - max(0, -pads[3])]
+    top, bottom, left, right = (max(0, p) for p in pads)
+    dzp = padded_nhwc(dy, ((top, bottom), (left, right)))
+    c_in = geo.in_shape[1]
+    return _conv(dzp, weight_blocks(rotated_kernel(weight)), _bias_blocks(None, c_in, dy.dtype),
+                 geo.in_shape[2:], c_in)
+
+
+def backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool
+             ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
+    """(dx, dweight, dbias) as conv2d_backward: dW and db by the blocked weight-gradient
+    loop (each thread its images, then the sums added), dA by :func:`input_gradient`."""
+    geo, weight = cache.geometry, cache.weight
+    xp = cache.saved.xp
+    c_out, c_in, kh, kw = weight.shape
+    groups = -(-c_out // LANES)
+    dz = _output_grad(dy, groups)
+    loops = _loops()
+
+    def part(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        dwb = np.zeros((groups, kh, kw, c_in, LANES), weight.dtype)
+        db = np.zeros((groups, LANES), weight.dtype)
+        loops.weight_grad(xp[lo:hi], dz[lo:hi], dwb, db)
+        return dwb, db
+
+    parts = threads.map_split(part, geo.in_shape[0])
+    dweight = weight_from_blocks(threads.add_up([dwb for dwb, _ in parts]), c_out)
+    dbias = threads.add_up([db for _, db in parts]).reshape(-1)[:c_out] if cache.has_bias else None
+    dx = input_gradient(dy, weight, geo) if input_grad else None
+    return dx, dweight, dbias
+
+
+registry.register(registry.Algorithm(
+    OP, "direct-nhwc", supports, forward, backward,
+    "a register-blocked direct loop on channels-last memory, 8 (AVX2: 4) pixels x 16 "
+    "channels of sums in vector registers (stride 1; Numba)", prefer, layout="channels-last"))

@@ -1,0 +1,240 @@
+"""conv2d's register-blocked channels-last direct loop, 'direct-nhwc' (kernels/blocked.py),
+forced on Hypothesis-drawn calls: against the loop reference in float64 (1e-10) forward
+and backward, against PyTorch in float32, split between threads; where 'auto' takes it,
+and that it says it needs Numba where Numba is off.
+
+The shapes are drawn across the loop's blocks: output channels across multiples of 16
+(the lanes of one block), input channels across multiples of 4 (the weight gradient's
+block), output widths across multiples of 4 (the forward's pixel block) and below it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from strategies import FEW, PROPERTY, assert_same, channels_last
+
+import clearconv as cc
+from clearconv import functional as F
+from clearconv import reference as R
+from clearconv.errors import ClearConvError
+from clearconv.kernels import blocked, compiled
+from clearconv.shapes import resolve_padding
+
+NUMBA = compiled.AVAILABLE
+needs_numba = pytest.mark.skipif(not NUMBA, reason="Numba not installed (or CLEARCONV_JIT=0):"
+                                                   " 'direct-nhwc' needs it (checked below)")
+
+pad_widths = st.integers(0, 3)
+paddings = st.one_of(pad_widths, st.tuples(pad_widths, pad_widths),
+                     st.tuples(st.tuples(pad_widths, pad_widths),
+                               st.tuples(pad_widths, pad_widths)),
+                     st.sampled_from(["valid", "same"]))
+
+
+@st.composite
+def blocked_cases(draw):
+    """(x, weight, bias, padding, dy): stride 1, dilation 1, any kernel that fits."""
+    n = draw(st.integers(1, 3))
+    c_in = draw(st.integers(1, 9))
+    c_out = draw(st.sampled_from([1, 3, 15, 16, 17, 32, 33]))
+    h, w = draw(st.integers(1, 7)), draw(st.integers(1, 11))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    padding = draw(paddings)
+    geo_pads = resolve_padding(padding, (kh, kw), (1, 1), (1, 1), (h, w))
+    (pt, pb), (pl, pr) = geo_pads
+    assume(kh <= h + pt + pb and kw <= w + pl + pr)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal((n, c_in, h, w))
+    if draw(st.booleans()):
+        x = channels_last(x)
+    weight = rng.standard_normal((c_out, c_in, kh, kw))
+    bias = rng.standard_normal(c_out) if draw(st.booleans()) else None
+    dy = rng.standard_normal((n, c_out, h + pt + pb - kh + 1, w + pl + pr - kw + 1))
+    if draw(st.booleans()):
+        dy = channels_last(dy)
+    return x, weight, bias, padding, dy
+
+
+@contextmanager
+def _threads(n):
+    before = cc.get_num_threads()
+    cc.set_num_threads(n)
+    try:
+        with cc.parallel():
+            yield
+    finally:
+        cc.set_num_threads(before)
+
+
+@needs_numba
+@PROPERTY
+@given(blocked_cases(), st.integers(1, 3))
+def test_direct_nhwc_matches_the_reference_forward_and_backward(case, threads):
+    x, weight, bias, padding, dy = case
+    with _threads(threads):
+        y, cache = F.conv2d_forward(x, weight, bias, padding=padding, algorithm="direct-nhwc")
+        dx, dw, db = F.conv2d_backward(dy, cache)
+    assert cache.algorithm == "direct-nhwc"
+    ry, rcache = R.conv2d_forward(x, weight, bias, 1, cache.geometry.padding)
+    assert_same(y, ry)
+    rdx, rdw, rdb = R.conv2d_backward(dy, rcache)
+    assert_same(dx, rdx)
+    assert_same(dw, rdw)
+    if bias is None:
+        assert db is None
+    else:
+        assert_same(db, rdb)
+
+
+@needs_numba
+@PROPERTY
+@given(blocked_cases())
+def test_direct_nhwc_inference_equals_its_training_forward(case):
+    x, weight, bias, padding, _ = case
+    y, _ = F.conv2d_forward(x, weight, bias, padding=padding, algorithm="direct-nhwc")
+    y_inf, lean = F.conv2d_forward(x, weight, bias, padding=padding, algorithm="direct-nhwc",
+                                   need_backward=False)
+    assert lean.saved is None
+    np.testing.assert_array_equal(y_inf, y)
+
+
+@needs_numba
+@FEW
+@given(blocked_cases())
+def test_direct_nhwc_matches_torch_in_float32(case):
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: not checked")
+    x, weight, bias, padding, dy = (None if a is None else
+                                    (a.astype(np.float32) if isinstance(a, np.ndarray) else a)
+                                    for a in case)
+    y, cache = F.conv2d_forward(x, weight, bias, padding=padding, algorithm="direct-nhwc")
+    grads = F.conv2d_backward(dy, cache)
+    (pt, pb), (pl, pr) = cache.geometry.padding
+    xt = torch.tensor(np.ascontiguousarray(x), requires_grad=True)
+    wt = torch.tensor(weight, requires_grad=True)
+    bt = None if bias is None else torch.tensor(bias, requires_grad=True)
+    yt = torch.nn.functional.conv2d(torch.nn.functional.pad(xt, (pl, pr, pt, pb)), wt, bt)
+    yt.backward(torch.tensor(np.ascontiguousarray(dy)))
+    for name, ours, theirs in [("y", y, yt), ("dx", grads[0], xt.grad),
+                               ("dw", grads[1], wt.grad),
+                               ("db", grads[2], None if bt is None else bt.grad)]:
+        if theirs is None:
+            assert ours is None
+            continue
+        theirs = theirs.detach().numpy()
+        assert ours.dtype == np.float32, name
+        scale = max(1.0, float(np.sqrt(np.mean(theirs.astype(np.float64) ** 2))))
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5 * scale, err_msg=name)
+
+
+@needs_numba
+def test_a_resnet_sized_layer_matches_torch_in_float32():
+    """Many blocks of 16 channels and 4 pixels, sums over 9 * 32 terms (dW over a batch)."""
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: not checked")
+    rng = np.random.default_rng(0)
+    x = channels_last(rng.standard_normal((8, 32, 14, 14)).astype(np.float32))
+    w = (rng.standard_normal((32, 32, 3, 3)) * 0.1).astype(np.float32)
+    b = rng.standard_normal(32).astype(np.float32)
+    dy = channels_last(rng.standard_normal((8, 32, 14, 14)).astype(np.float32))
+    with cc.parallel():
+        y, cache = F.conv2d_forward(x, w, b, padding=1, algorithm="direct-nhwc")
+        dx, dw, db = F.conv2d_backward(dy, cache)
+    xt, wt, bt = (torch.tensor(np.ascontiguousarray(a), requires_grad=True) for a in (x, w, b))
+    yt = torch.nn.functional.conv2d(xt, wt, bt, padding=1)
+    yt.backward(torch.tensor(np.ascontiguousarray(dy)))
+    for ours, theirs in [(y, yt), (dx, xt.grad), (dw, wt.grad), (db, bt.grad)]:
+        theirs = theirs.detach().numpy()
+        scale = float(np.abs(theirs).max())
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5 * scale)
+
+
+@needs_numba
+def test_weight_blocks_round_trip_and_the_rotated_kernel():
+    w = np.arange(17 * 3 * 2 * 3, dtype=np.float64).reshape(17, 3, 2, 3)
+    wb = blocked.weight_blocks(w)
+    assert wb.shape == (2, 2, 3, 3, 16)
+    assert wb[1, 1, 2, 0, 0] == w[16, 0, 1, 2] and not wb[1, ..., 1:].any()
+    np.testing.assert_array_equal(blocked.weight_from_blocks(wb, 17), w)
+    r = blocked.rotated_kernel(w)
+    assert r.shape == (3, 17, 2, 3) and r[2, 5, 0, 0] == w[5, 2, 1, 2]
+
+
+@needs_numba
+@pytest.mark.parametrize("x_shape, w_shape, stride, dtype, training, expected", [
+    ((64, 16, 32, 32), (16, 16, 3, 3), 1, np.float32, True, "direct-nhwc"),  # ResNet-20
+    ((64, 16, 32, 32), (16, 16, 3, 3), 1, np.float32, False, "direct-nhwc"),
+    ((64, 32, 16, 16), (32, 32, 3, 3), 1, np.float32, False, "direct-nhwc"),
+    ((64, 64, 8, 8), (64, 64, 3, 3), 1, np.float32, True, "direct-nhwc"),
+    ((64, 64, 8, 8), (64, 64, 3, 3), 1, np.float32, False, "winograd-4x4"),  # F(4x4) wins
+    ((64, 64, 16, 16), (128, 64, 3, 3), 1, np.float32, True, "winograd"),  # about even
+    ((64, 16, 32, 32), (16, 16, 3, 3), 1, np.float64, True, "im2col-split"),  # float32 only
+    ((64, 16, 32, 32), (16, 16, 3, 3), 2, np.float32, True, "im2col-split"),  # stride 2
+    ((64, 16, 32, 32), (16, 16, 5, 5), 1, np.float32, True, "im2col-split"),  # 3x3 only
+    ((64, 16, 32, 32), (24, 16, 3, 3), 1, np.float32, True, "winograd"),  # not 16-blocks
+])
+def test_auto_takes_direct_nhwc_where_it_was_measured_faster(x_shape, w_shape, stride, dtype,
+                                                             training, expected):
+    choice = F.conv2d_algorithm(x_shape, w_shape, stride, 1, dtype=dtype,
+                                need_backward=training)
+    assert choice.name == expected, str(choice)
+    if expected != "direct-nhwc":
+        assert any(name == "direct-nhwc" and not ok for name, ok, _ in choice.considered)
+
+
+@needs_numba
+def test_forced_direct_nhwc_names_why_it_does_not_apply():
+    x = np.zeros((1, 2, 6, 6), np.float32)
+    with pytest.raises(ClearConvError, match=r"'direct-nhwc' does not apply.*stride 1.*"
+                                             r"got stride \(2, 2\)"):
+        F.conv2d_forward(x, np.zeros((16, 2, 3, 3), np.float32), stride=2,
+                         algorithm="direct-nhwc")
+    with pytest.raises(ClearConvError, match=r"'direct-nhwc' does not apply.*groups 2"):
+        F.conv2d_forward(x, np.zeros((16, 1, 3, 3), np.float32), groups=2,
+                         algorithm="direct-nhwc")
+
+
+def test_without_numba_direct_nhwc_says_it_needs_it_and_auto_passes_it_over():
+    code = ("import numpy as np, clearconv.functional as F\n"
+            "c = F.conv2d_algorithm((64, 16, 32, 32), (16, 16, 3, 3), padding=1)\n"
+            "print(c.name, [why for name, ok, why in c.considered if name == 'direct-nhwc'])\n"
+            "x, w = np.zeros((1, 16, 4, 4), np.float32), np.zeros((16, 16, 3, 3), np.float32)\n"
+            "try:\n"
+            "    F.conv2d_forward(x, w, algorithm='direct-nhwc')\n"
+            "except Exception as e:\n"
+            "    print(type(e).__name__, e)\n")
+    env = {**os.environ, "CLEARCONV_JIT": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.startswith("im2col-split ['needs Numba"), out
+    assert "ClearConvError" in out and "needs Numba" in out
+
+
+@needs_numba
+def test_the_avx2_blocks_match_the_reference_too(tmp_path):
+    """The loops' blocks are 8 pixels (channels) wide on AVX-512 CPUs and 4 on AVX2 ones;
+    the other width is compiled here in a fresh process (its own Numba cache) and checked."""
+    code = ("import numpy as np\n"
+            "from clearconv.kernels import blocked_loops as L\n"
+            "L.PIXELS = L.CHANNELS = 12 - L.PIXELS\n"
+            "from clearconv import functional as F, reference as R\n"
+            "rng = np.random.default_rng(0)\n"
+            "for c, o, w in [(5, 17, 3), (9, 32, 6), (4, 16, 13)]:\n"
+            "    x = rng.standard_normal((2, c, 5, w)); k = rng.standard_normal((o, c, 3, 3))\n"
+            "    y, cache = F.conv2d_forward(x, k, padding=1, algorithm='direct-nhwc')\n"
+            "    dy = rng.standard_normal(y.shape)\n"
+            "    ry, rc = R.conv2d_forward(x, k, None, 1, 1)\n"
+            "    for a, b in zip((y, *F.conv2d_backward(dy, cache)[:2]),\n"
+            "                    (ry, *R.conv2d_backward(dy, rc)[:2])):\n"
+            "        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)\n"
+            "print('ok', L.PIXELS)\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True).stdout.split()
+    assert out[0] == "ok" and out[1] in ("4", "8")
