@@ -196,12 +196,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     p = argparse.ArgumentParser(prog="python -m benchmarks.distributed", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mnist-dir", default=os.path.join("..", "shared", "data", "mnist"))
+    p.add_argument("--mnist-dir", default=None,
+                   help="MNIST IDX .gz files (default: where `clearconv download mnist` puts "
+                        "them, $CLEARCONV_DATA/mnist or ~/.cache/clearconv/mnist)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--samples", type=int, default=None)
     p.add_argument("--setups", nargs="*", default=list(SETUPS), choices=list(SETUPS))
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
+    if args.mnist_dir is None:
+        from clearconv.data.cache import data_home
+
+        args.mnist_dir = str(data_home() / "mnist")
     if not mnist_available(Path(args.mnist_dir)):
         print(f"MNIST not found in {args.mnist_dir}", file=sys.stderr)
         return 2

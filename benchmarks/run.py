@@ -62,9 +62,9 @@ EPOCH_BATCH = 64
 #: --quick); every step of an epoch needs the same memory, so ResNet-20's 20 batches
 #: show the peak of its 391 on CIFAR-10 (issue 13: <= 1.5x PyTorch's)
 MEMORY_EPOCHS = {
-    f"peak RSS, 1 epoch {EPOCH_ARCH} synthetic b{EPOCH_BATCH}": (EPOCH_ARCH, EPOCH_BATCH,
+    f"peak RSS 1 epoch {EPOCH_ARCH} synthetic b{EPOCH_BATCH}": (EPOCH_ARCH, EPOCH_BATCH,
                                                                  10_000, 640),
-    "peak RSS, 1 epoch resnet20 synthetic b128 (20 batches)": ("resnet20", 128, 2560, 256),
+    "peak RSS 1 epoch resnet20 synthetic b128 (20 batches)": ("resnet20", 128, 2560, 256),
 }
 CHECK_TOLERANCE = 1e-3       # a larger max_rel_diff means the two sides disagree
 BUSY_PRESSURE = 20.0         # % of time some task waited for a CPU: the machine was shared
@@ -89,9 +89,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "glob patterns, e.g. 'conv fwd+bwd*' or 'train,inference'")
     p.add_argument("--json", metavar="PATH", type=Path, default=None,
                    help="where to write the results (default bench-results/bench-<timestamp>.json)")
-    p.add_argument("--mnist-dir", type=Path, default=REPO_ROOT.parent / "shared/data/mnist",
-                   help="MNIST IDX .gz files for the real-data epoch (default "
-                        "../shared/data/mnist from the repository root); skipped when absent")
+    p.add_argument("--mnist-dir", type=Path, default=None,
+                   help="MNIST IDX .gz files for the real-data epoch (default: where "
+                        "`clearconv download mnist` puts them, $CLEARCONV_DATA/mnist or "
+                        "~/.cache/clearconv/mnist); skipped when absent")
     p.add_argument("--fresh-process", action="store_true",
                    help="also run each micro case in a fresh process (cold numbers beside warm)")
     p.add_argument("--settle", type=int, default=None,
@@ -125,6 +126,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.json is None:
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         args.json = REPO_ROOT / "bench-results" / f"bench-{stamp}.json"
+    if args.mnist_dir is None:
+        from clearconv.data.cache import data_home
+
+        args.mnist_dir = data_home() / "mnist"
     return args
 
 
