@@ -66,6 +66,12 @@ BLOCKED_MAX_CHANNELS = 64
 #: (64 channels and more: F(4x4)'s 4x fewer multiplications win the forward; 128-channel
 #: training about even, left to Winograd)
 BLOCKED_MAX_CHANNELS_INFERENCE = 32
+#: ... and this many with stride 2 (training and inference), against 'im2col-split' (no
+#: Winograd there), as above:
+#:   128x16x32x32 -> 32 s2   forward 6.7 vs 10.2 ms (torch 5.4),  fwd+bwd  24 vs  32 ms (23)
+#:   128x32x16x16 -> 64 s2   forward 5.4 vs  6.6 ms (4.2),        fwd+bwd  17 vs  19 ms (16)
+#:   64x64x32x32 -> 128 s2   forward  34 vs   39 ms (22),         fwd+bwd 111 vs 119 ms (105)
+BLOCKED_MAX_CHANNELS_STRIDED = 128
 
 #: the direct loop below this many input channels ...
 DIRECT_MAX_IN = 4
