@@ -2,7 +2,8 @@
 
 Used twice by the suite:
 
-- peak memory: one epoch of the MNIST CNN on synthetic 28x28 data; the peak RSS during
+- peak memory: one epoch of the MNIST CNN on synthetic 28x28 data, and a shorter one
+  (20 batches of 128) of ResNet-20 on synthetic 3x32x32 data; the peak RSS during
   the epoch minus the RSS after the imports, the model and the data: what the epoch
   itself needed. On Linux the peak is VmHWM, reset just before the epoch
   (``ru_maxrss`` is recorded too, but it inherits the parent's RSS across fork + exec,
@@ -71,10 +72,12 @@ def load_mnist(directory: Path, split: str, limit: int | None = None
     return x, labels.astype(np.int64)
 
 
-def synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """n random 1x28x28 float32 images in [0, 1) (like scaled MNIST) and labels 0..9."""
+def synthetic(n: int, seed: int, shape: tuple[int, ...] = (1, 28, 28)
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """n random float32 images of ``shape`` (C, H, W) in [0, 1) (like scaled MNIST or
+    CIFAR) and labels 0..9."""
     rng = np.random.default_rng(seed)
-    return (rng.random((n, 1, 28, 28), dtype=np.float32),
+    return (rng.random((n, *shape), dtype=np.float32),
             rng.integers(0, 10, n).astype(np.int64))
 
 
@@ -212,7 +215,8 @@ def run_epoch(spec: dict[str, Any]) -> dict[str, Any]:
             x, y = load_mnist(spec["mnist_dir"], "train", spec.get("n_train"))
             x_test, y_test = load_mnist(spec["mnist_dir"], "test", spec.get("n_test"))
         else:
-            x, y = synthetic(spec["n_train"], spec["seed"])
+            x, y = synthetic(spec["n_train"], spec["seed"],
+                             tuple(spec["config"].get("input_shape") or (1, 28, 28)))
             x_test = y_test = None
         order = np.random.default_rng(spec["seed"]).permutation(len(x))
         batch = spec["batch_size"]

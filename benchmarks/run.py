@@ -5,7 +5,8 @@ Runs, in one invocation and with the same thread count for both frameworks:
 1. the micro cases of :mod:`benchmarks.cases` (conv2d, max pooling, training steps,
    inference), each as paired samples interleaved A/B/A/B after a warm-up, in this
    process and, with ``--fresh-process``, once more in a new process each;
-2. the peak memory of one training epoch of the MNIST CNN, each framework in its own
+2. the peak memory of one training epoch of the MNIST CNN, and of ResNet-20 (20 batches
+   of 128 on 3x32x32: the peak comes with the first step), each framework in its own
    process;
 3. one epoch of the MNIST CNN on real MNIST (``--mnist-dir``), each framework in its own
    process, ``--epoch-rounds`` times alternating (clearconv, torch, clearconv, ...):
@@ -57,6 +58,14 @@ TARGET_EPOCH_SECONDS = 0.7   # real MNIST epoch, clearconv / PyTorch (issue 17)
 TARGET_ACCURACY_POINTS = 0.3  # |accuracy difference| in percentage points
 EPOCH_ARCH = "mnist_cnn"
 EPOCH_BATCH = 64
+#: the peak-RSS epochs: architecture (clearconv.train.zoo), batch size, samples (and with
+#: --quick); every step of an epoch needs the same memory, so ResNet-20's 20 batches
+#: show the peak of its 391 on CIFAR-10 (issue 13: <= 1.5x PyTorch's)
+MEMORY_EPOCHS = {
+    f"peak RSS, 1 epoch {EPOCH_ARCH} synthetic b{EPOCH_BATCH}": (EPOCH_ARCH, EPOCH_BATCH,
+                                                                 10_000, 640),
+    "peak RSS, 1 epoch resnet20 synthetic b128 (20 batches)": ("resnet20", 128, 2560, 256),
+}
 CHECK_TOLERANCE = 1e-3       # a larger max_rel_diff means the two sides disagree
 BUSY_PRESSURE = 20.0         # % of time some task waited for a CPU: the machine was shared
 
@@ -204,14 +213,15 @@ def _epoch_pair(base: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _epoch_base(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+def _epoch_base(args: argparse.Namespace, workdir: Path, arch: str = EPOCH_ARCH,
+                batch: int = EPOCH_BATCH) -> dict[str, Any]:
     """Architecture, initial weights (written to ``workdir``) and optimizer of the epochs."""
     from clearconv.train import zoo
 
-    model = getattr(zoo, EPOCH_ARCH)(rng=SEED)
-    weights = workdir / "initial-weights.npz"
+    model = getattr(zoo, arch)(rng=SEED)
+    weights = workdir / f"initial-weights-{arch}.npz"
     np.savez(weights, **model.state_dict())
-    return {"config": model.get_config(), "weights": str(weights), "batch_size": EPOCH_BATCH,
+    return {"config": model.get_config(), "weights": str(weights), "batch_size": batch,
             "lr": LR, "momentum": MOMENTUM, "seed": SEED, "threads": args.threads}
 
 
@@ -219,11 +229,14 @@ def _ok(result: dict[str, Any] | None) -> bool:
     return result is not None and "error" not in result
 
 
-def run_memory(args: argparse.Namespace, base: dict[str, Any], name: str) -> dict[str, Any]:
-    n = 640 if args.quick else 10_000
+def run_memory(args: argparse.Namespace, workdir: Path, name: str) -> dict[str, Any]:
+    arch, batch, n_full, n_quick = MEMORY_EPOCHS[name]
+    n = n_quick if args.quick else n_full
+    base = _epoch_base(args, workdir, arch, batch)
     sides = _epoch_pair({**base, "data": "synthetic", "n_train": n})
     record: dict[str, Any] = {"name": name, "group": "memory", "target": TARGET_MEMORY,
-                              "samples": n, **sides, "ratio": None, "passed": None}
+                              "arch": arch, "batch_size": batch, "samples": n, **sides,
+                              "ratio": None, "passed": None}
     if _ok(sides.get("clearconv")) and _ok(sides.get("torch")):
         record["ratio"] = (sides["clearconv"]["epoch_rss_mib"]
                            / max(sides["torch"]["epoch_rss_mib"], 1e-9))
@@ -481,9 +494,8 @@ def _notes(results: dict[str, Any], args: argparse.Namespace,
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cases = [c for c in all_cases() if selected(c.name, args.cases)]
-    memory_name = f"peak RSS, 1 epoch {EPOCH_ARCH} synthetic b{EPOCH_BATCH}"
     mnist_name = f"MNIST epoch {EPOCH_ARCH} b{EPOCH_BATCH} SGD m{MOMENTUM}"
-    epochs = [n for n in (memory_name, mnist_name) if selected(n, args.cases)]
+    epochs = [n for n in (*MEMORY_EPOCHS, mnist_name) if selected(n, args.cases)]
     if not cases and not epochs:
         print(f"no case matches {args.cases!r}")
         return 2
@@ -507,14 +519,13 @@ def main(argv: list[str] | None = None) -> int:
         }
         add_floors(results["cases"], rates, args)
         with tempfile.TemporaryDirectory() as tmp:
-            if epochs:
-                base = _epoch_base(args, Path(tmp))
-            if memory_name in epochs:
-                print(f"[epoch] {memory_name}", flush=True)
-                results["epochs"].append(run_memory(args, base, memory_name))
-            if mnist_name in epochs:
-                print(f"[epoch] {mnist_name}", flush=True)
-                results["epochs"].append(run_mnist(args, base, mnist_name))
+            for name in epochs:
+                print(f"[epoch] {name}", flush=True)
+                if name in MEMORY_EPOCHS:
+                    results["epochs"].append(run_memory(args, Path(tmp), name))
+                else:
+                    results["epochs"].append(run_mnist(args, _epoch_base(args, Path(tmp)),
+                                                       name))
     results["notes"] = _notes(results, args, threads["note"])
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1))

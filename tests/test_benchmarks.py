@@ -390,3 +390,25 @@ def test_profile_command_prints_the_table(tmp_path, capsys):
         profile_main(["--threads", "2", "--clock", "cpu"])
     data = json.loads(out.read_text())
     assert data["rows"][0]["part"] == "train_step" and data["work"]["gflop"] > 0
+
+
+def test_the_peak_rss_epochs_include_resnet20_on_its_own_input(tmp_path):
+    """`--cases "peak RSS"` runs both memory epochs; ResNet-20's trains on synthetic
+    3x32x32 images at batch 128 (issue 13's memory target), here 2 steps of 2 images."""
+    from benchmarks.epoch import run_epoch, synthetic
+    from benchmarks.run import MEMORY_EPOCHS, _epoch_base, parse_args
+
+    assert len([n for n in MEMORY_EPOCHS if selected(n, "peak RSS")]) == 2
+    (name,) = [n for n in MEMORY_EPOCHS if selected(n, "peak RSS*resnet20")]
+    arch, batch, samples, _ = MEMORY_EPOCHS[name]
+    assert (arch, batch, samples) == ("resnet20", 128, 20 * 128)
+    assert synthetic(3, 0, (3, 32, 32))[0].shape == (3, 3, 32, 32)
+    base = _epoch_base(parse_args(["--threads", "1"]), tmp_path, arch, 2)
+    assert base["config"]["input_shape"] == [3, 32, 32]
+    sides = ["clearconv"] + (["torch"] if optional_torch() is not None else [])
+    for framework in sides:
+        result = run_epoch({**base, "framework": framework, "data": "synthetic",
+                            "n_train": 4})
+        assert (result["samples"], result["steps"]) == (4, 2)
+        assert result["peak_rss_mib"] >= result["baseline_rss_mib"] > 0
+        assert np.isfinite(result["mean_loss"])

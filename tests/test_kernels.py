@@ -36,7 +36,7 @@ from clearconv import reference as R
 from clearconv.errors import ClearConvError
 from clearconv.functional.conv import ConvCall
 from clearconv.functional.pool import PoolCall, layout_of
-from clearconv.kernels import compiled, registry, tuning
+from clearconv.kernels import compiled, jit, registry, tuning
 from clearconv.shapes import conv2d_geometry, conv_transpose2d_geometry, pool2d_geometry
 
 NUMBA = compiled.AVAILABLE
@@ -51,7 +51,7 @@ def test_every_op_has_its_readable_algorithm_and_the_fast_ones_registered():
                          "direct-nhwc",
                          "depthwise"}
     assert [a.name for a in registry.algorithms("conv_transpose2d")] == [
-        "im2col-split", "im2col"]
+        "chunked", "im2col-split", "im2col"]
     assert set(POOL) == {"views", "views-finite", "nchw-2x2", "nhwc", "nhwc-2x2"}
     assert [a.name for a in registry.algorithms("conv2d_relu_max_pool2d")] == [
         "direct-fused", "composed"]
@@ -677,3 +677,72 @@ def test_channels_last_2x2_backward_writes_every_value_once(algorithm, h, w, rel
         want = R.max_pool2d_backward(dy, pool_cache)
     assert_same(got, want)
     assert not got[:, :, 2 * (h // 2):].any() and not got[:, :, :, 2 * (w // 2):].any()
+
+
+@pytest.mark.parametrize("compiled_loops", [False, pytest.param(True, marks=needs_numba)])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("chunk_bytes", [1, 8000])
+@pytest.mark.parametrize("geometry", [
+    dict(stride=2, padding=1),                                      # the U-Net upsampling
+    dict(stride=(2, 3), padding=(0, 1), output_padding=(1, 2), dilation=(1, 2)),
+])
+@pytest.mark.parametrize("layout", ["nchw", "channels-last"])
+def test_chunked_transposed_conv_over_several_chunks_matches_the_reference(
+        compiled_loops, threads, chunk_bytes, geometry, layout):
+    """Hypothesis' small calls fit one chunk: here each chunk is 1 or 2 of 5 images
+    (the last one shorter), split between threads, with the NumPy copies and col2im and
+    with the compiled ones (as once Numba is loaded; a kernel dilated along W still
+    takes functional's col2im)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 3, 4, 5))
+    if layout == "channels-last":
+        x = channels_last(x)
+    w = rng.standard_normal((3, 2, 3, 4))
+    b = rng.standard_normal(2)
+    with mock.patch.object(tuning, "CHUNK_BYTES", chunk_bytes), \
+            mock.patch.object(jit, "_loaded", compiled_loops), _threads(threads), cc.parallel():
+        y, cache = F.conv_transpose2d_forward(x, w, b, algorithm="chunked", **geometry)
+        dy = rng.standard_normal(y.shape)
+        if layout == "channels-last":
+            dy = channels_last(dy)
+        grads = F.conv_transpose2d_backward(dy, cache)
+    y_ref, ref = R.conv_transpose2d_forward(x, w, b, **geometry)
+    assert_same(y, y_ref)
+    for g, r in zip(grads, R.conv_transpose2d_backward(dy, ref)):
+        assert_same(g, r)
+
+
+def test_chunked_transposed_conv_names_what_it_does_not_compute():
+    x = np.zeros((1, 4, 3, 3))
+    w = np.zeros((4, 1, 2, 2))
+    with pytest.raises(ClearConvError, match="ungrouped transposed .* only, got groups 2"):
+        F.conv_transpose2d_forward(x, w, groups=2, algorithm="chunked")
+    choice = F.conv_transpose2d_algorithm((64, 64, 16, 16), (64, 32, 4, 4), stride=2,
+                                          padding=1)
+    assert choice.name == "chunked"
+    assert F.conv_transpose2d_algorithm(x.shape, w.shape, groups=2).name == "im2col"
+    few = F.conv_transpose2d_algorithm((64, 16, 14, 14), (16, 1, 4, 4), stride=2, padding=1)
+    assert few.name == "im2col-split"
+    assert "chunked: 1 output channel(s), fewer than 4" in str(few)
+
+
+@needs_numba
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("layout", ["nchw", "channels-last"])
+def test_winograd_keeps_the_padded_input_and_remakes_its_tiles_chunk_by_chunk(threads, layout):
+    """The backward transforms the input tiles again from the saved padded input (4x
+    smaller than the tiles), one image at a time here (CHUNK_BYTES 1): the same
+    gradients as the reference, float64 to 1e-10."""
+    from strategies import ConvCase
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((5, 3, 7, 6))
+    if layout == "channels-last":
+        x = channels_last(x)
+    case = ConvCase(x, rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4), 1, 1, 1,
+                    rng.standard_normal((5, 4, 7, 6)))
+    with mock.patch.object(tuning, "CHUNK_BYTES", 1), _threads(threads), cc.parallel():
+        check_conv(case, "winograd")
+        _, cache = F.conv2d_forward(case.x, case.weight, case.bias, padding=1,
+                                    algorithm="winograd")
+    assert cache.saved.xp.shape == (5, 2 * 4 + 2, 2 * 3 + 2, 3)    # whole 2x2 tiles, padded

@@ -13,6 +13,8 @@ Nothing here sets threads, the allocator or any other process-wide state.
 
 from ..shapes import conv2d_geometry, pool2d_geometry
 from .activations import (
+    add_relu_backward,
+    add_relu_forward,
     leaky_relu_backward,
     leaky_relu_forward,
     relu_backward,
@@ -66,6 +68,7 @@ from .normalization import (
     batch_norm1d_backward,
     batch_norm1d_forward,
     batch_norm2d_backward,
+    batch_norm2d_fold,
     batch_norm2d_forward,
 )
 from .pool import (
@@ -120,6 +123,8 @@ __all__ = [
     "max_pool1d_backward",
     "max_pool1d_forward",
     "max_pool1d_indices",
+    "add_relu_backward",
+    "add_relu_forward",
     "adaptive_avg_pool2d_backward",
     "adaptive_avg_pool2d_forward",
     "adaptive_max_pool2d_backward",
@@ -130,6 +135,7 @@ __all__ = [
     "batch_norm1d_backward",
     "batch_norm1d_forward",
     "batch_norm2d_backward",
+    "batch_norm2d_fold",
     "batch_norm2d_forward",
     "conv2d_algorithm",
     "conv2d_backward",

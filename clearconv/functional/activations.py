@@ -75,3 +75,19 @@ def softmax_backward(da: np.ndarray, cache: tuple[np.ndarray, int]) -> np.ndarra
     a, axis = cache
     da = np.asarray(da, dtype=a.dtype)
     return a * (da - (da * a).sum(axis=axis, keepdims=True))
+
+
+def add_relu_forward(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """``y = max(a + b, 0)``: a residual block's sum of its branches and the ReLU after
+    it, the sum written once and the ReLU applied to it in place (y keeps the memory
+    layout the inputs share). ``out``: write y there (``out=a`` overwrites a, when the
+    caller owns it). The cache is ``y`` (its sign is the mask of g')."""
+    y = np.add(a, b, out=out)
+    return np.maximum(y, 0, out=y), y
+
+
+def add_relu_backward(dy: np.ndarray, cache: np.ndarray) -> np.ndarray:
+    """The gradient of a and of b alike (the sum passes it to both): ``dy`` where
+    ``y > 0``, else 0 (:func:`relu_backward`)."""
+    return relu_backward(dy, cache)

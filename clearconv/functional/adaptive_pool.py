@@ -22,11 +22,13 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..shapes import adaptive_output_size, adaptive_windows, as_float, check_nchw
+from ._windows import is_channels_last, zeros_like_layout
 
 
 class GlobalAvgPool2dCache(NamedTuple):
     in_shape: tuple[int, int, int, int]
     dtype: np.dtype
+    channels_last: bool = False     # x's memory layout, which dx takes
 
 
 class MaxIndexCache(NamedTuple):
@@ -60,14 +62,15 @@ def global_avg_pool2d_forward(x: np.ndarray) -> tuple[np.ndarray, GlobalAvgPool2
     """
     x = as_float(x)
     check_nchw(x, "global_avg_pool2d")
-    return x.mean(axis=(2, 3), keepdims=True), GlobalAvgPool2dCache(x.shape, x.dtype)
+    return x.mean(axis=(2, 3), keepdims=True), GlobalAvgPool2dCache(x.shape, x.dtype,
+                                                                    is_channels_last(x))
 
 
 def global_avg_pool2d_backward(dy: np.ndarray, cache: GlobalAvgPool2dCache) -> np.ndarray:
     """Every cell of a plane gets ``dY / (H * W)``: dx (N, C, H, W), one pass."""
     n, c, h, w = cache.in_shape
     dy = _checked_grad(dy, cache.dtype, (n, c, 1, 1), "global_avg_pool2d_backward")
-    dx = np.empty(cache.in_shape, cache.dtype)
+    dx = zeros_like_layout(cache.in_shape, cache.dtype, cache.channels_last)
     np.copyto(dx, dy / (h * w))
     return dx
 

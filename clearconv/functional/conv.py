@@ -405,7 +405,8 @@ def conv_transpose2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray
     padding : int or (ph, pw), removed from each side of the output (PyTorch's meaning)
     output_padding : int or (h, w), extra rows/columns at the bottom/right, < stride
     groups : as conv2d's
-    algorithm : 'auto', 'im2col' (this module) or 'im2col-split'
+    algorithm : 'auto', 'im2col' (this module), 'im2col-split' or 'chunked'
+        (:mod:`clearconv.kernels.transposed`: the same products a few images at a time)
 
     Returns
     -------

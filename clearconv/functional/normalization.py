@@ -26,6 +26,16 @@ channel, so (with ``g = dy * gamma`` and sums over n, h, w)::
 (the two subtracted terms are the paths through mu and through var). In evaluation the
 statistics are constants and ``dx = dy * gamma / sqrt(var + eps)``.
 
+With ``relu=True`` the op is ``max(y, 0)`` in the same pass (the model's fusion pass
+runs a BatchNorm2D followed by a ReLU so): the cache keeps that output, whose sign is
+the ReLU's mask, and backward first sets dy to 0 where ``y <= 0`` (MATH.md §9, ``dZ = dA
+⊙ g'(Z)``), then runs the formulas above.
+
+In evaluation the op is an affine map per channel, ``y = s[c] x + (beta[c] - s[c] mu[c])``
+with ``s = gamma / sqrt(var + eps)``: a convolution before it folds it into its weights
+(:func:`batch_norm2d_fold`, ``W' = s[o] W[o]``, ``b' = s (b - mu) + beta``), which the
+fusion pass does for inference.
+
 This module is the op's readable algorithm, ``'numpy'``; a compiled one (one pass for the
 statistics, one for the output, with the channels split between threads) is registered
 by :mod:`clearconv.kernels.batchnorm`. The 1-D form (:func:`batch_norm1d_forward`) is a
@@ -42,6 +52,7 @@ import numpy as np
 from ..errors import ClearConvError, ShapeError
 from ..kernels import registry
 from ..shapes import as_float, check_batch_norm
+from .activations import relu_backward
 
 OP = "batch_norm2d"
 
@@ -69,6 +80,7 @@ class BatchNormCache(NamedTuple):
     gamma: np.ndarray | None    # (C,) or None (no affine parameters)
     batch_stats: bool           # training mode: backward goes through mu and var
     has_beta: bool
+    relu_out: np.ndarray | None = None   # relu=True: the output max(y, 0) (its mask)
 
 
 def layout_of(x: np.ndarray) -> str:
@@ -95,8 +107,8 @@ def batch_norm2d_forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarr
                          running_mean: np.ndarray | None, running_var: np.ndarray | None,
                          training: bool, momentum: float = 0.1, eps: float = 1e-5,
                          algorithm: str = "auto",
-                         batch_stats: tuple[np.ndarray, np.ndarray] | None = None
-                         ) -> tuple[np.ndarray, BatchNormCache]:
+                         batch_stats: tuple[np.ndarray, np.ndarray] | None = None,
+                         relu: bool = False) -> tuple[np.ndarray, BatchNormCache]:
     """Batch normalisation of x over (N, H, W), per channel (see the module docstring).
 
     Parameters
@@ -116,6 +128,8 @@ def batch_norm2d_forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarr
         normalises with these instead of x's own. The running statistics are the
         caller's to update (from the whole batch's count); backward then needs
         ``reduce`` (:func:`batch_norm2d_backward`).
+    relu : return ``max(y, 0)``, computed in the same pass (the ReLU after a batch norm);
+        backward then is the gradient of that
 
     Returns
     -------
@@ -131,13 +145,13 @@ def batch_norm2d_forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarr
         running_mean = None         # the caller updates them, from the whole batch
     else:
         stats = None if training else (np.asarray(running_mean), np.asarray(running_var))
-    y, mean, var, saved = algo.forward(x, gamma, beta, stats, float(eps))
+    y, mean, var, saved = algo.forward(x, gamma, beta, stats, float(eps), bool(relu))
     if training and running_mean is not None:
         count = x.shape[0] * x.shape[2] * x.shape[3]
         update_running_stats(running_mean, running_var, mean, var, count, momentum)
     invstd = (1.0 / np.sqrt(var.astype(np.float64) + eps)).astype(x.dtype)
     return y, BatchNormCache(algo.name, saved, mean.astype(x.dtype), invstd, gamma,
-                             bool(training), beta is not None)
+                             bool(training), beta is not None, y if relu else None)
 
 
 def batch_norm2d_backward(dy: np.ndarray, cache: BatchNormCache,
@@ -163,10 +177,36 @@ def batch_norm2d_backward(dy: np.ndarray, cache: BatchNormCache,
         raise ShapeError(f"batch_norm2d_backward: dy has shape {dy.shape}, the forward had "
                          f"{cache.invstd.shape[0]} channels (N, C, H, W)")
     if reduce is not None:
+        if cache.relu_out is not None:
+            dy = relu_backward(dy, cache.relu_out)
         return _synced_backward(dy, cache, reduce)
     dx, dgamma, dbeta = registry.get(OP, cache.algorithm).backward(dy, cache)
     return (dx, dgamma if cache.gamma is not None else None,
             dbeta if cache.has_beta else None)
+
+
+def batch_norm2d_fold(weight: np.ndarray, bias: np.ndarray | None, gamma: np.ndarray | None,
+                      beta: np.ndarray | None, running_mean: np.ndarray,
+                      running_var: np.ndarray, eps: float = 1e-5
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """A convolution followed by an evaluation-mode batch norm as one convolution.
+
+    ``bn(conv(x, W, b)) = conv(x, W', b')`` with, per output channel o,
+    ``s[o] = gamma[o] / sqrt(running_var[o] + eps)``, ``W'[o] = s[o] W[o]`` and
+    ``b'[o] = s[o] (b[o] - running_mean[o]) + beta[o]`` (b, gamma, beta None: 0, 1, 0).
+    weight (C_out, ...) any conv weight layout with the output channels first; returns
+    (W', b') in the weight's dtype, computed in float64 (each a correctly rounded
+    product: the folded conv equals conv then batch norm to rounding).
+    """
+    c = weight.shape[0]
+    scale = 1.0 / np.sqrt(np.asarray(running_var, np.float64) + eps)
+    if gamma is not None:
+        scale = scale * gamma
+    shift = -np.asarray(running_mean, np.float64) if bias is None \
+        else bias.astype(np.float64) - running_mean
+    shift = shift * scale + (0.0 if beta is None else beta.astype(np.float64))
+    w = (weight.astype(np.float64) * scale.reshape(c, *(1,) * (weight.ndim - 1)))
+    return w.astype(weight.dtype), shift.astype(weight.dtype)
 
 
 def batch_norm2d_sums(x: np.ndarray, shift: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
@@ -202,10 +242,11 @@ AXES = (0, 2, 3)     # what a channel's statistics sum over: the batch and the p
 
 
 def numpy_forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
-                  stats: tuple[np.ndarray, np.ndarray] | None, eps: float
+                  stats: tuple[np.ndarray, np.ndarray] | None, eps: float,
+                  relu: bool = False
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(y, mu, var, xhat)``: the batch's mu and biased var when ``stats`` is None, else
-    the given (running) ones."""
+    the given (running) ones; y is ``max(y, 0)`` with ``relu``."""
     if stats is None:
         mean = x.mean(axis=AXES)
         var = np.square(x - mean[:, None, None]).mean(axis=AXES)
@@ -216,12 +257,16 @@ def numpy_forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | No
     y = xhat if gamma is None else xhat * gamma[:, None, None]
     if beta is not None:
         y = y + beta[:, None, None]
+    if relu:
+        y = np.maximum(y, 0, out=y) if y is not xhat else np.maximum(y, 0)
     return y, mean, var, xhat
 
 
 def numpy_backward(dy: np.ndarray, cache: BatchNormCache
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     xhat, invstd = cache.saved, cache.invstd
+    if cache.relu_out is not None:        # the ReLU's backward first (MATH.md §9)
+        dy = relu_backward(dy, cache.relu_out)
     dbeta = dy.sum(axis=AXES)
     dgamma = (dy * xhat).sum(axis=AXES)
     scale = invstd if cache.gamma is None else cache.gamma * invstd
@@ -258,13 +303,16 @@ def _as_2d(x: np.ndarray, op: str) -> np.ndarray:
 def batch_norm1d_forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
                          running_mean: np.ndarray | None, running_var: np.ndarray | None,
                          training: bool, momentum: float = 0.1, eps: float = 1e-5,
-                         algorithm: str = "auto") -> tuple[np.ndarray, BatchNorm1dCache]:
+                         algorithm: str = "auto", relu: bool = False
+                         ) -> tuple[np.ndarray, BatchNorm1dCache]:
     """Batch normalisation of Dense outputs (N, C) or signals (N, C, L), as
     ``torch.nn.BatchNorm1d``: :func:`batch_norm2d_forward` on the view (N, C, L, 1)
-    (statistics over N, or over N and L). Returns y of x's shape and the cache."""
+    (statistics over N, or over N and L; ``relu`` as there). Returns y of x's shape and
+    the cache."""
     x = as_float(x)
     y, cache = batch_norm2d_forward(_as_2d(x, "batch_norm1d"), gamma, beta, running_mean,
-                                    running_var, training, momentum, eps, algorithm)
+                                    running_var, training, momentum, eps, algorithm,
+                                    relu=relu)
     return y.reshape(x.shape), BatchNorm1dCache(tuple(x.shape), cache)
 
 

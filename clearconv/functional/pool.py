@@ -97,6 +97,7 @@ class AvgPool2dCache(NamedTuple):
     divisor: np.ndarray     # (H_out, W_out): what each window sum was divided by
     dtype: np.dtype
     geometry: PoolGeometry
+    channels_last: bool = False   # x's memory layout, which dx takes
 
 
 def offsets(geo: PoolGeometry) -> list[tuple[int, int]]:
@@ -313,7 +314,7 @@ def avg_pool2d_forward(x: np.ndarray, kernel_size: IntPair, stride: IntPair | No
     for i, j in offsets(geo)[1:]:
         y += offset_view(xp, i, j, out_hw, geo.stride)
     y /= divisor
-    return y, AvgPool2dCache(divisor, x.dtype, geo)
+    return y, AvgPool2dCache(divisor, x.dtype, geo, is_channels_last(x))
 
 
 def avg_pool2d_backward(dy: np.ndarray, cache: AvgPool2dCache) -> np.ndarray:
@@ -322,7 +323,7 @@ def avg_pool2d_backward(dy: np.ndarray, cache: AvgPool2dCache) -> np.ndarray:
     Returns dx of shape (N, C, H, W); overlapping windows accumulate.
     """
     check_cache(cache, AvgPool2dCache, "avg_pool2d_backward", "avg_pool2d_forward")
-    divisor, dtype, geo = cache
+    divisor, dtype, geo, last = cache
     dy = np.asarray(dy, dtype=dtype)
     if dy.shape != geo.out_shape:
         raise ShapeError(
@@ -332,7 +333,8 @@ def avg_pool2d_backward(dy: np.ndarray, cache: AvgPool2dCache) -> np.ndarray:
     share = dy / divisor
     n, c, h, w = geo.in_shape
     (pt, pb), (pl, pr) = geo.padding
-    dxp = zeros_like_layout((n, c, h + pt + pb, w + pl + pr), dtype, is_channels_last(dy))
+    dxp = zeros_like_layout((n, c, h + pt + pb, w + pl + pr), dtype,
+                            last or is_channels_last(dy))
     for i, j in offsets(geo):
         offset_view(dxp, i, j, geo.out_shape[2:], geo.stride)[...] += share
     return crop_nchw(dxp, geo.padding)

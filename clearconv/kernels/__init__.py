@@ -9,6 +9,7 @@ op                     algorithms ('auto' tries them in this order, readable one
 =====================  =================================================================
 conv2d                 direct-nhwc, winograd-4x4, winograd, direct, depthwise, im2col-split;
                        im2col (functional.conv)
+conv_transpose2d       chunked, im2col-split; im2col (functional.conv)
 conv2d_relu_max_pool2d direct-fused; composed (functional.fused)
 max_pool2d             nchw-2x2, nhwc, nhwc-2x2, views-finite; views (functional.pool)
 linear                 split-rows; matmul (functional.linear)

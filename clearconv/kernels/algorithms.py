@@ -10,13 +10,14 @@ from . import (
     linear,
     pool,
     registry,
+    transposed,
     tuning,
     winograd,
     winograd4,
 )
 
-ALGORITHM_MODULES = (batchnorm, blocked, depthwise, direct, im2col, linear, pool, winograd,
-                     winograd4)
+ALGORITHM_MODULES = (batchnorm, blocked, depthwise, direct, im2col, linear, pool, transposed,
+                     winograd, winograd4)
 
 for _op, _order in tuning.AUTO_ORDER.items():
     registry.set_auto_order(_op, _order)

@@ -16,8 +16,13 @@ backward
     the module docstring's dx of functional/ with its per-channel factors gathered
     (``A = gamma invstd``, ``B = -A invstd^2 sum(dy (x - mu)) / M``, ``D = -A sum(dy) / M``).
 
-Nothing is cached but x itself (no xhat array). NCHW input is split between threads by
-channels, channels-last input by rows of (N*H*W, C) with per-thread partial sums.
+With ``relu`` the output pass writes ``max(y, 0)``, and the backward's two passes take
+``g = dy (y > 0)`` in place of dy (the ReLU's backward, read from the cached output):
+batch norm and the ReLU after it in the passes of batch norm alone.
+
+Nothing is cached but x itself (no xhat array) and, with ``relu``, the output. NCHW
+input is split between threads by channels, channels-last input by rows of (N*H*W, C)
+with per-thread partial sums.
 """
 
 from __future__ import annotations
@@ -78,7 +83,7 @@ def _channel_sums(run: Any, rows: int, channels: int, channels_last: bool, paral
 
 
 def forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
-            stats: tuple[np.ndarray, np.ndarray] | None, eps: float
+            stats: tuple[np.ndarray, np.ndarray] | None, eps: float, relu: bool = False
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     n, c, h, w = x.shape
     last = not x.flags.c_contiguous
@@ -103,7 +108,7 @@ def forward(x: np.ndarray, gamma: np.ndarray | None, beta: np.ndarray | None,
     y, yflat = _empty_like(x, last)
     loops = _loops()
     apply = loops._affine_rows if last else loops._affine_planes
-    threads.map_split(lambda lo, hi: apply(flat, m, a, b, lo, hi, yflat),
+    threads.map_split(lambda lo, hi: apply(flat, m, a, b, relu, lo, hi, yflat),
                       flat.shape[0] if last else c, parallel)
     return y, mean, var, x
 
@@ -116,12 +121,16 @@ def backward(dy: np.ndarray, cache: BatchNormCache
     flat = _flat(x, last)
     dyv = dy if dy.strides == x.strides else _like(dy, last)
     dflat = _flat(dyv, last)
+    relu = cache.relu_out is not None
+    out = cache.relu_out if relu else x       # (not read without relu)
+    yflat = _flat(out if out.strides == x.strides else _like(out, last), last)
     parallel = _split(x)
     mean = cache.mean.astype(np.float64)
     invstd = cache.invstd.astype(np.float64)
     loops = _loops()
     sums = loops._grad_sums_rows if last else loops._grad_sums_planes
-    s1, s2 = _channel_sums(lambda lo, hi, t1, t2: sums(dflat, flat, mean, lo, hi, t1, t2),
+    s1, s2 = _channel_sums(lambda lo, hi, t1, t2: sums(dflat, flat, yflat, relu, mean, lo, hi,
+                                                        t1, t2),
                            flat.shape[0], c, last, parallel)
     dbeta, dgamma = s1, s2 * invstd
     a = invstd if cache.gamma is None else cache.gamma * invstd
@@ -135,7 +144,8 @@ def backward(dy: np.ndarray, cache: BatchNormCache
     m, a, b, d = (v.astype(x.dtype) for v in (mean, a, b, d))
     dx, dxflat = _empty_like(x, last)
     grad = loops._grad_rows if last else loops._grad_planes
-    threads.map_split(lambda lo, hi: grad(dflat, flat, m, a, b, d, lo, hi, dxflat),
+    threads.map_split(lambda lo, hi: grad(dflat, flat, yflat, relu, m, a, b, d, lo, hi,
+                                          dxflat),
                       flat.shape[0] if last else c, parallel)
     return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
 
@@ -173,6 +183,8 @@ def warm_up(dtype: Any = np.float32) -> None:
     """Compile (or load from Numba's cache) the loops for ``dtype`` on tiny arrays."""
     x = np.zeros((1, 2, 2, 2), dtype)
     for arr in (x, x.transpose(0, 2, 3, 1).copy().transpose(0, 3, 1, 2)):
-        y, mean, var, _ = forward(arr, None, None, None, 1e-5)
-        backward(y, BatchNormCache("compiled", arr, mean.astype(dtype),
-                                   (1 / np.sqrt(var + 1e-5)).astype(dtype), None, True, False))
+        for relu in (False, True):
+            y, mean, var, _ = forward(arr, None, None, None, 1e-5, relu)
+            backward(y, BatchNormCache("compiled", arr, mean.astype(dtype),
+                                       (1 / np.sqrt(var + 1e-5)).astype(dtype), None, True,
+                                       False, y if relu else None))

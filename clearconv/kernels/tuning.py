@@ -14,7 +14,7 @@ from __future__ import annotations
 AUTO_ORDER: dict[str, tuple[str, ...]] = {
     "conv2d": ("direct-nhwc", "winograd-4x4", "winograd", "direct", "depthwise",
                "im2col-split"),
-    "conv_transpose2d": ("im2col-split",),
+    "conv_transpose2d": ("chunked", "im2col-split"),
     "conv2d_relu_max_pool2d": ("direct-fused",),
     "max_pool2d": ("nchw-2x2", "nhwc", "nhwc-2x2", "views-finite"),
     "linear": ("split-rows",),

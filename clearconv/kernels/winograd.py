@@ -43,9 +43,14 @@ _GG = np.kron(_G, _G)     # (16, 9): [4a+b, 3i+j] = G[a, i] G[b, j]
 
 
 class WinogradSaved(NamedTuple):
-    """What the Winograd backward needs from the forward pass (``Conv2dCache.saved``)."""
+    """What the Winograd backward needs from the forward pass (``Conv2dCache.saved``).
 
-    tiles: np.ndarray       # V: (T, 16, C_in), the transformed input tiles
+    The padded input, not its transformed tiles V: V holds 16 values per 2x2 outputs
+    and channel, 4x the input (312 of the 547 MiB a ResNet-20 training step at batch 128
+    kept to its backward), so the backward transforms the tiles again, a few images at
+    a time (in cache, as the forward did)."""
+
+    xp: np.ndarray          # A_pad: (N, 2*th + 2, 2*tw + 2, C_in), channels-last, whole tiles
     u: np.ndarray           # U: (16, C_in, C_out), the transformed kernels
     jit: bool               # transforms compiled (Numba) or NumPy
 
@@ -191,17 +196,16 @@ def winograd_conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray 
         v = _input_tiles_numpy(xp, th, tw)
         _output_tiles_numpy(np.matmul(v.transpose(1, 0, 2), u), b, th, tw, y)
     else:
-        # backward needs every V; inference keeps only the chunk's, in cache
-        v = np.empty((n * per, 16, c), x.dtype) if need_backward else None
+        # each chunk's V in cache (the backward makes them again from xp)
         step = _images_per_chunk(per, c_out, x.dtype)
 
         def work(lo: int, hi: int) -> None:
             size = min(step, hi - lo)      # a part of fewer images needs less buffer
             m_buf = _staggered(size * per, c_out, x.dtype)
-            v_buf = None if need_backward else np.empty((size * per, 16, c), x.dtype)
+            v_buf = np.empty((size * per, 16, c), x.dtype)
             for n0 in range(lo, hi, step):
                 n1 = min(n0 + step, hi)
-                v_c = v[n0 * per:n1 * per] if need_backward else v_buf[:(n1 - n0) * per]
+                v_c = v_buf[:(n1 - n0) * per]
                 compiled.winograd_input_tiles(xp[n0:n1], th, tw, v_c)
                 m_c = m_buf[:, :(n1 - n0) * per]
                 np.matmul(v_c.transpose(1, 0, 2), u, out=m_c)           # (16, t, C_out)
@@ -210,13 +214,13 @@ def winograd_conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray 
         threads.map_split(work, n)
     if not need_backward:
         return y.transpose(0, 3, 1, 2), None
-    return y.transpose(0, 3, 1, 2), WinogradSaved(v, u, jit)
+    return y.transpose(0, 3, 1, 2), WinogradSaved(xp, u, jit)
 
 
 def winograd_conv2d_backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool = True
                              ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """Backward of :func:`winograd_conv2d_forward`: (dx, dweight, dbias) as conv2d_backward."""
-    v, u, jit = cache.saved
+    xp, u, jit = cache.saved
     weight, has_bias, geo = cache.weight, cache.has_bias, cache.geometry
     n, c, h, w = geo.in_shape
     th, tw = _tile_counts(geo)
@@ -233,6 +237,7 @@ def winograd_conv2d_backward(dy: np.ndarray, cache: Conv2dCache, input_grad: boo
     dxp = np.zeros((n, 2 * th + 2, 2 * tw + 2, c), dy.dtype) if input_grad else None
     u_t = u.transpose(0, 2, 1)                                        # (16, C_out, C_in)
     if not jit:
+        v = _input_tiles_numpy(xp, th, tw)                            # V again, (T, 16, C_in)
         dm = _output_grad_tiles_numpy(dyh, th, tw).transpose(1, 0, 2)   # (16, T, C_out)
         du = np.matmul(v.transpose(1, 2, 0), dm)                    # (16, C_in, C_out)
         dbias = dyh.sum(axis=(0, 1, 2)) if has_bias else None
@@ -248,13 +253,16 @@ def winograd_conv2d_backward(dy: np.ndarray, cache: Conv2dCache, input_grad: boo
             size = min(step, hi - lo)
             dm_buf = np.empty((size * per, 16, c_out), dy.dtype)
             dv_buf = _staggered(size * per, c, dy.dtype)
+            v_buf = np.empty((size * per, 16, c), dy.dtype)
             for n0 in range(lo, hi, step):
                 n1 = min(n0 + step, hi)
                 k = (n1 - n0) * per
                 dm_c = dm_buf[:k]
                 compiled.winograd_output_grad_tiles(dyh[n0:n1], th, tw, dm_c, db_part)
                 dmk = dm_c.transpose(1, 0, 2)                          # (16, t, C_out)
-                np.matmul(v[n0 * per:n0 * per + k].transpose(1, 2, 0), dmk, out=du_c)
+                v_c = v_buf[:k]
+                compiled.winograd_input_tiles(xp[n0:n1], th, tw, v_c)   # V again, in cache
+                np.matmul(v_c.transpose(1, 2, 0), dmk, out=du_c)
                 du_part += du_c
                 if input_grad:
                     dv_c = dv_buf[:, :k]

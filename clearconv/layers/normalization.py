@@ -90,12 +90,24 @@ class _BatchNorm(Layer):
                              f"{tuple(x.shape)}")
         return x
 
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+    def uses_batch_stats(self, training: bool) -> bool:
+        """Whether a forward with this ``training`` flag normalises with the batch's
+        statistics (and updates the running ones): when it records for backward in
+        training mode, or always without running statistics; else it uses the running
+        statistics, a fixed affine map per channel."""
+        return (training and self.training) or not self.track_running_stats
+
+    def forward(self, x: np.ndarray, training: bool = False, relu: bool = False
+                ) -> np.ndarray:
         """Normalise x. ``training`` records for backward; the batch's statistics are used
         (and the running ones updated) when it is set and the layer is in training mode,
-        or when the layer keeps no running statistics."""
+        or when the layer keeps no running statistics (:meth:`uses_batch_stats`).
+
+        ``relu``: return ``max(y, 0)`` from the same pass, and let backward take the
+        gradient of that (the model's fusion pass runs a batch norm and the ReLU after
+        it so: :mod:`clearconv.train.fusion`)."""
         x = self._check(x)
-        batch_stats = (training and self.training) or not self.track_running_stats
+        batch_stats = self.uses_batch_stats(training)
         momentum = self.momentum
         if batch_stats and self.track_running_stats:
             assert self.num_batches_tracked is not None
@@ -103,16 +115,18 @@ class _BatchNorm(Layer):
             if momentum is None:      # a cumulative average of every batch so far
                 momentum = 1.0 / float(self.num_batches_tracked)
         if batch_stats and self.sync is not None:
-            return self._synced_forward(x, training, 0.0 if momentum is None else momentum)
+            return self._synced_forward(x, training, 0.0 if momentum is None else momentum,
+                                        relu)
         y, cache = type(self)._forward_op(
             x, None if self.weight is None else self.weight.value,
             None if self.bias is None else self.bias.value,
             self.running_mean, self.running_var, batch_stats,
-            0.0 if momentum is None else momentum, self.eps)
+            0.0 if momentum is None else momentum, self.eps, relu=relu)
         self._cache = cache if training else None
         return y
 
-    def _synced_forward(self, x: np.ndarray, training: bool, momentum: float) -> np.ndarray:
+    def _synced_forward(self, x: np.ndarray, training: bool, momentum: float,
+                        relu: bool = False) -> np.ndarray:
         """Training with the statistics of the whole batch, split between processes: the
         per-channel count, sum and sum of squares of this piece are added up over the
         processes by ``self.sync`` (one reduction), the running statistics updated from
@@ -127,7 +141,7 @@ class _BatchNorm(Layer):
         y, cache = batch_norm2d_forward(
             x4, None if self.weight is None else self.weight.value,
             None if self.bias is None else self.bias.value, None, None, True,
-            eps=self.eps, algorithm="numpy", batch_stats=(mean, var))
+            eps=self.eps, algorithm="numpy", batch_stats=(mean, var), relu=relu)
         share = count / total           # this piece's part of the batch
         self._cache = _SyncedCache(shape, cache, share) if training else None
         return y.reshape(shape)

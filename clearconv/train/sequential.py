@@ -41,9 +41,11 @@ class Sequential:
         mismatch is reported before any data flows) and ``summary()`` needs no argument.
         ``fit`` records it from the data otherwise.
     fuse : bool, default True
-        Run a ReLU next to a MaxPool2D, and a Conv2D before such a pair, as one op each
-        (:mod:`clearconv.train.fusion`: exact, the same values and gradients, fewer passes
-        over memory). ``summary()`` shows what runs fused.
+        Run a ReLU next to a MaxPool2D, and a Conv2D before such a pair, as one op each;
+        a BatchNorm2D and its ReLU as one pass; a Conv2D's batch norm folded into its
+        weights for inference; a Residual block's sum and its ReLU in one step
+        (:mod:`clearconv.train.fusion`: the same values and gradients, the fold equal to
+        rounding, fewer passes over memory). ``summary()`` shows what runs fused.
 
     Examples
     --------
