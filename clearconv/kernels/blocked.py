@@ -75,8 +75,9 @@ def prefer(call: ConvCall) -> tuple[bool, str]:
     split im2col (:mod:`~clearconv.kernels.tuning`): float32 3x3 convolutions, stride 1
     or 2, dilation 1, output channels a multiple of 16, input and output channels from
     BLOCKED_MIN_CHANNELS to BLOCKED_MAX_CHANNELS in training and
-    BLOCKED_MAX_CHANNELS_INFERENCE in inference (stride 1; BLOCKED_MAX_CHANNELS_STRIDED
-    for stride 2)."""
+    BLOCKED_MAX_CHANNELS_INFERENCE in inference (stride 1, above
+    BLOCKED_MAX_CHANNELS_ANY_WIDTH channels output widths that are a multiple of
+    BLOCKED_WIDTH_MULTIPLE; BLOCKED_MAX_CHANNELS_STRIDED for stride 2)."""
     ok, why = supports(call)
     if not ok:
         return ok, why
@@ -99,6 +100,12 @@ def prefer(call: ConvCall) -> tuple[bool, str]:
     if not (lo <= c_in <= hi and lo <= c_out <= hi):
         return False, (f"for {lo} to {hi} input and output channels in {mode}, got "
                        f"{c_in} -> {c_out}")
+    wide, wo = tuning.BLOCKED_MAX_CHANNELS_ANY_WIDTH, geo.out_shape[3]
+    if (geo.stride == (1, 1) and max(c_in, c_out) > wide
+            and wo % tuning.BLOCKED_WIDTH_MULTIPLE):
+        return False, (f"above {wide} channels, for output widths that are a multiple of "
+                       f"{tuning.BLOCKED_WIDTH_MULTIPLE}, got {c_in} -> {c_out} channels, "
+                       f"width {wo}")
     ok, why = jit.worth(geo.in_shape[0])
     if not ok:
         return ok, why

@@ -66,6 +66,13 @@ BLOCKED_MAX_CHANNELS = 64
 #: (64 channels and more: F(4x4)'s 4x fewer multiplications win the forward; 128-channel
 #: training about even, left to Winograd)
 BLOCKED_MAX_CHANNELS_INFERENCE = 32
+#: above this many channels (stride 1, training) the blocked loop needs an output width
+#: that is a multiple of BLOCKED_WIDTH_MULTIPLE (its 8-pixel blocks then waste nothing;
+#: a 14-wide row is 2 blocks, 16 pixels): 64x64x14x14 -> 64 fwd+bwd 35 vs Winograd's
+#: 30 ms, 64x32x14x14 -> 64 17 vs 16 ms (same machine and method as above; 128x64x8x8 -> 64
+#: 20 vs 22 ms)
+BLOCKED_MAX_CHANNELS_ANY_WIDTH = 32
+BLOCKED_WIDTH_MULTIPLE = 8
 #: ... and this many with stride 2 (training and inference), against 'im2col-split' (no
 #: Winograd there), as above:
 #:   128x16x32x32 -> 32 s2   forward 6.7 vs 10.2 ms (torch 5.4),  fwd+bwd  24 vs  32 ms (23)
