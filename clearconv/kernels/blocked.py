@@ -1,5 +1,5 @@
 """conv2d algorithm ``'direct-nhwc'``: a register-blocked direct convolution on
-channels-last memory, for the mid-size layers (16-64 channels) whose products are too
+channels-last memory, for the mid-size layers (16-128 channels) whose products are too
 narrow for the BLAS.
 
 The same sum as MATH.md §7, with no columns and no transforms::
@@ -235,4 +235,4 @@ def backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool
 registry.register(registry.Algorithm(
     OP, "direct-nhwc", supports, forward, backward,
     "a register-blocked direct loop on channels-last memory, 8 (AVX2: 4) pixels x 16 "
-    "channels of sums in vector registers (stride 1; Numba)", prefer, layout="channels-last"))
+    "channels of sums in vector registers (Numba)", prefer, layout="channels-last"))
