@@ -185,7 +185,9 @@ def test_weight_blocks_round_trip_and_the_rotated_kernel():
     ((64, 64, 14, 14), (64, 64, 3, 3), 1, np.float32, True, "winograd"),  # width 14
     ((64, 64, 8, 8), (64, 64, 3, 3), 1, np.float32, False, "winograd-4x4"),  # F(4x4) wins
     ((64, 64, 16, 16), (128, 64, 3, 3), 1, np.float32, True, "winograd"),  # about even
-    ((64, 16, 32, 32), (16, 16, 3, 3), 1, np.float64, True, "im2col-split"),  # float32 only
+    ((64, 16, 32, 32), (16, 16, 3, 3), 1, np.float64, True, "direct-nhwc"),  # float64
+    ((64, 64, 14, 14), (128, 64, 3, 3), 1, np.float64, False, "direct-nhwc"),
+    ((64, 64, 14, 14), (256, 64, 3, 3), 1, np.float64, True, "im2col-split"),
     ((64, 16, 32, 32), (32, 16, 3, 3), 2, np.float32, True, "direct-nhwc"),  # stride 2
     ((64, 64, 32, 32), (128, 64, 3, 3), 2, np.float32, False, "direct-nhwc"),
     ((64, 16, 32, 32), (16, 16, 3, 3), 3, np.float32, True, "im2col-split"),  # stride 3

@@ -72,18 +72,19 @@ def supports(call: ConvCall) -> tuple[bool, str]:
 
 def prefer(call: ConvCall) -> tuple[bool, str]:
     """'auto' takes the blocked loop where it was measured faster than Winograd and the
-    split im2col (:mod:`~clearconv.kernels.tuning`): float32 3x3 convolutions, stride 1
-    or 2, dilation 1, output channels a multiple of 16, input and output channels from
+    split im2col (:mod:`~clearconv.kernels.tuning`): 3x3 convolutions, stride 1 or 2,
+    dilation 1, output channels a multiple of 16, input and output channels from
     BLOCKED_MIN_CHANNELS to BLOCKED_MAX_CHANNELS in training and
     BLOCKED_MAX_CHANNELS_INFERENCE in inference (stride 1, above
     BLOCKED_MAX_CHANNELS_ANY_WIDTH channels output widths that are a multiple of
-    BLOCKED_WIDTH_MULTIPLE; BLOCKED_MAX_CHANNELS_STRIDED for stride 2)."""
+    BLOCKED_WIDTH_MULTIPLE; BLOCKED_MAX_CHANNELS_STRIDED for stride 2) in float32, up to
+    BLOCKED_MAX_CHANNELS_FLOAT64 in float64."""
     ok, why = supports(call)
     if not ok:
         return ok, why
     geo = call.geometry
-    if call.dtype != np.float32:
-        return False, f"float32 only under 'auto', got {np.dtype(call.dtype).name}"
+    if call.dtype not in (np.float32, np.float64):
+        return False, f"float32 and float64 only, got {np.dtype(call.dtype).name}"
     if geo.kernel != (3, 3) or geo.stride not in ((1, 1), (2, 2)) or geo.dilation != (1, 1):
         return False, (f"3x3 kernels, stride 1 or 2, dilation 1 under 'auto'; got kernel "
                        f"{geo.kernel}, stride {geo.stride}, dilation {geo.dilation}")
@@ -91,7 +92,9 @@ def prefer(call: ConvCall) -> tuple[bool, str]:
     if c_out % LANES:
         return False, f"needs a multiple of {LANES} output channels, got {c_out}"
     lo = tuning.BLOCKED_MIN_CHANNELS
-    if geo.stride == (2, 2):
+    if call.dtype == np.float64:    # against im2col-split's float64 products
+        hi, mode = tuning.BLOCKED_MAX_CHANNELS_FLOAT64, "float64"
+    elif geo.stride == (2, 2):
         hi, mode = tuning.BLOCKED_MAX_CHANNELS_STRIDED, "stride 2"
     elif call.need_backward:
         hi, mode = tuning.BLOCKED_MAX_CHANNELS, "training"
@@ -101,7 +104,7 @@ def prefer(call: ConvCall) -> tuple[bool, str]:
         return False, (f"for {lo} to {hi} input and output channels in {mode}, got "
                        f"{c_in} -> {c_out}")
     wide, wo = tuning.BLOCKED_MAX_CHANNELS_ANY_WIDTH, geo.out_shape[3]
-    if (geo.stride == (1, 1) and max(c_in, c_out) > wide
+    if (call.dtype == np.float32 and geo.stride == (1, 1) and max(c_in, c_out) > wide
             and wo % tuning.BLOCKED_WIDTH_MULTIPLE):
         return False, (f"above {wide} channels, for output widths that are a multiple of "
                        f"{tuning.BLOCKED_WIDTH_MULTIPLE}, got {c_in} -> {c_out} channels, "
@@ -109,8 +112,9 @@ def prefer(call: ConvCall) -> tuple[bool, str]:
     ok, why = jit.worth(geo.in_shape[0])
     if not ok:
         return ok, why
-    return True, (f"3x3 stride {geo.stride[0]}, {c_in} -> {c_out} channels, float32: "
-                  f"products too narrow for the BLAS, register-blocked loop")
+    return True, (f"3x3 stride {geo.stride[0]}, {c_in} -> {c_out} channels, "
+                  f"{np.dtype(call.dtype).name}: products too narrow for the BLAS, "
+                  f"register-blocked loop")
 
 
 def weight_blocks(weight: np.ndarray) -> np.ndarray:

@@ -79,6 +79,14 @@ BLOCKED_WIDTH_MULTIPLE = 8
 #:   128x32x16x16 -> 64 s2   forward 5.4 vs  6.6 ms (4.2),        fwd+bwd  17 vs  19 ms (16)
 #:   64x64x32x32 -> 128 s2   forward  34 vs   39 ms (22),         fwd+bwd 111 vs 119 ms (105)
 BLOCKED_MAX_CHANNELS_STRIDED = 128
+#: ... and this many in float64 (Winograd is float32-only under 'auto'), stride 1 or 2,
+#: training and inference, against 'im2col-split', as above:
+#:   128x16x32x32 -> 16      forward 14 vs 36 ms (torch 112),  fwd+bwd 44 vs 179 ms (480)
+#:   128x64x8x8 -> 64        forward 12 vs 19 ms (34),         fwd+bwd 33 vs  71 ms (77)
+#:   64x64x14x14 -> 64       forward 18 vs 28 ms (47),         fwd+bwd 57 vs 108 ms (117)
+#:   128x64x16x16 -> 128     forward 88 vs 148 ms (160)
+#:   128x16x32x32 -> 32 s2                                     fwd+bwd 49 vs  63 ms (84)
+BLOCKED_MAX_CHANNELS_FLOAT64 = 128
 
 #: the direct loop below this many input channels ...
 DIRECT_MAX_IN = 4
