@@ -1,7 +1,7 @@
 """conv2d's register-blocked channels-last direct loop, 'direct-nhwc' (kernels/blocked.py),
-forced on Hypothesis-drawn calls: against the loop reference in float64 (1e-10) forward
-and backward, against PyTorch in float32, split between threads; where 'auto' takes it,
-and that it says it needs Numba where Numba is off.
+forced on Hypothesis-drawn calls (every stride and dilation): against the loop reference
+in float64 (1e-10) forward and backward, against PyTorch in float32, split between
+threads; where 'auto' takes it, and that it says it needs Numba where Numba is off.
 
 The shapes are drawn across the loop's blocks: output channels across multiples of 16
 (the lanes of one block), input channels across multiples of 4 (the weight gradient's
@@ -41,26 +41,34 @@ paddings = st.one_of(pad_widths, st.tuples(pad_widths, pad_widths),
 
 @st.composite
 def blocked_cases(draw):
-    """(x, weight, bias, padding, dy): stride 1, dilation 1, any kernel that fits."""
+    """(x, weight, bias, stride, padding, dilation, dy): any kernel that fits, half of the
+    calls stride 1 and dilation 1 (the loops' own input gradient), the others strided or
+    dilated."""
     n = draw(st.integers(1, 3))
     c_in = draw(st.integers(1, 9))
     c_out = draw(st.sampled_from([1, 3, 15, 16, 17, 32, 33]))
-    h, w = draw(st.integers(1, 7)), draw(st.integers(1, 11))
+    h, w = draw(st.integers(1, 9)), draw(st.integers(1, 13))
     kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride = dilation = (1, 1)
+    if draw(st.booleans()):
+        stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+        dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
     padding = draw(paddings)
-    geo_pads = resolve_padding(padding, (kh, kw), (1, 1), (1, 1), (h, w))
-    (pt, pb), (pl, pr) = geo_pads
-    assume(kh <= h + pt + pb and kw <= w + pl + pr)
+    (pt, pb), (pl, pr) = resolve_padding(padding, (kh, kw), stride, dilation, (h, w))
+    (sh, sw), (dh, dw) = stride, dilation
+    assume(dh * (kh - 1) < h + pt + pb and dw * (kw - 1) < w + pl + pr)
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     x = rng.standard_normal((n, c_in, h, w))
     if draw(st.booleans()):
         x = channels_last(x)
     weight = rng.standard_normal((c_out, c_in, kh, kw))
     bias = rng.standard_normal(c_out) if draw(st.booleans()) else None
-    dy = rng.standard_normal((n, c_out, h + pt + pb - kh + 1, w + pl + pr - kw + 1))
+    ho = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    wo = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
+    dy = rng.standard_normal((n, c_out, ho, wo))
     if draw(st.booleans()):
         dy = channels_last(dy)
-    return x, weight, bias, padding, dy
+    return x, weight, bias, stride, padding, dilation, dy
 
 
 @contextmanager
@@ -78,12 +86,13 @@ def _threads(n):
 @PROPERTY
 @given(blocked_cases(), st.integers(1, 3))
 def test_direct_nhwc_matches_the_reference_forward_and_backward(case, threads):
-    x, weight, bias, padding, dy = case
+    x, weight, bias, stride, padding, dilation, dy = case
     with _threads(threads):
-        y, cache = F.conv2d_forward(x, weight, bias, padding=padding, algorithm="direct-nhwc")
+        y, cache = F.conv2d_forward(x, weight, bias, stride, padding, dilation,
+                                    algorithm="direct-nhwc")
         dx, dw, db = F.conv2d_backward(dy, cache)
     assert cache.algorithm == "direct-nhwc"
-    ry, rcache = R.conv2d_forward(x, weight, bias, 1, cache.geometry.padding)
+    ry, rcache = R.conv2d_forward(x, weight, bias, stride, cache.geometry.padding, dilation)
     assert_same(y, ry)
     rdx, rdw, rdb = R.conv2d_backward(dy, rcache)
     assert_same(dx, rdx)
@@ -98,10 +107,10 @@ def test_direct_nhwc_matches_the_reference_forward_and_backward(case, threads):
 @PROPERTY
 @given(blocked_cases())
 def test_direct_nhwc_inference_equals_its_training_forward(case):
-    x, weight, bias, padding, _ = case
-    y, _ = F.conv2d_forward(x, weight, bias, padding=padding, algorithm="direct-nhwc")
-    y_inf, lean = F.conv2d_forward(x, weight, bias, padding=padding, algorithm="direct-nhwc",
-                                   need_backward=False)
+    x, weight, bias, stride, padding, dilation, _ = case
+    args = (x, weight, bias, stride, padding, dilation)
+    y, _ = F.conv2d_forward(*args, algorithm="direct-nhwc")
+    y_inf, lean = F.conv2d_forward(*args, algorithm="direct-nhwc", need_backward=False)
     assert lean.saved is None
     np.testing.assert_array_equal(y_inf, y)
 
@@ -111,16 +120,17 @@ def test_direct_nhwc_inference_equals_its_training_forward(case):
 @given(blocked_cases())
 def test_direct_nhwc_matches_torch_in_float32(case):
     torch = pytest.importorskip("torch", reason="PyTorch not installed: not checked")
-    x, weight, bias, padding, dy = (None if a is None else
-                                    (a.astype(np.float32) if isinstance(a, np.ndarray) else a)
-                                    for a in case)
-    y, cache = F.conv2d_forward(x, weight, bias, padding=padding, algorithm="direct-nhwc")
+    x, weight, bias, stride, padding, dilation, dy = (
+        a.astype(np.float32) if isinstance(a, np.ndarray) else a for a in case)
+    y, cache = F.conv2d_forward(x, weight, bias, stride, padding, dilation,
+                                algorithm="direct-nhwc")
     grads = F.conv2d_backward(dy, cache)
     (pt, pb), (pl, pr) = cache.geometry.padding
     xt = torch.tensor(np.ascontiguousarray(x), requires_grad=True)
     wt = torch.tensor(weight, requires_grad=True)
     bt = None if bias is None else torch.tensor(bias, requires_grad=True)
-    yt = torch.nn.functional.conv2d(torch.nn.functional.pad(xt, (pl, pr, pt, pb)), wt, bt)
+    yt = torch.nn.functional.conv2d(torch.nn.functional.pad(xt, (pl, pr, pt, pb)), wt, bt,
+                                    stride, 0, dilation)
     yt.backward(torch.tensor(np.ascontiguousarray(dy)))
     for name, ours, theirs in [("y", y, yt), ("dx", grads[0], xt.grad),
                                ("dw", grads[1], wt.grad),
@@ -172,10 +182,16 @@ def test_weight_blocks_round_trip_and_the_rotated_kernel():
     ((64, 16, 32, 32), (16, 16, 3, 3), 1, np.float32, False, "direct-nhwc"),
     ((64, 32, 16, 16), (32, 32, 3, 3), 1, np.float32, False, "direct-nhwc"),
     ((64, 64, 8, 8), (64, 64, 3, 3), 1, np.float32, True, "direct-nhwc"),
+    ((64, 64, 14, 14), (64, 64, 3, 3), 1, np.float32, True, "winograd"),  # width 14
     ((64, 64, 8, 8), (64, 64, 3, 3), 1, np.float32, False, "winograd-4x4"),  # F(4x4) wins
     ((64, 64, 16, 16), (128, 64, 3, 3), 1, np.float32, True, "winograd"),  # about even
-    ((64, 16, 32, 32), (16, 16, 3, 3), 1, np.float64, True, "im2col-split"),  # float32 only
-    ((64, 16, 32, 32), (16, 16, 3, 3), 2, np.float32, True, "im2col-split"),  # stride 2
+    ((64, 16, 32, 32), (16, 16, 3, 3), 1, np.float64, True, "direct-nhwc"),  # float64
+    ((64, 64, 14, 14), (128, 64, 3, 3), 1, np.float64, False, "direct-nhwc"),
+    ((64, 64, 14, 14), (256, 64, 3, 3), 1, np.float64, True, "im2col-split"),
+    ((64, 16, 32, 32), (32, 16, 3, 3), 2, np.float32, True, "direct-nhwc"),  # stride 2
+    ((64, 64, 32, 32), (128, 64, 3, 3), 2, np.float32, False, "direct-nhwc"),
+    ((64, 16, 32, 32), (16, 16, 3, 3), 3, np.float32, True, "im2col-split"),  # stride 3
+    ((64, 16, 32, 32), (16, 16, 1, 1), 2, np.float32, True, "im2col-split"),  # 1x1
     ((64, 16, 32, 32), (16, 16, 5, 5), 1, np.float32, True, "im2col-split"),  # 3x3 only
     ((64, 16, 32, 32), (24, 16, 3, 3), 1, np.float32, True, "winograd"),  # not 16-blocks
 ])
@@ -191,10 +207,6 @@ def test_auto_takes_direct_nhwc_where_it_was_measured_faster(x_shape, w_shape, s
 @needs_numba
 def test_forced_direct_nhwc_names_why_it_does_not_apply():
     x = np.zeros((1, 2, 6, 6), np.float32)
-    with pytest.raises(ClearConvError, match=r"'direct-nhwc' does not apply.*stride 1.*"
-                                             r"got stride \(2, 2\)"):
-        F.conv2d_forward(x, np.zeros((16, 2, 3, 3), np.float32), stride=2,
-                         algorithm="direct-nhwc")
     with pytest.raises(ClearConvError, match=r"'direct-nhwc' does not apply.*groups 2"):
         F.conv2d_forward(x, np.zeros((16, 1, 3, 3), np.float32), groups=2,
                          algorithm="direct-nhwc")
@@ -225,11 +237,11 @@ def test_the_avx2_blocks_match_the_reference_too(tmp_path):
             "L.PIXELS = L.CHANNELS = 12 - L.PIXELS\n"
             "from clearconv import functional as F, reference as R\n"
             "rng = np.random.default_rng(0)\n"
-            "for c, o, w in [(5, 17, 3), (9, 32, 6), (4, 16, 13)]:\n"
+            "for c, o, w, s in [(5, 17, 3, 1), (9, 32, 6, 2), (4, 16, 13, 1), (3, 16, 19, 2)]:\n"
             "    x = rng.standard_normal((2, c, 5, w)); k = rng.standard_normal((o, c, 3, 3))\n"
-            "    y, cache = F.conv2d_forward(x, k, padding=1, algorithm='direct-nhwc')\n"
+            "    y, cache = F.conv2d_forward(x, k, None, s, 1, algorithm='direct-nhwc')\n"
             "    dy = rng.standard_normal(y.shape)\n"
-            "    ry, rc = R.conv2d_forward(x, k, None, 1, 1)\n"
+            "    ry, rc = R.conv2d_forward(x, k, None, s, 1)\n"
             "    for a, b in zip((y, *F.conv2d_backward(dy, cache)[:2]),\n"
             "                    (ry, *R.conv2d_backward(dy, rc)[:2])):\n"
             "        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)\n"

@@ -134,9 +134,9 @@ def _shapes(c_in, c_out, k=3):
 
 @pytest.mark.parametrize("c_in, c_out, k, stride, dtype, expected", [
     (32, 128, 3, 1, np.float32, "winograd"),        # (fewer channels: 'direct-nhwc')
-    (32, 64, 3, 1, np.float64, "im2col-split"),     # Winograd only for float32 under auto
+    (32, 256, 3, 1, np.float64, "im2col-split"),    # Winograd only for float32 under auto
     (4, 64, 3, 1, np.float32, "im2col-split"),      # too few channels for Winograd
-    (32, 64, 3, 2, np.float32, "im2col-split"),     # stride 2
+    (8, 64, 3, 2, np.float32, "im2col-split"),      # stride 2, few channels
     (1, 6, 5, 1, np.float32, "direct"),             # few in and out channels
     (3, 8, 3, 1, np.float64, "direct"),
     (1, 16, 3, 1, np.float32, "im2col-split"),      # 16 outputs: the product pays

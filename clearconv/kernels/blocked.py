@@ -1,10 +1,10 @@
 """conv2d algorithm ``'direct-nhwc'``: a register-blocked direct convolution on
-channels-last memory, for the mid-size layers (16-64 channels) whose products are too
+channels-last memory, for the mid-size layers (16-128 channels) whose products are too
 narrow for the BLAS.
 
-The same sum as MATH.md §7 (stride 1, dilation 1), with no columns and no transforms::
+The same sum as MATH.md §7, with no columns and no transforms::
 
-    Z[n, m, k, o] = b[o] + sum_{i,j,c} W[o, c, i, j] * A_pad[n, m + i, k + j, c]
+    Z[n, m, k, o] = b[o] + sum_{i,j,c} W[o, c, i, j] * A_pad[n, m*s_h + i*d_h, k*s_w + j*d_w, c]
 
 The input is zero-padded channels-last (NHWC, as conv2d hands it between layers) and the
 weight repacked once per call into blocks of 16 output channels, ``(C_out / 16, kh, kw,
@@ -19,9 +19,10 @@ Backward (MATH.md §9), with the same loops:
 
 - dA: the input gradient of a stride-1 convolution is the convolution of dZ, zero-padded
   by ``k - 1 - p`` on each side, with the kernel rotated 180° and its input and output
-  channels swapped (:func:`rotated_kernel`), computed by the forward loop;
+  channels swapped (:func:`rotated_kernel`), computed by the forward loop (other strides
+  and dilations: col2im of dZ W, as 'im2col-split' makes it);
 - dW and db: :func:`~clearconv.kernels.blocked_loops.weight_grad` sums
-  ``A_pad[n, m + i, k + j, c] * dZ[n, m, k, o]`` over each image's pixels, 8 input
+  ``A_pad[n, m*s_h + i*d_h, k*s_w + j*d_w, c] * dZ[n, m, k, o]`` over each image's pixels, 8 input
   channels (4 on AVX2) x 16 output channels of sums in registers, from the padded input
   the forward kept.
 
@@ -39,6 +40,7 @@ from ..functional.conv import OP, Conv2dCache, ConvCall
 from ..shapes import ConvGeometry
 from . import jit, registry, threads, tuning
 from .copies import padded_nhwc
+from .im2col import input_gradient as columns_input_gradient
 
 #: output channels per block of the compiled loops (blocked_loops.LANES, without
 #: importing Numba to read it)
@@ -59,46 +61,60 @@ class BlockedSaved(NamedTuple):
 
 
 def supports(call: ConvCall) -> tuple[bool, str]:
-    """Whether the blocked loop computes the call: stride 1, dilation 1, ungrouped, Numba."""
+    """Whether the blocked loop computes the call: ungrouped, with Numba."""
     geo = call.geometry
     if geo.groups != 1:
         return False, f"ungrouped convolutions only, got groups {geo.groups}"
     if not jit.AVAILABLE:
         return False, 'needs Numba (pip install "clearconv[fast]")'
-    if geo.stride != (1, 1) or geo.dilation != (1, 1):
-        return False, (f"needs stride 1 and dilation 1, got stride {geo.stride}, dilation "
-                       f"{geo.dilation}")
-    return True, "stride 1, dilation 1, compiled register-blocked loop"
+    return True, "any stride and dilation, compiled register-blocked loop"
 
 
 def prefer(call: ConvCall) -> tuple[bool, str]:
-    """'auto' takes the blocked loop for float32 3x3 convolutions, output channels a
-    multiple of 16, with tuning.BLOCKED_MIN_CHANNELS to tuning.BLOCKED_MAX_CHANNELS input
-    and output channels in training (BLOCKED_MAX_CHANNELS_INFERENCE in inference): where
-    it was measured faster than Winograd."""
+    """'auto' takes the blocked loop where it was measured faster than Winograd and the
+    split im2col (:mod:`~clearconv.kernels.tuning`): 3x3 convolutions, stride 1 or 2,
+    dilation 1, output channels a multiple of 16, input and output channels from
+    BLOCKED_MIN_CHANNELS to BLOCKED_MAX_CHANNELS in training and
+    BLOCKED_MAX_CHANNELS_INFERENCE in inference (stride 1, above
+    BLOCKED_MAX_CHANNELS_ANY_WIDTH channels output widths that are a multiple of
+    BLOCKED_WIDTH_MULTIPLE; BLOCKED_MAX_CHANNELS_STRIDED for stride 2) in float32, up to
+    BLOCKED_MAX_CHANNELS_FLOAT64 in float64."""
     ok, why = supports(call)
     if not ok:
         return ok, why
     geo = call.geometry
-    if call.dtype != np.float32:
-        return False, f"float32 only under 'auto', got {np.dtype(call.dtype).name}"
-    if geo.kernel != (3, 3):
-        return False, f"3x3 kernels under 'auto', got {geo.kernel}"
+    if call.dtype not in (np.float32, np.float64):
+        return False, f"float32 and float64 only, got {np.dtype(call.dtype).name}"
+    if geo.kernel != (3, 3) or geo.stride not in ((1, 1), (2, 2)) or geo.dilation != (1, 1):
+        return False, (f"3x3 kernels, stride 1 or 2, dilation 1 under 'auto'; got kernel "
+                       f"{geo.kernel}, stride {geo.stride}, dilation {geo.dilation}")
     c_in, c_out = geo.in_shape[1], geo.out_shape[1]
     if c_out % LANES:
         return False, f"needs a multiple of {LANES} output channels, got {c_out}"
     lo = tuning.BLOCKED_MIN_CHANNELS
-    hi = (tuning.BLOCKED_MAX_CHANNELS if call.need_backward
-          else tuning.BLOCKED_MAX_CHANNELS_INFERENCE)
+    if call.dtype == np.float64:    # against im2col-split's float64 products
+        hi, mode = tuning.BLOCKED_MAX_CHANNELS_FLOAT64, "float64"
+    elif geo.stride == (2, 2):
+        hi, mode = tuning.BLOCKED_MAX_CHANNELS_STRIDED, "stride 2"
+    elif call.need_backward:
+        hi, mode = tuning.BLOCKED_MAX_CHANNELS, "training"
+    else:
+        hi, mode = tuning.BLOCKED_MAX_CHANNELS_INFERENCE, "inference"
     if not (lo <= c_in <= hi and lo <= c_out <= hi):
-        mode = "training" if call.need_backward else "inference"
         return False, (f"for {lo} to {hi} input and output channels in {mode}, got "
                        f"{c_in} -> {c_out}")
+    wide, wo = tuning.BLOCKED_MAX_CHANNELS_ANY_WIDTH, geo.out_shape[3]
+    if (call.dtype == np.float32 and geo.stride == (1, 1) and max(c_in, c_out) > wide
+            and wo % tuning.BLOCKED_WIDTH_MULTIPLE):
+        return False, (f"above {wide} channels, for output widths that are a multiple of "
+                       f"{tuning.BLOCKED_WIDTH_MULTIPLE}, got {c_in} -> {c_out} channels, "
+                       f"width {wo}")
     ok, why = jit.worth(geo.in_shape[0])
     if not ok:
         return ok, why
-    return True, (f"3x3 stride 1, {c_in} -> {c_out} channels, float32: products too narrow "
-                  f"for the BLAS, register-blocked loop")
+    return True, (f"3x3 stride {geo.stride[0]}, {c_in} -> {c_out} channels, "
+                  f"{np.dtype(call.dtype).name}: products too narrow for the BLAS, "
+                  f"register-blocked loop")
 
 
 def weight_blocks(weight: np.ndarray) -> np.ndarray:
@@ -131,15 +147,20 @@ def _bias_blocks(bias: np.ndarray | None, c_out: int, dtype: np.dtype) -> np.nda
     return b
 
 
+def _steps(geo: ConvGeometry) -> tuple[int, int, int, int]:
+    """(s_h, s_w, d_h, d_w): the loops' stride and dilation."""
+    return (*geo.stride, *geo.dilation)
+
+
 def _conv(xp: np.ndarray, wb: np.ndarray, b: np.ndarray, out_hw: tuple[int, int],
-          c_out: int) -> np.ndarray:
+          c_out: int, steps: tuple[int, int, int, int] = (1, 1, 1, 1)) -> np.ndarray:
     """The blocked loop on padded NHWC ``xp``, the batch split between threads: an NCHW
     view of the (N, H_out, W_out, C_out) channels-last result."""
     n = xp.shape[0]
     ho, wo = out_hw
     y = np.empty((n, ho, wo, wb.shape[0], LANES), xp.dtype)
     loops = _loops()
-    threads.map_split(lambda lo, hi: loops.forward(xp[lo:hi], wb, b, y[lo:hi]), n)
+    threads.map_split(lambda lo, hi: loops.forward(xp[lo:hi], wb, b, steps, y[lo:hi]), n)
     y = y.reshape(n, ho, wo, -1)
     if y.shape[3] != c_out:
         y = y[..., :c_out]
@@ -153,7 +174,7 @@ def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: Con
     c_out = weight.shape[0]
     xp = padded_nhwc(x, geo.padding)
     y = _conv(xp, weight_blocks(weight), _bias_blocks(bias, c_out, x.dtype),
-              geo.out_shape[2:], c_out)
+              geo.out_shape[2:], c_out, _steps(geo))
     return y, (BlockedSaved(xp) if need_backward else None)
 
 
@@ -189,7 +210,8 @@ def input_gradient(dy: np.ndarray, weight: np.ndarray, geo: ConvGeometry) -> np.
 def backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool
              ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
     """(dx, dweight, dbias) as conv2d_backward: dW and db by the blocked weight-gradient
-    loop (each thread its images, then the sums added), dA by :func:`input_gradient`."""
+    loop (each thread its images, then the sums added); dA by :func:`input_gradient` for
+    stride 1 and dilation 1, else as 'im2col-split' makes it (col2im of dZ W)."""
     geo, weight = cache.geometry, cache.weight
     xp = cache.saved.xp
     c_out, c_in, kh, kw = weight.shape
@@ -200,17 +222,21 @@ def backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool
     def part(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         dwb = np.zeros((groups, kh, kw, c_in, LANES), weight.dtype)
         db = np.zeros((groups, LANES), weight.dtype)
-        loops.weight_grad(xp[lo:hi], dz[lo:hi], dwb, db)
+        loops.weight_grad(xp[lo:hi], dz[lo:hi], _steps(geo), dwb, db)
         return dwb, db
 
     parts = threads.map_split(part, geo.in_shape[0])
     dweight = weight_from_blocks(threads.add_up([dwb for dwb, _ in parts]), c_out)
     dbias = threads.add_up([db for _, db in parts]).reshape(-1)[:c_out] if cache.has_bias else None
-    dx = input_gradient(dy, weight, geo) if input_grad else None
-    return dx, dweight, dbias
+    if not input_grad:
+        return None, dweight, dbias
+    if geo.stride == geo.dilation == (1, 1):
+        return input_gradient(dy, weight, geo), dweight, dbias
+    return columns_input_gradient(dy, geo, weight), dweight, dbias   # as 'im2col-split'
+
 
 
 registry.register(registry.Algorithm(
     OP, "direct-nhwc", supports, forward, backward,
     "a register-blocked direct loop on channels-last memory, 8 (AVX2: 4) pixels x 16 "
-    "channels of sums in vector registers (stride 1; Numba)", prefer, layout="channels-last"))
+    "channels of sums in vector registers (Numba)", prefer, layout="channels-last"))

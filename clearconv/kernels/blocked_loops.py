@@ -120,34 +120,38 @@ def _copy16(typingctx: Any, dst: Any, src: Any) -> Any:
 
 @_inline
 def _pixels(xp: Any, wb: Any, bg: Any, n: int, m: int, g: int, k0: int, count: int,
-            acc: Any) -> None:
-    """acc[p] = bg + sum_{i,j,c} wb[g, i, j, c] * xp[n, m + i, k0 + p + j, c] (16 lanes)
-    for the ``count`` pixels p of a block: one weight vector, one fused multiply-add per
-    pixel."""
+            steps: Any, acc: Any) -> None:
+    """acc[p] = bg + sum_{i,j,c} wb[g, i, j, c] * xp[n, m*s_h + i*d_h, (k0 + p)*s_w + j*d_w, c]
+    (16 lanes) for the ``count`` pixels p of a block, ``steps = (s_h, s_w, d_h, d_w)``: one
+    weight vector, one fused multiply-add per pixel."""
+    sh, sw, dh, dw = steps
     kh, kw, c_in = wb.shape[1], wb.shape[2], wb.shape[3]
     for p in range(count):
         _copy16(acc[p], bg)
     for i in range(kh):
-        xr = xp[n, m + i]
+        xr = xp[n, m * sh + i * dh]
         for j in range(kw):
             wij = wb[g, i, j]
+            q = k0 * sw + j * dw
             for c in range(c_in):
                 wv = wij[c]
                 for p in range(count):
-                    _axpy(acc[p], xr[k0 + j + p, c], wv)
+                    _axpy(acc[p], xr[q + p * sw, c], wv)
 
 
 @_njit
-def forward(xp: Any, wb: Any, b: Any, y: Any) -> None:
-    """y[n, m, k, g, o] = b[g, o] + sum_{i,j,c} wb[g, i, j, c, o] * xp[n, m + i, k + j, c].
+def forward(xp: Any, wb: Any, b: Any, steps: Any, y: Any) -> None:
+    """y[n, m, k, g, o] = b[g, o] + sum_{i,j,c} wb[g, i, j, c, o] * A_pad[n, m, k, i, j, c] with
+    ``A_pad[n, m, k, i, j, c] = xp[n, m*s_h + i*d_h, k*s_w + j*d_w, c]``.
 
     xp: zero-padded input (N, H_pad, W_pad, C_in), C-contiguous; wb: the weight in blocks
     of 16 output channels (output channel 16*g + o), (C_out_pad / 16, kh, kw, C_in, 16);
-    b: (C_out_pad / 16, 16); y: (N, H_out, W_out, C_out_pad / 16, 16), C-contiguous.
-    Stride 1, dilation 1. Each output is summed in (i, j, c) order, starting from the
-    bias, PIXELS pixels x 16 channels at a time (a row whose width is not a multiple of
-    PIXELS ends with a block that overlaps the one before it: the same sums, the same
-    values; a row narrower than a block is made one pixel at a time).
+    b: (C_out_pad / 16, 16); steps: (s_h, s_w, d_h, d_w), the stride and dilation;
+    y: (N, H_out, W_out, C_out_pad / 16, 16), C-contiguous. Each output is summed in
+    (i, j, c) order, starting from the bias, PIXELS pixels x 16 channels at a time (a
+    row whose width is not a multiple of PIXELS ends with a block that overlaps the one
+    before it: the same sums, the same values; a row narrower than a block is made one
+    pixel at a time).
     """
     n_img, ho, wo, groups = y.shape[0], y.shape[1], y.shape[2], y.shape[3]
     acc = numba.carray(_stack_like(_BLOCK, y), (_BLOCK // LANES, LANES))
@@ -158,40 +162,41 @@ def forward(xp: Any, wb: Any, b: Any, y: Any) -> None:
             for g in range(groups):
                 if wo < PIXELS:
                     for k in range(wo):
-                        _pixels(xp, wb, b[g], n, m, g, k, 1, acc)
+                        _pixels(xp, wb, b[g], n, m, g, k, 1, steps, acc)
                         _copy16(yr[k, g], acc[0])
                     continue
                 for k0 in range(0, wo, PIXELS):
                     k0 = min(k0, last)
-                    _pixels(xp, wb, b[g], n, m, g, k0, PIXELS, acc)
+                    _pixels(xp, wb, b[g], n, m, g, k0, PIXELS, steps, acc)
                     for p in range(PIXELS):
                         _copy16(yr[k0 + p, g], acc[p])
 
 
 @_inline
 def _channels(xp: Any, dz: Any, n: int, g: int, i: int, j: int, c0: int, count: int,
-              acc: Any, zero: Any) -> None:
-    """acc[t] = sum_{m,k} xp[n, m + i, k + j, c0 + t] * dz[n, m, k, g] (16 lanes) for the
-    ``count`` input channels t of a block: one gradient vector, one fused multiply-add
-    per channel (``zero``: 16 zeros)."""
+              steps: Any, acc: Any, zero: Any) -> None:
+    """acc[t] = sum_{m,k} A_pad[n, m, k, i, j, c0 + t] * dz[n, m, k, g] (16 lanes, A_pad as
+    in :func:`forward`) for the ``count`` input channels t of a block: one gradient
+    vector, one fused multiply-add per channel (``zero``: 16 zeros)."""
     ho, wo = dz.shape[1], dz.shape[2]
+    sh, sw, dh, dw = steps
     for t in range(count):
         _copy16(acc[t], zero)
     for m in range(ho):
-        xr = xp[n, m + i]
+        xr = xp[n, m * sh + i * dh]
         for k in range(wo):
             gv = dz[n, m, k, g]
-            xk = xr[k + j]
+            xk = xr[k * sw + j * dw]
             for t in range(count):
                 _axpy(acc[t], xk[c0 + t], gv)
 
 
 @_njit
-def weight_grad(xp: Any, dz: Any, dwb: Any, db: Any) -> None:
-    """dwb[g, i, j, c, o] += sum_{n,m,k} xp[n, m + i, k + j, c] * dz[n, m, k, g, o] and
+def weight_grad(xp: Any, dz: Any, steps: Any, dwb: Any, db: Any) -> None:
+    """dwb[g, i, j, c, o] += sum_{n,m,k} A_pad[n, m, k, i, j, c] * dz[n, m, k, g, o] and
     db[g, o] += sum_{n,m,k} dz[n, m, k, g, o].
 
-    xp: as :func:`forward`'s; dz: the output gradient (N, H_out, W_out, C_out_pad / 16, 16),
+    xp, steps: as :func:`forward`'s; dz: the output gradient (N, H_out, W_out, C_out_pad / 16, 16),
     C-contiguous; dwb: (C_out_pad / 16, kh, kw, C_in, 16) like forward's weight; db:
     (C_out_pad / 16, 16). Each image's sums are made in (m, k) order, CHANNELS input
     channels x 16 output channels at a time, then added to dwb and db (images in order).
@@ -213,11 +218,11 @@ def weight_grad(xp: Any, dz: Any, dwb: Any, db: Any) -> None:
             for i in range(kh):
                 for j in range(kw):
                     for c0 in range(0, whole, CHANNELS):   # (a constant count: unrolled)
-                        _channels(xp, dz, n, g, i, j, c0, CHANNELS, acc, zero)
+                        _channels(xp, dz, n, g, i, j, c0, CHANNELS, steps, acc, zero)
                         for t in range(CHANNELS):
                             _axpy(dwb[g, i, j, c0 + t], one[0], acc[t])
                     for c in range(whole, c_in):            # the last channels, one by one
-                        _channels(xp, dz, n, g, i, j, c, 1, acc, zero)
+                        _channels(xp, dz, n, g, i, j, c, 1, steps, acc, zero)
                         _axpy(dwb[g, i, j, c], one[0], acc[0])
 
 
@@ -227,5 +232,6 @@ def warm_up(dtype: Any = np.float32) -> None:
     w = np.zeros((1, 1, 1, 1, LANES), dtype)
     b = np.zeros((1, LANES), dtype)
     y = np.zeros((1, 3, 6, 1, LANES), dtype)
-    forward(xp, w, b, y)
-    weight_grad(xp, y, w, b)
+    steps = (1, 1, 1, 1)
+    forward(xp, w, b, steps, y)
+    weight_grad(xp, y, steps, w, b)

@@ -66,6 +66,27 @@ BLOCKED_MAX_CHANNELS = 64
 #: (64 channels and more: F(4x4)'s 4x fewer multiplications win the forward; 128-channel
 #: training about even, left to Winograd)
 BLOCKED_MAX_CHANNELS_INFERENCE = 32
+#: above this many channels (stride 1, training) the blocked loop needs an output width
+#: that is a multiple of BLOCKED_WIDTH_MULTIPLE (its 8-pixel blocks then waste nothing;
+#: a 14-wide row is 2 blocks, 16 pixels): 64x64x14x14 -> 64 fwd+bwd 35 vs Winograd's
+#: 30 ms, 64x32x14x14 -> 64 17 vs 16 ms (same machine and method as above; 128x64x8x8 -> 64
+#: 20 vs 22 ms)
+BLOCKED_MAX_CHANNELS_ANY_WIDTH = 32
+BLOCKED_WIDTH_MULTIPLE = 8
+#: ... and this many with stride 2 (training and inference), against 'im2col-split' (no
+#: Winograd there), as above:
+#:   128x16x32x32 -> 32 s2   forward 6.7 vs 10.2 ms (torch 5.4),  fwd+bwd  24 vs  32 ms (23)
+#:   128x32x16x16 -> 64 s2   forward 5.4 vs  6.6 ms (4.2),        fwd+bwd  17 vs  19 ms (16)
+#:   64x64x32x32 -> 128 s2   forward  34 vs   39 ms (22),         fwd+bwd 111 vs 119 ms (105)
+BLOCKED_MAX_CHANNELS_STRIDED = 128
+#: ... and this many in float64 (Winograd is float32-only under 'auto'), stride 1 or 2,
+#: training and inference, against 'im2col-split', as above:
+#:   128x16x32x32 -> 16      forward 14 vs 36 ms (torch 112),  fwd+bwd 44 vs 179 ms (480)
+#:   128x64x8x8 -> 64        forward 12 vs 19 ms (34),         fwd+bwd 33 vs  71 ms (77)
+#:   64x64x14x14 -> 64       forward 18 vs 28 ms (47),         fwd+bwd 57 vs 108 ms (117)
+#:   128x64x16x16 -> 128     forward 88 vs 148 ms (160)
+#:   128x16x32x32 -> 32 s2                                     fwd+bwd 49 vs  63 ms (84)
+BLOCKED_MAX_CHANNELS_FLOAT64 = 128
 
 #: the direct loop below this many input channels ...
 DIRECT_MAX_IN = 4
