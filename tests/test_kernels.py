@@ -685,6 +685,7 @@ def test_channels_last_2x2_backward_writes_every_value_once(algorithm, h, w, rel
 @pytest.mark.parametrize("geometry", [
     dict(stride=2, padding=1),                                      # the U-Net upsampling
     dict(stride=(2, 3), padding=(0, 1), output_padding=(1, 2), dilation=(1, 2)),
+    dict(stride=2, padding=1, groups=3),
 ])
 @pytest.mark.parametrize("layout", ["nchw", "channels-last"])
 def test_chunked_transposed_conv_over_several_chunks_matches_the_reference(
@@ -694,11 +695,12 @@ def test_chunked_transposed_conv_over_several_chunks_matches_the_reference(
     with the compiled ones (as once Numba is loaded; a kernel dilated along W still
     takes functional's col2im)."""
     rng = np.random.default_rng(3)
+    groups = geometry.get("groups", 1)
     x = rng.standard_normal((5, 3, 4, 5))
     if layout == "channels-last":
         x = channels_last(x)
     w = rng.standard_normal((3, 2, 3, 4))
-    b = rng.standard_normal(2)
+    b = rng.standard_normal(2 * groups)
     with mock.patch.object(tuning, "CHUNK_BYTES", chunk_bytes), \
             mock.patch.object(jit, "_loaded", compiled_loops), _threads(threads), cc.parallel():
         y, cache = F.conv_transpose2d_forward(x, w, b, algorithm="chunked", **geometry)
@@ -712,15 +714,11 @@ def test_chunked_transposed_conv_over_several_chunks_matches_the_reference(
         assert_same(g, r)
 
 
-def test_chunked_transposed_conv_names_what_it_does_not_compute():
-    x = np.zeros((1, 4, 3, 3))
-    w = np.zeros((4, 1, 2, 2))
-    with pytest.raises(ClearConvError, match="ungrouped transposed .* only, got groups 2"):
-        F.conv_transpose2d_forward(x, w, groups=2, algorithm="chunked")
+def test_auto_takes_chunked_for_transposed_convs_but_few_output_channels():
     choice = F.conv_transpose2d_algorithm((64, 64, 16, 16), (64, 32, 4, 4), stride=2,
                                           padding=1)
     assert choice.name == "chunked"
-    assert F.conv_transpose2d_algorithm(x.shape, w.shape, groups=2).name == "im2col"
+    assert F.conv_transpose2d_algorithm((8, 4, 3, 3), (4, 2, 2, 2), groups=2).name == "chunked"
     few = F.conv_transpose2d_algorithm((64, 16, 14, 14), (16, 1, 4, 4), stride=2, padding=1)
     assert few.name == "im2col-split"
     assert "chunked: 1 output channel(s), fewer than 4" in str(few)
