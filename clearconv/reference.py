@@ -904,6 +904,20 @@ def relu_backward(da: np.ndarray, cache: np.ndarray) -> np.ndarray:
     return dz
 
 
+def add_relu_forward(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``y = max(a + b, 0)``, a residual sum and its ReLU; the cache is ``y``."""
+    a, b = as_float(a), as_float(b)
+    y = np.zeros_like(a)
+    for idx in np.ndindex(a.shape):
+        y[idx] = max(a[idx] + b[idx], 0)
+    return y, y
+
+
+def add_relu_backward(dy: np.ndarray, cache: np.ndarray) -> np.ndarray:
+    """The gradient of a and of b alike: ``dy`` where ``y > 0``, else 0."""
+    return relu_backward(dy, cache)
+
+
 def leaky_relu_forward(z: np.ndarray, negative_slope: float = 0.01
                        ) -> tuple[np.ndarray, tuple[np.ndarray, float]]:
     """``a = z`` for ``z > 0``, else ``negative_slope * z``."""
@@ -1334,6 +1348,8 @@ __all__ = [
     "max_pool2d_forward_steps",
     "relu_backward",
     "relu_forward",
+    "add_relu_backward",
+    "add_relu_forward",
     "sigmoid_backward",
     "sigmoid_forward",
     "softmax_backward",

@@ -407,3 +407,41 @@ def test_a_batch_norm_of_the_wrong_width_after_a_conv_is_refused_by_name():
         getattr(model, mode)()
         with pytest.raises(ShapeError, match="BatchNorm2D\\(4\\) expects 4 channels"):
             model.predict(np.ones((2, 1, 5, 5), np.float32))
+
+
+# ------------------------------------------------------------ add_relu, the op
+ADD_RELU_ALGORITHMS = [a.name for a in registry.algorithms("add_relu")
+                       if a.supports(F.activations.AddReluCall(
+                           (2, 2, 2, 2), np.dtype(np.float64), "NCHW"))[0]]
+
+
+@pytest.mark.parametrize("algorithm", ADD_RELU_ALGORITHMS)
+@FEW
+@given(seed=st.integers(0, 2**32 - 1), shape=st.tuples(*(st.integers(1, 4),) * 4),
+       last=st.booleans(), in_place=st.booleans())
+def test_add_relu_matches_its_loop_twin_bit_for_bit(algorithm, seed, shape, last, in_place):
+    rng = np.random.default_rng(seed)
+    a, b, dy = (rng.standard_normal(shape) for _ in range(3))
+    a[0, 0, 0, 0] = np.nan
+    if last:
+        a, b, dy = channels_last(a), channels_last(b), channels_last(dy)
+    ref, ref_cache = R.add_relu_forward(a, b)
+    ref_dx = R.add_relu_backward(dy, ref_cache)
+    target = a.copy(order="K") if in_place else None
+    y, cache = F.add_relu_forward(a if target is None else target, b, out=target,
+                                  algorithm=algorithm)
+    np.testing.assert_array_equal(y, ref)
+    assert target is None or y is target
+    assert layout_of(y) == layout_of(a) or min(shape[1:]) == 1
+    np.testing.assert_array_equal(F.add_relu_backward(dy, cache), ref_dx)
+
+
+def test_add_relu_of_mixed_layouts_or_dtypes_takes_numpy_and_names_a_shape_mismatch():
+    from clearconv.errors import ShapeError
+
+    a = np.ones((2, 3, 4, 5), np.float32)
+    assert F.add_relu_forward(a, channels_last(a))[1].algorithm == "numpy"
+    assert F.add_relu_forward(a, a.astype(np.float64))[1].algorithm == "numpy"
+    with pytest.raises(ShapeError, match="(2, 3, 4, 5).*(2, 3, 4, 4)".replace("(", "\\(")
+                       .replace(")", "\\)")):
+        F.add_relu_forward(a, a[..., :4])

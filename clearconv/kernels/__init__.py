@@ -14,6 +14,7 @@ conv2d_relu_max_pool2d direct-fused; composed (functional.fused)
 max_pool2d             nchw-2x2, nhwc, nhwc-2x2, views-finite; views (functional.pool)
 linear                 split-rows; matmul (functional.linear)
 batch_norm2d           compiled; numpy (functional.normalization)
+add_relu               compiled; numpy (functional.activations)
 =====================  =================================================================
 
 ``python -m clearconv.kernels`` prints that table with a line on each algorithm;

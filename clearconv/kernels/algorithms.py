@@ -6,6 +6,7 @@ from . import (
     blocked,
     depthwise,
     direct,
+    elementwise,
     im2col,
     linear,
     pool,
@@ -16,8 +17,8 @@ from . import (
     winograd4,
 )
 
-ALGORITHM_MODULES = (batchnorm, blocked, depthwise, direct, im2col, linear, pool, transposed,
-                     winograd, winograd4)
+ALGORITHM_MODULES = (batchnorm, blocked, depthwise, direct, elementwise, im2col, linear, pool,
+                     transposed, winograd, winograd4)
 
 for _op, _order in tuning.AUTO_ORDER.items():
     registry.set_auto_order(_op, _order)

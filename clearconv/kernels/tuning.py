@@ -19,6 +19,7 @@ AUTO_ORDER: dict[str, tuple[str, ...]] = {
     "max_pool2d": ("nchw-2x2", "nhwc", "nhwc-2x2", "views-finite"),
     "linear": ("split-rows",),
     "batch_norm2d": ("compiled",),
+    "add_relu": ("compiled",),
 }
 
 # ------------------------------------------------------------------- compiled loops
