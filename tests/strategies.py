@@ -25,6 +25,22 @@ def assert_same(fast, ref):
     np.testing.assert_allclose(fast, ref, rtol=RTOL, atol=ATOL)
 
 
+def assert_conv_matches_torch(y, grads, yt, xt, wt, bt):
+    """A float32 conv forward+backward (y, (dx, dw, db)) equals torch's autograd results
+    (yt and the leaves' .grad) to 1e-4, relative to each result's scale; db None both
+    sides when there is no bias."""
+    for name, ours, theirs in [("y", y, yt), ("dx", grads[0], xt.grad),
+                               ("dw", grads[1], wt.grad),
+                               ("db", grads[2], None if bt is None else bt.grad)]:
+        if theirs is None:
+            assert ours is None
+            continue
+        theirs = theirs.detach().numpy()
+        assert ours.dtype == np.float32, name
+        scale = max(1.0, float(np.sqrt(np.mean(theirs.astype(np.float64) ** 2))))
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5 * scale, err_msg=name)
+
+
 def assert_close32(a32, a64):
     """A float32 result is float32 and close to the float64 one (relative to its scale)."""
     assert a32.dtype == np.float32

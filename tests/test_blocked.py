@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from strategies import FEW, PROPERTY, assert_same, channels_last
+from strategies import FEW, PROPERTY, assert_conv_matches_torch, assert_same, channels_last
 
 import clearconv as cc
 from clearconv import functional as F
@@ -132,16 +132,7 @@ def test_direct_nhwc_matches_torch_in_float32(case):
     yt = torch.nn.functional.conv2d(torch.nn.functional.pad(xt, (pl, pr, pt, pb)), wt, bt,
                                     stride, 0, dilation)
     yt.backward(torch.tensor(np.ascontiguousarray(dy)))
-    for name, ours, theirs in [("y", y, yt), ("dx", grads[0], xt.grad),
-                               ("dw", grads[1], wt.grad),
-                               ("db", grads[2], None if bt is None else bt.grad)]:
-        if theirs is None:
-            assert ours is None
-            continue
-        theirs = theirs.detach().numpy()
-        assert ours.dtype == np.float32, name
-        scale = max(1.0, float(np.sqrt(np.mean(theirs.astype(np.float64) ** 2))))
-        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5 * scale, err_msg=name)
+    assert_conv_matches_torch(y, grads, yt, xt, wt, bt)
 
 
 @needs_numba

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from strategies import (
     FEW,
     PROPERTY,
+    assert_conv_matches_torch,
     assert_same,
     channels_last,
     conv_cases,
@@ -98,16 +99,7 @@ def test_every_conv_algorithm_matches_torch_in_float32(algorithm, case):
     dy = case.dy.astype(np.float32)
     yt.backward(torch.tensor(np.ascontiguousarray(dy)))
     grads = F.conv2d_backward(dy, cache)
-    for name, ours, theirs in [("y", y, yt), ("dx", grads[0], xt.grad),
-                               ("dw", grads[1], wt.grad),
-                               ("db", grads[2], None if bt is None else bt.grad)]:
-        if theirs is None:
-            assert ours is None
-            continue
-        theirs = theirs.detach().numpy()
-        assert ours.dtype == np.float32, name
-        scale = max(1.0, float(np.sqrt(np.mean(theirs.astype(np.float64) ** 2))))
-        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5 * scale, err_msg=name)
+    assert_conv_matches_torch(y, grads, yt, xt, wt, bt)
 
 
 @FEW
