@@ -25,10 +25,10 @@ def assert_same(fast, ref):
     np.testing.assert_allclose(fast, ref, rtol=RTOL, atol=ATOL)
 
 
-def assert_conv_matches_torch(y, grads, yt, xt, wt, bt):
-    """A float32 conv forward+backward (y, (dx, dw, db)) equals torch's autograd results
-    (yt and the leaves' .grad) to 1e-4, relative to each result's scale; db None both
-    sides when there is no bias."""
+def assert_conv_matches_torch(y, grads, yt, xt, wt, bt, dtype=np.float32, tol=1e-4):
+    """A conv forward+backward (y, (dx, dw, db)) equals torch's autograd results (yt and
+    the leaves' .grad) to ``tol``, absolute ``tol / 10`` times each result's scale; ours of
+    ``dtype``; db None both sides when there is no bias."""
     for name, ours, theirs in [("y", y, yt), ("dx", grads[0], xt.grad),
                                ("dw", grads[1], wt.grad),
                                ("db", grads[2], None if bt is None else bt.grad)]:
@@ -36,10 +36,10 @@ def assert_conv_matches_torch(y, grads, yt, xt, wt, bt):
             assert ours is None
             continue
         theirs = theirs.detach().numpy()
-        assert ours.dtype == np.float32, name
+        assert ours.dtype == dtype, name
         scale = max(1.0, float(np.sqrt(np.mean(theirs.astype(np.float64) ** 2))))
-        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5 * scale, err_msg=name)
-
+        np.testing.assert_allclose(ours, theirs, rtol=tol, atol=tol * 0.1 * scale,
+                                   err_msg=f"{name} {np.dtype(dtype).name}")
 
 def assert_close32(a32, a64):
     """A float32 result is float32 and close to the float64 one (relative to its scale)."""

@@ -478,17 +478,7 @@ def test_every_transposed_conv_algorithm_matches_torch(algorithm, case):
         dy = case.dy.astype(dtype)
         yt.backward(torch.tensor(dy))
         grads = F.conv_transpose2d_backward(dy, cache)
-        for name, ours, theirs in [("y", y, yt), ("dx", grads[0], xt.grad),
-                                   ("dw", grads[1], wt.grad),
-                                   ("db", grads[2], None if bt is None else bt.grad)]:
-            if theirs is None:
-                assert ours is None
-                continue
-            theirs = theirs.detach().numpy()
-            assert ours.dtype == dtype, name
-            scale = max(1.0, float(np.sqrt(np.mean(theirs.astype(np.float64) ** 2))))
-            np.testing.assert_allclose(ours, theirs, rtol=tol, atol=tol * 0.1 * scale,
-                                       err_msg=f"{name} {np.dtype(dtype).name}")
+        assert_conv_matches_torch(y, grads, yt, xt, wt, bt, dtype, tol)
 
 
 def test_transposed_conv_gradients_pass_finite_differences():
