@@ -645,6 +645,8 @@ def test_the_remembered_auto_order_follows_every_change_of_the_registry():
 @pytest.mark.parametrize("h, w", [(8, 6), (7, 9)])     # odd: a row / column no window covers
 @pytest.mark.parametrize("relu", [False, True])
 def test_channels_last_2x2_backward_writes_every_value_once(algorithm, h, w, relu):
+    """Both 2x2/2 channels-last loops ('nhwc' runs its channels-innermost one), forward
+    and backward, against the reference."""
     rng = np.random.default_rng(h * w)
     x = channels_last(rng.permutation(np.linspace(-1, 1, 2 * 5 * h * w)).reshape(2, 5, h, w))
     y, cache = F.max_pool2d_forward(x, 2, 2, relu=relu, algorithm=algorithm)
@@ -652,11 +654,12 @@ def test_channels_last_2x2_backward_writes_every_value_once(algorithm, h, w, rel
     got = F.max_pool2d_backward(dy, cache)
     if relu:
         z, relu_cache = R.relu_forward(x)
-        _, pool_cache = R.max_pool2d_forward(z, 2, 2)
+        y_ref, pool_cache = R.max_pool2d_forward(z, 2, 2)
         want = R.relu_backward(R.max_pool2d_backward(dy, pool_cache), relu_cache)
     else:
-        _, pool_cache = R.max_pool2d_forward(x, 2, 2)
+        y_ref, pool_cache = R.max_pool2d_forward(x, 2, 2)
         want = R.max_pool2d_backward(dy, pool_cache)
+    assert_same(y, y_ref)
     assert_same(got, want)
     assert not got[:, :, 2 * (h // 2):].any() and not got[:, :, :, 2 * (w // 2):].any()
 

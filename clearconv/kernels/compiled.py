@@ -388,6 +388,36 @@ def max_pool_2x2_nhwc(x: Any, relu: bool, y: Any, idx: Any) -> None:
                     idx[n, m, k, c] = bi
 
 
+@_njit
+def max_pool_2x2_nhwc_channels(x: Any, relu: bool, y: Any, idx: Any) -> None:
+    """:func:`max_pool_nhwc` for 2x2 windows, stride 2, no padding, with the channels
+    innermost and branch-free selects: each window's four input rows of C values are read
+    along memory and LLVM vectorises the loop over c (64x32x28x28, AVX2, one thread:
+    0.5 ms, against 7.5 ms for the general kernel, whose data-dependent branches it cannot
+    vectorise). Same rule as the others: the first maximum wins ties, NaN wins.
+    x: (N, H, W, C); y, idx: (N, H // 2, W // 2, C).
+    """
+    n_img = x.shape[0]
+    c_n = x.shape[3]
+    h_out, w_out = y.shape[1], y.shape[2]
+    zero = y.dtype.type(0)
+    for n in range(n_img):
+        for m in range(h_out):
+            r = 2 * m
+            for k in range(w_out):
+                q = 2 * k
+                a = x[n, r, q]
+                b = x[n, r, q + 1]
+                c_ = x[n, r + 1, q]
+                d = x[n, r + 1, q + 1]
+                yo = y[n, m, k]
+                io = idx[n, m, k]
+                for c in range(c_n):
+                    best, bi = _max_of_4(a[c], b[c], c_[c], d[c], relu, zero)
+                    yo[c] = best
+                    io[c] = bi
+
+
 # Max pooling 2x2, stride 2, no padding, on NCHW memory seen as planes (N*C, H, W):
 # each output row reads two input rows and the loops run along them (the channels-last
 # kernels above would step C values at a time). Same rule (first maximum, NaN wins).
@@ -482,13 +512,22 @@ def max_pool_2x2_backward_nhwc(dy: Any, idx: Any, dx: Any) -> None:
             r = 2 * m
             for k in range(w_out):
                 q = 2 * k
+                g = dy[n, m, k]
+                t = idx[n, m, k]
+                # one loop per output row of C values: each vectorises (one loop writing
+                # all four did not: 3.7 ms against 0.4 ms on 64x32x28x28, AVX2)
+                d = dx[n, r, q]
                 for c in range(c_n):
-                    t = idx[n, m, k, c]
-                    g = dy[n, m, k, c]
-                    dx[n, r, q, c] = g if t == 0 else zero
-                    dx[n, r, q + 1, c] = g if t == 1 else zero
-                    dx[n, r + 1, q, c] = g if t == 2 else zero
-                    dx[n, r + 1, q + 1, c] = g if t == 3 else zero
+                    d[c] = g[c] if t[c] == 0 else zero
+                d = dx[n, r, q + 1]
+                for c in range(c_n):
+                    d[c] = g[c] if t[c] == 1 else zero
+                d = dx[n, r + 1, q]
+                for c in range(c_n):
+                    d[c] = g[c] if t[c] == 2 else zero
+                d = dx[n, r + 1, q + 1]
+                for c in range(c_n):
+                    d[c] = g[c] if t[c] == 3 else zero
             for q in range(2 * w_out, w):
                 for c in range(c_n):
                     dx[n, r, q, c] = zero
@@ -978,6 +1017,7 @@ def warm_up() -> bool:
             idx = np.zeros((1, 2, 2, 2), idx_dtype)
             max_pool_nhwc(xp, 2, 2, 2, 2, 0, 0, True, y, idx)
             max_pool_2x2_nhwc(xp, True, y, idx)
+            max_pool_2x2_nhwc_channels(xp, True, y, idx)
             max_pool_backward_nhwc(y, idx, 2, 2, 2, 2, 0, 0, np.zeros((1, 4, 4, 2), dt))
             max_pool_2x2_backward_nhwc(y, idx, np.zeros((1, 4, 4, 2), dt))
     return True

@@ -157,8 +157,11 @@ def _nhwc_forward(two_by_two: bool):  # noqa: ANN202 - a forward of the op's sig
         idx = np.empty(y.shape, fpool.argmax_dtype(geo))
         (pt, _), (pl, _) = geo.padding
         split = _worth_splitting(x.size)
-        if two_by_two:
+        if two_by_two:              # few channels: the width innermost
             threads.map_split(lambda lo, hi: compiled.max_pool_2x2_nhwc(
+                xh[lo:hi], relu, y[lo:hi], idx[lo:hi]), xh.shape[0], split)
+        elif _is_2x2(geo):          # the general algorithm's 2x2/2 windows: channels inner
+            threads.map_split(lambda lo, hi: compiled.max_pool_2x2_nhwc_channels(
                 xh[lo:hi], relu, y[lo:hi], idx[lo:hi]), xh.shape[0], split)
         else:
             threads.map_split(lambda lo, hi: compiled.max_pool_nhwc(
