@@ -187,12 +187,39 @@ def test_weight_blocks_round_trip_and_the_rotated_kernel():
     ((64, 16, 32, 32), (24, 16, 3, 3), 1, np.float32, True, "winograd"),  # not 16-blocks
 ])
 def test_auto_takes_direct_nhwc_where_it_was_measured_faster(x_shape, w_shape, stride, dtype,
-                                                             training, expected):
+                                                             training, expected, monkeypatch):
+    monkeypatch.setattr(blocked, "wide_registers", lambda: True)    # measured on AVX-512
     choice = F.conv2d_algorithm(x_shape, w_shape, stride, 1, dtype=dtype,
                                 need_backward=training)
     assert choice.name == expected, str(choice)
     if expected != "direct-nhwc":
         assert any(name == "direct-nhwc" and not ok for name, ok, _ in choice.considered)
+
+
+@needs_numba
+@pytest.mark.parametrize("x_shape, w_shape, expected", [
+    ((64, 16, 32, 32), (16, 16, 3, 3), "direct-nhwc"),
+    ((64, 32, 16, 16), (32, 32, 3, 3), "direct-nhwc"),
+    ((64, 32, 14, 14), (64, 32, 3, 3), "im2col-split"),    # its 16 float64 sums would spill
+    ((64, 64, 8, 8), (64, 64, 3, 3), "im2col-split"),
+])
+def test_without_avx512_float64_takes_direct_nhwc_up_to_32_channels(x_shape, w_shape, expected,
+                                                                    monkeypatch):
+    monkeypatch.setattr(blocked, "wide_registers", lambda: False)
+    choice = F.conv2d_algorithm(x_shape, w_shape, 1, 1, dtype=np.float64)
+    assert choice.name == expected, str(choice)
+    if expected != "direct-nhwc":
+        assert "float64 without AVX-512" in str(choice)
+
+
+def test_wide_registers_agrees_with_the_cpu_flags():
+    if not os.path.exists("/proc/cpuinfo"):
+        pytest.skip("no /proc/cpuinfo on this system")
+    with open("/proc/cpuinfo") as f:
+        flags = next((line for line in f if line.startswith("flags")), "").split()
+    if not flags:
+        pytest.skip("no /proc/cpuinfo flags line on this system")
+    assert blocked.wide_registers() == ("avx512f" in flags)
 
 
 @needs_numba

@@ -31,6 +31,7 @@ Output: an NCHW view of channels-last memory.
 
 from __future__ import annotations
 
+import functools
 from types import ModuleType
 from typing import NamedTuple
 
@@ -70,6 +71,17 @@ def supports(call: ConvCall) -> tuple[bool, str]:
     return True, "any stride and dilation, compiled register-blocked loop"
 
 
+@functools.cache
+def wide_registers() -> bool:
+    """Whether this CPU has AVX-512 (32 vector registers of 16 float32), by NumPy's own
+    CPU detection (Numba not imported): the blocked loop's float64 thresholds differ."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:         # pragma: no cover - NumPy 1.x
+        from numpy.core._multiarray_umath import __cpu_features__ as features
+    return bool(features.get("AVX512F", False))
+
+
 def prefer(call: ConvCall) -> tuple[bool, str]:
     """'auto' takes the blocked loop where it was measured faster than Winograd and the
     split im2col (:mod:`~clearconv.kernels.tuning`): 3x3 convolutions, stride 1 or 2,
@@ -78,7 +90,8 @@ def prefer(call: ConvCall) -> tuple[bool, str]:
     BLOCKED_MAX_CHANNELS_INFERENCE in inference (stride 1, above
     BLOCKED_MAX_CHANNELS_ANY_WIDTH channels output widths that are a multiple of
     BLOCKED_WIDTH_MULTIPLE; BLOCKED_MAX_CHANNELS_STRIDED for stride 2) in float32, up to
-    BLOCKED_MAX_CHANNELS_FLOAT64 in float64."""
+    BLOCKED_MAX_CHANNELS_FLOAT64 in float64 (BLOCKED_MAX_CHANNELS_FLOAT64_AVX2 without
+    AVX-512)."""
     ok, why = supports(call)
     if not ok:
         return ok, why
@@ -92,7 +105,9 @@ def prefer(call: ConvCall) -> tuple[bool, str]:
     if c_out % LANES:
         return False, f"needs a multiple of {LANES} output channels, got {c_out}"
     lo = tuning.BLOCKED_MIN_CHANNELS
-    if call.dtype == np.float64:    # against im2col-split's float64 products
+    if call.dtype == np.float64 and not wide_registers():
+        hi, mode = tuning.BLOCKED_MAX_CHANNELS_FLOAT64_AVX2, "float64 without AVX-512"
+    elif call.dtype == np.float64:  # against im2col-split's float64 products
         hi, mode = tuning.BLOCKED_MAX_CHANNELS_FLOAT64, "float64"
     elif geo.stride == (2, 2):
         hi, mode = tuning.BLOCKED_MAX_CHANNELS_STRIDED, "stride 2"

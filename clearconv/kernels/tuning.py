@@ -88,6 +88,12 @@ BLOCKED_MAX_CHANNELS_STRIDED = 128
 #:   128x64x16x16 -> 128     forward 88 vs 148 ms (160)
 #:   128x16x32x32 -> 32 s2                                     fwd+bwd 49 vs  63 ms (84)
 BLOCKED_MAX_CHANNELS_FLOAT64 = 128
+#: ... but this many on a CPU without AVX-512: there 4 pixels x 16 float64 sums take all
+#: 16 of AVX2's vector registers and the loop spills. Measured one thread, AMD EPYC (AVX2),
+#: float64, forward / forward+backward ms, blocked vs im2col-split (medians of 11):
+#:   128x16x32x32 -> 16   44 / 125 vs 49 / 281     128x32x16x16 -> 32   33 / 111 vs 39 / 156
+#:   128x64x8x8 -> 64     33 / 104 vs 29 /  88     64x32x14x14 -> 64    36 /  95 vs 20 /  72
+BLOCKED_MAX_CHANNELS_FLOAT64_AVX2 = 32
 
 #: the direct loop below this many input channels ...
 DIRECT_MAX_IN = 4
