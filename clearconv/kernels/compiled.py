@@ -429,12 +429,15 @@ def max_pool_2x2_planes(x: Any, relu: bool, y: Any, idx: Any) -> None:
     n_planes = x.shape[0]
     h_out, w_out = y.shape[1], y.shape[2]
     zero = y.dtype.type(0)
+    # the offsets go to a row of int32 first, then to idx: a loop storing (u)int8 offsets
+    # beside float32 maxima is not vectorised (64x32x28x28, AVX2, one thread: 6.6 ms,
+    # against 3.4 ms this way; 64x16x56x56 2.8 against 3.0)
+    offsets = np.empty(w_out, np.int32)
     for p in range(n_planes):
         for m in range(h_out):
             r0 = x[p, 2 * m]
             r1 = x[p, 2 * m + 1]
             yr = y[p, m]
-            ir = idx[p, m]
             for k in range(w_out):
                 v0 = r0[2 * k]
                 v1 = r0[2 * k + 1]
@@ -442,7 +445,10 @@ def max_pool_2x2_planes(x: Any, relu: bool, y: Any, idx: Any) -> None:
                 v3 = r1[2 * k + 1]
                 best, bi = _max_of_4(v0, v1, v2, v3, relu, zero)
                 yr[k] = best
-                ir[k] = bi
+                offsets[k] = bi
+            ir = idx[p, m]
+            for k in range(w_out):
+                ir[k] = offsets[k]
 
 
 @_njit
