@@ -641,14 +641,17 @@ def test_the_remembered_auto_order_follows_every_change_of_the_registry():
 
 
 @needs_numba
-@pytest.mark.parametrize("algorithm", ["nhwc", "nhwc-2x2"])
+@pytest.mark.parametrize("algorithm", ["nhwc", "nhwc-2x2", "nchw-2x2"])
 @pytest.mark.parametrize("h, w", [(8, 6), (7, 9)])     # odd: a row / column no window covers
 @pytest.mark.parametrize("relu", [False, True])
-def test_channels_last_2x2_backward_writes_every_value_once(algorithm, h, w, relu):
-    """Both 2x2/2 channels-last loops ('nhwc' runs its channels-innermost one), forward
-    and backward, against the reference."""
+def test_2x2_backward_writes_every_value_once(algorithm, h, w, relu):
+    """The 2x2/2 loops ('nhwc' runs its channels-innermost one on channels-last memory,
+    'nchw-2x2' zeroes each plane and stores each window's gradient at its maximum),
+    forward and backward, against the reference."""
     rng = np.random.default_rng(h * w)
-    x = channels_last(rng.permutation(np.linspace(-1, 1, 2 * 5 * h * w)).reshape(2, 5, h, w))
+    x = rng.permutation(np.linspace(-1, 1, 2 * 5 * h * w)).reshape(2, 5, h, w)
+    if algorithm != "nchw-2x2":
+        x = channels_last(x)
     y, cache = F.max_pool2d_forward(x, 2, 2, relu=relu, algorithm=algorithm)
     dy = rng.standard_normal(y.shape)
     got = F.max_pool2d_backward(dy, cache)
