@@ -6,8 +6,10 @@ The same sum as MATH.md §7, with no columns and no transforms::
 
     Z[n, m, k, o] = b[o] + sum_{i,j,c} W[o, c, i, j] * A_pad[n, m*s_h + i*d_h, k*s_w + j*d_w, c]
 
-The input is zero-padded channels-last (NHWC, as conv2d hands it between layers) and the
-weight repacked once per call into blocks of 16 output channels, ``(C_out / 16, kh, kw,
+The input is read as channels-last memory (NHWC, as conv2d hands it between layers: no
+copy then) and never padded: a tap that falls on the zero padding is left out of the sum
+(the border pixels are made one at a time, their in-range taps only). The
+weight is repacked once per call into blocks of 16 output channels, ``(C_out / 16, kh, kw,
 C_in, 16)`` (zeros up to a multiple of 16). The compiled loop
 (:func:`~clearconv.kernels.blocked_loops.forward`) keeps 8 output pixels (4 on AVX2
 CPUs) x 16 output channels of sums in vector registers and, for each kernel tap and input
@@ -23,8 +25,8 @@ Backward (MATH.md §9), with the same loops:
   and dilations: col2im of dZ W, as 'im2col-split' makes it);
 - dW and db: :func:`~clearconv.kernels.blocked_loops.weight_grad` sums
   ``A_pad[n, m*s_h + i*d_h, k*s_w + j*d_w, c] * dZ[n, m, k, o]`` over each image's pixels, 8 input
-  channels (4 on AVX2) x 16 output channels of sums in registers, from the padded input
-  the forward kept.
+  channels (4 on AVX2) x 16 output channels of sums in registers, from the input the
+  forward kept (each tap's sum over the outputs whose tap lies inside it).
 
 Output: an NCHW view of channels-last memory.
 """
@@ -56,9 +58,10 @@ def _loops() -> ModuleType:
 
 
 class BlockedSaved(NamedTuple):
-    """What the backward needs: the zero-padded channels-last input."""
+    """What the backward needs: the channels-last input (no padding: the loops leave the
+    padding's taps out)."""
 
-    xp: np.ndarray          # (N, H_pad, W_pad, C_in), C-contiguous
+    xh: np.ndarray          # (N, H, W, C_in), C-contiguous
 
 
 def supports(call: ConvCall) -> tuple[bool, str]:
@@ -167,15 +170,31 @@ def _steps(geo: ConvGeometry) -> tuple[int, int, int, int]:
     return (*geo.stride, *geo.dilation)
 
 
-def _conv(xp: np.ndarray, wb: np.ndarray, b: np.ndarray, out_hw: tuple[int, int],
-          c_out: int, steps: tuple[int, int, int, int] = (1, 1, 1, 1)) -> np.ndarray:
-    """The blocked loop on padded NHWC ``xp``, the batch split between threads: an NCHW
-    view of the (N, H_out, W_out, C_out) channels-last result."""
-    n = xp.shape[0]
+def channels_last(x: np.ndarray) -> np.ndarray:
+    """x (N, C, H, W) as C-contiguous (N, H, W, C): a view where x is channels-last memory
+    (as conv2d's and batch norm's outputs are), else a copy (split between threads)."""
+    xh = x.transpose(0, 2, 3, 1)
+    return xh if xh.flags.c_contiguous else padded_nhwc(x, ((0, 0), (0, 0)))
+
+
+def _pads(geo: ConvGeometry) -> tuple[int, int]:
+    """(top, left): the zero rows above and columns left of the input; the loops read
+    only the input itself and leave the padding's taps out of the sums."""
+    (pt, _), (pl, _) = geo.padding
+    return pt, pl
+
+
+def _conv(xh: np.ndarray, wb: np.ndarray, b: np.ndarray, out_hw: tuple[int, int],
+          c_out: int, steps: tuple[int, int, int, int] = (1, 1, 1, 1),
+          pads: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """The blocked loop on NHWC ``xh`` with ``pads = (top, left)`` rows and columns of
+    (virtual) zeros, the batch split between threads: an NCHW view of the
+    (N, H_out, W_out, C_out) channels-last result."""
+    n = xh.shape[0]
     ho, wo = out_hw
-    y = np.empty((n, ho, wo, wb.shape[0], LANES), xp.dtype)
+    y = np.empty((n, ho, wo, wb.shape[0], LANES), xh.dtype)
     loops = _loops()
-    threads.map_split(lambda lo, hi: loops.forward(xp[lo:hi], wb, b, steps, y[lo:hi]), n)
+    threads.map_split(lambda lo, hi: loops.forward(xh[lo:hi], wb, b, steps, pads, y[lo:hi]), n)
     y = y.reshape(n, ho, wo, -1)
     if y.shape[3] != c_out:
         y = y[..., :c_out]
@@ -185,12 +204,12 @@ def _conv(xp: np.ndarray, wb: np.ndarray, b: np.ndarray, out_hw: tuple[int, int]
 def forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, geo: ConvGeometry,
             need_backward: bool) -> tuple[np.ndarray, BlockedSaved | None]:
     """Z = W * A + b by the blocked loop: y (N, C_out, H_out, W_out), an NCHW view of
-    channels-last memory, and the padded input for the backward."""
+    channels-last memory, and the channels-last input for the backward."""
     c_out = weight.shape[0]
-    xp = padded_nhwc(x, geo.padding)
-    y = _conv(xp, weight_blocks(weight), _bias_blocks(bias, c_out, x.dtype),
-              geo.out_shape[2:], c_out, _steps(geo))
-    return y, (BlockedSaved(xp) if need_backward else None)
+    xh = channels_last(x)
+    y = _conv(xh, weight_blocks(weight), _bias_blocks(bias, c_out, x.dtype),
+              geo.out_shape[2:], c_out, _steps(geo), _pads(geo))
+    return y, (BlockedSaved(xh) if need_backward else None)
 
 
 def _output_grad(dy: np.ndarray, groups: int) -> np.ndarray:
@@ -215,11 +234,10 @@ def input_gradient(dy: np.ndarray, weight: np.ndarray, geo: ConvGeometry) -> np.
     pads = [kh - 1 - pt, kh - 1 - pb, kw - 1 - pl, kw - 1 - pr]
     _, _, ho, wo = dy.shape
     dy = dy[:, :, max(0, -pads[0]):ho - max(0, -pads[1]), max(0, -pads[2]):wo - max(0, -pads[3])]
-    top, bottom, left, right = (max(0, p) for p in pads)
-    dzp = padded_nhwc(dy, ((top, bottom), (left, right)))
     c_in = geo.in_shape[1]
-    return _conv(dzp, weight_blocks(rotated_kernel(weight)), _bias_blocks(None, c_in, dy.dtype),
-                 geo.in_shape[2:], c_in)
+    return _conv(channels_last(dy), weight_blocks(rotated_kernel(weight)),
+                 _bias_blocks(None, c_in, dy.dtype), geo.in_shape[2:], c_in,
+                 pads=(max(0, pads[0]), max(0, pads[2])))
 
 
 def backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool
@@ -228,7 +246,7 @@ def backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool
     loop (each thread its images, then the sums added); dA by :func:`input_gradient` for
     stride 1 and dilation 1, else as 'im2col-split' makes it (col2im of dZ W)."""
     geo, weight = cache.geometry, cache.weight
-    xp = cache.saved.xp
+    xh = cache.saved.xh
     c_out, c_in, kh, kw = weight.shape
     groups = -(-c_out // LANES)
     dz = _output_grad(dy, groups)
@@ -237,7 +255,7 @@ def backward(dy: np.ndarray, cache: Conv2dCache, input_grad: bool
     def part(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         dwb = np.zeros((groups, kh, kw, c_in, LANES), weight.dtype)
         db = np.zeros((groups, LANES), weight.dtype)
-        loops.weight_grad(xp[lo:hi], dz[lo:hi], _steps(geo), dwb, db)
+        loops.weight_grad(xh[lo:hi], dz[lo:hi], _steps(geo), _pads(geo), dwb, db)
         return dwb, db
 
     parts = threads.map_split(part, geo.in_shape[0])

@@ -140,7 +140,42 @@ def _pixels(xp: Any, wb: Any, bg: Any, n: int, m: int, g: int, k0: int, count: i
 
 
 @_njit
-def forward(xp: Any, wb: Any, b: Any, steps: Any, y: Any) -> None:
+def _padded_image(x: Any, n: int, pt: int, pl: int, xs: Any) -> None:
+    """xs[0, pt:pt + H, pl:pl + W] = x[n]; xs's other cells stay as they are (zeros)."""
+    h, w, c_n = x.shape[1], x.shape[2], x.shape[3]
+    for r in range(h):
+        src = x[n, r]
+        dst = xs[0, pt + r]
+        for q in range(w):
+            for c in range(c_n):
+                dst[pl + q, c] = src[q, c]
+
+
+@_njit
+def _scratch(x: Any, out_hw: Any, kernel: Any, steps: Any, pads: Any) -> Any:
+    """Zeros (1, H_pad, W_pad, C_in): room for one image of x with its padding, as far as
+    the output's taps reach."""
+    sh, sw, dh, dw = steps
+    pt, pl = pads
+    hp = max(pt + x.shape[1], (out_hw[0] - 1) * sh + (kernel[0] - 1) * dh + 1)
+    wp = max(pl + x.shape[2], (out_hw[1] - 1) * sw + (kernel[1] - 1) * dw + 1)
+    return np.zeros((1, hp, wp, x.shape[3]), x.dtype)
+
+
+@_njit
+def forward(x: Any, wb: Any, b: Any, steps: Any, pads: Any, y: Any) -> None:
+    """:func:`forward_padded` on x (N, H, W, C_in), C-contiguous, with ``pads = (p_t, p_l)``
+    rows above and columns left of zeros (those below and right as far as y's taps reach):
+    each image is copied into a zero-bordered buffer of one image (in cache) first, instead
+    of the whole batch into a padded array in memory."""
+    xs = _scratch(x, (y.shape[1], y.shape[2]), (wb.shape[1], wb.shape[2]), steps, pads)
+    for n in range(x.shape[0]):
+        _padded_image(x, n, pads[0], pads[1], xs)
+        forward_padded(xs, wb, b, steps, y[n:n + 1])
+
+
+@_njit
+def forward_padded(xp: Any, wb: Any, b: Any, steps: Any, y: Any) -> None:
     """y[n, m, k, g, o] = b[g, o] + sum_{i,j,c} wb[g, i, j, c, o] * A_pad[n, m, k, i, j, c] with
     ``A_pad[n, m, k, i, j, c] = xp[n, m*s_h + i*d_h, k*s_w + j*d_w, c]``.
 
@@ -192,7 +227,17 @@ def _channels(xp: Any, dz: Any, n: int, g: int, i: int, j: int, c0: int, count: 
 
 
 @_njit
-def weight_grad(xp: Any, dz: Any, steps: Any, dwb: Any, db: Any) -> None:
+def weight_grad(x: Any, dz: Any, steps: Any, pads: Any, dwb: Any, db: Any) -> None:
+    """:func:`weight_grad_padded` on x (N, H, W, C_in) with ``pads = (p_t, p_l)``, each
+    image copied into a zero-bordered buffer of one image first (as :func:`forward`)."""
+    xs = _scratch(x, (dz.shape[1], dz.shape[2]), (dwb.shape[1], dwb.shape[2]), steps, pads)
+    for n in range(x.shape[0]):
+        _padded_image(x, n, pads[0], pads[1], xs)
+        weight_grad_padded(xs, dz[n:n + 1], steps, dwb, db)
+
+
+@_njit
+def weight_grad_padded(xp: Any, dz: Any, steps: Any, dwb: Any, db: Any) -> None:
     """dwb[g, i, j, c, o] += sum_{n,m,k} A_pad[n, m, k, i, j, c] * dz[n, m, k, g, o] and
     db[g, o] += sum_{n,m,k} dz[n, m, k, g, o].
 
@@ -233,5 +278,5 @@ def warm_up(dtype: Any = np.float32) -> None:
     b = np.zeros((1, LANES), dtype)
     y = np.zeros((1, 3, 6, 1, LANES), dtype)
     steps = (1, 1, 1, 1)
-    forward(xp, w, b, steps, y)
-    weight_grad(xp, y, steps, w, b)
+    forward(xp, w, b, steps, (0, 0), y)
+    weight_grad(xp, y, steps, (0, 0), w, b)
