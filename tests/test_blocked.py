@@ -212,6 +212,19 @@ def test_without_avx512_float64_takes_direct_nhwc_up_to_32_channels(x_shape, w_s
         assert "float64 without AVX-512" in str(choice)
 
 
+@needs_numba
+@pytest.mark.parametrize("w_shape, training, expected", [
+    ((128, 64, 3, 3), True, "im2col-split"),       # its weight gradient loses on AVX2
+    ((128, 64, 3, 3), False, "direct-nhwc"),       # its forward still wins
+    ((64, 32, 3, 3), True, "direct-nhwc"),
+])
+def test_without_avx512_stride_2_training_takes_direct_nhwc_up_to_64_channels(
+        w_shape, training, expected, monkeypatch):
+    monkeypatch.setattr(blocked, "wide_registers", lambda: False)
+    choice = F.conv2d_algorithm((64, w_shape[1], 32, 32), w_shape, 2, 1, need_backward=training)
+    assert choice.name == expected, str(choice)
+
+
 def test_wide_registers_agrees_with_the_cpu_flags():
     if not os.path.exists("/proc/cpuinfo"):
         pytest.skip("no /proc/cpuinfo on this system")

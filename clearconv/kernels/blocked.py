@@ -92,7 +92,9 @@ def prefer(call: ConvCall) -> tuple[bool, str]:
     BLOCKED_MIN_CHANNELS to BLOCKED_MAX_CHANNELS in training and
     BLOCKED_MAX_CHANNELS_INFERENCE in inference (stride 1, above
     BLOCKED_MAX_CHANNELS_ANY_WIDTH channels output widths that are a multiple of
-    BLOCKED_WIDTH_MULTIPLE; BLOCKED_MAX_CHANNELS_STRIDED for stride 2) in float32, up to
+    BLOCKED_WIDTH_MULTIPLE; BLOCKED_MAX_CHANNELS_STRIDED for stride 2,
+    BLOCKED_MAX_CHANNELS_STRIDED_TRAINING_AVX2 in
+    training without AVX-512) in float32, up to
     BLOCKED_MAX_CHANNELS_FLOAT64 in float64 (BLOCKED_MAX_CHANNELS_FLOAT64_AVX2 without
     AVX-512)."""
     ok, why = supports(call)
@@ -112,6 +114,9 @@ def prefer(call: ConvCall) -> tuple[bool, str]:
         hi, mode = tuning.BLOCKED_MAX_CHANNELS_FLOAT64_AVX2, "float64 without AVX-512"
     elif call.dtype == np.float64:  # against im2col-split's float64 products
         hi, mode = tuning.BLOCKED_MAX_CHANNELS_FLOAT64, "float64"
+    elif geo.stride == (2, 2) and call.need_backward and not wide_registers():
+        hi, mode = tuning.BLOCKED_MAX_CHANNELS_STRIDED_TRAINING_AVX2, \
+            "stride-2 training without AVX-512"
     elif geo.stride == (2, 2):
         hi, mode = tuning.BLOCKED_MAX_CHANNELS_STRIDED, "stride 2"
     elif call.need_backward:

@@ -80,6 +80,13 @@ BLOCKED_WIDTH_MULTIPLE = 8
 #:   128x32x16x16 -> 64 s2   forward 5.4 vs  6.6 ms (4.2),        fwd+bwd  17 vs  19 ms (16)
 #:   64x64x32x32 -> 128 s2   forward  34 vs   39 ms (22),         fwd+bwd 111 vs 119 ms (105)
 BLOCKED_MAX_CHANNELS_STRIDED = 128
+#: ... but in training on a CPU without AVX-512 this many (its weight-gradient loop keeps
+#: 4 input channels x 16 sums in registers, not 8). AMD EPYC (AVX2), float32, forward /
+#: forward+backward ms, blocked vs im2col-split, 1 and 2 threads:
+#:   64x64x32x32 -> 128 s2   1 thread 43 / 173 vs 49 / 148;   2 threads 23 / 95 vs 34 / 96
+#:   128x16x32x32 -> 32 s2   1 thread  6 /  32 vs 14 /  50;   2 threads  4 / 26 vs 10 / 32
+#: (the benchmark's 64->128 stride-2 forward+backward: 112 ms blocked, 92 ms im2col-split)
+BLOCKED_MAX_CHANNELS_STRIDED_TRAINING_AVX2 = 64
 #: ... and this many in float64 (Winograd is float32-only under 'auto'), stride 1 or 2,
 #: training and inference, against 'im2col-split', as above:
 #:   128x16x32x32 -> 16      forward 14 vs 36 ms (torch 112),  fwd+bwd 44 vs 179 ms (480)
