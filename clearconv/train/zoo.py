@@ -246,13 +246,16 @@ def resnet20(num_classes: int = 10, in_channels: int = 3,
 
 def default_model(dataset: str, input_shape: tuple[int, ...], num_classes: int,
                   rng: np.random.Generator | int | None = None) -> Sequential:
-    """:func:`digits_cnn` for the embedded digits, :func:`small_image_cnn` for everything
-    else: the architectures of the recipes ``clearconv train`` uses, as
+    """The model ``clearconv train --dataset DATASET`` trains: :func:`digits_cnn` for the
+    embedded digits, :func:`mnist_bn_cnn` for MNIST and Fashion-MNIST,
+    :func:`small_image_cnn` for everything else; as
     ``clearconv.train.recipe(dataset).build_model(input_shape, num_classes, rng)`` gives
     them (:mod:`clearconv.train.recipes`, where a recipe can name another model)."""
-    if dataset == "digits":
-        return digits_cnn(rng=rng)
-    return small_image_cnn(tuple(input_shape), num_classes, rng=rng)  # type: ignore[arg-type]
+    # recipes builds on this module: imported here
+    from .recipes import RECIPES
+
+    r = RECIPES.get(dataset, RECIPES["folder"])
+    return r.build_model(tuple(input_shape), num_classes, rng)
 
 
 ARCHITECTURES = {"digits-cnn": digits_cnn, "mnist-cnn": mnist_cnn, "lenet5": lenet5,
