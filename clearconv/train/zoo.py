@@ -251,11 +251,14 @@ def default_model(dataset: str, input_shape: tuple[int, ...], num_classes: int,
     :func:`small_image_cnn` for everything else; as
     ``clearconv.train.recipe(dataset).build_model(input_shape, num_classes, rng)`` gives
     them (:mod:`clearconv.train.recipes`, where a recipe can name another model)."""
-    # recipes builds on this module: imported here
-    from .recipes import RECIPES
-
-    r = RECIPES.get(dataset, RECIPES["folder"])
-    return r.build_model(tuple(input_shape), num_classes, rng)
+    if dataset == "digits":
+        return digits_cnn(rng=rng)
+    if dataset in ("mnist", "fashion-mnist"):
+        c, h, w = input_shape
+        if h != w:
+            raise ClearConvError(f"mnist_bn_cnn takes square images, got {h}x{w}")
+        return mnist_bn_cnn(rng=rng, in_channels=c, size=h, num_classes=num_classes)
+    return small_image_cnn(tuple(input_shape), num_classes, rng=rng)  # type: ignore[arg-type]
 
 
 ARCHITECTURES = {"digits-cnn": digits_cnn, "mnist-cnn": mnist_cnn, "lenet5": lenet5,
