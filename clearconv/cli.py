@@ -3,8 +3,8 @@
     clearconv train [--dataset digits|mnist|fashion-mnist|kmnist|cifar10|folder]
                     [--model NAME] [--data-dir D] [--download] [--image-size H W]
                     [--epochs N] [--batch-size 64] [--lr LR] [--optimizer adam] [--seed 0]
-                    [--val-split 0.0] [--augment] [--out MODEL] [--metrics metrics.json]
-                    [--quiet] [--checkpoint-dir D | --resume D]
+                    [--val-split 0.0] [--augment | --no-augment] [--out MODEL]
+                    [--metrics metrics.json] [--quiet] [--checkpoint-dir D | --resume D]
     clearconv summary MODEL
     clearconv evaluate MODEL [--dataset ... --data-dir D]
     clearconv predict MODEL IMAGE... [--top 3] [--invert auto|yes|no] [--show-input PNG]
@@ -157,7 +157,9 @@ def _train_recipe(args: argparse.Namespace) -> Any:
 
     if not args.resume:
         changes = {k: getattr(args, k) for k in _RECIPE_FLAGS if getattr(args, k) is not None}
-        return recipe(args.dataset, augment=args.augment, **changes)
+        if args.augment is not None:          # --augment / --no-augment; else the recipe's
+            changes["augment"] = args.augment
+        return recipe(args.dataset, **changes)
     saved = BackupAndRestore.saved_options(args.resume)
     if not {"recipe", "seed", "data"} <= set(saved):
         raise ClearConvError(f"the checkpoint in {args.resume} holds no clearconv train options "
@@ -186,11 +188,8 @@ def _resumed_recipe(args: argparse.Namespace, saved: dict[str, Any], recipe_type
     r = recipe_type.from_dict(saved["recipe"])
     data = saved["data"]
     given = {k: getattr(args, k) for k in _RECIPE_FLAGS if getattr(args, k) is not None}
-    if args.augment:
-        given["augment"] = True
-    stored = {**r.to_dict(), "augment": bool(r.augment), "dataset": r.dataset,
-              "seed": saved["seed"], "data_dir": data.get("data_dir"),
-              "image_size": data.get("image_size")}
+    stored = {**r.to_dict(), "dataset": r.dataset, "seed": saved["seed"],
+              "data_dir": data.get("data_dir"), "image_size": data.get("image_size")}
     for name, default in (("dataset", "digits"), ("seed", 0)):
         if getattr(args, name) != default:
             given[name] = getattr(args, name)
@@ -200,6 +199,11 @@ def _resumed_recipe(args: argparse.Namespace, saved: dict[str, Any], recipe_type
         given["image_size"] = list(args.image_size)
     epochs = given.pop("epochs", None)
     conflicts = resume_conflicts(given, stored)
+    if args.augment is not None and args.augment != bool(r.augment):
+        conflicts.append("--augment (the checkpoint's run trains without augmentation)"
+                         if args.augment else
+                         f"--no-augment (the checkpoint's run augments: "
+                         f"{', '.join(r.augment)})")
     if epochs is not None and epochs != r.epochs and r.schedule is not None:
         conflicts.append(f"--epochs {epochs} (the checkpoint's run has {r.epochs} on a "
                          f"{r.schedule} schedule, which the epochs shape)")
@@ -563,6 +567,16 @@ def _recipe_defaults(field: str) -> str:
     return ", ".join(f"{name} {default(r)}" for name, r in RECIPES.items())
 
 
+def _augmented_by_default() -> str:
+    """``'mnist and fashion-mnist'``: the datasets whose recipe augments by default."""
+    from .train.recipes import RECIPES
+
+    names = [name for name, r in RECIPES.items() if r.augment]
+    if len(names) > 1:
+        return f"{', '.join(names[:-1])} and {names[-1]}"
+    return names[0] if names else "none"
+
+
 def _model_names() -> list[str]:
     from .train.recipes import MODELS
 
@@ -606,8 +620,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
     p.add_argument("--model", default=None, choices=_model_names(), metavar="NAME",
                    help=f"the architecture: {', '.join(_model_names())} (default: the "
-                        f"dataset's recipe, digits-cnn for digits, small-image-cnn for the "
-                        f"others; conv-autoencoder trains with mse and reports the loss)")
+                        f"dataset's recipe: {_recipe_defaults('model')}; conv-autoencoder "
+                        f"trains with mse and reports the loss)")
     p.add_argument("--download", action="store_true",
                    help="download the dataset first if missing (checksums verified)")
     p.add_argument("--epochs", type=_int_at_least(1), default=None,
@@ -620,9 +634,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"{', '.join(OPTIMIZERS)} (default adam)")
     p.add_argument("--val-split", type=_fraction, default=None, metavar="F",
                    help="hold out this fraction of the training set for validation (default 0)")
-    p.add_argument("--augment", action="store_true",
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="random shifts of up to 2 pixels (and horizontal flips for "
-                        "cifar10 and fashion-mnist)")
+                        "cifar10 and fashion-mnist); --no-augment trains without (default: "
+                        f"the dataset's recipe, on for {_augmented_by_default()})")
     p.add_argument("--out", default=None, metavar="MODEL",
                    help="where to save the model (default DATASET-cnn.npz)")
     p.add_argument("--metrics", default=None, metavar="JSON",

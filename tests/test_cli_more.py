@@ -121,3 +121,45 @@ def test_explain_a_topic_from_the_command_line(tmp_path, capsys):
     assert printed and all(p.startswith(str(tmp_path)) for p in printed)
     with Image.open(printed[0]) as im:
         assert im.format == "PNG" and im.size[0] > 400
+
+
+# ------------------------------------------ the default model for MNIST (issue 13, item 9)
+def test_the_default_mnist_run_trains_the_batch_norm_cnn_with_augmentation(mnist_dir,
+                                                                           tmp_path):
+    import clearconv as cc
+    from clearconv.layers import BatchNorm1D, BatchNorm2D
+
+    out, metrics = tmp_path / "m.npz", tmp_path / "m.json"
+    assert main(["train", "--quiet", "--dataset", "mnist", "--data-dir", str(mnist_dir),
+                 "--epochs", "1", "--out", str(out), "--metrics", str(metrics)]) == 0
+    report = json.loads(metrics.read_text())
+    assert (report["model"], report["epochs"], report["augment"]) == ("mnist-bn-cnn", 1, True)
+    kinds = [type(layer) for layer in cc.load(str(out)).layers]
+    assert kinds.count(BatchNorm2D) == 4 and kinds.count(BatchNorm1D) == 1
+
+
+def _recipe_of(*argv):
+    from clearconv import cli
+
+    return cli._train_recipe(cli.build_parser().parse_args(["train", *argv]))
+
+
+@pytest.mark.parametrize("dataset, default", [("mnist", ("shift",)),
+                                              ("fashion-mnist", ("shift", "flip"))])
+def test_augment_is_on_by_default_for_mnist_and_no_augment_switches_it_off(dataset, default):
+    r = _recipe_of("--dataset", dataset)
+    assert (r.model, r.epochs, r.augment) == ("mnist-bn-cnn", 15, default)
+    assert _recipe_of("--dataset", dataset, "--augment").augment == default
+    off = _recipe_of("--dataset", dataset, "--no-augment")
+    assert off.augment == () and off.replace(augment=default) == r
+    # another model keeps the dataset's augmentation; an autoencoder drops it
+    assert _recipe_of("--dataset", dataset, "--model", "small-image-cnn").augment == default
+    assert _recipe_of("--dataset", dataset, "--model", "conv-autoencoder").augment == ()
+
+
+@pytest.mark.parametrize("dataset, asked", [("digits", ("shift",)), ("kmnist", ("shift",)),
+                                            ("cifar10", ("shift", "flip"))])
+def test_augment_switches_it_on_where_the_recipe_has_none(dataset, asked):
+    assert _recipe_of("--dataset", dataset).augment == ()
+    assert _recipe_of("--dataset", dataset, "--no-augment").augment == ()
+    assert _recipe_of("--dataset", dataset, "--augment").augment == asked

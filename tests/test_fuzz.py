@@ -1179,7 +1179,7 @@ def run_checkpoint(workdir: Path, case: Case) -> None:
     saved = BackupAndRestore.saved_options(str(folder))
     if not {"recipe", "seed", "data"} <= set(saved):
         raise ClearConvError("no train options")
-    args = argparse.Namespace(resume=str(folder), augment=False, dataset="digits", seed=0,
+    args = argparse.Namespace(resume=str(folder), augment=None, dataset="digits", seed=0,
                               data_dir=None, image_size=None,
                               **{k: None for k in cli._RECIPE_FLAGS})
     r = cli._resumed_recipe(args, saved, Recipe)

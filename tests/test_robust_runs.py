@@ -250,3 +250,24 @@ def test_stale_temporaries_of_a_killed_model_write_are_removed(tmp_path: Path) -
     os.utime(old, (two_hours_ago, two_hours_ago))
     assert main([*TRAIN, "--out", str(tmp_path / "m.npz")]) == 0
     assert not old.exists() and fresh.exists()   # a write in progress elsewhere is kept
+
+
+@pytest.mark.parametrize("first, contradicting, agreeing, message", [
+    ([], "--augment", "--no-augment",
+     "--augment (the checkpoint's run trains without augmentation)"),
+    (["--augment"], "--no-augment", "--augment",
+     "--no-augment (the checkpoint's run augments: shift)"),
+])
+def test_resume_refuses_an_augment_flag_that_contradicts_the_saved_run(
+        first: list[str], contradicting: str, agreeing: str, message: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    ck = tmp_path / "ck"
+    assert main([*TRAIN, *first, "--out", str(tmp_path / "m.npz"),
+                 "--checkpoint-dir", str(ck)]) == 0
+    capsys.readouterr()
+    assert main(["train", "--quiet", "--resume", str(ck), contradicting]) == 2
+    err = _err(capsys)
+    assert message in err and "contradict" in err
+    # the flag that agrees, or none: no conflict (the finished run trains no more)
+    assert main(["train", "--quiet", "--resume", str(ck), agreeing]) == 0
+    assert main(["train", "--quiet", "--resume", str(ck)]) == 0

@@ -13,15 +13,21 @@ model to the same weights:
 1
 
 =============  ===============  ======  =============================  ==================
-dataset        model            epochs  optimizer, lr, schedule        ``augment=True``
+dataset        model            epochs  optimizer, lr, schedule        augmentation
 =============  ===============  ======  =============================  ==================
-digits         digits-cnn       20      Adam 3e-3, constant            shift
-mnist          small-image-cnn  5       Adam 2e-3, cosine over epochs  shift
-fashion-mnist  small-image-cnn  10      Adam 1e-3, cosine over epochs  shift, flip
-kmnist         small-image-cnn  10      Adam 1e-3, cosine over epochs  shift
-cifar10        small-image-cnn  20      Adam 1e-3, cosine over epochs  shift, flip
-folder         small-image-cnn  20      Adam 1e-3, cosine over epochs  shift
+digits         digits-cnn       20      Adam 3e-3, constant            (shift)
+mnist          mnist-bn-cnn     15      Adam 2e-3, cosine over epochs  **shift**
+fashion-mnist  mnist-bn-cnn     15      Adam 1e-3, cosine over epochs  **shift, flip**
+kmnist         small-image-cnn  10      Adam 1e-3, cosine over epochs  (shift)
+cifar10        small-image-cnn  20      Adam 1e-3, cosine over epochs  (shift, flip)
+folder         small-image-cnn  20      Adam 1e-3, cosine over epochs  (shift)
 =============  ===============  ======  =============================  ==================
+
+Augmentation in bold is on by default (MNIST and Fashion-MNIST: the batch-norm CNN
+with it reaches 99.6-99.7% and 93.9-94.2% in 15 epochs, against 99.25% and 92.7% for
+small-image-cnn); in brackets, what ``augment=True`` (``--augment``) switches on.
+``augment=False`` (``--no-augment``) switches it off everywhere. A reconstruction
+model (``model="conv-autoencoder"``) trains without the default augmentation.
 
 ``model`` may name any of :data:`MODELS` (``recipe("mnist", model="mobilenet-cnn")``,
 ``clearconv train --model NAME``):
@@ -328,15 +334,18 @@ def _check_name(kind: str, name: Any, known: dict[str, Any]) -> None:
         raise ClearConvError(f"unknown {kind} {name!r:.60}; known: {', '.join(known)}")
 
 
-def _cosine(dataset: str, epochs: int, lr: float) -> Recipe:
-    return Recipe(dataset, "small-image-cnn", epochs, lr, schedule="cosine")
+def _cosine(dataset: str, epochs: int, lr: float, model: str = "small-image-cnn",
+            augment: tuple[str, ...] = ()) -> Recipe:
+    return Recipe(dataset, model, epochs, lr, schedule="cosine", augment=augment)
 
 
 #: the defaults of ``clearconv train --dataset NAME``, by dataset
 RECIPES: dict[str, Recipe] = {
     "digits": Recipe("digits", "digits-cnn", 20, 3e-3),
-    "mnist": _cosine("mnist", 5, 2e-3),
-    "fashion-mnist": _cosine("fashion-mnist", 10, 1e-3),
+    # issue 13, item 9: the batch-norm CNN with augmentation, 15 epochs (seeds 0-2: MNIST
+    # 99.62-99.68%, Fashion-MNIST 93.91-94.15%; small-image-cnn 99.25% and 92.68%)
+    "mnist": _cosine("mnist", 15, 2e-3, "mnist-bn-cnn", ("shift",)),
+    "fashion-mnist": _cosine("fashion-mnist", 15, 1e-3, "mnist-bn-cnn", ("shift", "flip")),
     "kmnist": _cosine("kmnist", 10, 1e-3),
     "cifar10": _cosine("cifar10", 20, 1e-3),
     "folder": _cosine("folder", 20, 1e-3),
@@ -354,11 +363,17 @@ def recipe(dataset: str, **changes: Any) -> Recipe:
 
     ``augment=True`` switches the dataset's augmentation on (random shifts, plus flips
     for CIFAR-10 and Fashion-MNIST), ``augment=False`` off; a tuple of names sets it exactly.
+    Not given (or None), it is the recipe's default (on for MNIST and Fashion-MNIST),
+    except for a ``model`` of :data:`RECONSTRUCTION_MODELS`, which trains without it.
     """
     if dataset not in RECIPES:
         raise ClearConvError(f"no recipe for dataset {dataset!r}; recipes exist for "
                              f"{', '.join(RECIPES)}")
-    augment = changes.get("augment")
+    augment = changes.pop("augment", None)
     if isinstance(augment, bool):
         changes["augment"] = _AUGMENT_ON.get(dataset, ("shift",)) if augment else ()
+    elif augment is not None:
+        changes["augment"] = augment
+    elif changes.get("model") in RECONSTRUCTION_MODELS:
+        changes["augment"] = ()     # the default augmentation is for classifiers
     return RECIPES[dataset].replace(**changes)

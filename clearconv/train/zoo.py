@@ -246,12 +246,18 @@ def resnet20(num_classes: int = 10, in_channels: int = 3,
 
 def default_model(dataset: str, input_shape: tuple[int, ...], num_classes: int,
                   rng: np.random.Generator | int | None = None) -> Sequential:
-    """:func:`digits_cnn` for the embedded digits, :func:`small_image_cnn` for everything
-    else: the architectures of the recipes ``clearconv train`` uses, as
+    """The model ``clearconv train --dataset DATASET`` trains: :func:`digits_cnn` for the
+    embedded digits, :func:`mnist_bn_cnn` for MNIST and Fashion-MNIST,
+    :func:`small_image_cnn` for everything else; as
     ``clearconv.train.recipe(dataset).build_model(input_shape, num_classes, rng)`` gives
     them (:mod:`clearconv.train.recipes`, where a recipe can name another model)."""
     if dataset == "digits":
         return digits_cnn(rng=rng)
+    if dataset in ("mnist", "fashion-mnist"):
+        c, h, w = input_shape
+        if h != w:
+            raise ClearConvError(f"mnist_bn_cnn takes square images, got {h}x{w}")
+        return mnist_bn_cnn(rng=rng, in_channels=c, size=h, num_classes=num_classes)
     return small_image_cnn(tuple(input_shape), num_classes, rng=rng)  # type: ignore[arg-type]
 
 
