@@ -194,3 +194,22 @@ def test_zoo_default_model_is_the_recipe_model(dataset, shape, classes):
     assert a.get_config() == b.get_config()
     for k, v in a.state_dict().items():
         np.testing.assert_array_equal(b.state_dict()[k], v)
+
+
+def test_a_last_batch_of_one_sample_is_refused_before_training_with_batch_norm_1d():
+    """BatchNorm1D cannot take a variance of one sample: the run is refused up front, not
+    at the end of its first epoch; a model without BatchNorm1D trains such a batch."""
+    from clearconv.train.loop import _check_last_batch
+    from clearconv.train.zoo import mnist_bn_cnn, small_image_cnn
+
+    bn = mnist_bn_cnn(rng=0, size=8)
+    with pytest.raises(ClearConvError, match=r"last batch .* hold 1 of the 65 samples"):
+        _check_last_batch(bn, 65, 64, 1)
+    with pytest.raises(ClearConvError, match=r"on 2 processes"):
+        _check_last_batch(bn, 131, 64, 2)        # 3 over: shares 2 and 1
+    _check_last_batch(bn, 66, 64, 1)             # 2 over
+    _check_last_batch(bn, 132, 64, 2)            # 4 over: 2 each
+    _check_last_batch(small_image_cnn((1, 8, 8), 10, rng=0), 65, 64, 1)
+    x = np.zeros((5, 1, 8, 8), np.float32)
+    with pytest.raises(ClearConvError, match="BatchNorm1D needs at least 2"):
+        bn.fit(x, np.zeros(5, np.int64), epochs=1, batch_size=4, verbose=0)
