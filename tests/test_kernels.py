@@ -569,7 +569,10 @@ def test_winograd_4x4_inference_matches_torch_in_float32(case):
                                     torch.tensor(b)).numpy()
     assert y.dtype == np.float32
     scale = max(1.0, float(np.sqrt(np.mean(yt.astype(np.float64) ** 2))))
-    np.testing.assert_allclose(y, yt, rtol=1e-4, atol=1e-5 * scale)
+    # F(4x4)'s transforms (entries up to 8) amplify float32 rounding more than F(2x2)'s:
+    # Hypothesis found an output near 0 off by 1.2e-5 of the scale, so the absolute
+    # tolerance is the issue's float32 1e-4 of the output's scale, as assert_close32's
+    np.testing.assert_allclose(y, yt, rtol=1e-4, atol=1e-4 * scale)
 
 
 @needs_numba
