@@ -95,23 +95,17 @@ def _fixed(name: str, shape: tuple[int, int, int], classes: int,
 
 
 def _mnist_cnn(input_shape: Sequence[int], num_classes: int, rng: Any) -> Sequential:
-    c, h, w = input_shape
-    if h != w:
-        raise ClearConvError(f"the mnist-cnn model takes square images, got {h}x{w}")
+    c, h = zoo.square_input(tuple(input_shape), "mnist-cnn")
     return zoo.mnist_cnn(rng=rng, in_channels=c, size=h, num_classes=num_classes)
 
 
 def _mnist_bn_cnn(input_shape: Sequence[int], num_classes: int, rng: Any) -> Sequential:
-    c, h, w = input_shape
-    if h != w:
-        raise ClearConvError(f"the mnist-bn-cnn model takes square images, got {h}x{w}")
+    c, h = zoo.square_input(tuple(input_shape), "mnist-bn-cnn")
     return zoo.mnist_bn_cnn(rng=rng, in_channels=c, size=h, num_classes=num_classes)
 
 
 def _resnet20(input_shape: Sequence[int], num_classes: int, rng: Any) -> Sequential:
-    c, h, w = input_shape
-    if h != w:
-        raise ClearConvError(f"the resnet20 model takes square images, got {h}x{w}")
+    c, h = zoo.square_input(tuple(input_shape), "resnet20")
     return zoo.resnet20(num_classes, c, rng=rng, size=h)
 
 

@@ -244,6 +244,15 @@ def resnet20(num_classes: int = 10, in_channels: int = 3,
     return Sequential(*layers, input_shape=(in_channels, size, size))
 
 
+def square_input(input_shape: tuple[int, ...] | list[int], name: str) -> tuple[int, int]:
+    """(channels, side) of per-sample ``(C, H, W)`` inputs for a model that takes square
+    images only; ClearConvError naming the model ``name`` and the size otherwise."""
+    c, h, w = input_shape
+    if h != w:
+        raise ClearConvError(f"the {name} model takes square images, got {h}x{w}")
+    return c, h
+
+
 def default_model(dataset: str, input_shape: tuple[int, ...], num_classes: int,
                   rng: np.random.Generator | int | None = None) -> Sequential:
     """The model ``clearconv train --dataset DATASET`` trains: :func:`digits_cnn` for the
@@ -254,10 +263,8 @@ def default_model(dataset: str, input_shape: tuple[int, ...], num_classes: int,
     if dataset == "digits":
         return digits_cnn(rng=rng)
     if dataset in ("mnist", "fashion-mnist"):
-        c, h, w = input_shape
-        if h != w:
-            raise ClearConvError(f"mnist_bn_cnn takes square images, got {h}x{w}")
-        return mnist_bn_cnn(rng=rng, in_channels=c, size=h, num_classes=num_classes)
+        c, side = square_input(input_shape, "mnist-bn-cnn")
+        return mnist_bn_cnn(rng=rng, in_channels=c, size=side, num_classes=num_classes)
     return small_image_cnn(tuple(input_shape), num_classes, rng=rng)  # type: ignore[arg-type]
 
 
