@@ -209,7 +209,7 @@ def test_a_last_batch_of_one_sample_is_refused_before_training_with_batch_norm_1
         _check_last_batch(bn, 131, 64, 2)        # 3 over: shares 2 and 1
     _check_last_batch(bn, 66, 64, 1)             # 2 over
     _check_last_batch(bn, 132, 64, 2)            # 4 over: 2 each
-    _check_last_batch(bn, 131, 64, 1, processes=2)   # synchronised: 3 normalised as one
+    _check_last_batch(bn, 131, 64, 2, synced=True)   # synchronised: 3 normalised as one
     _check_last_batch(small_image_cnn((1, 8, 8), 10, rng=0), 65, 64, 1)
     x = np.zeros((5, 1, 8, 8), np.float32)
     with pytest.raises(ClearConvError, match="BatchNorm1D needs at least 2"):

@@ -113,9 +113,8 @@ class Trainer:
         #: the global batch: ``batch_size`` samples on each of the group's ranks
         self.global_batch = self.batch_size * self.group.size
         self.steps = -(-len(self.x) // self.global_batch)
-        _check_last_batch(model, len(self.x), self.batch_size,
-                          1 if getattr(self.group, "sync_batch_norm", False) else self.group.size,
-                          self.group.size)
+        _check_last_batch(model, len(self.x), self.batch_size, self.group.size,
+                          synced=getattr(self.group, "sync_batch_norm", False))
         callbacks = list(callbacks)
         self.backups = [cb for cb in callbacks if isinstance(cb, BackupAndRestore)]
         self.callbacks = [cb for cb in callbacks if not isinstance(cb, BackupAndRestore)]
@@ -420,24 +419,24 @@ def _rebase_position(state: TrainState, global_batch: int) -> None:
         state.extra.pop("epoch_offset", None)
 
 
-def _check_last_batch(model: Sequential, samples: int, batch_size: int, ranks: int,
-                      processes: int | None = None) -> None:
-    """Refuse, before the first step, a run whose last batch would give one of ``ranks``
-    normalising groups a single sample while the model has a BatchNorm1D: in training mode
-    it needs two values per feature to take a variance (as torch.nn.BatchNorm1d), and would
-    stop the run at the end of its first epoch instead. ``processes`` (default ``ranks``)
-    share each global batch; with synchronised batch norm they normalise as one
-    (``ranks=1``)."""
+def _check_last_batch(model: Sequential, samples: int, batch_size: int, processes: int = 1,
+                      synced: bool = False) -> None:
+    """Refuse, before the first step, a run whose last batch would give a process a single
+    sample while the model has a BatchNorm1D: in training mode it needs two values per
+    feature to take a variance (as torch.nn.BatchNorm1d), and would stop the run at the end
+    of its first epoch instead. ``processes`` share each global batch of ``batch_size``
+    samples each; with synchronised batch norm (``synced``) they normalise the last batch
+    as one."""
     from ..layers.normalization import BatchNorm1D
 
-    processes = ranks if processes is None else processes
     rest = samples % (batch_size * processes)
     if not rest or not any(isinstance(layer, BatchNorm1D)
                            for top in model.layers for layer in top.walk()):
         return
     from .distributed import piece
 
-    shares = [len(range(rest)[piece(rest, r, ranks)]) for r in range(ranks)]
+    groups = 1 if synced else processes      # the groups that normalise apart
+    shares = [part.stop - part.start for part in (piece(rest, r, groups) for r in range(groups))]
     if 1 in shares:
         raise ClearConvError(
             f"the last batch of each epoch would hold {rest} of the {samples} samples "
