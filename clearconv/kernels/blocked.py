@@ -221,11 +221,10 @@ def _output_grad(dy: np.ndarray, groups: int) -> np.ndarray:
     """dZ as C-contiguous (N, H_out, W_out, groups, 16), zeros past C_out (free when dy is
     already channels-last with a multiple of 16 channels)."""
     n, c_out, ho, wo = dy.shape
-    dyh = dy.transpose(0, 2, 3, 1)
     if c_out == groups * LANES:
-        return np.ascontiguousarray(dyh).reshape(n, ho, wo, groups, LANES)
+        return channels_last(dy).reshape(n, ho, wo, groups, LANES)
     dz = np.zeros((n, ho, wo, groups * LANES), dy.dtype)
-    dz[..., :c_out] = dyh
+    dz[..., :c_out] = dy.transpose(0, 2, 3, 1)
     return dz.reshape(n, ho, wo, groups, LANES)
 
 
