@@ -14,7 +14,9 @@ C_in, 16)`` (zeros up to a multiple of 16). The compiled loop
 (:func:`~clearconv.kernels.blocked_loops.forward`) keeps 8 output pixels (4 on AVX2
 CPUs) x 16 output channels of sums in vector registers and, for each kernel tap and input
 channel, loads one 16-wide weight vector and adds it times each pixel's input value (one
-16-lane fused multiply-add per pixel); the batch is split between threads
+16-lane fused multiply-add per pixel); on AVX-512 CPUs, in float32, two such blocks of 16
+channels at once (16 registers of sums, each input value loaded once for 32 channels);
+the batch is split between threads
 (:mod:`~clearconv.kernels.threads`).
 
 Backward (MATH.md §9), with the same loops:
@@ -25,7 +27,8 @@ Backward (MATH.md §9), with the same loops:
   and dilations: col2im of dZ W, as 'im2col-split' makes it);
 - dW and db: :func:`~clearconv.kernels.blocked_loops.weight_grad` sums
   ``A_pad[n, m*s_h + i*d_h, k*s_w + j*d_w, c] * dZ[n, m, k, o]`` over each image's pixels, 8 input
-  channels (4 on AVX2) x 16 output channels of sums in registers, from the input the
+  channels (4 on AVX2) x 16 output channels (AVX-512, float32: x 32) of sums in registers,
+  from the input the
   forward kept (each tap's sum over the outputs whose tap lies inside it).
 
 Output: an NCHW view of channels-last memory.

@@ -42,8 +42,15 @@ WIDE = bool(binding.get_host_cpu_features().get("avx512f", False))
 PIXELS = 8 if WIDE else 4
 #: input channels per block of the weight-gradient loop (as PIXELS)
 CHANNELS = 8 if WIDE else 4
-#: the stack block's size: the larger of the two blocks, times LANES
-_BLOCK = 128
+#: whether the loops make two blocks of 16 output channels at once in float32 (AVX-512:
+#: 16 of its 32 registers hold the sums; AVX2, and float64's two registers a row, have room
+#: for one block only)
+PAIRS = WIDE
+#: ... for values of at most this many bytes (float32; a test sets 8 to hold the pairs to
+#: the float64 reference)
+PAIR_ITEMSIZE = 4
+#: the stack block's size: the largest block (a pair of pixel blocks), times LANES
+_BLOCK = 256
 
 
 @intrinsic
@@ -139,6 +146,32 @@ def _pixels(xp: Any, wb: Any, bg: Any, n: int, m: int, g: int, k0: int, count: i
                     _axpy(acc[p], xr[q + p * sw, c], wv)
 
 
+@_inline
+def _pixels_pair(xp: Any, wb: Any, b: Any, n: int, m: int, g: int, k0: int, count: int,
+                 steps: Any, acc: Any) -> None:
+    """:func:`_pixels` for the two blocks g and g + 1 of output channels at once (sums in
+    acc[:count] and acc[PIXELS:PIXELS + count]): each input value is loaded once for the
+    32 channels, two fused multiply-adds per pixel, twice the sums in flight."""
+    sh, sw, dh, dw = steps
+    kh, kw, c_in = wb.shape[1], wb.shape[2], wb.shape[3]
+    for p in range(count):
+        _copy16(acc[p], b[g])
+        _copy16(acc[PIXELS + p], b[g + 1])
+    for i in range(kh):
+        xr = xp[n, m * sh + i * dh]
+        for j in range(kw):
+            w0 = wb[g, i, j]
+            w1 = wb[g + 1, i, j]
+            q = k0 * sw + j * dw
+            for c in range(c_in):
+                wv0 = w0[c]
+                wv1 = w1[c]
+                for p in range(count):
+                    xv = xr[q + p * sw, c]
+                    _axpy(acc[p], xv, wv0)
+                    _axpy(acc[PIXELS + p], xv, wv1)
+
+
 @_njit
 def _padded_image(x: Any, n: int, pt: int, pl: int, xs: Any) -> None:
     """xs[0, pt:pt + H, pl:pl + W] = x[n]; xs's other cells stay as they are (zeros)."""
@@ -191,10 +224,18 @@ def forward_padded(xp: Any, wb: Any, b: Any, steps: Any, y: Any) -> None:
     n_img, ho, wo, groups = y.shape[0], y.shape[1], y.shape[2], y.shape[3]
     acc = numba.carray(_stack_like(_BLOCK, y), (_BLOCK // LANES, LANES))
     last = wo - PIXELS
+    pairs = groups - groups % 2 if PAIRS and y.itemsize <= PAIR_ITEMSIZE and wo >= PIXELS else 0
     for n in range(n_img):
         for m in range(ho):
             yr = y[n, m]
-            for g in range(groups):
+            for g in range(0, pairs, 2):
+                for k0 in range(0, wo, PIXELS):
+                    k0 = min(k0, last)
+                    _pixels_pair(xp, wb, b, n, m, g, k0, PIXELS, steps, acc)
+                    for p in range(PIXELS):
+                        _copy16(yr[k0 + p, g], acc[p])
+                        _copy16(yr[k0 + p, g + 1], acc[PIXELS + p])
+            for g in range(pairs, groups):
                 if wo < PIXELS:
                     for k in range(wo):
                         _pixels(xp, wb, b[g], n, m, g, k, 1, steps, acc)
@@ -226,6 +267,29 @@ def _channels(xp: Any, dz: Any, n: int, g: int, i: int, j: int, c0: int, count: 
                 _axpy(acc[t], xk[c0 + t], gv)
 
 
+@_inline
+def _channels_pair(xp: Any, dz: Any, n: int, g: int, i: int, j: int, c0: int, count: int,
+                   steps: Any, acc: Any, zero: Any) -> None:
+    """:func:`_channels` for the two blocks g and g + 1 of output channels at once (sums
+    in acc[:count] and acc[CHANNELS:CHANNELS + count]): each input value loaded once for
+    32 output channels."""
+    ho, wo = dz.shape[1], dz.shape[2]
+    sh, sw, dh, dw = steps
+    for t in range(count):
+        _copy16(acc[t], zero)
+        _copy16(acc[CHANNELS + t], zero)
+    for m in range(ho):
+        xr = xp[n, m * sh + i * dh]
+        for k in range(wo):
+            gv0 = dz[n, m, k, g]
+            gv1 = dz[n, m, k, g + 1]
+            xk = xr[k * sw + j * dw]
+            for t in range(count):
+                xv = xk[c0 + t]
+                _axpy(acc[t], xv, gv0)
+                _axpy(acc[CHANNELS + t], xv, gv1)
+
+
 @_njit
 def weight_grad(x: Any, dz: Any, steps: Any, pads: Any, dwb: Any, db: Any) -> None:
     """:func:`weight_grad_padded` on x (N, H, W, C_in) with ``pads = (p_t, p_l)``, each
@@ -247,11 +311,10 @@ def weight_grad_padded(xp: Any, dz: Any, steps: Any, dwb: Any, db: Any) -> None:
     channels x 16 output channels at a time, then added to dwb and db (images in order).
     """
     n_img, ho, wo, groups = dz.shape[0], dz.shape[1], dz.shape[2], dz.shape[3]
-    kh, kw, c_in = dwb.shape[1], dwb.shape[2], dwb.shape[3]
     acc = numba.carray(_stack_like(_BLOCK, dz), (_BLOCK // LANES, LANES))
     zero = np.zeros(LANES, dz.dtype)     # what each block of sums starts from
     one = np.ones(1, dz.dtype)
-    whole = c_in - c_in % CHANNELS
+    pairs = groups - groups % 2 if PAIRS and dz.itemsize <= PAIR_ITEMSIZE else 0
     for n in range(n_img):
         for g in range(groups):
             _copy16(acc[0], zero)
@@ -260,15 +323,46 @@ def weight_grad_padded(xp: Any, dz: Any, steps: Any, dwb: Any, db: Any) -> None:
                     _axpy(acc[0], one[0], dz[n, m, k, g])
             for o in range(LANES):
                 db[g, o] += acc[0, o]
-            for i in range(kh):
-                for j in range(kw):
-                    for c0 in range(0, whole, CHANNELS):   # (a constant count: unrolled)
-                        _channels(xp, dz, n, g, i, j, c0, CHANNELS, steps, acc, zero)
-                        for t in range(CHANNELS):
-                            _axpy(dwb[g, i, j, c0 + t], one[0], acc[t])
-                    for c in range(whole, c_in):            # the last channels, one by one
-                        _channels(xp, dz, n, g, i, j, c, 1, steps, acc, zero)
-                        _axpy(dwb[g, i, j, c], one[0], acc[0])
+        for g in range(0, pairs, 2):
+            _pair_grad(xp, dz, n, g, steps, dwb, acc, zero, one)
+        for g in range(pairs, groups):
+            _block_grad(xp, dz, n, g, steps, dwb, acc, zero, one)
+
+
+@_inline
+def _block_grad(xp: Any, dz: Any, n: int, g: int, steps: Any, dwb: Any, acc: Any,
+                zero: Any, one: Any) -> None:
+    """dwb[g] += image n's sums, CHANNELS input channels x 16 output channels at a time."""
+    kh, kw, c_in = dwb.shape[1], dwb.shape[2], dwb.shape[3]
+    whole = c_in - c_in % CHANNELS
+    for i in range(kh):
+        for j in range(kw):
+            for c0 in range(0, whole, CHANNELS):   # (a constant count: unrolled)
+                _channels(xp, dz, n, g, i, j, c0, CHANNELS, steps, acc, zero)
+                for t in range(CHANNELS):
+                    _axpy(dwb[g, i, j, c0 + t], one[0], acc[t])
+            for c in range(whole, c_in):            # the last channels, one by one
+                _channels(xp, dz, n, g, i, j, c, 1, steps, acc, zero)
+                _axpy(dwb[g, i, j, c], one[0], acc[0])
+
+
+@_inline
+def _pair_grad(xp: Any, dz: Any, n: int, g: int, steps: Any, dwb: Any, acc: Any,
+               zero: Any, one: Any) -> None:
+    """:func:`_block_grad` for blocks g and g + 1 at once (:func:`_channels_pair`)."""
+    kh, kw, c_in = dwb.shape[1], dwb.shape[2], dwb.shape[3]
+    whole = c_in - c_in % CHANNELS
+    for i in range(kh):
+        for j in range(kw):
+            for c0 in range(0, whole, CHANNELS):
+                _channels_pair(xp, dz, n, g, i, j, c0, CHANNELS, steps, acc, zero)
+                for t in range(CHANNELS):
+                    _axpy(dwb[g, i, j, c0 + t], one[0], acc[t])
+                    _axpy(dwb[g + 1, i, j, c0 + t], one[0], acc[CHANNELS + t])
+            for c in range(whole, c_in):
+                _channels_pair(xp, dz, n, g, i, j, c, 1, steps, acc, zero)
+                _axpy(dwb[g, i, j, c], one[0], acc[0])
+                _axpy(dwb[g + 1, i, j, c], one[0], acc[CHANNELS])
 
 
 def warm_up(dtype: Any = np.float32) -> None:
